@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The project's test command: set up, then the test suite, the type check and the linter.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export HYPOTHESIS_PROFILE="${HYPOTHESIS_PROFILE:-ci}"
+.venv/bin/python -m pytest
+.venv/bin/python -m mypy --strict statemachine
+.venv/bin/python -m ruff check .
+echo "all checks passed"

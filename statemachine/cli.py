@@ -1,0 +1,99 @@
+"""Command line: `python -m statemachine SUBCOMMAND` (also installed as `session-lifecycle`).
+
+Exit codes: 0 success; 1 the input or the checked property was bad (a malformed line, a
+violated invariant); 2 the command could not run (unreadable file, bad arguments, bad spec).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import IO, Any, NoReturn
+
+from .projector import SessionProjector
+from .replay import replay_lines
+from .spec import Spec, SpecError, builtin_spec, load_spec
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_BAD_INPUT, EXIT_USAGE = 0, 1, 2
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # argparse exits 2 already; keep it, no traceback
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _spec(args: argparse.Namespace) -> Spec:
+    path = getattr(args, "spec", None)
+    return load_spec(path) if path else builtin_spec()
+
+
+def _open_input(name: str) -> IO[bytes]:
+    return sys.stdin.buffer if name == "-" else open(name, "rb")
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    projector = SessionProjector(_spec(args))
+    try:
+        stream = _open_input(args.file)
+    except OSError as exc:
+        print(f"replay: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        report = replay_lines(projector, stream)
+    except OSError as exc:
+        print(f"replay: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    finally:
+        if stream is not sys.stdin.buffer:
+            stream.close()
+    if args.json:
+        json.dump(report.to_json(projector), sys.stdout, sort_keys=False)
+        sys.stdout.write("\n")
+    else:
+        _print_replay(report.to_json(projector), report.error_count)
+    return EXIT_BAD_INPUT if report.error_count else EXIT_OK
+
+
+def _print_replay(data: dict[str, Any], error_count: int) -> None:
+    out = sys.stdout
+    counts = data["outcomes"]
+    out.write(", ".join(f"{n} {k}" for k, n in counts.items()) + f", {error_count} malformed\n")
+    for tid, s in data["sessions"].items():
+        turn = s["activeTurnId"] or "-"
+        err = f"  lastError={s['lastError']!r}" if s["lastError"] is not None else ""
+        out.write(f"{tid}: {s['status']}  turn={turn}  provider={s['providerName']}  updatedAt={s['updatedAt']}{err}\n")
+    for r in data["rejected"]:
+        out.write(f"line {r['line']}: rejected {r['eventId']}: {r['reason']}\n")
+    for e in data["errors"]:
+        out.write(f"line {e['line']}: malformed: {e['error']}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m statemachine", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    replay = sub.add_parser("replay", help="replay a JSONL event log and print the sessions")
+    replay.add_argument("file", help="JSONL file of events, or - for standard input")
+    replay.add_argument("--json", action="store_true", help="print one JSON object")
+    replay.add_argument("--spec", help="a spec file instead of the built-in one")
+    replay.set_defaults(handler=cmd_replay)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except SpecError as exc:
+        print(f"spec error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130

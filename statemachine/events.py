@@ -1,0 +1,149 @@
+"""The wire envelope (T3's field names) -> a typed, validated `Event`.
+
+Envelope: `{eventId, type, provider, threadId, createdAt, turnId?, payload}`. Lifecycle event
+types (those the spec lists) also have their payload checked against the spec; any other type is
+accepted as is and will be ignored by the projector. Anything malformed raises `EventError`
+naming the field, before any state is touched.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .spec import Spec
+
+__all__ = ["Event", "EventError", "EventParser", "parse_timestamp"]
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+class EventError(ValueError):
+    """A malformed event. `field` names the offending field (`payload.state`, `createdAt`, ...)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def parse_timestamp(value: str) -> datetime:
+    """ISO 8601 -> aware datetime; a timestamp without an offset is taken as UTC."""
+    dt = datetime.fromisoformat(value)
+    return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    event_id: str
+    type: str
+    provider: str
+    thread_id: str
+    created_at: str
+    turn_id: str | None = None
+    payload: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+    # The machine trigger (`type` or `type[variant]`), or None when not a lifecycle event.
+    trigger: str | None = None
+    created_dt: datetime = field(default=datetime.min.replace(tzinfo=UTC), compare=False, repr=False)
+
+    def to_wire(self) -> dict[str, Any]:
+        wire: dict[str, Any] = {
+            "eventId": self.event_id,
+            "type": self.type,
+            "provider": self.provider,
+            "threadId": self.thread_id,
+            "createdAt": self.created_at,
+        }
+        if self.turn_id is not None:
+            wire["turnId"] = self.turn_id
+        wire["payload"] = dict(self.payload)
+        return wire
+
+
+def _text(data: Mapping[str, Any], name: str) -> str:
+    if name not in data:
+        raise EventError(name, "is required")
+    value = data[name]
+    if not isinstance(value, str):
+        raise EventError(name, f"must be a string, got {type(value).__name__}")
+    if not value:
+        raise EventError(name, "must not be empty")
+    return value
+
+
+_TYPE_CHECKS = {"string": str, "boolean": bool}
+
+
+class EventParser:
+    """Validates envelopes against one spec. Cheap to build; reuse it."""
+
+    def __init__(self, spec: Spec) -> None:
+        self._spec = spec
+
+    def parse(self, data: object) -> Event:
+        if not isinstance(data, Mapping):
+            raise EventError("event", f"must be a JSON object, got {type(data).__name__}")
+        event_id = _text(data, "eventId")
+        type_ = _text(data, "type")
+        provider = _text(data, "provider")
+        thread_id = _text(data, "threadId")
+        created_at = _text(data, "createdAt")
+        try:
+            created_dt = parse_timestamp(created_at)
+        except ValueError:
+            raise EventError("createdAt", f"not an ISO 8601 timestamp: {created_at[:64]!r}") from None
+        turn_id = data.get("turnId")
+        if turn_id is not None and (not isinstance(turn_id, str) or not turn_id):
+            raise EventError("turnId", "must be a non-empty string or null")
+        raw_payload = data.get("payload")
+        if raw_payload is None:
+            payload: Mapping[str, Any] = _EMPTY
+        elif isinstance(raw_payload, Mapping):
+            payload = MappingProxyType(dict(raw_payload))
+        else:
+            raise EventError("payload", f"must be a JSON object, got {type(raw_payload).__name__}")
+
+        trigger = None
+        event_type = self._spec.event_type(type_)
+        if event_type is not None:
+            trigger = type_
+            for f in event_type.payload:
+                value = payload.get(f.name)
+                where = f"payload.{f.name}"
+                if value is None:
+                    if f.required:
+                        raise EventError(where, "is required")
+                    value = f.default
+                    if value is None:
+                        continue
+                wanted = _TYPE_CHECKS.get(f.type)
+                if wanted is not None and not isinstance(value, wanted):
+                    raise EventError(where, f"must be a {f.type}, got {type(value).__name__}")
+                if f.enum is not None and value not in f.enum:
+                    raise EventError(where, f"must be one of {list(f.enum)}, got {str(value)[:64]!r}")
+                if f.name == event_type.variant_by:
+                    trigger = f"{type_}[{value}]"
+        return Event(event_id, type_, provider, thread_id, created_at, turn_id, payload, trigger, created_dt)
+
+    def parse_line(self, line: str | bytes) -> Event:
+        """One JSONL line -> Event."""
+        try:
+            data = json.loads(line)
+        except (ValueError, RecursionError) as exc:
+            raise EventError("line", f"not valid JSON: {exc}") from None
+        return self.parse(data)
+
+    def coerce(self, event: Event | Mapping[str, Any] | str | bytes) -> Event:
+        if isinstance(event, Event):
+            # An Event built by hand carries no trigger: check it like any wire event.
+            if event.trigger is None and self._spec.event_type(event.type) is not None:
+                return self.parse(event.to_wire())
+            return event
+        if isinstance(event, (str, bytes)):
+            return self.parse_line(event)
+        return self.parse(event)

@@ -1,0 +1,71 @@
+"""The invariant kinds the spec may name, and how to check them.
+
+State invariants look at one session (and its remembered turns); step invariants look at one
+outcome. Every checker (explorer, induction, Hypothesis, the stress tests) calls these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Container, Mapping
+from typing import TYPE_CHECKING
+
+from .events import parse_timestamp
+from .outcome import Outcome, OutcomeKind
+from .session import Session
+
+if TYPE_CHECKING:
+    from .spec import Spec
+
+__all__ = ["INVARIANT_KINDS", "STATE_INVARIANTS", "STEP_INVARIANTS", "state_violations",
+           "step_violations"]
+
+StateCheck = Callable[["Spec", Session, Container[str]], bool]
+StepCheck = Callable[["Spec", Outcome], bool]
+
+
+def _no_turn_unless_holds_turn(spec: Spec, s: Session, _: Container[str]) -> bool:
+    return s.active_turn_id is None or spec.status(s.status).holds_turn
+
+
+def _active_turn_not_remembered(_: Spec, s: Session, finished: Container[str]) -> bool:
+    return s.active_turn_id is None or s.active_turn_id not in finished
+
+
+def _updated_at_monotonic(_: Spec, o: Outcome) -> bool:
+    before, after = o.before.updated_at, o.after.updated_at
+    if before is None:
+        return True
+    return after is not None and parse_timestamp(after) >= parse_timestamp(before)
+
+
+def _unapplied_is_noop(_: Spec, o: Outcome) -> bool:
+    return o.kind is OutcomeKind.APPLIED or o.before == o.after
+
+
+STATE_INVARIANTS: Mapping[str, StateCheck] = {
+    "no_turn_unless_holds_turn": _no_turn_unless_holds_turn,
+    "active_turn_not_remembered": _active_turn_not_remembered,
+}
+STEP_INVARIANTS: Mapping[str, StepCheck] = {
+    "updated_at_monotonic": _updated_at_monotonic,
+    "unapplied_is_noop": _unapplied_is_noop,
+}
+INVARIANT_KINDS = frozenset(STATE_INVARIANTS) | frozenset(STEP_INVARIANTS)
+
+
+def state_violations(spec: Spec, session: Session, finished: Container[str]) -> list[str]:
+    """Names of the spec's state invariants that `session` breaks."""
+    return [
+        inv.name
+        for inv in spec.invariants
+        if inv.kind in STATE_INVARIANTS and not STATE_INVARIANTS[inv.kind](spec, session, finished)
+    ]
+
+
+def step_violations(spec: Spec, outcome: Outcome) -> list[str]:
+    """Names of the spec's step invariants that `outcome` breaks."""
+    return [
+        inv.name
+        for inv in spec.invariants
+        if inv.kind in STEP_INVARIANTS and not STEP_INVARIANTS[inv.kind](spec, outcome)
+    ]

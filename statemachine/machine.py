@@ -1,0 +1,139 @@
+"""One shared `transitions` Machine built from the spec; it steps any number of sessions.
+
+Why one machine and a scratch model per step: `Machine.add_model` is linear in the number of
+models (quadratic overall) and a Machine per session costs far more to build. `transitions` can
+trigger an event on a model it has never registered, so each step loads the session into a fresh
+`Cursor`, triggers, and reads the cursor back. The machine itself holds no session state, which
+also makes it safe to share across threads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Container, Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, cast
+
+from transitions import EventData, Machine
+
+from .events import Event, parse_timestamp
+from .semantics import EFFECTS, GUARDS, Cursor
+from .session import Session
+from .spec import EffectRef, Spec, TransitionSpec
+
+__all__ = ["LifecycleMachine", "Step", "build_transitions_machine", "machine_for"]
+
+Callback = Callable[[EventData], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """The machine's answer for one lifecycle event on one session."""
+
+    applied: bool
+    after: Session
+    reason: str | None = None  # a named reason when not applied
+    finished: tuple[str, ...] = ()  # turns to remember as finished (applied steps only)
+
+
+def _effect_callback(ref: EffectRef) -> Callback:
+    fn, params = EFFECTS[ref.name], ref.param_map
+
+    def run(event_data: EventData) -> None:
+        fn(cast(Cursor, event_data.model), params)
+
+    run.__name__ = run.__qualname__ = ref.label()  # what the diagram extension prints
+    return run
+
+
+def _guard_callback(spec: Spec, name: str, position: int) -> Callback:
+    fn, rejects_as = GUARDS[name], spec.guards[name].rejects_as
+
+    def check(event_data: EventData) -> bool:
+        cursor = cast(Cursor, event_data.model)
+        if fn(cursor):
+            return True
+        # Name the rejection after the guard that failed furthest along a candidate transition.
+        if position > cursor.depth:
+            cursor.depth, cursor.reason = position, rejects_as
+        return False
+
+    check.__name__ = check.__qualname__ = name
+    return check
+
+
+def _transition_kwargs(spec: Spec, t: TransitionSpec) -> dict[str, Any]:
+    return {
+        "trigger": t.trigger,
+        "source": list(t.sources),
+        "dest": t.dest,  # None: an internal transition, no exit and no on-enter
+        "conditions": [_guard_callback(spec, g, i) for i, g in enumerate(t.guards)],
+        "after": [_effect_callback(e) for e in t.effects],
+    }
+
+
+def build_transitions_machine(
+    spec: Spec, machine_class: type[Machine] = Machine, **options: Any
+) -> Machine:
+    """The spec as a `transitions` machine with no models (diagrams pass GraphMachine here)."""
+    states = [
+        {"name": s.name, "on_enter": [_effect_callback(e) for e in s.on_enter]} for s in spec.statuses
+    ]
+    machine = machine_class(
+        model=None,
+        states=states,
+        initial=spec.initial,
+        auto_transitions=False,
+        ignore_invalid_triggers=True,
+        send_event=True,
+        model_attribute="status",
+        after_state_change=[_effect_callback(e) for e in spec.on_applied],
+        **options,
+    )
+    for t in spec.transitions:
+        machine.add_transition(**_transition_kwargs(spec, t))
+    return machine
+
+
+class LifecycleMachine:
+    """Steps sessions through the spec's machine. Holds no session state; share freely."""
+
+    def __init__(self, spec: Spec) -> None:
+        self.spec = spec
+        self.machine = build_transitions_machine(spec)
+        self._events: Mapping[str, Any] = self.machine.events
+
+    def step(self, session: Session, finished: Container[str], event: Event) -> Step:
+        """Apply one lifecycle event (`event.trigger` set) to `session`. Never mutates inputs."""
+        assert event.trigger is not None, "only lifecycle events reach the machine"
+        updated_dt = parse_timestamp(session.updated_at) if session.updated_at is not None else None
+        cursor = Cursor(
+            session.status,
+            session.active_turn_id,
+            session.last_error,
+            session.updated_at,
+            updated_dt,
+            session.provider_name,
+            event,
+            finished,
+        )
+        trigger = self._events.get(event.trigger)
+        if trigger is None or not trigger.trigger(cursor):
+            return Step(False, session, cursor.reason or f"invalid_in_{session.status}")
+        after = Session(
+            session.thread_id,
+            cursor.status,
+            cursor.provider,
+            cursor.active_turn,
+            cursor.last_error,
+            cursor.updated_at,
+            session.provider_instance_id,
+            session.runtime_mode,
+        )
+        return Step(True, after, None, tuple(cursor.newly_finished))
+
+
+@cache
+def machine_for(spec: Spec) -> LifecycleMachine:
+    """One machine per spec per process."""
+    return LifecycleMachine(spec)

@@ -1,0 +1,35 @@
+"""What happened to one event: every event gets exactly one outcome."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from .events import Event
+from .session import Session
+
+__all__ = ["Outcome", "OutcomeKind"]
+
+
+class OutcomeKind(StrEnum):
+    APPLIED = "applied"  # a transition was taken
+    IGNORED = "ignored"  # not a lifecycle event type
+    DUPLICATE = "duplicate"  # this thread already processed this eventId
+    REJECTED = "rejected"  # a lifecycle event no transition accepts; see `reason`
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    kind: OutcomeKind
+    event: Event
+    before: Session
+    after: Session
+    reason: str | None = None
+
+    @property
+    def changed(self) -> bool:
+        return self.before != self.after
+
+    @property
+    def status_changed(self) -> bool:
+        return self.before.status != self.after.status

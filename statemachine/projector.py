@@ -1,0 +1,157 @@
+"""`SessionProjector`: sessions by threadId, de-duplication, remembered turns, `apply()`.
+
+Data flows one way: wire event -> `EventParser` -> `LifecycleMachine.step` -> `Outcome`.
+Nothing here decides a lifecycle rule; it only keeps per-thread memory and asks the machine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from .events import Event, EventError, EventParser
+from .machine import LifecycleMachine, machine_for
+from .outcome import Outcome, OutcomeKind
+from .session import Session
+from .spec import Spec, builtin_spec
+
+__all__ = ["DEFAULT_MAX_EVENT_IDS", "DEFAULT_MAX_FINISHED_TURNS", "SessionProjector"]
+
+# Per-thread memory caps. When full, the oldest entry is forgotten first (FIFO): a redelivery
+# older than the last N events of its thread is then treated as new, and may be rejected by the
+# turn guards instead of being reported as a duplicate.
+DEFAULT_MAX_EVENT_IDS = 1024
+DEFAULT_MAX_FINISHED_TURNS = 256
+
+
+class _Thread:
+    """Per-thread memory. Internal and mutable; callers only ever see `Session` values."""
+
+    __slots__ = ("finished", "seen", "session")
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.seen: dict[str, None] = {}  # insertion-ordered set of processed eventIds
+        self.finished: dict[str, None] = {}  # insertion-ordered set of finished turn ids
+
+
+def _remember(memory: dict[str, None], key: str, cap: int) -> None:
+    memory[key] = None
+    if len(memory) > cap:
+        del memory[next(iter(memory))]
+
+
+class SessionProjector:
+    """Projects provider runtime events into one consistent session per thread.
+
+    Not thread-safe by itself: share one across threads through `statemachine.concurrency`
+    (or your own lock). Sessions handed out are immutable snapshots.
+    """
+
+    def __init__(
+        self,
+        spec: Spec | None = None,
+        *,
+        max_event_ids: int = DEFAULT_MAX_EVENT_IDS,
+        max_finished_turns: int = DEFAULT_MAX_FINISHED_TURNS,
+    ) -> None:
+        if max_event_ids < 1:
+            raise ValueError("max_event_ids must be at least 1")
+        if max_finished_turns < 1:
+            raise ValueError("max_finished_turns must be at least 1")
+        self.spec = spec if spec is not None else builtin_spec()
+        self.parser = EventParser(self.spec)
+        self._machine: LifecycleMachine = machine_for(self.spec)
+        self._threads: dict[str, _Thread] = {}
+        self.max_event_ids = max_event_ids
+        self.max_finished_turns = max_finished_turns
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def get(self, thread_id: str) -> Session | None:
+        record = self._threads.get(thread_id)
+        return record.session if record is not None else None
+
+    def __getitem__(self, thread_id: str) -> Session:
+        return self._threads[thread_id].session
+
+    def __contains__(self, thread_id: object) -> bool:
+        return thread_id in self._threads
+
+    def __len__(self) -> int:
+        return len(self._threads)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._threads)
+
+    def sessions(self) -> dict[str, Session]:
+        """A copy: threadId -> Session."""
+        return {k: r.session for k, r in self._threads.items()}
+
+    def finished_turns(self, thread_id: str) -> tuple[str, ...]:
+        """Turns of this thread remembered as completed, aborted or cleared (oldest first)."""
+        record = self._threads.get(thread_id)
+        return tuple(record.finished) if record is not None else ()
+
+    def seen_event_ids(self, thread_id: str) -> tuple[str, ...]:
+        record = self._threads.get(thread_id)
+        return tuple(record.seen) if record is not None else ()
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def parse(self, event: Event | Mapping[str, Any] | str | bytes) -> Event:
+        """Validate without applying. Raises `EventError`."""
+        return self.parser.coerce(event)
+
+    def apply(self, event: Event | Mapping[str, Any] | str | bytes) -> Outcome:
+        """Apply one event (an `Event`, a wire dict, or one JSON line) and say what happened.
+
+        Raises `EventError` for malformed input, before anything changes.
+        """
+        ev = self.parser.coerce(event)
+        record = self._threads.get(ev.thread_id)
+        if record is None:
+            # A thread not seen before starts in the initial status, with no turn.
+            record = _Thread(Session(ev.thread_id, self.spec.initial, ev.provider))
+            self._threads[ev.thread_id] = record
+        before = record.session
+        if ev.event_id in record.seen:
+            return Outcome(OutcomeKind.DUPLICATE, ev, before, before)
+        _remember(record.seen, ev.event_id, self.max_event_ids)
+        if ev.trigger is None:
+            return Outcome(OutcomeKind.IGNORED, ev, before, before)
+        step = self._machine.step(before, record.finished, ev)
+        if not step.applied:
+            return Outcome(OutcomeKind.REJECTED, ev, before, before, step.reason)
+        record.session = step.after
+        for turn in step.finished:
+            _remember(record.finished, turn, self.max_finished_turns)
+        return Outcome(OutcomeKind.APPLIED, ev, before, step.after)
+
+    def apply_all(self, events: Iterable[Event | Mapping[str, Any] | str | bytes]) -> list[Outcome]:
+        """Apply in order; stops at the first malformed event (raising `EventError`)."""
+        return [self.apply(e) for e in events]
+
+    def seed(
+        self,
+        session: Session,
+        *,
+        finished_turns: Iterable[str] = (),
+        seen_event_ids: Iterable[str] = (),
+    ) -> None:
+        """Put a session in place as is (tests, proofs, restoring from your own storage).
+
+        Nothing is checked against the invariants here on purpose: the inductive proof seeds
+        arbitrary states. Use `restore()` for snapshots, which does check.
+        """
+        if session.status not in self.spec.status_names:
+            raise EventError("status", f"unknown status {session.status!r}")
+        record = _Thread(session)
+        for turn in finished_turns:
+            _remember(record.finished, turn, self.max_finished_turns)
+        for event_id in seen_event_ids:
+            _remember(record.seen, event_id, self.max_event_ids)
+        self._threads[session.thread_id] = record
+
+
+__all__ += ["EventError"]

@@ -1,0 +1,42 @@
+"""The projected session: an immutable value, with T3's wire field names."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+__all__ = ["Session"]
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """One thread's projected session. Frozen: callers hold snapshots, never live state."""
+
+    thread_id: str
+    status: str
+    provider_name: str | None = None
+    active_turn_id: str | None = None
+    last_error: str | None = None
+    updated_at: str | None = None
+    # Carried through for the orchestrator, never interpreted by the lifecycle.
+    provider_instance_id: str | None = None
+    runtime_mode: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        """The session as JSON, with T3's field names."""
+        wire: dict[str, Any] = {
+            "threadId": self.thread_id,
+            "status": self.status,
+            "providerName": self.provider_name,
+            "activeTurnId": self.active_turn_id,
+            "lastError": self.last_error,
+            "updatedAt": self.updated_at,
+        }
+        if self.provider_instance_id is not None:
+            wire["providerInstanceId"] = self.provider_instance_id
+        if self.runtime_mode is not None:
+            wire["runtimeMode"] = self.runtime_mode
+        return wire
+
+    def evolve(self, **changes: Any) -> Session:
+        return replace(self, **changes)
