@@ -34,6 +34,7 @@ class Step:
     after: Session
     reason: str | None = None  # a named reason when not applied
     finished: tuple[str, ...] = ()  # turns to remember as finished (applied steps only)
+    transition: int | None = None  # index of the spec transition taken
 
 
 def _effect_callback(ref: EffectRef) -> Callback:
@@ -62,12 +63,21 @@ def _guard_callback(spec: Spec, name: str, position: int) -> Callback:
     return check
 
 
+def _mark_taken(index: int) -> Callback:
+    def mark(event_data: EventData) -> None:
+        cast(Cursor, event_data.model).taken = index
+
+    mark.__name__ = mark.__qualname__ = f"transition_{index}"
+    return mark
+
+
 def _transition_kwargs(spec: Spec, t: TransitionSpec) -> dict[str, Any]:
     return {
         "trigger": t.trigger,
         "source": list(t.sources),
         "dest": t.dest,  # None: an internal transition, no exit and no on-enter
         "conditions": [_guard_callback(spec, g, i) for i, g in enumerate(t.guards)],
+        "before": [_mark_taken(t.index)],  # runs once the guards passed
         "after": [_effect_callback(e) for e in t.effects],
     }
 
@@ -130,7 +140,7 @@ class LifecycleMachine:
             session.provider_instance_id,
             session.runtime_mode,
         )
-        return Step(True, after, None, tuple(cursor.newly_finished))
+        return Step(True, after, None, tuple(cursor.newly_finished), cursor.taken)
 
 
 @cache

@@ -25,6 +25,7 @@ class Outcome:
     before: Session
     after: Session
     reason: str | None = None
+    transition: int | None = None  # index of the spec transition taken (applied only)
 
     @property
     def changed(self) -> bool:

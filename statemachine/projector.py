@@ -126,7 +126,7 @@ class SessionProjector:
         record.session = step.after
         for turn in step.finished:
             _remember(record.finished, turn, self.max_finished_turns)
-        return Outcome(OutcomeKind.APPLIED, ev, before, step.after)
+        return Outcome(OutcomeKind.APPLIED, ev, before, step.after, None, step.transition)
 
     def apply_all(self, events: Iterable[Event | Mapping[str, Any] | str | bytes]) -> list[Outcome]:
         """Apply in order; stops at the first malformed event (raising `EventError`)."""

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .events import Event
 
-__all__ = ["EFFECTS", "GUARDS", "Cursor", "EffectFn", "GuardFn"]
+__all__ = ["CLEARS_TURN", "EFFECTS", "GUARDS", "GUARDS_UNFINISHED_TURN", "SETS_TURN", "Cursor", "EffectFn", "GuardFn"]
 
 
 class Cursor:
@@ -30,6 +30,7 @@ class Cursor:
         "provider",
         "reason",
         "status",
+        "taken",
         "updated_at",
         "updated_dt",
     )
@@ -57,6 +58,7 @@ class Cursor:
         # Rejection bookkeeping: the guard that failed furthest along any candidate transition.
         self.depth = -1
         self.reason: str | None = None
+        self.taken: int | None = None  # index of the spec transition taken, for coverage
 
     def is_finished(self, turn: str) -> bool:
         return turn in self.finished or turn in self.newly_finished
@@ -139,6 +141,12 @@ def _advance_updated_at(c: Cursor, _: Mapping[str, Any]) -> None:
 def _record_provider(c: Cursor, _: Mapping[str, Any]) -> None:
     c.provider = c.event.provider
 
+
+# What the static check needs to know of the names above (statemachine/verify/static.py).
+SETS_TURN = frozenset({"set_turn"})
+CLEARS_TURN = frozenset({"clear_turn"})
+# A guard that keeps finished turns from becoming active again.
+GUARDS_UNFINISHED_TURN = frozenset({"turn_not_finished"})
 
 EFFECTS: Mapping[str, EffectFn] = {
     "clear_turn": _clear_turn,
