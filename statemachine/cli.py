@@ -75,6 +75,23 @@ def _print_replay(data: dict[str, Any], error_count: int) -> None:
         out.write(f"line {e['line']}: malformed: {e['error']}\n")
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    from .verify.run import CHECKS, render_text, report_json, run_checks
+
+    unknown = sorted(set(args.skip) - set(CHECKS))
+    if unknown:
+        print(f"verify: unknown check(s) {unknown}; known: {sorted(CHECKS)}", file=sys.stderr)
+        return EXIT_USAGE
+    spec = _spec(args)
+    results = run_checks(spec, skip=args.skip)
+    if args.json:
+        json.dump(report_json(spec, results), sys.stdout)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(render_text(spec, results))
+    return EXIT_OK if all(r.ok for r in results) else EXIT_BAD_INPUT
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m statemachine", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -84,6 +101,15 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--json", action="store_true", help="print one JSON object")
     replay.add_argument("--spec", help="a spec file instead of the built-in one")
     replay.set_defaults(handler=cmd_replay)
+
+    verify = sub.add_parser("verify", help="prove the spec's invariants (exit 0 only when every check holds)")
+    verify.add_argument("--spec", help="a spec file instead of the built-in one")
+    verify.add_argument("--json", action="store_true", help="print one JSON report")
+    verify.add_argument(
+        "--skip", action="append", default=[], metavar="CHECK",
+        help="leave a check out (static, explore, induction, spin); repeatable",
+    )
+    verify.set_defaults(handler=cmd_verify)
     return parser
 
 
