@@ -116,6 +116,11 @@ class LifecycleMachine:
     def step(self, session: Session, finished: Container[str], event: Event) -> Step:
         """Apply one lifecycle event (`event.trigger` set) to `session`. Never mutates inputs."""
         assert event.trigger is not None, "only lifecycle events reach the machine"
+        trigger = self._events.get(event.trigger)
+        # Check the source first: transitions would log a warning for each invalid trigger, and
+        # a rejected event is an ordinary outcome here, not something for the host's logs.
+        if trigger is None or session.status not in trigger.transitions:
+            return Step(False, session, f"invalid_in_{session.status}")
         updated_dt = parse_timestamp(session.updated_at) if session.updated_at is not None else None
         cursor = Cursor(
             session.status,
@@ -127,8 +132,7 @@ class LifecycleMachine:
             event,
             finished,
         )
-        trigger = self._events.get(event.trigger)
-        if trigger is None or not trigger.trigger(cursor):
+        if not trigger.trigger(cursor):
             return Step(False, session, cursor.reason or f"invalid_in_{session.status}")
         after = Session(
             session.thread_id,
