@@ -17,7 +17,7 @@ from typing import Any, cast
 from transitions import EventData, Machine
 
 from .events import Event, parse_timestamp
-from .semantics import EFFECTS, GUARDS, Cursor
+from .semantics import EFFECTS, GUARDS, Cursor, EffectFn, GuardFn
 from .session import Session
 from .spec import EffectRef, Spec, TransitionSpec
 
@@ -37,8 +37,8 @@ class Step:
     transition: int | None = None  # index of the spec transition taken
 
 
-def _effect_callback(ref: EffectRef) -> Callback:
-    fn, params = EFFECTS[ref.name], ref.param_map
+def _effect_callback(ref: EffectRef, effects: Mapping[str, EffectFn] = EFFECTS) -> Callback:
+    fn, params = effects[ref.name], ref.param_map
 
     def run(event_data: EventData) -> None:
         fn(cast(Cursor, event_data.model), params)
@@ -47,8 +47,8 @@ def _effect_callback(ref: EffectRef) -> Callback:
     return run
 
 
-def _guard_callback(spec: Spec, name: str, position: int) -> Callback:
-    fn, rejects_as = GUARDS[name], spec.guards[name].rejects_as
+def _guard_callback(spec: Spec, name: str, position: int, guards: Mapping[str, GuardFn] = GUARDS) -> Callback:
+    fn, rejects_as = guards[name], spec.guards[name].rejects_as
 
     def check(event_data: EventData) -> bool:
         cursor = cast(Cursor, event_data.model)
@@ -71,23 +71,34 @@ def _mark_taken(index: int) -> Callback:
     return mark
 
 
-def _transition_kwargs(spec: Spec, t: TransitionSpec) -> dict[str, Any]:
+def _transition_kwargs(
+    spec: Spec, t: TransitionSpec, guards: Mapping[str, GuardFn], effects: Mapping[str, EffectFn]
+) -> dict[str, Any]:
     return {
         "trigger": t.trigger,
         "source": list(t.sources),
         "dest": t.dest,  # None: an internal transition, no exit and no on-enter
-        "conditions": [_guard_callback(spec, g, i) for i, g in enumerate(t.guards)],
+        "conditions": [_guard_callback(spec, g, i, guards) for i, g in enumerate(t.guards)],
         "before": [_mark_taken(t.index)],  # runs once the guards passed
-        "after": [_effect_callback(e) for e in t.effects],
+        "after": [_effect_callback(e, effects) for e in t.effects],
     }
 
 
 def build_transitions_machine(
-    spec: Spec, machine_class: type[Machine] = Machine, **options: Any
+    spec: Spec,
+    machine_class: type[Machine] = Machine,
+    *,
+    guards: Mapping[str, GuardFn] = GUARDS,
+    effects: Mapping[str, EffectFn] = EFFECTS,
+    **options: Any,
 ) -> Machine:
-    """The spec as a `transitions` machine with no models (diagrams pass GraphMachine here)."""
+    """The spec as a `transitions` machine with no models (diagrams pass GraphMachine here).
+
+    `guards`/`effects` replace the meaning of the names; the compiled engine uses this to probe
+    the machine. The wiring (which name runs where, in which order) always comes from the spec.
+    """
     states = [
-        {"name": s.name, "on_enter": [_effect_callback(e) for e in s.on_enter]} for s in spec.statuses
+        {"name": s.name, "on_enter": [_effect_callback(e, effects) for e in s.on_enter]} for s in spec.statuses
     ]
     machine = machine_class(
         model=None,
@@ -97,11 +108,11 @@ def build_transitions_machine(
         ignore_invalid_triggers=True,
         send_event=True,
         model_attribute="status",
-        after_state_change=[_effect_callback(e) for e in spec.on_applied],
+        after_state_change=[_effect_callback(e, effects) for e in spec.on_applied],
         **options,
     )
     for t in spec.transitions:
-        machine.add_transition(**_transition_kwargs(spec, t))
+        machine.add_transition(**_transition_kwargs(spec, t, guards, effects))
     return machine
 
 

@@ -6,11 +6,12 @@ Nothing here decides a lifecycle rule; it only keeps per-thread memory and asks 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from collections.abc import Container, Iterable, Iterator, Mapping
+from typing import Any, Literal, Protocol
 
+from .compiled import compiled_for
 from .events import Event, EventError, EventParser
-from .machine import LifecycleMachine, machine_for
+from .machine import Step, machine_for
 from .outcome import Outcome, OutcomeKind
 from .session import Session
 from .spec import Spec, builtin_spec
@@ -22,6 +23,12 @@ __all__ = ["DEFAULT_MAX_EVENT_IDS", "DEFAULT_MAX_FINISHED_TURNS", "SessionProjec
 # turn guards instead of being reported as a duplicate.
 DEFAULT_MAX_EVENT_IDS = 1024
 DEFAULT_MAX_FINISHED_TURNS = 256
+
+
+class Engine(Protocol):
+    """What the projector needs of a machine: one step of one session."""
+
+    def step(self, session: Session, finished: Container[str], event: Event) -> Step: ...
 
 
 class _Thread:
@@ -54,14 +61,21 @@ class SessionProjector:
         *,
         max_event_ids: int = DEFAULT_MAX_EVENT_IDS,
         max_finished_turns: int = DEFAULT_MAX_FINISHED_TURNS,
+        engine: Literal["compiled", "transitions"] = "compiled",
     ) -> None:
+        """`engine="transitions"` steps every event through the `transitions` machine itself (the
+        reference, slower, handy for debugging callbacks); the default answers from the table
+        recorded from that same machine (`statemachine.compiled`), proven equal by `verify`."""
         if max_event_ids < 1:
             raise ValueError("max_event_ids must be at least 1")
         if max_finished_turns < 1:
             raise ValueError("max_finished_turns must be at least 1")
         self.spec = spec if spec is not None else builtin_spec()
         self.parser = EventParser(self.spec)
-        self._machine: LifecycleMachine = machine_for(self.spec)
+        if engine not in ("compiled", "transitions"):
+            raise ValueError(f"engine must be 'compiled' or 'transitions', got {engine!r}")
+        self.engine = engine
+        self._machine: Engine = compiled_for(self.spec) if engine == "compiled" else machine_for(self.spec)
         self._threads: dict[str, _Thread] = {}
         self.max_event_ids = max_event_ids
         self.max_finished_turns = max_finished_turns

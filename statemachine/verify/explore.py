@@ -1,16 +1,20 @@
 """Exhaustive breadth-first exploration of the real projector over the finite event universe.
 
-Each state is a session plus its remembered turns; each edge applies one event of the universe,
-with a fresh eventId, to a projector seeded with that state, then redelivers the same eventId
-(it must be a duplicate that changes nothing). Every invariant of the spec is checked in every
-state and on every step. Breadth-first order makes the first counterexample a shortest one.
+Each state is a session plus its remembered turns; each edge applies one event of the universe
+to a projector seeded with that state (so its eventId is new there), then redelivers it (it
+must be a duplicate that changes nothing). Every invariant of the spec is checked in every state
+and on every step. Breadth-first order makes the first counterexample a shortest one.
+
+With `reference="transitions"` the same walk also steps a projector on the `transitions` engine
+and requires the same outcome, session and remembered turns on every edge: that is how the
+compiled table is proven equal to the machine it was recorded from.
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
-from typing import Any
+from typing import Any, Literal
 
 from ..invariants import state_violations, step_violations
 from ..outcome import OutcomeKind
@@ -41,19 +45,28 @@ def counterexample(templates: list[EventTemplate]) -> list[dict[str, Any]]:
     return [t.wire(f"cx-{i}", THREAD) for i, t in enumerate(templates, 1)]
 
 
-def explore(spec: Spec, *, max_states: int = 1_000_000) -> CheckResult:
+def explore(
+    spec: Spec,
+    *,
+    max_states: int = 1_000_000,
+    engine: Literal["compiled", "transitions"] = "compiled",
+    reference: Literal["compiled", "transitions"] | None = None,
+    name: str = "explore",
+) -> CheckResult:
     started = time.perf_counter()
     universe = event_universe(spec)
-    projector = SessionProjector(spec)
+    projector = SessionProjector(spec, engine=engine)
+    # Parsed once: a freshly seeded projector has seen no eventId, so one id serves every edge.
+    events = [projector.parse(t.wire("e", THREAD)) for t in universe]
+    other = SessionProjector(spec, engine=reference) if reference is not None else None
     parents: dict[State, tuple[State | None, EventTemplate | None]] = {}
     frontier: deque[State | None] = deque([None])  # None: the thread before its first event
     edges = applied = 0
     taken: set[int] = set()
-    serial = 0
 
     def fail(violated: list[str], path: list[EventTemplate], what: str) -> CheckResult:
         return CheckResult(
-            "explore",
+            name,
             False,
             time.perf_counter() - started,
             {"states": len(parents), "edges": edges, "events": len(universe)},
@@ -65,21 +78,30 @@ def explore(spec: Spec, *, max_states: int = 1_000_000) -> CheckResult:
     while frontier:
         state = frontier.popleft()
         prefix = _path(parents, state) if state is not None else []
-        for template in universe:
-            serial += 1
+        finished_before = sorted(state[1]) if state is not None else []
+        for template, event in zip(universe, events, strict=True):
             if state is None:
-                projector = SessionProjector(spec)  # the real creation path for a new thread
+                projector = SessionProjector(spec, engine=engine)  # the creation path of a new thread
             else:
-                projector.seed(state[0], finished_turns=sorted(state[1]))
-            event_id = f"e{serial}"
-            outcome = projector.apply(template.wire(event_id, THREAD))
-            redelivery = projector.apply(template.wire(event_id, THREAD))
+                projector.seed(state[0], finished_turns=finished_before)
+            outcome = projector.apply(event)
+            redelivery = projector.apply(event)
             edges += 1
             finished = frozenset(projector.finished_turns(THREAD))
             violated = step_violations(spec, outcome) + state_violations(spec, outcome.after, finished)
             if redelivery.kind is not OutcomeKind.DUPLICATE:
                 violated.append("redelivery_is_duplicate")
             violated += step_violations(spec, redelivery)
+            if other is not None:
+                if state is None:
+                    other = SessionProjector(spec, engine=other.engine)
+                else:
+                    other.seed(state[0], finished_turns=finished_before)
+                theirs = other.apply(event)
+                if (theirs.kind, theirs.reason, theirs.after, theirs.transition) != (
+                    outcome.kind, outcome.reason, outcome.after, outcome.transition
+                ) or frozenset(other.finished_turns(THREAD)) != finished:
+                    violated.append(f"{engine}_equals_{reference}")
             if violated:
                 return fail(sorted(set(violated)), [*prefix, template], template.label())
             if outcome.kind is OutcomeKind.APPLIED:
@@ -89,7 +111,7 @@ def explore(spec: Spec, *, max_states: int = 1_000_000) -> CheckResult:
             nxt: State = (outcome.after, finished)
             if nxt not in parents:
                 if len(parents) >= max_states:
-                    return CheckResult("explore", False, time.perf_counter() - started,
+                    return CheckResult(name, False, time.perf_counter() - started,
                                        {"states": len(parents), "edges": edges},
                                        f"state bound {max_states} reached before a fixpoint")
                 parents[nxt] = (state, template)
@@ -97,10 +119,12 @@ def explore(spec: Spec, *, max_states: int = 1_000_000) -> CheckResult:
 
     untaken = [t.index for t in spec.transitions if t.index not in taken]
     detail = f"fixpoint: {len(parents)} reachable states, every invariant holds in each"
+    if other is not None:
+        detail = f"{engine} and {reference} engines agree on {edges} edges from {len(parents)} reachable states"
     if untaken:
         detail += f"; spec transitions never taken: {untaken}"
     return CheckResult(
-        "explore",
+        name,
         True,
         time.perf_counter() - started,
         {

@@ -49,12 +49,15 @@ def induction(spec: Spec) -> CheckResult:
     universe = event_universe(spec)
     states = abstract_states(spec)
     projector = SessionProjector(spec)
+    # Parsed once: each step seeds a fresh thread record, so one eventId serves every step.
+    events = [projector.parse(t.wire("e", THREAD)) for t in universe]
     steps = 0
     for session, finished in states:
-        for template in universe:
+        ordered = sorted(finished)
+        for template, event in zip(universe, events, strict=True):
             steps += 1
-            projector.seed(session, finished_turns=sorted(finished))
-            outcome = projector.apply(template.wire(f"e{steps}", THREAD))
+            projector.seed(session, finished_turns=ordered)
+            outcome = projector.apply(event)
             after_finished = projector.finished_turns(THREAD)
             violated = step_violations(spec, outcome) + state_violations(spec, outcome.after, after_finished)
             if violated:

@@ -21,11 +21,16 @@ def _spin(spec: Spec) -> CheckResult:
     return check_spin(spec)
 
 
+def _agreement(spec: Spec) -> CheckResult:
+    return explore(spec, engine="compiled", reference="transitions", name="agreement")
+
+
 # Cheapest first; each is independent of the others.
 CHECKS: dict[str, Callable[[Spec], CheckResult]] = {
     "static": static_check,
     "explore": explore,
     "induction": induction,
+    "agreement": _agreement,
     "spin": _spin,
 }
 
