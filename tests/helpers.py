@@ -1,0 +1,89 @@
+"""Small builders shared by the tests: wire events with fresh eventIds and increasing createdAt."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from statemachine import Session, SessionProjector
+
+START = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+
+
+def stamp(seconds: float) -> str:
+    """An ISO 8601 UTC timestamp `seconds` after START."""
+    return (START + timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")
+
+
+class Events:
+    """Builds wire events for one thread; each call gets a new eventId and a later createdAt.
+
+    `ev("turn.completed", "T1", state="failed", errorMessage="boom")`: the second positional
+    argument is the envelope's turnId, keyword arguments are the payload; `event_id`, `created_at`,
+    `provider` and `thread_id` override the envelope.
+    """
+
+    def __init__(self, thread_id: str = "thread-1", provider: str = "codex") -> None:
+        self.thread_id = thread_id
+        self.provider = provider
+        self.count = 0
+
+    def __call__(
+        self,
+        type_: str,
+        turn: str | None = None,
+        /,
+        *,
+        event_id: str | None = None,
+        created_at: str | None = None,
+        provider: str | None = None,
+        thread_id: str | None = None,
+        **payload: Any,
+    ) -> dict[str, Any]:
+        self.count += 1
+        thread = thread_id or self.thread_id
+        wire: dict[str, Any] = {
+            "eventId": event_id or f"{thread}-evt-{self.count:06d}",
+            "type": type_,
+            "provider": provider or self.provider,
+            "threadId": thread,
+            "createdAt": created_at or stamp(self.count),
+        }
+        if turn is not None:
+            wire["turnId"] = turn
+        wire["payload"] = payload
+        return wire
+
+
+def seeded(
+    status: str = "ready",
+    *,
+    thread_id: str = "thread-1",
+    provider: str = "codex",
+    engine: str = "compiled",
+    **fields: Any,
+) -> SessionProjector:
+    """A projector holding one session put in place as is (default: ready, no turn, no error)."""
+    projector = SessionProjector(engine=engine)  # type: ignore[arg-type]
+    projector.seed(Session(thread_id, status, provider, **fields))
+    return projector
+
+
+def triple(session: Session | None) -> tuple[str, str | None, str | None]:
+    """(status, activeTurnId, lastError): what the reference's cases state after each step."""
+    assert session is not None
+    return session.status, session.active_turn_id, session.last_error
+
+
+def memory(projector: SessionProjector) -> dict[str, Any]:
+    """Everything a projector remembers, per thread, for comparing before and after."""
+    return {
+        tid: (session, projector.seen_event_ids(tid), projector.finished_turns(tid))
+        for tid, session in projector.sessions().items()
+    }
+
+
+def jsonl(events: Iterable[Mapping[str, Any]]) -> str:
+    return "".join(json.dumps(e) + "\n" for e in events)
