@@ -5,25 +5,38 @@ spec file (`specs/session_lifecycle.yaml`) run by the `transitions` library, and
 invariant is proven: a session whose status may not hold a turn never holds one.
 """
 
+from .concurrency import ConsumeStats, LockedProjector, consume
 from .events import Event, EventError, EventParser
 from .machine import LifecycleMachine
+from .operations import expire_stale_turns, idle_since, reapable, reapable_sessions, reconcile, stale_turns
 from .outcome import Outcome, OutcomeKind
 from .projector import SessionProjector
 from .session import Session
+from .snapshot import SnapshotError
 from .spec import Spec, SpecError, builtin_spec, load_spec
 
 __all__ = [
+    "ConsumeStats",
     "Event",
     "EventError",
     "EventParser",
     "LifecycleMachine",
+    "LockedProjector",
     "Outcome",
     "OutcomeKind",
     "Session",
     "SessionProjector",
+    "SnapshotError",
     "Spec",
     "SpecError",
     "builtin_spec",
+    "consume",
+    "expire_stale_turns",
+    "idle_since",
     "load_spec",
+    "reapable",
+    "reapable_sessions",
+    "reconcile",
+    "stale_turns",
 ]
 __version__ = "0.1.0"

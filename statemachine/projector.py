@@ -6,7 +6,8 @@ Nothing here decides a lifecycle rule; it only keeps per-thread memory and asks 
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterable, Iterator, Mapping
+import logging
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from typing import Any, Literal, Protocol
 
 from .compiled import compiled_for
@@ -14,9 +15,17 @@ from .events import Event, EventError, EventParser
 from .machine import Step, machine_for
 from .outcome import Outcome, OutcomeKind
 from .session import Session
+from .snapshot import SnapshotError, ThreadState, decode, encode
 from .spec import Spec, builtin_spec
 
-__all__ = ["DEFAULT_MAX_EVENT_IDS", "DEFAULT_MAX_FINISHED_TURNS", "SessionProjector"]
+__all__ = [
+    "DEFAULT_MAX_EVENT_IDS",
+    "DEFAULT_MAX_FINISHED_TURNS",
+    "Observer",
+    "ObserverErrorHandler",
+    "SessionProjector",
+    "SnapshotError",
+]
 
 # Per-thread memory caps. When full, the oldest entry is forgotten first (FIFO): a redelivery
 # older than the last N events of its thread is then treated as new, and may be rejected by the
@@ -29,6 +38,24 @@ class Engine(Protocol):
     """What the projector needs of a machine: one step of one session."""
 
     def step(self, session: Session, finished: Container[str], event: Event) -> Step: ...
+
+
+Observer = Callable[[Outcome], object]
+ObserverErrorHandler = Callable[[Exception, Outcome], object]
+# Which outcomes an observer receives: every one, those that changed the session, or those that
+# changed its status.
+ObserveWhat = Literal["outcome", "change", "status"]
+
+_log = logging.getLogger("statemachine.observers")
+
+
+class _Subscription:
+    __slots__ = ("observer", "on_error", "what")
+
+    def __init__(self, observer: Observer, what: ObserveWhat, on_error: ObserverErrorHandler | None) -> None:
+        self.observer = observer
+        self.what = what
+        self.on_error = on_error
 
 
 class _Thread:
@@ -79,6 +106,9 @@ class SessionProjector:
         self._threads: dict[str, _Thread] = {}
         self.max_event_ids = max_event_ids
         self.max_finished_turns = max_finished_turns
+        # Replaced, never mutated: a notification in progress keeps iterating the tuple it started
+        # with, even if an observer (un)subscribes meanwhile.
+        self._observers: tuple[_Subscription, ...] = ()
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -120,9 +150,15 @@ class SessionProjector:
     def apply(self, event: Event | Mapping[str, Any] | str | bytes) -> Outcome:
         """Apply one event (an `Event`, a wire dict, or one JSON line) and say what happened.
 
-        Raises `EventError` for malformed input, before anything changes.
+        Raises `EventError` for malformed input, before anything changes. Observers (see
+        `subscribe`) are told after the session is updated; their failures never reach the caller.
         """
-        ev = self.parser.coerce(event)
+        outcome = self._apply(self.parser.coerce(event))
+        if self._observers:
+            self._notify(outcome)
+        return outcome
+
+    def _apply(self, ev: Event) -> Outcome:
         record = self._threads.get(ev.thread_id)
         if record is None:
             # A thread not seen before starts in the initial status, with no turn.
@@ -156,7 +192,7 @@ class SessionProjector:
         """Put a session in place as is (tests, proofs, restoring from your own storage).
 
         Nothing is checked against the invariants here on purpose: the inductive proof seeds
-        arbitrary states. Use `restore()` for snapshots, which does check.
+        arbitrary states. Use `restore()` for snapshots, which does check. Observers are not told.
         """
         if session.status not in self.spec.status_names:
             raise EventError("status", f"unknown status {session.status!r}")
@@ -166,6 +202,102 @@ class SessionProjector:
         for event_id in seen_event_ids:
             _remember(record.seen, event_id, self.max_event_ids)
         self._threads[session.thread_id] = record
+
+    # -- observers -----------------------------------------------------------------------------
+
+    def subscribe(
+        self,
+        observer: Observer,
+        *,
+        what: ObserveWhat = "outcome",
+        on_error: ObserverErrorHandler | None = None,
+    ) -> Callable[[], None]:
+        """Call `observer(outcome)` after each event; returns a function that unsubscribes it.
+
+        `what`: "outcome" (every outcome, duplicates and rejections included), "change" (only those
+        that changed the session), "status" (only those that changed its status).
+
+        Observers run synchronously inside `apply()`, in subscription order, once the session and
+        both memories are already updated. An observer that raises an `Exception` cannot undo or
+        corrupt that: the exception goes to its `on_error(exc, outcome)` (default: logged on the
+        `statemachine.observers` logger), the remaining observers still run, the observer stays
+        subscribed, and `apply()` returns the outcome as usual. A failing `on_error` is logged too.
+        A `BaseException` (KeyboardInterrupt, SystemExit) is not caught: it propagates from
+        `apply()` after the event was applied, and later observers miss that one outcome.
+        """
+        if what not in ("outcome", "change", "status"):
+            raise ValueError(f"what must be 'outcome', 'change' or 'status', got {what!r}")
+        subscription = _Subscription(observer, what, on_error)
+        self._observers = (*self._observers, subscription)
+
+        def unsubscribe() -> None:
+            self._observers = tuple(s for s in self._observers if s is not subscription)
+
+        return unsubscribe
+
+    def _notify(self, outcome: Outcome) -> None:
+        for sub in self._observers:
+            if sub.what == "change" and not outcome.changed:
+                continue
+            if sub.what == "status" and not outcome.status_changed:
+                continue
+            try:
+                sub.observer(outcome)
+            except Exception as exc:
+                self._observer_failed(sub, exc, outcome)
+
+    @staticmethod
+    def _observer_failed(sub: _Subscription, exc: Exception, outcome: Outcome) -> None:
+        if sub.on_error is not None:
+            try:
+                sub.on_error(exc, outcome)
+                return
+            except Exception:
+                _log.exception("observer error handler %r failed", sub.on_error)
+        _log.error(
+            "observer %r failed on event %s of thread %s",
+            sub.observer, outcome.event.event_id, outcome.event.thread_id, exc_info=exc,
+        )
+
+    # -- snapshots -----------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """Every session and both per-thread memories as a JSON-able dict (see `statemachine.snapshot`).
+
+        Carries the format version, the spec's name and the memory caps. Observers and the engine
+        choice are not state and are not saved.
+        """
+        return encode(
+            self.spec,
+            self.max_event_ids,
+            self.max_finished_turns,
+            (ThreadState(r.session, tuple(r.seen), tuple(r.finished)) for r in self._threads.values()),
+        )
+
+    @classmethod
+    def restore(
+        cls,
+        data: Mapping[str, Any] | str | bytes,
+        spec: Spec | None = None,
+        *,
+        engine: Literal["compiled", "transitions"] = "compiled",
+    ) -> SessionProjector:
+        """A projector equal to the one `data` was taken from (a `snapshot()` dict, or its JSON text).
+
+        `spec` must have the snapshot's spec name (default: the built-in spec). Raises
+        `SnapshotError` (a `ValueError`, with `.path`) for a wrong format or version, a wrong type
+        anywhere, an unknown status, or a session that breaks the spec's invariants.
+        """
+        projector = cls(spec, engine=engine)
+        decoded = decode(data, projector.spec)
+        projector.max_event_ids = decoded.max_event_ids
+        projector.max_finished_turns = decoded.max_finished_turns
+        for t in decoded.threads:
+            record = _Thread(t.session)
+            record.seen = dict.fromkeys(t.seen_event_ids)
+            record.finished = dict.fromkeys(t.finished_turns)
+            projector._threads[t.session.thread_id] = record
+        return projector
 
 
 __all__ += ["EventError"]

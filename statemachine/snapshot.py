@@ -1,0 +1,231 @@
+"""The snapshot format: every session, its de-duplication memory and its remembered turns, as JSON.
+
+```
+{"format": "session-lifecycle-snapshot", "version": 1, "spec": "session-lifecycle",
+ "maxEventIds": 1024, "maxFinishedTurns": 256,
+ "threads": [{"session": {...Session.to_wire()...}, "seenEventIds": [...], "finishedTurns": [...]}]}
+```
+
+Lists keep their order (oldest first) because the per-thread memories forget the oldest entry
+first: a restored projector must forget in the same order as the one that was saved. Decoding is
+strict (unknown keys, wrong types, duplicates, over-full memories and states that break the spec's
+invariants are all refused) so that a restored projector is one the proofs speak about.
+`SessionProjector.snapshot()` and `SessionProjector.restore()` are the public entry points.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .events import parse_timestamp
+from .invariants import state_violations
+from .session import Session
+
+if TYPE_CHECKING:
+    from .spec import Spec
+
+__all__ = ["SNAPSHOT_FORMAT", "SNAPSHOT_VERSION", "SnapshotError", "ThreadState", "decode", "encode"]
+
+SNAPSHOT_FORMAT = "session-lifecycle-snapshot"
+SNAPSHOT_VERSION = 1
+
+_SESSION_FIELDS = {
+    "threadId": "thread_id",
+    "status": "status",
+    "providerName": "provider_name",
+    "activeTurnId": "active_turn_id",
+    "lastError": "last_error",
+    "updatedAt": "updated_at",
+    "providerInstanceId": "provider_instance_id",
+    "runtimeMode": "runtime_mode",
+}
+_REQUIRED_SESSION_FIELDS = ("threadId", "status", "providerName", "activeTurnId", "lastError", "updatedAt")
+_TOP_FIELDS = ("format", "version", "spec", "maxEventIds", "maxFinishedTurns", "threads")
+_THREAD_FIELDS = ("session", "seenEventIds", "finishedTurns")
+
+
+class SnapshotError(ValueError):
+    """A snapshot that cannot be restored. `path` says where (`threads[2].session.status`)."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = path
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadState:
+    """One thread as saved: its session and both memories, oldest entry first."""
+
+    session: Session
+    seen_event_ids: tuple[str, ...]
+    finished_turns: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    max_event_ids: int
+    max_finished_turns: int
+    threads: tuple[ThreadState, ...]
+
+
+def encode(spec: Spec, max_event_ids: int, max_finished_turns: int, threads: Iterable[ThreadState]) -> dict[str, Any]:
+    return {
+        "format": SNAPSHOT_FORMAT,
+        "version": SNAPSHOT_VERSION,
+        "spec": spec.name,
+        "maxEventIds": max_event_ids,
+        "maxFinishedTurns": max_finished_turns,
+        "threads": [
+            {
+                "session": t.session.to_wire(),
+                "seenEventIds": list(t.seen_event_ids),
+                "finishedTurns": list(t.finished_turns),
+            }
+            for t in threads
+        ],
+    }
+
+
+def _type_name(value: object) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _object(value: object, path: str, allowed: Sequence[str]) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise SnapshotError(path, f"must be a JSON object, got {_type_name(value)}")
+    unknown = [k for k in value if k not in allowed]
+    if unknown:
+        raise SnapshotError(f"{path}.{unknown[0]}" if path else str(unknown[0]), "unknown field")
+    return value
+
+
+def _field(obj: Mapping[str, Any], name: str, path: str) -> Any:
+    if name not in obj:
+        raise SnapshotError(_join(path, name), "is required")
+    return obj[name]
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def _int(value: object, path: str) -> int:
+    # bool is an int in Python, but `true` is not a count in JSON.
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise SnapshotError(path, f"must be an integer, got {_type_name(value)}")
+    return value
+
+
+def _text(value: object, path: str, *, nullable: bool) -> str | None:
+    if value is None and nullable:
+        return None
+    if not isinstance(value, str):
+        raise SnapshotError(path, f"must be a string{' or null' if nullable else ''}, got {_type_name(value)}")
+    return value
+
+
+def _ids(value: object, path: str, cap: int, cap_name: str) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise SnapshotError(path, f"must be a JSON array, got {_type_name(value)}")
+    if len(value) > cap:
+        raise SnapshotError(path, f"holds {len(value)} entries, more than {cap_name}={cap}")
+    seen: set[str] = set()
+    for i, item in enumerate(value):
+        if not isinstance(item, str) or not item:
+            raise SnapshotError(f"{path}[{i}]", f"must be a non-empty string, got {_type_name(item)}")
+        if item in seen:
+            raise SnapshotError(f"{path}[{i}]", f"repeats {item[:64]!r}")
+        seen.add(item)
+    return tuple(value)
+
+
+def _session(value: object, path: str, spec: Spec) -> Session:
+    obj = _object(value, path, tuple(_SESSION_FIELDS))
+    fields: dict[str, str | None] = {}
+    for name in _SESSION_FIELDS:
+        where = _join(path, name)
+        if name in _REQUIRED_SESSION_FIELDS:
+            raw = _field(obj, name, path)
+        elif name in obj:
+            # to_wire() leaves these out when null; an explicit null would not round-trip exactly.
+            raw = _text(obj[name], where, nullable=False)
+        else:
+            raw = None
+        nullable = name not in ("threadId", "status")
+        text = _text(raw, where, nullable=nullable)
+        if text == "" and name in ("threadId", "activeTurnId"):
+            raise SnapshotError(where, "must not be empty")
+        fields[_SESSION_FIELDS[name]] = text
+    if fields["status"] not in spec.status_names:
+        raise SnapshotError(_join(path, "status"), f"unknown status {fields['status']!r} in spec {spec.name!r}")
+    updated_at = fields["updated_at"]
+    if updated_at is not None:
+        try:
+            parse_timestamp(updated_at)
+        except ValueError:
+            raise SnapshotError(_join(path, "updatedAt"), f"not an ISO 8601 timestamp: {updated_at[:64]!r}") from None
+    thread_id, status = fields["thread_id"], fields["status"]
+    assert thread_id is not None and status is not None  # not nullable, checked above
+    return Session(
+        thread_id,
+        status,
+        fields["provider_name"],
+        fields["active_turn_id"],
+        fields["last_error"],
+        updated_at,
+        fields["provider_instance_id"],
+        fields["runtime_mode"],
+    )
+
+
+def decode(data: object, spec: Spec) -> Decoded:
+    """Validate a snapshot (a parsed JSON value, or JSON text) against `spec`. Raises `SnapshotError`."""
+    if isinstance(data, (str, bytes, bytearray)):
+        try:
+            data = json.loads(data)
+        except (ValueError, RecursionError) as exc:
+            raise SnapshotError("snapshot", f"not valid JSON: {exc}") from None
+    if not isinstance(data, Mapping):
+        raise SnapshotError("snapshot", f"must be a JSON object, got {_type_name(data)}")
+    # Check the format and version before anything else: a newer layout gets a version error,
+    # not a confusing complaint about one of its fields.
+    if data.get("format") != SNAPSHOT_FORMAT:
+        raise SnapshotError("format", f"not a session-lifecycle snapshot (format must be {SNAPSHOT_FORMAT!r})")
+    version = _int(_field(data, "version", ""), "version")
+    if version != SNAPSHOT_VERSION:
+        raise SnapshotError("version", f"unsupported snapshot version {version} (this library reads "
+                                       f"{SNAPSHOT_VERSION})")
+    obj = _object(data, "", _TOP_FIELDS)
+    spec_name = _text(_field(obj, "spec", ""), "spec", nullable=False)
+    if spec_name != spec.name:
+        raise SnapshotError("spec", f"snapshot of spec {spec_name!r}, but the projector runs spec {spec.name!r}")
+    max_event_ids = _int(_field(obj, "maxEventIds", ""), "maxEventIds")
+    max_finished = _int(_field(obj, "maxFinishedTurns", ""), "maxFinishedTurns")
+    if max_event_ids < 1:
+        raise SnapshotError("maxEventIds", "must be at least 1")
+    if max_finished < 1:
+        raise SnapshotError("maxFinishedTurns", "must be at least 1")
+    raw_threads = _field(obj, "threads", "")
+    if not isinstance(raw_threads, list):
+        raise SnapshotError("threads", f"must be a JSON array, got {_type_name(raw_threads)}")
+    threads: list[ThreadState] = []
+    thread_ids: set[str] = set()
+    for i, raw in enumerate(raw_threads):
+        path = f"threads[{i}]"
+        entry = _object(raw, path, _THREAD_FIELDS)
+        session = _session(_field(entry, "session", path), f"{path}.session", spec)
+        if session.thread_id in thread_ids:
+            raise SnapshotError(f"{path}.session.threadId", f"repeats {session.thread_id[:64]!r}")
+        thread_ids.add(session.thread_id)
+        seen = _ids(_field(entry, "seenEventIds", path), f"{path}.seenEventIds", max_event_ids, "maxEventIds")
+        finished = _ids(_field(entry, "finishedTurns", path), f"{path}.finishedTurns", max_finished,
+                        "maxFinishedTurns")
+        broken = state_violations(spec, session, frozenset(finished))
+        if broken:
+            raise SnapshotError(f"{path}.session", f"breaks invariant(s) {', '.join(broken)}")
+        threads.append(ThreadState(session, seen, finished))
+    return Decoded(max_event_ids, max_finished, tuple(threads))
