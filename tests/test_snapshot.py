@@ -1,0 +1,224 @@
+"""Snapshots: an exact, versioned round trip, and typed errors for anything else."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from statemachine import Session, SessionProjector, SnapshotError, builtin_spec
+from statemachine.snapshot import SNAPSHOT_VERSION
+
+
+def wire(event_id: str, type_: str, thread: str = "t1", turn: str | None = None, at: int = 0,
+         **payload: Any) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "eventId": event_id, "type": type_, "provider": "codex", "threadId": thread,
+        "createdAt": f"2026-11-20T10:{at // 60:02d}:{at % 60:02d}Z", "payload": payload,
+    }
+    if turn is not None:
+        event["turnId"] = turn
+    return event
+
+
+def busy_projector() -> SessionProjector:
+    p = SessionProjector(max_event_ids=8, max_finished_turns=2)
+    p.apply_all([
+        wire("a1", "session.started", "a", at=1),
+        wire("a2", "turn.started", "a", "T1", at=2),
+        wire("a3", "turn.completed", "a", "T1", at=3, state="failed", errorMessage="boom"),
+        wire("a4", "turn.started", "a", "T2", at=4),
+        wire("b1", "turn.started", "b", "U1", at=5),
+        wire("b2", "turn.aborted", "b", "U1", at=6, reason="user"),
+        wire("b3", "turn.started", "b", "U2", at=7),
+        wire("b4", "session.exited", "b", at=8),
+    ])
+    p.seed(Session("c", "ready", "claude", None, None, "2026-11-20T09:00:00Z", "inst-7", "full-access"),
+           finished_turns=["V1"], seen_event_ids=["c0"])
+    return p
+
+
+def test_snapshot_is_json_and_carries_version_spec_and_caps() -> None:
+    data = busy_projector().snapshot()
+    assert json.loads(json.dumps(data)) == data
+    assert data["version"] == SNAPSHOT_VERSION
+    assert data["spec"] == "session-lifecycle"
+    assert (data["maxEventIds"], data["maxFinishedTurns"]) == (8, 2)
+    b = next(t for t in data["threads"] if t["session"]["threadId"] == "b")
+    assert b["session"]["status"] == "stopped"
+    assert b["finishedTurns"] == ["U1", "U2"]
+    assert b["seenEventIds"] == ["b1", "b2", "b3", "b4"]
+
+
+def test_restore_gives_back_an_identical_projector() -> None:
+    p = busy_projector()
+    q = SessionProjector.restore(json.dumps(p.snapshot()))
+    assert q.sessions() == p.sessions()
+    assert q.snapshot() == p.snapshot()
+    for tid in p:
+        assert q.finished_turns(tid) == p.finished_turns(tid)
+        assert q.seen_event_ids(tid) == p.seen_event_ids(tid)
+    assert q["c"].provider_instance_id == "inst-7" and q["c"].runtime_mode == "full-access"
+    assert (q.max_event_ids, q.max_finished_turns) == (8, 2)
+
+
+def test_restored_memories_still_work() -> None:
+    q = SessionProjector.restore(busy_projector().snapshot())
+    # de-duplication memory survived
+    assert q.apply(wire("a4", "turn.started", "a", "T2", at=9)).kind == "duplicate"
+    # remembered turns survived: a late start of a finished turn is rejected
+    late = q.apply(wire("a5", "turn.started", "a", "T1", at=10))
+    assert (late.kind, late.reason) == ("rejected", "turn_finished")
+    # the FIFO caps survived: a third finished turn pushes out the oldest (T1)
+    q.apply(wire("a6", "turn.completed", "a", "T2", at=11))
+    assert q.finished_turns("a") == ("T1", "T2")
+    q.apply(wire("a7", "turn.started", "a", "T3", at=12))
+    q.apply(wire("a8", "turn.completed", "a", "T3", at=13))
+    assert q.finished_turns("a") == ("T2", "T3")
+
+
+def test_restore_with_the_transitions_engine() -> None:
+    p = busy_projector()
+    q = SessionProjector.restore(p.snapshot(), engine="transitions")
+    assert q.engine == "transitions"
+    assert q.snapshot() == p.snapshot()
+
+
+def test_observers_are_not_state() -> None:
+    p = busy_projector()
+    p.subscribe(lambda o: None)
+    q = SessionProjector.restore(p.snapshot())
+    assert q._observers == ()
+
+
+def _set(path: list[Any], value: Any) -> Callable[[dict[str, Any]], None]:
+    def edit(data: dict[str, Any]) -> None:
+        target: Any = data
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+    return edit
+
+
+def _delete(path: list[Any]) -> Callable[[dict[str, Any]], None]:
+    def edit(data: dict[str, Any]) -> None:
+        target: Any = data
+        for key in path[:-1]:
+            target = target[key]
+        del target[path[-1]]
+    return edit
+
+
+BAD = [
+    (_set(["version"], 2), "version", "unsupported snapshot version 2"),
+    (_set(["version"], "1"), "version", "must be an integer"),
+    (_delete(["version"]), "version", "is required"),
+    (_set(["format"], "something-else"), "format", "not a session-lifecycle snapshot"),
+    (_set(["spec"], "another-lifecycle"), "spec", "another-lifecycle"),
+    (_set(["maxEventIds"], True), "maxEventIds", "must be an integer"),
+    (_set(["maxFinishedTurns"], 0), "maxFinishedTurns", "at least 1"),
+    (_set(["threads"], {}), "threads", "must be a JSON array"),
+    (_set(["extra"], 1), "extra", "unknown field"),
+    (_set(["threads", 0, "session", "status"], "sleeping"), "threads[0].session.status", "unknown status"),
+    (_set(["threads", 0, "session", "status"], None), "threads[0].session.status", "must be a string"),
+    (_delete(["threads", 0, "session", "lastError"]), "threads[0].session.lastError", "is required"),
+    (_set(["threads", 0, "session", "updatedAt"], "yesterday"), "threads[0].session.updatedAt", "ISO 8601"),
+    (_set(["threads", 0, "session", "activeTurnId"], 7), "threads[0].session.activeTurnId", "must be a string"),
+    (_set(["threads", 0, "session", "runtimeMode"], None), "threads[0].session.runtimeMode", "must be a string"),
+    (_set(["threads", 0, "session", "mood"], "ok"), "threads[0].session.mood", "unknown field"),
+    (_set(["threads", 0, "seenEventIds"], ["x", "x"]), "threads[0].seenEventIds[1]", "repeats"),
+    (_set(["threads", 0, "seenEventIds"], [f"e{i}" for i in range(9)]), "threads[0].seenEventIds", "maxEventIds=8"),
+    (_set(["threads", 0, "finishedTurns"], ["A", "B", "C"]), "threads[0].finishedTurns", "maxFinishedTurns=2"),
+    (_set(["threads", 0, "finishedTurns"], [""]), "threads[0].finishedTurns[0]", "non-empty string"),
+    (_set(["threads", 0], []), "threads[0]", "must be a JSON object"),
+    (_delete(["threads", 0, "seenEventIds"]), "threads[0].seenEventIds", "is required"),
+    (_set(["threads", 1, "session", "threadId"], "a"), "threads[1].session.threadId", "repeats"),
+    # states no event can reach are refused: a restored projector must be one the proofs cover
+    (_set(["threads", 1, "session", "activeTurnId"], "U9"), "threads[1].session",
+     "inactive_status_holds_no_turn"),
+    (_set(["threads", 0, "finishedTurns"], ["T2"]), "threads[0].session", "active_turn_not_finished"),
+]
+
+
+@pytest.mark.parametrize(("edit", "path", "text"), BAD)
+def test_a_bad_snapshot_is_a_typed_error_naming_the_path(
+    edit: Callable[[dict[str, Any]], None], path: str, text: str
+) -> None:
+    data = copy.deepcopy(busy_projector().snapshot())
+    assert data["threads"][0]["session"]["threadId"] == "a"  # the edits above rely on the order
+    edit(data)
+    with pytest.raises(SnapshotError) as info:
+        SessionProjector.restore(data)
+    assert info.value.path == path
+    assert text in str(info.value)
+    assert isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize(("data", "text"), [("{not json", "not valid JSON"), ([], "must be a JSON object"),
+                                            (b"null", "must be a JSON object")])
+def test_a_snapshot_that_is_not_an_object(data: Any, text: str) -> None:
+    with pytest.raises(SnapshotError, match=text) as info:
+        SessionProjector.restore(data)
+    assert info.value.path == "snapshot"
+
+
+def test_restore_checks_the_spec_name() -> None:
+    other = replace(builtin_spec(), name="my-lifecycle")
+    with pytest.raises(SnapshotError) as info:
+        SessionProjector.restore(busy_projector().snapshot(), other)
+    assert info.value.path == "spec"
+    mine = SessionProjector(other)
+    mine.apply(wire("x1", "session.started", "x"))
+    assert SessionProjector.restore(mine.snapshot(), other).snapshot() == mine.snapshot()
+
+
+# -- property: snapshot, restore, continue == continue -------------------------------------------
+
+THREADS = ("t1", "t2")
+TURNS = (None, "T1", "T2", "T3")
+KINDS: list[tuple[str, dict[str, Any]]] = [
+    ("session.started", {}), ("thread.started", {}), ("session.exited", {}),
+    *[("session.state.changed", {"state": s, "reason": "r"})
+      for s in ("starting", "ready", "running", "waiting", "stopped", "error")],
+    ("turn.started", {}),
+    *[("turn.completed", {"state": s}) for s in ("completed", "failed", "interrupted", "cancelled")],
+    ("turn.completed", {}),
+    ("turn.aborted", {"reason": "stop"}), ("runtime.error", {"message": "m"}), ("runtime.warning", {"message": "w"}),
+    ("item.started", {}),
+]
+
+events = st.builds(
+    lambda n, kind, thread, turn, at: wire(f"e{n}", kind[0], thread, turn, at, **kind[1]),
+    st.integers(0, 12), st.sampled_from(KINDS), st.sampled_from(THREADS), st.sampled_from(TURNS),
+    st.integers(0, 300),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(history=st.lists(events, max_size=40), data=st.data(),
+       max_event_ids=st.integers(1, 5), max_finished_turns=st.integers(1, 3))
+def test_snapshot_restore_continue_equals_continue(
+    history: list[dict[str, Any]], data: st.DataObject, max_event_ids: int, max_finished_turns: int
+) -> None:
+    cut = data.draw(st.integers(0, len(history)), label="cut")
+    straight = SessionProjector(max_event_ids=max_event_ids, max_finished_turns=max_finished_turns)
+    expected = straight.apply_all(history)
+
+    first = SessionProjector(max_event_ids=max_event_ids, max_finished_turns=max_finished_turns)
+    before_cut = first.apply_all(history[:cut])
+    saved = first.snapshot()
+    resumed = SessionProjector.restore(json.loads(json.dumps(saved)))
+    assert resumed.snapshot() == saved  # exact round trip
+    after_cut = resumed.apply_all(history[cut:])
+
+    got = before_cut + after_cut
+    assert [(o.kind, o.reason, o.before, o.after, o.transition) for o in got] == [
+        (o.kind, o.reason, o.before, o.after, o.transition) for o in expected
+    ]
+    assert resumed.snapshot() == straight.snapshot()
