@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -10,6 +11,9 @@ from typing import Any
 from statemachine import Session, SessionProjector
 
 START = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+
+# eventIds are unique across builders, so two builders for one thread never collide.
+_IDS = itertools.count(1)
 
 
 def stamp(seconds: float) -> str:
@@ -45,7 +49,7 @@ class Events:
         self.count += 1
         thread = thread_id or self.thread_id
         wire: dict[str, Any] = {
-            "eventId": event_id or f"{thread}-evt-{self.count:06d}",
+            "eventId": event_id or f"{thread}-evt-{next(_IDS):06d}",
             "type": type_,
             "provider": provider or self.provider,
             "threadId": thread,
