@@ -18,9 +18,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .spec import Spec
 
-__all__ = ["Event", "EventError", "EventParser", "parse_timestamp"]
+__all__ = ["MAX_ID_LENGTH", "Event", "EventError", "EventParser", "parse_timestamp"]
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+# Longest accepted eventId, threadId, turnId, type, provider and createdAt, in characters.
+# Identifiers are kept in per-thread memory (sessions, de-duplication, finished turns), so their
+# length bounds that memory; real ones are UUIDs or short names, far below this.
+MAX_ID_LENGTH = 256
 
 
 class EventError(ValueError):
@@ -65,7 +70,7 @@ class Event:
         return wire
 
 
-def _text(data: Mapping[str, Any], name: str) -> str:
+def _text(data: Mapping[str, Any], name: str, limit: int) -> str:
     if name not in data:
         raise EventError(name, "is required")
     value = data[name]
@@ -73,6 +78,8 @@ def _text(data: Mapping[str, Any], name: str) -> str:
         raise EventError(name, f"must be a string, got {type(value).__name__}")
     if not value:
         raise EventError(name, "must not be empty")
+    if len(value) > limit:
+        raise EventError(name, f"is {len(value)} characters long; the limit is {limit}")
     return value
 
 
@@ -80,26 +87,36 @@ _TYPE_CHECKS = {"string": str, "boolean": bool}
 
 
 class EventParser:
-    """Validates envelopes against one spec. Cheap to build; reuse it."""
+    """Validates envelopes against one spec. Cheap to build; reuse it.
 
-    def __init__(self, spec: Spec) -> None:
+    `max_id_length` caps eventId, threadId, turnId, type, provider and createdAt (characters).
+    """
+
+    def __init__(self, spec: Spec, *, max_id_length: int = MAX_ID_LENGTH) -> None:
+        if max_id_length < 1:
+            raise ValueError("max_id_length must be at least 1")
         self._spec = spec
+        self.max_id_length = max_id_length
 
     def parse(self, data: object) -> Event:
         if not isinstance(data, Mapping):
             raise EventError("event", f"must be a JSON object, got {type(data).__name__}")
-        event_id = _text(data, "eventId")
-        type_ = _text(data, "type")
-        provider = _text(data, "provider")
-        thread_id = _text(data, "threadId")
-        created_at = _text(data, "createdAt")
+        limit = self.max_id_length
+        event_id = _text(data, "eventId", limit)
+        type_ = _text(data, "type", limit)
+        provider = _text(data, "provider", limit)
+        thread_id = _text(data, "threadId", limit)
+        created_at = _text(data, "createdAt", limit)
         try:
             created_dt = parse_timestamp(created_at)
         except ValueError:
             raise EventError("createdAt", f"not an ISO 8601 timestamp: {created_at[:64]!r}") from None
         turn_id = data.get("turnId")
-        if turn_id is not None and (not isinstance(turn_id, str) or not turn_id):
-            raise EventError("turnId", "must be a non-empty string or null")
+        if turn_id is not None:
+            if not isinstance(turn_id, str) or not turn_id:
+                raise EventError("turnId", "must be a non-empty string or null")
+            if len(turn_id) > limit:
+                raise EventError("turnId", f"is {len(turn_id)} characters long; the limit is {limit}")
         raw_payload = data.get("payload")
         if raw_payload is None:
             payload: Mapping[str, Any] = _EMPTY

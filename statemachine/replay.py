@@ -1,8 +1,12 @@
-"""Replay a JSONL log through a projector, streaming: memory grows with sessions, not lines."""
+"""Replay a JSONL log through a projector, streaming: memory grows with sessions, not lines.
+
+A line longer than `max_line_bytes` is never held whole: it is read in bounded chunks, dropped,
+and reported in `errors`; the lines after it still apply.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,10 +14,17 @@ from .events import EventError
 from .outcome import OutcomeKind
 from .projector import SessionProjector
 
-__all__ = ["ReplayReport", "replay_lines"]
+__all__ = ["MAX_LINE_BYTES", "ReplayReport", "replay_lines"]
 
 # Kept in full only up to this many; counts are always exact.
 MAX_LISTED = 1000
+
+# Longest accepted line, without its line break: bytes for a binary stream, characters for text.
+# An event is a small envelope; this leaves ample room for large payloads.
+MAX_LINE_BYTES = 1 << 20
+
+# Chunk size used to skip the rest of a line past the limit.
+_SKIP_CHUNK = 1 << 16
 
 
 @dataclass
@@ -34,11 +45,61 @@ class ReplayReport:
         }
 
 
-def replay_lines(projector: SessionProjector, lines: Iterable[bytes | str]) -> ReplayReport:
-    """Apply each non-blank line; a malformed line is recorded in `errors` and skipped."""
+_NEWLINES = (b"\n", "\n")
+
+
+def _too_long(line: bytes | str, limit: int) -> bool:
+    # The limit counts the line without its final "\n".
+    return len(line) - (line[-1:] in _NEWLINES) > limit
+
+
+def _bounded_lines(source: Iterable[bytes | str], limit: int) -> Iterator[bytes | str | None]:
+    """Each line of `source`, or None for a line longer than `limit`.
+
+    A stream with `readline` (a file, stdin) is read at most `limit + 1` at a time, so a huge
+    line never sits in memory; any other iterable already holds its lines and is only measured.
+    """
+    readline = getattr(source, "readline", None)
+    if readline is None:
+        for line in source:
+            yield None if _too_long(line, limit) else line
+        return
+    while True:
+        line = readline(limit + 1)
+        if not line:
+            return
+        if len(line) <= limit or line[-1:] in _NEWLINES:
+            yield line  # at most `limit` plus its "\n"
+            continue
+        # Longer than the limit: drop the rest of this line in bounded chunks.
+        while True:
+            rest = readline(min(_SKIP_CHUNK, limit + 1))
+            if not rest or rest[-1:] in _NEWLINES:
+                break
+        yield None
+
+
+def replay_lines(
+    projector: SessionProjector,
+    lines: Iterable[bytes | str],
+    *,
+    max_line_bytes: int = MAX_LINE_BYTES,
+) -> ReplayReport:
+    """Apply each non-blank line; a malformed or too long line is recorded in `errors` and skipped.
+
+    `lines` is any iterable of lines; a binary or text stream is best, as it is read bounded.
+    """
+    if max_line_bytes < 1:
+        raise ValueError("max_line_bytes must be at least 1")
     report = ReplayReport()
-    for number, line in enumerate(lines, 1):
+    too_long = f"line: longer than {max_line_bytes} bytes, the line length limit (max_line_bytes)"
+    for number, line in enumerate(_bounded_lines(lines, max_line_bytes), 1):
         report.lines = number
+        if line is None:
+            report.error_count += 1
+            if len(report.errors) < MAX_LISTED:
+                report.errors.append({"line": number, "error": too_long})
+            continue
         if not line.strip():
             continue
         try:
