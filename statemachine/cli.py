@@ -92,6 +92,26 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return EXIT_OK if all(r.ok for r in results) else EXIT_BAD_INPUT
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from .verify.promela import PromelaError, export_promela
+
+    try:
+        text = export_promela(_spec(args))
+    except PromelaError as exc:
+        print(f"export: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.output in (None, "-"):
+        sys.stdout.write(text)
+        return EXIT_OK
+    try:
+        with open(args.output, "w", encoding="utf-8") as out:
+            out.write(text)
+    except OSError as exc:
+        print(f"export: cannot write {args.output}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m statemachine", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -110,6 +130,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="leave a check out (static, explore, induction, spin); repeatable",
     )
     verify.set_defaults(handler=cmd_verify)
+    export = sub.add_parser("export", help="write the spec in another language (promela: a model for spin)")
+    export.add_argument("format", choices=["promela"], help="the output language")
+    export.add_argument("--spec", help="a spec file instead of the built-in one")
+    export.add_argument("-o", "--output", help="write to this file instead of standard output")
+    export.set_defaults(handler=cmd_export)
     return parser
 
 

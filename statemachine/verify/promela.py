@@ -1,0 +1,223 @@
+"""Export the spec as a Promela model for the spin model checker.
+
+The model is generated from the `Spec` object alone; no transition table is written here. What
+this module does write is its own meaning for each guard and effect *name* (`GUARDS`, `EFFECTS`
+below), made from the names' descriptions in the spec and not from `statemachine.semantics`, so
+that spin checks the spec against an independent implementation of its vocabulary.
+
+Abstraction (one session):
+- `status`: the spec's statuses, as an mtype;
+- `turn`: the active turn, 0 for none or a turn id 1..N;
+- `fin[t]`: turn t has completed, aborted or been cleared (the thread's remembered turns);
+- each event: one trigger of the spec x a turn (0 = untargeted, 1..N).
+lastError, updatedAt and providerName are not modelled: no guard reads them, so they cannot
+change which transition is taken; the effects that only write them render as `skip`. Payload
+fields other than the variant are therefore irrelevant too. The thread's memory of finished turns
+is unbounded here (the projector's is capped), and event ids (de-duplication) are not modelled:
+a duplicate changes nothing by construction of the projector, not of the spec.
+
+State invariants are asserted in the initial state and after every event; step invariants
+(`updated_at_monotonic`, `unapplied_is_noop`) read fields or outcomes outside the model and are
+not checked by spin.
+
+Each event prints one line `@event <trigger index> <turn> <trigger>` and, when an invariant
+breaks, one line `@violated <name>` per broken invariant, so that replaying a trail (`spin -t`)
+yields the path as data.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from ..spec import EffectRef, Spec, TransitionSpec
+
+__all__ = ["DEFAULT_TURN_IDS", "EFFECTS", "GUARDS", "INVARIANTS", "PromelaError", "export_promela"]
+
+# Three ids: with one turn active and another finished, a third is still fresh, so every class of
+# event turn (none, the active one, a finished one, a fresh one) occurs from every such state.
+DEFAULT_TURN_IDS = 3
+
+
+class PromelaError(ValueError):
+    """The spec uses a name this exporter has no Promela rendering for."""
+
+
+# Guard name -> a side-effect-free Promela expression over `status`, `turn` (the active one), `fin[]` and `ev`
+# (the event's turn, 0 when the event names none).
+GUARDS: Mapping[str, str] = {
+    # The session holds an active turn.
+    "has_active_turn": "(turn != 0)",
+    # The session holds no active turn.
+    "no_active_turn": "(turn == 0)",
+    # The event names a turn.
+    "targeted": "(ev != 0)",
+    # The event names no turn.
+    "untargeted": "(ev == 0)",
+    # Names no turn, or no turn is active, or names the active one.
+    "turn_matches": "(ev == 0 || turn == 0 || ev == turn)",
+    # The named turn (if any) has not completed, aborted or been cleared.
+    "turn_not_finished": "(ev == 0 || !fin[ev])",
+}
+
+EffectRenderer = Callable[[Mapping[str, Any]], str]
+
+
+def _unmodelled(_: Mapping[str, Any]) -> str:
+    return "skip"
+
+
+# Effect name -> Promela statements, given the effect's parameters from the spec.
+EFFECTS: Mapping[str, EffectRenderer] = {
+    # Remember the active turn as finished, then no turn is active.
+    "clear_turn": lambda _: "if :: turn != 0 -> fin[turn] = 1; turn = 0 :: else -> skip fi",
+    # The event's turn becomes the active one (none if the event names none).
+    "set_turn": lambda _: "turn = ev",
+    # Remember the event's turn (if any) as finished.
+    "remember_event_turn": lambda _: "if :: ev != 0 -> fin[ev] = 1 :: else -> skip fi",
+    # These write lastError, updatedAt or providerName, which the model leaves out.
+    "clear_error": _unmodelled,
+    "set_error": _unmodelled,
+    "advance_updated_at": _unmodelled,
+    "record_provider": _unmodelled,
+}
+
+
+def _no_turn_unless_holds_turn(spec: Spec, status: Mapping[str, str]) -> str:
+    holding = [f"status == {status[s.name]}" for s in spec.statuses if s.holds_turn]
+    return "(" + " || ".join(["turn == 0", *holding]) + ")"
+
+
+def _active_turn_not_remembered(_: Spec, __: Mapping[str, str]) -> str:
+    return "(turn == 0 || !fin[turn])"
+
+
+# State invariant kind -> a Promela expression that must hold in every reachable state.
+INVARIANTS: Mapping[str, Callable[[Spec, Mapping[str, str]], str]] = {
+    "no_turn_unless_holds_turn": _no_turn_unless_holds_turn,
+    "active_turn_not_remembered": _active_turn_not_remembered,
+}
+# Kinds that judge a step (before/after fields or the outcome), outside this model.
+NOT_MODELLED_INVARIANTS = frozenset({"updated_at_monotonic", "unapplied_is_noop"})
+
+
+def _identifier(prefix: str, name: str) -> str:
+    return prefix + re.sub(r"[^A-Za-z0-9_]", "_", name)
+
+
+def _comment(text: str) -> str:
+    """Spec text (names, parameters) safe inside a Promela comment."""
+    return text.replace("*/", "* /").replace("\n", " ")
+
+
+def _label(text: str) -> str:
+    """Text safe inside a Promela printf format string (no quotes, escapes or conversions)."""
+    return re.sub(r"[^A-Za-z0-9_.\[\]:=-]", "?", text)
+
+
+def _guard(name: str, where: str) -> str:
+    try:
+        return GUARDS[name]
+    except KeyError:
+        raise PromelaError(f"{where}: no Promela rendering for guard {name!r} (known: {sorted(GUARDS)})") from None
+
+
+def _effect(ref: EffectRef, where: str) -> str:
+    try:
+        render = EFFECTS[ref.name]
+    except KeyError:
+        raise PromelaError(
+            f"{where}: no Promela rendering for effect {ref.name!r} (known: {sorted(EFFECTS)})"
+        ) from None
+    return render(ref.param_map)
+
+
+def _effects(refs: tuple[EffectRef, ...], where: str) -> list[str]:
+    return [f"{_effect(ref, where)}; /* {_comment(ref.label())} */" for ref in refs]
+
+
+def _transition(spec: Spec, t: TransitionSpec, status: Mapping[str, str], on_enter: Mapping[str, list[str]]) -> str:
+    where = f"transitions[{t.index}]"
+    sources = " || ".join(f"status == {status[s]}" for s in t.sources)
+    condition = " && ".join([f"({sources})", *(_guard(g, f"{where}.guards") for g in t.guards)])
+    body = [f"taken = {t.index + 1};"]
+    if t.dest is not None:  # internal transitions keep the status and run no on-enter hook
+        body.append(f"status = {status[t.dest]};")
+        body += on_enter[t.dest]
+    body += _effects(t.effects, f"{where}.effects")
+    body += _effects(spec.on_applied, "on_applied")
+    dest = t.dest if t.dest is not None else "(internal)"
+    lines = [
+        f"  /* transitions[{t.index}]: {_comment(' '.join(t.sources))} -> {_comment(dest)} */",
+        "  if",
+        f"  :: taken == 0 && {condition} ->",
+        *(f"       {b}" for b in body),
+        "  :: else -> skip",
+        "  fi;",
+    ]
+    return "\n".join(lines)
+
+
+def export_promela(spec: Spec, *, turn_ids: int = DEFAULT_TURN_IDS) -> str:
+    """The spec as a Promela model: one session, any sequence of events, invariants asserted."""
+    if not 1 <= turn_ids <= 100:
+        raise ValueError("turn_ids must be between 1 and 100")
+    status = {s.name: _identifier("S_", s.name) for s in spec.statuses}
+    if len(set(status.values())) != len(status):
+        raise PromelaError("two status names map to the same Promela identifier")
+    on_enter = {s.name: _effects(s.on_enter, f"statuses[{i}].on_enter") for i, s in enumerate(spec.statuses)}
+
+    checks: list[tuple[str, str]] = []
+    skipped: list[str] = []
+    for inv in spec.invariants:
+        if inv.kind in INVARIANTS:
+            checks.append((inv.name, INVARIANTS[inv.kind](spec, status)))
+        elif inv.kind in NOT_MODELLED_INVARIANTS:
+            skipped.append(inv.name)
+        else:
+            raise PromelaError(f"invariant {inv.name!r}: no Promela rendering for kind {inv.kind!r}")
+
+    out: list[str] = [
+        f"/* Generated from {_comment(Path(spec.source).name)} ({_comment(spec.name)}) by statemachine.verify.promela;",
+        "   do not edit: export it again from the spec.",
+        "   One session; lastError, updatedAt and providerName are not modelled (no guard reads them).",
+        f"   Turn ids 1..{turn_ids}; 0 means no turn / an untargeted event.",
+        f"   State invariants asserted after every event: {_comment(', '.join(n for n, _ in checks) or 'none')}.",
+        f"   Step invariants not modelled: {_comment(', '.join(skipped) or 'none')}. */",
+        "",
+        "mtype = { " + ", ".join(status.values()) + " };",
+        f"mtype status = {status[spec.initial]};",
+        "byte turn = 0;            /* the active turn, 0 = none */",
+        f"{f'bool fin[{turn_ids + 1}];':<26}/* fin[t]: turn t completed, aborted or cleared; fin[0] unused */",
+        # Scratch for one event, back to 0 when it ends so that states differ only by the session.
+        "byte ev = 0;              /* the current event's turn, 0 = untargeted */",
+        "short taken = 0;          /* 1 + index of the spec transition taken, 0 = rejected */",
+        "",
+        "inline check_invariants() {",
+    ]
+    for name, expr in checks:
+        out.append(f"  if :: !{expr} -> printf(\"@violated {_label(name)}\\n\") :: else -> skip fi;")
+    out.append("  assert(" + " && ".join(expr for _, expr in checks) + ")" if checks else "  skip")
+    out.append("}")
+
+    for k, trigger in enumerate(spec.triggers):
+        out += ["", f"/* {_comment(trigger)}: its transitions in file order, the first that applies is taken */"]
+        out.append(f"inline step_{k}() {{")
+        out.append("  taken = 0;")
+        for t in spec.transitions_for(trigger):
+            out.append(_transition(spec, t, status, on_enter))
+        out.append("  printf(\"@taken %d\\n\", taken);")
+        out.append("  taken = 0")
+        out.append("}")
+
+    out += ["", "active proctype session() {", "  check_invariants();", "  do"]
+    for k, trigger in enumerate(spec.triggers):
+        for turn in range(turn_ids + 1):
+            out.append(
+                f"  :: d_step {{ ev = {turn}; printf(\"@event {k} {turn} {_label(trigger)}\\n\"); "
+                f"step_{k}(); ev = 0; check_invariants() }}"
+            )
+    out += ["  od", "}", ""]
+    return "\n".join(out)
