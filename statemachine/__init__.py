@@ -8,7 +8,15 @@ invariant is proven: a session whose status may not hold a turn never holds one.
 from .concurrency import ConsumeStats, LockedProjector, consume
 from .events import Event, EventError, EventParser
 from .machine import LifecycleMachine
-from .operations import expire_stale_turns, idle_since, reapable, reapable_sessions, reconcile, stale_turns
+from .operations import (
+    ActivityClock,
+    expire_stale_turns,
+    idle_since,
+    reapable,
+    reapable_sessions,
+    reconcile,
+    stale_turns,
+)
 from .outcome import Outcome, OutcomeKind
 from .projector import SessionProjector
 from .session import Session
@@ -16,6 +24,7 @@ from .snapshot import SnapshotError
 from .spec import Spec, SpecError, builtin_spec, load_spec
 
 __all__ = [
+    "ActivityClock",
     "ConsumeStats",
     "Event",
     "EventError",

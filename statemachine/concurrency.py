@@ -108,15 +108,18 @@ class LockedProjector:
                 self._projector, now, last_seen=last_seen, threshold=threshold, busy=busy, never=never
             )
 
-    def stale_turns(self, now: datetime, max_age: timedelta) -> list[Session]:
+    def stale_turns(
+        self, now: datetime, max_age: timedelta, *, last_seen: Mapping[str, datetime] | None = None
+    ) -> list[Session]:
         with self._lock:
-            return operations.stale_turns(self._projector, now, max_age)
+            return operations.stale_turns(self._projector, now, max_age, last_seen=last_seen)
 
     def expire_stale_turns(
-        self, now: datetime, max_age: timedelta, *, reason: str = operations.STALE_TURN_REASON
+        self, now: datetime, max_age: timedelta, *, last_seen: Mapping[str, datetime] | None = None,
+        reason: str = operations.STALE_TURN_REASON,
     ) -> list[Outcome]:
         with self._lock:
-            return operations.expire_stale_turns(self._projector, now, max_age, reason=reason)
+            return operations.expire_stale_turns(self._projector, now, max_age, last_seen=last_seen, reason=reason)
 
     def reconcile(
         self, live_thread_ids: Container[str], *, now: datetime | None = None,

@@ -6,11 +6,14 @@ session lost its provider). They never write a session: every change is an ordin
 applied through `SessionProjector.apply`, so the spec's machine decides what it does, observers
 and logs see it like any other event, and the proofs that cover `apply` cover these paths too.
 
-Times: `now` and `last_seen` are datetimes; a naive one is taken as UTC.
+Times: `now` and `last_seen` are datetimes; a naive one is taken as UTC. `updatedAt` only moves
+on applied lifecycle events, not on the items and deltas a working turn streams; an `ActivityClock`
+observer records those too, and its `last_seen` can be passed to the reaper and the stale-turn bound.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Collection, Container, Mapping
 from datetime import UTC, datetime, timedelta
 
@@ -28,6 +31,7 @@ __all__ = [
     "STALE_TURN_EVENT_PREFIX",
     "STALE_TURN_REASON",
     "SYNTHETIC_PROVIDER",
+    "ActivityClock",
     "expire_stale_turns",
     "idle_since",
     "reapable",
@@ -64,15 +68,47 @@ def _updated(session: Session) -> datetime | None:
     return parse_timestamp(session.updated_at) if session.updated_at is not None else None
 
 
+def _latest(*clocks: datetime | None) -> datetime | None:
+    known = [c for c in clocks if c is not None]
+    return max(known) if known else None
+
+
+def _event_id(projector: SessionProjector, prefix: str, *parts: str) -> str:
+    """`prefix` + parts joined by ":"; past the parser's id length limit the parts are hashed, so
+    the synthetic event is never refused as malformed and stays recognisable by its prefix."""
+    event_id = prefix + ":".join(parts)
+    limit: int = getattr(projector.parser, "max_id_length", 256)
+    if len(event_id) <= limit:
+        return event_id
+    return prefix + hashlib.sha256(":".join(parts).encode()).hexdigest()
+
+
+class ActivityClock:
+    """An observer recording, per thread, the latest `createdAt` of any event it was sent, ignored
+    ones (items, deltas, warnings) included: `projector.subscribe(clock)`.
+
+    Its `last_seen` is what `stale_turns` and `reapable_sessions` take. It is not part of a
+    snapshot: after a restore it starts empty and the operations fall back to `updatedAt`.
+    """
+
+    def __init__(self) -> None:
+        self.last_seen: dict[str, datetime] = {}
+
+    def __call__(self, outcome: Outcome) -> None:
+        ev = outcome.event
+        at = parse_timestamp(ev.created_at)
+        previous = self.last_seen.get(ev.thread_id)
+        if previous is None or at > previous:
+            self.last_seen[ev.thread_id] = at
+
+
 # -- the reaper --------------------------------------------------------------------------------
 
 
 def idle_since(session: Session, last_seen: datetime | None = None) -> datetime | None:
     """When the session went idle: the later of `last_seen` (the orchestrator's own clock, e.g.
     the last user message) and its `updatedAt`. None when neither is known."""
-    clocks = [t for t in (_updated(session), _aware(last_seen, "last_seen") if last_seen is not None else None)
-              if t is not None]
-    return max(clocks) if clocks else None
+    return _latest(_updated(session), _aware(last_seen, "last_seen") if last_seen is not None else None)
 
 
 def reapable(
@@ -121,19 +157,31 @@ def reapable_sessions(
 # -- stale turns -------------------------------------------------------------------------------
 
 
-def stale_turns(projector: SessionProjector, now: datetime, max_age: timedelta) -> list[Session]:
-    """Sessions holding a turn with no event applied for at least `max_age`.
+def stale_turns(
+    projector: SessionProjector,
+    now: datetime,
+    max_age: timedelta,
+    *,
+    last_seen: Mapping[str, datetime] | None = None,
+) -> list[Session]:
+    """Sessions holding a turn with no event for at least `max_age`.
 
-    `updatedAt` is when the session's last applied event happened, so "no event since" is
-    `now - updatedAt >= max_age`. A session without `updatedAt` is left alone (its age is unknown).
+    `updatedAt` is when the session's last applied event happened; `last_seen` (by threadId, e.g.
+    an `ActivityClock`'s) adds events that do not move it. "No event since" is
+    `now - max(updatedAt, last_seen) >= max_age`. A session with neither clock is left alone
+    (its age is unknown).
     """
     if max_age <= timedelta(0):
         raise ValueError("max_age must be positive")
     now = _aware(now, "now")
+    seen = last_seen or {}
     stale = []
-    for s in projector.sessions().values():
-        updated = _updated(s)
-        if s.active_turn_id is not None and updated is not None and now - updated >= max_age:
+    for tid, s in projector.sessions().items():
+        if s.active_turn_id is None:
+            continue
+        raw = seen.get(tid)
+        since = _latest(_updated(s), _aware(raw, "last_seen") if raw is not None else None)
+        if since is not None and now - since >= max_age:
             stale.append(s)
     return stale
 
@@ -143,23 +191,24 @@ def expire_stale_turns(
     now: datetime,
     max_age: timedelta,
     *,
+    last_seen: Mapping[str, datetime] | None = None,
     reason: str = STALE_TURN_REASON,
 ) -> list[Outcome]:
     """Settle each stale turn by applying `turn.completed {state: interrupted}` for it.
 
-    The event is `stale-turn:<threadId>:<turnId>`, createdAt `now`, provider the session's,
-    `payload.reason` = `reason`. The machine decides the result (on the built-in spec:
-    `interrupted`, turn cleared and remembered, so a late completion for it is rejected).
-    Returns one outcome per stale session, in projector order.
+    The event is `stale-turn:<threadId>:<turnId>` (hashed after the prefix if too long),
+    createdAt `now`, provider the session's, `payload.reason` = `reason`. The machine decides the
+    result (on the built-in spec: `interrupted`, turn cleared and remembered, so a late completion
+    for it is rejected). Returns one outcome per stale session, in projector order.
     """
     outcomes = []
-    for s in stale_turns(projector, now, max_age):
+    for s in stale_turns(projector, now, max_age, last_seen=last_seen):
         turn = s.active_turn_id
         assert turn is not None  # stale_turns only lists sessions holding a turn
         outcomes.append(
             projector.apply(
                 {
-                    "eventId": f"{STALE_TURN_EVENT_PREFIX}{s.thread_id}:{turn}",
+                    "eventId": _event_id(projector, STALE_TURN_EVENT_PREFIX, s.thread_id, turn),
                     "type": "turn.completed",
                     "provider": s.provider_name or SYNTHETIC_PROVIDER,
                     "threadId": s.thread_id,
@@ -186,9 +235,10 @@ def reconcile(
     """After a restart: every session left in `statuses` (starting, running) or holding a turn,
     whose thread is not in `live_thread_ids`, gets `session.state.changed {state: error, reason}`.
 
-    The event is `restart:<threadId>:<now>`, createdAt `now` (default: the current time). On the
-    built-in spec the session becomes `error` with `lastError = reason`, and entering `error`
-    clears (and remembers) its turn. Returns one outcome per session reconciled.
+    The event is `restart:<threadId>:<now>` (hashed after the prefix if too long), createdAt
+    `now` (default: the current time). On the built-in spec the session becomes `error` with
+    `lastError = reason`, and entering `error` clears (and remembers) its turn. Returns one
+    outcome per session reconciled.
     """
     when = _wire_time(_aware(now, "now") if now is not None else datetime.now(UTC))
     outcomes = []
@@ -200,7 +250,7 @@ def reconcile(
         outcomes.append(
             projector.apply(
                 {
-                    "eventId": f"{RESTART_EVENT_PREFIX}{s.thread_id}:{when}",
+                    "eventId": _event_id(projector, RESTART_EVENT_PREFIX, s.thread_id, when),
                     "type": "session.state.changed",
                     "provider": s.provider_name or SYNTHETIC_PROVIDER,
                     "threadId": s.thread_id,
