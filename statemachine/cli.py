@@ -112,6 +112,54 @@ def cmd_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_diagram(args: argparse.Namespace) -> int:
+    from .diagrams import FORMATS, DiagramUnavailable, format_for_path, render
+
+    implied = format_for_path(args.output) if args.output not in (None, "-") else None
+    fmt = args.format or implied or "mermaid"
+    if implied is not None and implied != fmt:
+        print(f"diagram: {args.output} is a {implied} file name but --format is {fmt}; "
+              f"give --format {implied} or another file name (formats: {', '.join(FORMATS)})", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        data = render(_spec(args), fmt)
+    except DiagramUnavailable as exc:
+        print(f"diagram: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.output in (None, "-"):
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return EXIT_OK
+    try:
+        with open(args.output, "wb") as out:
+            out.write(data)
+    except OSError as exc:
+        print(f"diagram: cannot write {args.output}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK
+
+
+def cmd_docs(args: argparse.Namespace) -> int:
+    from .diagrams import DiagramUnavailable
+    from .docgen import stale, write_docs
+
+    try:
+        if args.check:
+            differing = stale(args.out, _spec(args))
+            for name in differing:
+                print(f"docs: {args.out}/{name} is out of date; run: python -m statemachine docs", file=sys.stderr)
+            return EXIT_BAD_INPUT if differing else EXIT_OK
+        for path in write_docs(args.out, _spec(args)):
+            print(f"wrote {path}")
+    except DiagramUnavailable as exc:
+        print(f"docs: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"docs: cannot write to {args.out}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m statemachine", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -135,6 +183,17 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--spec", help="a spec file instead of the built-in one")
     export.add_argument("-o", "--output", help="write to this file instead of standard output")
     export.set_defaults(handler=cmd_export)
+    diagram = sub.add_parser("diagram", help="draw the lifecycle (Mermaid text, or DOT/SVG/PNG through Graphviz)")
+    diagram.add_argument("--format", choices=["mermaid", "dot", "svg", "png"],
+                         help="output format (default: implied by -o's extension, else mermaid)")
+    diagram.add_argument("-o", "--output", metavar="FILE", help="write to this file instead of standard output")
+    diagram.add_argument("--spec", help="a spec file instead of the built-in one")
+    diagram.set_defaults(handler=cmd_diagram)
+    docs = sub.add_parser("docs", help="write every generated doc (lifecycle page and SVG, CLI reference)")
+    docs.add_argument("--out", default="docs", metavar="DIR", help="the directory to write into")
+    docs.add_argument("--check", action="store_true", help="write nothing; exit 1 if a generated doc is out of date")
+    docs.add_argument("--spec", help="a spec file instead of the built-in one")
+    docs.set_defaults(handler=cmd_docs)
     return parser
 
 
