@@ -104,7 +104,8 @@ def _grouped(
     pseudos: dict[str, _Pseudo] = {}
     for group in groups.values():
         sources = group.pop("sources")
-        pseudo = _pseudo_for(sources, statuses)
+        # An internal transition is a loop on each status it stays in; no pseudo-state for it.
+        pseudo = _pseudo_for(sources, statuses) if "dest" in group else None
         if pseudo is not None:
             pseudos.setdefault(pseudo.id, pseudo)
             edges.append({**group, "source": pseudo.id})
@@ -121,14 +122,16 @@ def _edge_labels(graph: Any, transitions: Iterable[Mapping[str, Any]]) -> dict[t
     """
     by_edge: dict[tuple[str, str], dict[tuple[Any, ...], list[str]]] = {}
     for t in transitions:
-        guards = (tuple(t.get("conditions", ())), tuple(t.get("unless", ())))
+        guards = (tuple(t.get("conditions", ())), tuple(t.get("unless", ())), "dest" not in t)
         triggers = by_edge.setdefault((t["source"], t.get("dest", t["source"])), {}).setdefault(guards, [])
         triggers.append(t["trigger"])
     labels: dict[tuple[str, str], list[str]] = {}
     for edge, groups in by_edge.items():
         lines = labels.setdefault(edge, [])
-        for (conditions, unless), triggers in groups.items():
-            merged: dict[str, Any] = {"trigger": ", ".join(triggers), "dest": edge[1]}
+        for (conditions, unless, internal), triggers in groups.items():
+            merged: dict[str, Any] = {"trigger": ", ".join(triggers)}
+            if not internal:
+                merged["dest"] = edge[1]  # transitions labels a transition without one "[internal]"
             if conditions:
                 merged["conditions"] = list(conditions)
             if unless:

@@ -1,0 +1,107 @@
+"""Generated docs match what is committed; a spec or CLI change without regenerating fails here."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from statemachine import builtin_spec, load_spec
+from statemachine.cli import build_parser
+from statemachine.docgen import CLI_MD, GENERATED, LIFECYCLE_MD, LIFECYCLE_SVG, cli_markdown, generate, stale
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+MUTANT_A = ROOT / "specs" / "mutants" / "a_seed_ready_keeps_turn.yaml"
+REGENERATE = "run `python -m statemachine docs` and commit the result"
+
+
+@pytest.fixture(scope="module")
+def graphviz_available() -> None:
+    try:
+        import graphviz  # noqa: F401
+    except ImportError:
+        missing = "the graphviz Python package"
+    else:
+        missing = "" if shutil.which("dot") else "Graphviz's dot program"
+    if not missing:
+        return
+    message = f"{missing} is not installed (pip install graphviz; apt-get install graphviz)"
+    if os.environ.get("CI"):
+        pytest.fail(message)  # CI must check the committed SVG too, never skip it silently
+    pytest.skip(message)
+
+
+def _differing(generated: dict[str, bytes], base: Path) -> list[str]:
+    return [name for name, content in generated.items()
+            if not (base / name).is_file() or (base / name).read_bytes() != content]
+
+
+def test_committed_docs_match_a_regeneration(tmp_path: Path, graphviz_available: None) -> None:
+    proc = subprocess.run([sys.executable, "-m", "statemachine", "docs", "--out", str(tmp_path)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(GENERATED)
+    differing = [name for name in GENERATED
+                 if not (DOCS / name).is_file() or (DOCS / name).read_bytes() != (tmp_path / name).read_bytes()]
+    assert not differing, f"out of date: {', '.join(f'docs/{n}' for n in differing)}; {REGENERATE}"
+
+
+def test_check_flag_agrees(graphviz_available: None) -> None:
+    proc = subprocess.run([sys.executable, "-m", "statemachine", "docs", "--check", "--out", str(DOCS)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_a_changed_spec_is_caught_and_the_file_named(tmp_path: Path, graphviz_available: None) -> None:
+    # Committed docs, then the spec changes (here: a mutant) without regenerating.
+    for name in GENERATED:
+        shutil.copy(DOCS / name, tmp_path / name)
+    mutant = load_spec(MUTANT_A)
+    assert set(stale(tmp_path, mutant)) == {LIFECYCLE_MD, LIFECYCLE_SVG}
+    proc = subprocess.run([sys.executable, "-m", "statemachine", "docs", "--check", "--out", str(tmp_path),
+                           "--spec", str(MUTANT_A)], capture_output=True, text=True, cwd=ROOT, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 1
+    assert f"{tmp_path}/{LIFECYCLE_MD} is out of date" in proc.stderr
+    # Regenerating brings them back in line.
+    (tmp_path / LIFECYCLE_MD).write_bytes(generate(mutant)[LIFECYCLE_MD])
+    assert LIFECYCLE_MD not in stale(tmp_path, mutant)
+
+
+def test_the_semantics_tables_follow_the_spec() -> None:
+    # Mutant A keeps the turn when `session.state.changed[ready]` arrives: the measured table shows it.
+    from statemachine.docgen import lifecycle_markdown
+
+    normal, mutant = lifecycle_markdown(builtin_spec()), lifecycle_markdown(load_spec(MUTANT_A))
+    assert normal != mutant
+    assert _differing({LIFECYCLE_MD: mutant.encode("utf-8")}, DOCS) == [LIFECYCLE_MD]
+
+
+def test_a_new_subcommand_changes_the_cli_page() -> None:
+    def with_extra() -> argparse.ArgumentParser:
+        parser = build_parser()
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        extra = sub.add_parser("frobnicate", help="a subcommand nobody documented")
+        extra.add_argument("--level", help="how much")
+        return parser
+
+    page = cli_markdown(with_extra)
+    assert "## `frobnicate`" in page and "`--level LEVEL`" in page
+    assert page != cli_markdown()
+    assert _differing({CLI_MD: page.encode("utf-8")}, DOCS) == [CLI_MD]
+
+
+def test_every_subcommand_is_documented() -> None:
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    page = (DOCS / CLI_MD).read_text(encoding="utf-8")
+    missing = [name for name in sub.choices if f"## `{name}`" not in page]
+    assert not missing, f"docs/{CLI_MD} lacks {missing}; {REGENERATE}"
