@@ -7,13 +7,16 @@ violated invariant); 2 the command could not run (unreadable file, bad arguments
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import IO, Any, NoReturn
 
 from .projector import SessionProjector
 from .replay import replay_lines
+from .snapshot import SnapshotError
 from .spec import Spec, SpecError, builtin_spec, load_spec
 
 __all__ = ["main"]
@@ -38,8 +41,42 @@ def _open_input(name: str) -> IO[bytes]:
     return sys.stdin.buffer if name == "-" else open(name, "rb")
 
 
+def _read_snapshot(path: str, spec: Spec) -> SessionProjector | None:
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        print(f"replay: cannot read snapshot {path}: {exc.strerror or exc}", file=sys.stderr)
+        return None
+    try:
+        return SessionProjector.restore(data, spec)
+    except SnapshotError as exc:
+        print(f"replay: bad snapshot {path}: {exc}", file=sys.stderr)
+        return None
+
+
+def _write_snapshot(path: str, projector: SessionProjector) -> bool:
+    # Through a temporary file and a rename: an interrupted write never leaves half a snapshot,
+    # and --snapshot-in and --snapshot-out may name the same file.
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(projector.snapshot(), f)
+            f.write("\n")
+        os.replace(tmp, path)
+    except OSError as exc:
+        print(f"replay: cannot write snapshot {path}: {exc.strerror or exc}", file=sys.stderr)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        return False
+    return True
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
-    projector = SessionProjector(_spec(args))
+    spec = _spec(args)
+    projector = _read_snapshot(args.snapshot_in, spec) if args.snapshot_in else SessionProjector(spec)
+    if projector is None:
+        return EXIT_USAGE
     try:
         stream = _open_input(args.file)
     except OSError as exc:
@@ -53,6 +90,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     finally:
         if stream is not sys.stdin.buffer:
             stream.close()
+    if args.snapshot_out and not _write_snapshot(args.snapshot_out, projector):
+        return EXIT_USAGE
     if args.json:
         json.dump(report.to_json(projector), sys.stdout, sort_keys=False)
         sys.stdout.write("\n")
@@ -63,16 +102,22 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def _print_replay(data: dict[str, Any], error_count: int) -> None:
     out = sys.stdout
+    # Event strings may hold code points stdout cannot encode (lone surrogates are valid JSON).
+    encoding = getattr(out, "encoding", None) or "utf-8"
+
+    def write(text: str) -> None:
+        out.write(text.encode(encoding, "backslashreplace").decode(encoding))
+
     counts = data["outcomes"]
-    out.write(", ".join(f"{n} {k}" for k, n in counts.items()) + f", {error_count} malformed\n")
+    write(", ".join(f"{n} {k}" for k, n in counts.items()) + f", {error_count} malformed\n")
     for tid, s in data["sessions"].items():
         turn = s["activeTurnId"] or "-"
         err = f"  lastError={s['lastError']!r}" if s["lastError"] is not None else ""
-        out.write(f"{tid}: {s['status']}  turn={turn}  provider={s['providerName']}  updatedAt={s['updatedAt']}{err}\n")
+        write(f"{tid}: {s['status']}  turn={turn}  provider={s['providerName']}  updatedAt={s['updatedAt']}{err}\n")
     for r in data["rejected"]:
-        out.write(f"line {r['line']}: rejected {r['eventId']}: {r['reason']}\n")
+        write(f"line {r['line']}: rejected {r['eventId']}: {r['reason']}\n")
     for e in data["errors"]:
-        out.write(f"line {e['line']}: malformed: {e['error']}\n")
+        write(f"line {e['line']}: malformed: {e['error']}\n")
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -168,6 +213,10 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("file", help="JSONL file of events, or - for standard input")
     replay.add_argument("--json", action="store_true", help="print one JSON object")
     replay.add_argument("--spec", help="a spec file instead of the built-in one")
+    replay.add_argument("--snapshot-in", metavar="FILE",
+                        help="start from this snapshot (written by --snapshot-out) instead of no sessions")
+    replay.add_argument("--snapshot-out", metavar="FILE",
+                        help="after the log, write every session and its memory here (JSON)")
     replay.set_defaults(handler=cmd_replay)
 
     verify = sub.add_parser("verify", help="prove the spec's invariants (exit 0 only when every check holds)")
