@@ -1,0 +1,594 @@
+"""The performance benchmark: one command, every contender, alternated, medians and ratios.
+
+    .venv/bin/python benchmarks/run.py            # full run (about 10 minutes on 2 cores)
+    .venv/bin/python benchmarks/run.py --quick    # a smaller stream, for a quick look
+
+Contenders (see docs/performance.md for what each does per event):
+  a        SessionProjector().apply on pre-parsed `Event`s (the package's default, compiled engine)
+  a-wire   SessionProjector().apply on wire dicts (parse + validate + apply)
+  a-ref    SessionProjector(engine="transitions").apply on pre-parsed `Event`s (reference engine)
+  b        hand-written dict-table reducer on plain tuples (benchmarks/handwritten.py)
+  c        transitions used naively, one Machine per session (benchmarks/naive_transitions.py)
+  d        python-statemachine, one StateMachine per session, in its own venv (psm_contender.py)
+
+Before any ratio is printed, (a) and (b) must agree on the whole stream: the same outcome (kind
+and rejection reason) for every event and the same final sessions and memories. (c) and (d) must
+agree with (a) on the events they are timed on (outcome kinds and final sessions). A contender that
+disagrees gets no ratio; if (a) and (b) disagree, no ratio at all is reported and the exit status
+is 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+BENCH_DIR = ROOT / ".bench"
+sys.path.insert(0, str(HERE))
+
+from handwritten import APPLIED, DUPLICATE, IGNORED, HandwrittenProjector, from_wire  # noqa: E402
+from naive_transitions import NaiveProjector  # noqa: E402
+from stream import generate_stream, session_subset  # noqa: E402
+
+from statemachine import Event, OutcomeKind, SessionProjector  # noqa: E402
+
+KINDS = (APPLIED, IGNORED, DUPLICATE)
+
+
+# -- configuration -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    events: int
+    sessions: int
+    repeats: int
+    full: bool  # also time a-wire, and a-ref, c and d on session subsets
+
+
+@dataclass(frozen=True)
+class Config:
+    scenarios: tuple[Scenario, ...]
+    c_every: int  # (c) and (a-ref) run on one session in c_every
+    d_every: int  # (d) runs on one session in d_every
+    new_sessions: dict[str, int]
+    memory_events: int
+    memory_sessions: int
+    import_runs: int
+    verify_runs: int
+
+
+FULL = Config(
+    scenarios=(
+        Scenario("10k sessions", 1_000_000, 10_000, 5, True),
+        Scenario("100 sessions", 1_000_000, 100, 3, False),
+        Scenario("100k sessions", 1_000_000, 100_000, 3, False),
+    ),
+    c_every=10,
+    d_every=100,
+    new_sessions={"a": 100_000, "b": 100_000, "c": 1_000, "d": 300},
+    memory_events=1_000_000,
+    memory_sessions=100_000,
+    import_runs=11,
+    verify_runs=3,
+)
+QUICK = Config(
+    scenarios=(
+        Scenario("1k sessions", 100_000, 1_000, 3, True),
+        Scenario("100 sessions", 100_000, 100, 3, False),
+        Scenario("10k sessions", 100_000, 10_000, 3, False),
+    ),
+    c_every=10,
+    d_every=20,
+    new_sessions={"a": 20_000, "b": 20_000, "c": 300, "d": 100},
+    memory_events=100_000,
+    memory_sessions=10_000,
+    import_runs=5,
+    verify_runs=1,
+)
+
+TARGETS = {
+    "a/b": 0.5,
+    "a/c": 20.0,
+    "a/d": 300.0,
+    "bytes_per_session": 400.0,
+    "import_ms": 150.0,
+    "verify_s": 5.0,
+}
+
+
+# -- outcomes and agreement ----------------------------------------------------------------------
+
+
+def outcome_code(kind: OutcomeKind, reason: str | None) -> str:
+    return (reason or "rejected") if kind is OutcomeKind.REJECTED else kind.value
+
+
+def collapse(code: str) -> str:
+    """An outcome with the rejection reason folded into `rejected` (for (c) and (d))."""
+    return code if code in KINDS else "rejected"
+
+
+def run_a(events: Sequence[Event], **caps: int) -> tuple[list[str], SessionProjector]:
+    p = SessionProjector(**caps)
+    return [outcome_code(o.kind, o.reason) for o in map(p.apply, events)], p
+
+
+def agree_a_b(events: Sequence[Event], tuples: Sequence[Any], **caps: int) -> tuple[bool, str]:
+    """(a) and (b) on the same stream: every outcome (kind and reason), every final session and
+    every remembered eventId and finished turn must be equal. `caps`: max_event_ids and
+    max_finished_turns, passed to both."""
+    codes_a, pa = run_a(events, **caps)
+    pb = HandwrittenProjector(**caps)
+    codes_b = [pb.apply(t) for t in tuples]
+    differ = [i for i, (x, y) in enumerate(zip(codes_a, codes_b, strict=True)) if x != y]
+    if differ:
+        i = differ[0]
+        return False, f"{len(differ)} outcomes differ; first at event {i}: a={codes_a[i]} b={codes_b[i]}"
+    if set(pa) != set(pb.records):
+        return False, "different sets of threads"
+    for tid, rec in pb.records.items():
+        if pa[tid].to_wire() != rec.wire():
+            return False, f"session {tid}: a={pa[tid].to_wire()} b={rec.wire()}"
+        if pa.finished_turns(tid) != tuple(rec.finished) or pa.seen_event_ids(tid) != tuple(rec.seen):
+            return False, f"session {tid}: remembered turns or eventIds differ"
+    counts: dict[str, int] = {}
+    for code in codes_a:
+        key = collapse(code)
+        counts[key] = counts.get(key, 0) + 1
+    summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+    return True, f"{len(codes_a)} outcomes and {len(pb.records)} sessions identical ({summary})"
+
+
+def agree_with_a(
+    events: Sequence[Event], codes: Sequence[str], sessions: dict[str, dict[str, Any]]
+) -> tuple[bool, str]:
+    codes_a, pa = run_a(events)
+    differ = sum(1 for x, y in zip(codes_a, codes, strict=True) if collapse(x) != y)
+    if differ:
+        return False, f"{differ} outcome kinds differ from (a)"
+    wrong = [tid for tid, s in sessions.items() if pa[tid].to_wire() != s]
+    if wrong or len(sessions) != len(pa):
+        return False, f"{len(wrong)} final sessions differ from (a)"
+    return True, f"{len(codes)} outcome kinds and {len(sessions)} sessions identical to (a)"
+
+
+# -- timing --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    name: str
+    input: str
+    events: int
+    seconds: list[float] = field(default_factory=list)
+    note: str = ""
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds)
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.median
+
+
+def timed(make: Callable[[], Callable[[Any], Any]], items: Sequence[Any]) -> float:
+    apply = make()
+    gc.collect()
+    t0 = time.perf_counter()
+    for item in items:
+        apply(item)
+    elapsed = time.perf_counter() - t0
+    del apply
+    gc.collect()
+    return elapsed
+
+
+def job(make: Callable[[], Callable[[Any], Any]], items: Sequence[Any]) -> Callable[[], float]:
+    return lambda: timed(make, items)
+
+
+def psm_job(python: Path, events_file: Path) -> Callable[[], float]:
+    """The time (d) reports for its own loop, excluding process start and input loading."""
+    return lambda: float(run_psm(python, events_file)["seconds"][0])
+
+
+def alternate(jobs: list[tuple[Row, Callable[[], float]]], repeats: int, log: Callable[[str], None]) -> None:
+    """Run every job once per round, rotating the order each round; keep every time."""
+    for r in range(repeats):
+        order = jobs[r % len(jobs):] + jobs[: r % len(jobs)]
+        for row, job in order:
+            row.seconds.append(job())
+        log(f"  round {r + 1}/{repeats}: " + ", ".join(f"{row.name} {row.events / row.seconds[-1]:,.0f}/s"
+                                                     for row, _ in jobs))
+
+
+# -- python-statemachine in its own venv ---------------------------------------------------------
+
+
+def psm_python(log: Callable[[str], None]) -> tuple[Path | None, str]:
+    """A venv with python-statemachine (made once under .bench/), or None and why not."""
+    venv = BENCH_DIR / "psm-venv"
+    python = venv / "bin" / "python"
+    probe = [str(python), "-c", "import statemachine, sys; sys.stdout.write(statemachine.__version__)"]
+    if python.exists():
+        done = subprocess.run(probe, capture_output=True, text=True, cwd=BENCH_DIR)
+        if done.returncode == 0:
+            return python, f"python-statemachine {done.stdout.strip()}"
+    log("  creating .bench/psm-venv and installing python-statemachine ...")
+    BENCH_DIR.mkdir(exist_ok=True)
+    made = subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], capture_output=True, text=True)
+    if made.returncode != 0:
+        return None, f"could not create a venv: {made.stderr.strip()[-300:]}"
+    pip = subprocess.run([str(python), "-m", "pip", "install", "-q", "python-statemachine"],
+                         capture_output=True, text=True)
+    if pip.returncode != 0:
+        return None, f"pip could not install python-statemachine: {pip.stderr.strip()[-300:]}"
+    done = subprocess.run(probe, capture_output=True, text=True, cwd=BENCH_DIR)
+    if done.returncode != 0:
+        return None, f"python-statemachine does not import: {done.stderr.strip()[-300:]}"
+    return python, f"python-statemachine {done.stdout.strip()}"
+
+
+def write_jsonl(path: Path, wire: Sequence[dict[str, Any]]) -> Path:
+    BENCH_DIR.mkdir(exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        for w in wire:
+            f.write(json.dumps(w, separators=(",", ":")))
+            f.write("\n")
+    return path
+
+
+def run_psm(python: Path, events_file: Path, results: bool = False) -> dict[str, Any]:
+    cmd = [str(python), str(HERE / "psm_contender.py"), "--events", str(events_file)]
+    if results:
+        cmd.append("--results")
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=BENCH_DIR)
+    if done.returncode != 0:
+        raise RuntimeError(f"psm_contender failed: {done.stderr.strip()[-500:]}")
+    report: dict[str, Any] = json.loads(done.stdout)
+    return report
+
+
+# -- the other measures --------------------------------------------------------------------------
+
+
+def new_session_events(n: int) -> list[dict[str, Any]]:
+    """n first events, each on a thread not seen before."""
+    return [
+        {"eventId": f"new-{i}", "type": "session.started", "provider": "codex", "threadId": f"thread-new-{i:07d}",
+         "createdAt": "2026-11-20T08:00:00.000Z", "payload": {}}
+        for i in range(n)
+    ]
+
+
+def import_time(runs: int) -> dict[str, Any]:
+    """Wall time of `python -c "import statemachine"` minus `python -c "pass"`, median of runs."""
+    py = sys.executable
+    bare, full = [], []
+    for _ in range(runs):
+        for target, cmd in ((bare, "pass"), (full, "import statemachine")):
+            t0 = time.perf_counter()
+            subprocess.run([py, "-c", cmd], check=True, cwd=ROOT)
+            target.append(time.perf_counter() - t0)
+    diffs = sorted(f - b for f, b in zip(full, bare, strict=True))
+    # The biggest contributors, from one -X importtime run (cumulative microseconds).
+    done = subprocess.run([py, "-X", "importtime", "-c", "import statemachine"], capture_output=True, text=True,
+                          cwd=ROOT)
+    tops: list[tuple[int, str]] = []
+    for line in done.stderr.splitlines():
+        parts = line.split("|")
+        if len(parts) == 3 and parts[1].strip().isdigit():
+            name = parts[2].rstrip()
+            depth = (len(name) - len(name.lstrip())) // 2
+            if depth <= 2:
+                tops.append((int(parts[1]), name.strip()))
+    tops.sort(reverse=True)
+    return {"ms": statistics.median(diffs) * 1000, "runs": runs, "top": tops[:8]}
+
+
+def verify_time(runs: int) -> dict[str, Any]:
+    times, ok = [], True
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "statemachine", "verify", "--skip", "spin"],
+                              capture_output=True, text=True, cwd=ROOT)
+        times.append(time.perf_counter() - t0)
+        ok = ok and done.returncode == 0
+    return {"s": statistics.median(times), "runs": runs, "ok": ok}
+
+
+def memory(events_file: Path, tracemalloc: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for contender in ("a", "b"):
+        for mode in ("rss", "tracemalloc") if tracemalloc else ("rss",):
+            cmd = [sys.executable, str(HERE / "memory.py"), "--contender", contender, "--mode", mode,
+                   "--events", str(events_file)]
+            if mode == "rss":
+                cmd.append("--breakdown")
+            done = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+            if done.returncode != 0:
+                raise RuntimeError(f"memory.py failed: {done.stderr.strip()[-500:]}")
+            out[f"{contender}/{mode}"] = json.loads(done.stdout)
+    return out
+
+
+# -- the run -------------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, str]:
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpus": str(os.cpu_count()),
+        "cpu": model,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="Session-lifecycle performance benchmark.")
+    ap.add_argument("--quick", action="store_true", help="a smaller stream and fewer repeats")
+    ap.add_argument("--seed", type=int, default=2026)
+    ap.add_argument("--no-psm", action="store_true", help="skip contender (d)")
+    ap.add_argument("--tracemalloc", action="store_true",
+                    help="also measure memory with tracemalloc (exact Python bytes; several minutes more)")
+    ap.add_argument("--json", type=Path, default=None, help="write every number here (default .bench/results.json)")
+    args = ap.parse_args(argv)
+    cfg = QUICK if args.quick else FULL
+    started = time.perf_counter()
+
+    def log(msg: str) -> None:
+        print(f"[{time.perf_counter() - started:6.1f}s] {msg}", flush=True)
+
+    results: dict[str, Any] = {"machine": machine(), "quick": args.quick, "seed": args.seed, "scenarios": []}
+    log(f"machine: {results['machine']}")
+    psm, psm_note = (None, "skipped (--no-psm)") if args.no_psm else psm_python(log)
+    log(f"(d): {psm_note}")
+    results["psm"] = psm_note
+    all_agree = True
+
+    for sc in cfg.scenarios:
+        log(f"scenario {sc.name}: generating {sc.events:,} events over {sc.sessions:,} sessions (seed {args.seed})")
+        wire = generate_stream(sc.events, sc.sessions, args.seed)
+        parser = SessionProjector()
+        events = [parser.parse(w) for w in wire]
+        tuples = [from_wire(w) for w in wire]
+        ok, detail = agree_a_b(events, tuples)
+        log(f"  agreement (a) vs (b): {'AGREE' if ok else 'DISAGREE'}: {detail}")
+        all_agree = all_agree and ok
+        scen: dict[str, Any] = {"name": sc.name, "events": sc.events, "sessions": sc.sessions,
+                                "repeats": sc.repeats, "agreement": {"a/b": [ok, detail]}, "rows": {}}
+        rows = {
+            "a": Row("a", "Event (pre-parsed)", len(events)),
+            "b": Row("b", "tuple (pre-parsed)", len(tuples)),
+        }
+        jobs: list[tuple[Row, Callable[[], float]]] = [
+            (rows["a"], job(lambda: SessionProjector().apply, events)),
+            (rows["b"], job(lambda: HandwrittenProjector().apply, tuples)),
+        ]
+        if sc.full:
+            rows["a-wire"] = Row("a-wire", "wire dict", len(wire), note="parse + validate + apply")
+            jobs.append((rows["a-wire"], job(lambda: SessionProjector().apply, wire)))
+            sub_c = session_subset(wire, cfg.c_every)
+            ev_c = [parser.parse(w) for w in sub_c]
+            tu_c = [from_wire(w) for w in sub_c]
+            sub_d = session_subset(wire, cfg.d_every)
+            ev_d = [parser.parse(w) for w in sub_d]
+            frac_c, frac_d = f"1 session in {cfg.c_every}", f"1 session in {cfg.d_every}"
+            rows["a-ref"] = Row("a-ref", f"Event, {frac_c}", len(ev_c))
+            rows["a@c"] = Row("a@c", f"Event, {frac_c}", len(ev_c), note="(a) on the events (c) runs on")
+            rows["c"] = Row("c", f"tuple, {frac_c}", len(tu_c))
+            jobs += [
+                (rows["a-ref"], job(lambda: SessionProjector(engine="transitions").apply, ev_c)),
+                (rows["a@c"], job(lambda: SessionProjector().apply, ev_c)),
+                (rows["c"], job(lambda: NaiveProjector().apply, tu_c)),
+            ]
+            np_ = NaiveProjector()
+            c_codes = [np_.apply(t) for t in tu_c]
+            ok_c, detail_c = agree_with_a(ev_c, c_codes, {k: r.wire() for k, r in np_.records.items()})
+            log(f"  agreement (c) vs (a) on {len(tu_c):,} events: {'AGREE' if ok_c else 'DISAGREE'}: {detail_c}")
+            scen["agreement"]["c"] = [ok_c, detail_c]
+            rows["a@d"] = Row("a@d", f"Event, {frac_d}", len(ev_d), note="(a) on the events (d) runs on")
+            jobs.append((rows["a@d"], job(lambda: SessionProjector().apply, ev_d)))
+            if psm is not None:
+                d_file = write_jsonl(BENCH_DIR / "psm-stream.jsonl", sub_d)
+                rep = run_psm(psm, d_file, results=True)
+                ok_d, detail_d = agree_with_a(ev_d, rep["outcomes"], rep["sessions"])
+                log(f"  agreement (d) vs (a) on {len(sub_d):,} events: {'AGREE' if ok_d else 'DISAGREE'}: {detail_d}")
+                scen["agreement"]["d"] = [ok_d, detail_d]
+                rows["d"] = Row("d", f"tuple, {frac_d}", len(sub_d))
+                jobs.append((rows["d"], psm_job(psm, d_file)))
+        gc.collect()
+        gc.freeze()  # the inputs are nobody's garbage: collections must not walk them
+        log(f"  timing {len(jobs)} contenders x {sc.repeats} rounds, alternated")
+        alternate(jobs, sc.repeats, log)
+        scen["rows"] = {k: {"input": r.input, "events": r.events, "seconds": r.seconds, "median_s": r.median,
+                            "events_per_s": r.rate, "note": r.note} for k, r in rows.items()}
+        results["scenarios"].append(scen)
+        gc.unfreeze()
+        del wire, events, tuples, jobs, rows
+        if sc.full:
+            del sub_c, ev_c, tu_c, sub_d, ev_d
+        gc.collect()
+
+    log("sessions created per second (first event of a new thread)")
+    new_rows: dict[str, Row] = {}
+    new_jobs: list[tuple[Row, Callable[[], float]]] = []
+    wire_new = new_session_events(max(cfg.new_sessions.values()))
+    parser = SessionProjector()
+    ev_new = [parser.parse(w) for w in wire_new[: cfg.new_sessions["a"]]]
+    tu_new = [from_wire(w) for w in wire_new[: cfg.new_sessions["b"]]]
+    tu_new_c = tu_new[: cfg.new_sessions["c"]]
+    new_rows["a"] = Row("a", "Event", len(ev_new))
+    new_rows["b"] = Row("b", "tuple", len(tu_new))
+    new_rows["c"] = Row("c", "tuple", len(tu_new_c))
+    new_jobs += [
+        (new_rows["a"], job(lambda: SessionProjector().apply, ev_new)),
+        (new_rows["b"], job(lambda: HandwrittenProjector().apply, tu_new)),
+        (new_rows["c"], job(lambda: NaiveProjector().apply, tu_new_c)),
+    ]
+    if psm is not None:
+        new_file = write_jsonl(BENCH_DIR / "psm-new-sessions.jsonl", wire_new[: cfg.new_sessions["d"]])
+        new_rows["d"] = Row("d", "tuple", cfg.new_sessions["d"])
+        new_jobs.append((new_rows["d"], psm_job(psm, new_file)))
+    alternate(new_jobs, 3, log)
+    results["new_sessions"] = {k: {"sessions": r.events, "seconds": r.seconds, "per_s": r.rate}
+                               for k, r in new_rows.items()}
+    del wire_new, ev_new, tu_new, tu_new_c, new_jobs
+
+    log(f"memory per session: {cfg.memory_events:,} events over {cfg.memory_sessions:,} sessions, "
+        "read line by line in fresh processes")
+    mem_file = write_jsonl(BENCH_DIR / "memory-stream.jsonl",
+                           generate_stream(cfg.memory_events, cfg.memory_sessions, args.seed))
+    results["memory"] = memory(mem_file, args.tracemalloc)
+    mem_file.unlink()
+    for key, m in results["memory"].items():
+        log(f"  {key}: {m['bytes_per_session']:,.0f} bytes/session over {m['sessions']:,} sessions")
+
+    log("import time")
+    results["import"] = import_time(cfg.import_runs)
+    log(f"  import statemachine: {results['import']['ms']:.0f} ms (median of {cfg.import_runs})")
+    log("verify --skip spin wall time")
+    results["verify"] = verify_time(cfg.verify_runs)
+    log(f"  verify: {results['verify']['s']:.2f} s (median of {cfg.verify_runs}), ok={results['verify']['ok']}")
+    results["wall_s"] = time.perf_counter() - started
+    results["all_agree"] = all_agree
+
+    out = args.json or BENCH_DIR / "results.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1))
+    print()
+    print(render(results))
+    log(f"results written to {out}")
+    return 0 if all_agree else 1
+
+
+# -- the report ----------------------------------------------------------------------------------
+
+
+def _verdict(value: float, target: float, higher_is_better: bool) -> str:
+    good = value >= target if higher_is_better else value <= target
+    return "PASS" if good else "MISS"
+
+
+def render(results: dict[str, Any]) -> str:
+    """Markdown tables: throughput per scenario, then the targets."""
+    lines: list[str] = []
+    targets: list[tuple[str, str, str, str]] = []
+    if not results["all_agree"]:
+        lines.append("(a) and (b) DISAGREE: no ratios are reported. See the agreement lines above.")
+    for scen in results["scenarios"]:
+        rows = scen["rows"]
+        b_rate = rows["b"]["events_per_s"]
+        lines.append(f"### {scen['events']:,} events, {scen['sessions']:,} sessions "
+                     f"(median of {scen['repeats']}, alternated)")
+        lines.append("")
+        lines.append("| contender | input | events | events/s | us/event | spread (min-max us) | vs (b) |")
+        lines.append("|---|---|---:|---:|---:|---:|---:|")
+        for key, r in rows.items():
+            us = [s / r["events"] * 1e6 for s in r["seconds"]]
+            ratio = f"{r['events_per_s'] / b_rate:.3f}x" if results["all_agree"] else "-"
+            lines.append(f"| {key} | {r['input']} | {r['events']:,} | {r['events_per_s']:,.0f} | "
+                         f"{1e6 / r['events_per_s']:.2f} | {min(us):.2f}-{max(us):.2f} | {ratio} |")
+        lines.append("")
+        for name, (ok, detail) in scen["agreement"].items():
+            lines.append(f"- agreement {name}: {'AGREE' if ok else 'DISAGREE'} - {detail}")
+        lines.append("")
+        if results["all_agree"]:
+            ab = rows["a"]["events_per_s"] / b_rate
+            targets.append((f"(a) >= 0.5x (b) events/s [{scen['sessions']:,} sessions]", f"{ab:.3f}x",
+                            _verdict(ab, TARGETS["a/b"], True), "pre-parsed input for both"))
+            if "c" in rows and scen["agreement"].get("c", [False])[0]:
+                ac = rows["a@c"]["events_per_s"] / rows["c"]["events_per_s"]
+                targets.append(("(a) >= 20x (c)", f"{ac:.1f}x", _verdict(ac, TARGETS["a/c"], True),
+                                "same events (session subset), (a) on Events, (c) on tuples"))
+            if "d" in rows and scen["agreement"].get("d", [False])[0]:
+                ad = rows["a@d"]["events_per_s"] / rows["d"]["events_per_s"]
+                targets.append(("(a) >= 300x (d)", f"{ad:.0f}x", _verdict(ad, TARGETS["a/d"], True),
+                                "same events (session subset), (a) on Events, (d) on tuples"))
+    ns = results["new_sessions"]
+    lines.append("### Sessions created per second (first event of a new thread; median of 3)")
+    lines.append("")
+    lines.append("| contender | sessions | sessions/s | us/session |")
+    lines.append("|---|---:|---:|---:|")
+    for key, r in ns.items():
+        lines.append(f"| {key} | {r['sessions']:,} | {r['per_s']:,.0f} | {1e6 / r['per_s']:.1f} |")
+    lines.append("")
+    mem = results["memory"]
+    lines.append("### Memory per session")
+    lines.append("")
+    lines.append("| contender | measure | sessions | events | bytes/session |")
+    lines.append("|---|---|---:|---:|---:|")
+    for m in mem.values():
+        lines.append(f"| {m['contender']} | {m['mode']} | {m['sessions']:,} | {m['events']:,} | "
+                     f"{m['bytes_per_session']:,.0f} |")
+    lines.append("")
+    parts_a = mem["a/rss"].get("breakdown") or {}
+    parts_b = mem["b/rss"].get("breakdown") or {}
+    if parts_a:
+        lines.append("Where the bytes of one session go (sys.getsizeof of what each thread keeps alive, mean):")
+        lines.append("")
+        lines.append("| part | (a) bytes/session | (b) bytes/session |")
+        lines.append("|---|---:|---:|")
+        for part in dict.fromkeys([*parts_a, *parts_b]):
+            lines.append(f"| {part} | {parts_a.get(part, 0):,.0f} | {parts_b.get(part, 0):,.0f} |")
+        lines.append(f"| total of the parts | {sum(parts_a.values()):,.0f} | {sum(parts_b.values()):,.0f} |")
+        lines.append("")
+    rss = mem["a/rss"]["bytes_per_session"]
+    exact = (f"tracemalloc {mem['a/tracemalloc']['bytes_per_session']:,.0f} B" if "a/tracemalloc" in mem
+             else f"sys.getsizeof parts {sum(parts_a.values()):,.0f} B")
+    targets.append((f"<= 400 bytes/session at {mem['a/rss']['sessions']:,} sessions", f"{rss:,.0f} B (RSS)",
+                    _verdict(rss, TARGETS["bytes_per_session"], False), f"{exact}; (b) RSS "
+                    f"{mem['b/rss']['bytes_per_session']:,.0f} B"))
+    imp = results["import"]
+    targets.append(("`import statemachine` < 150 ms", f"{imp['ms']:.0f} ms",
+                    _verdict(imp["ms"], TARGETS["import_ms"], False), f"median of {imp['runs']}, minus bare python"))
+    ver = results["verify"]
+    targets.append(("`verify --skip spin` < 5 s", f"{ver['s']:.2f} s", _verdict(ver["s"], TARGETS["verify_s"], False),
+                    f"median of {ver['runs']}; checks hold: {ver['ok']}"))
+    if imp.get("top"):
+        lines.append("Biggest imports (cumulative, one `-X importtime` run):")
+        lines.append("")
+        lines.append("| module | ms |")
+        lines.append("|---|---:|")
+        for us, name in imp["top"]:
+            lines.append(f"| {name} | {us / 1000:.1f} |")
+        lines.append("")
+    lines.append("### Targets")
+    lines.append("")
+    lines.append("| target | measured | verdict | note |")
+    lines.append("|---|---|---|---|")
+    for t in targets:
+        lines.append("| " + " | ".join(t) + " |")
+    lines.append("")
+    m = results["machine"]
+    lines.append(f"Machine: {m['cpus']} CPUs, {m['cpu']}, Python {m['python']}, {m['platform']}. "
+                 f"Wall time of the run: {results['wall_s']:.0f} s. (d): {results['psm']}.")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
