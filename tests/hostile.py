@@ -1,0 +1,351 @@
+"""Hostile input for the parser, the projector and replay: Hypothesis strategies and the checker.
+
+Shared by `tests/test_fuzz.py` (CI-sized) and `scripts/fuzz.py` (100k cases, counted).
+
+The property `check_step` enforces for one input applied to a projector:
+- the input yields an `Outcome`, or an `EventError` whose `field` names a field; anything else
+  escaping `apply` is a crash;
+- malformed input (an `EventError`) leaves the snapshot byte-identical;
+- an ignored, duplicate or rejected event leaves the snapshot byte-identical except that its
+  eventId is remembered (the oldest forgotten past the cap; nothing for a duplicate), and, for a
+  thread not seen before, the thread is created in the initial status with no turn;
+- an applied event changes only its own thread, and keeps the core invariant.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+from hypothesis import strategies as st
+
+from statemachine import EventError, Outcome, OutcomeKind, Session, SessionProjector
+from statemachine.events import MAX_ID_LENGTH
+from statemachine.replay import ReplayReport, replay_lines
+
+__all__ = [
+    "StateChanged",
+    "check_replay",
+    "check_step",
+    "events",
+    "fuzz_inputs",
+    "lines",
+    "malformed_events",
+    "projectors",
+    "state",
+    "valid_events",
+]
+
+THREADS = ("t1", "t2", "t3")
+TURNS = ("T1", "T2", "T3")
+PROVIDERS = ("codex", "claudeAgent")
+_short_text = st.text(max_size=8)
+# Built once: constructing strategies inside a draw is what makes generation slow.
+LIFECYCLE_PAYLOADS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
+    "session.started": st.fixed_dictionaries({}, optional={"message": _short_text}),
+    "thread.started": st.just({}),
+    "session.state.changed": st.fixed_dictionaries(
+        {"state": st.sampled_from(["starting", "ready", "running", "waiting", "stopped", "error"])},
+        optional={"reason": _short_text},
+    ),
+    "session.exited": st.fixed_dictionaries(
+        {}, optional={"exitKind": st.sampled_from(["graceful", "error"]), "recoverable": st.booleans()}
+    ),
+    "turn.started": st.just({}),
+    "turn.completed": st.fixed_dictionaries(
+        {},
+        optional={
+            "state": st.sampled_from(["completed", "failed", "interrupted", "cancelled"]),
+            "errorMessage": _short_text,
+        },
+    ),
+    "turn.aborted": st.fixed_dictionaries({"reason": st.text(min_size=1, max_size=8)}),
+    "runtime.error": st.fixed_dictionaries({"message": _short_text}),
+    "runtime.warning": st.fixed_dictionaries({"message": _short_text}),
+    "item.started": st.just({}),
+    "content.delta": st.fixed_dictionaries({"delta": _short_text}),
+}
+TYPES = tuple(LIFECYCLE_PAYLOADS)
+REQUIRED = ("eventId", "type", "provider", "threadId", "createdAt")
+
+# Timestamps: valid ones in several spellings, and invalid ones.
+VALID_TIMES = (
+    "2026-01-01T00:00:00Z",
+    "2026-01-01T00:00:01+00:00",
+    "2026-01-01T00:00:02.5Z",
+    "2026-01-01T01:00:03+01:00",
+    "2026-01-01T00:00:04",
+    "2025-12-31",
+    "0001-01-01T00:00:00+14:00",
+    "9999-12-31T23:59:59.999999-14:00",
+)
+INVALID_TIMES = (
+    "yesterday",
+    "2026-13-01T00:00:00Z",
+    "2026-02-30T00:00:00Z",
+    "2026-01-01T25:00:00Z",
+    "2026-01-01T00:00:00+24:00",
+    "2026-01-01T00:00:00ZZ",
+    "\uff11\uff12\uff13\uff14-01-01",  # fullwidth digits
+    "2026-01-01\x00",
+    "",
+    " ",
+    "2026-01-01T00:00:00\ud800",
+)
+
+json_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=20),
+)
+json_junk = st.recursive(
+    json_scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=6), inner, max_size=4)),
+    max_leaves=20,
+)
+huge_strings = st.sampled_from([MAX_ID_LENGTH + 1, 1000, 65_536, 1 << 20]).map(lambda n: "x" * n)
+odd_strings = st.sampled_from(["", " ", "\x00", "\ud800", "\u202e", "é" * 300, "a\nb", "null", "[]"])
+wrong_values = st.one_of(json_junk, huge_strings, odd_strings, st.integers(-(2**70), 2**70))
+
+
+# Every strategy a draw uses is built once, here: building them inside draws dominates the cost.
+_types = st.sampled_from(TYPES)
+_event_ids = st.integers(0, 40).map(lambda i: f"e{i}")
+_providers = st.sampled_from(PROVIDERS)
+_threads = st.sampled_from(THREADS)
+_valid_times = st.sampled_from(VALID_TIMES)
+_turns = st.one_of(st.none(), st.sampled_from(TURNS))
+_breakages = st.sampled_from(
+    [
+        "drop",
+        "extra",
+        "wrong_type",
+        "huge_id",
+        "unknown_type",
+        "payload_junk",
+        "payload_field",
+        "bad_time",
+        "bad_turn",
+        "not_object",
+    ]
+)
+_droppable = st.sampled_from((*REQUIRED, "payload", "turnId"))
+_replaceable = st.sampled_from((*REQUIRED, "turnId", "payload"))
+_identifiers = st.sampled_from((*REQUIRED, "turnId"))
+_extra_keys = st.text(max_size=10)
+_unknown_types = st.one_of(st.text(min_size=1, max_size=30), st.sampled_from(["turn", "turn.", "."]))
+_payload_fields = st.sampled_from(["state", "reason", "message", "errorMessage", "recoverable", "exitKind"])
+_bad_times = st.one_of(st.sampled_from(INVALID_TIMES), st.text(max_size=30))
+_bad_turns = st.one_of(wrong_values, st.just(""))
+_not_objects = json_junk.filter(lambda v: not isinstance(v, dict))
+_line_kinds = st.sampled_from(
+    ["json", "truncated", "binary", "bad_utf8", "long", "deep", "bignum", "utf16", "text", "blank", "bom"]
+)
+_bad_bytes = st.sampled_from([b"\xff", b"\xc3", b"\xed\xa0\x80", b"\xf8\x88\x80\x80\x80"])
+_long_sizes = st.sampled_from([10_000, 1 << 20, 3 << 20])
+_long_fields = st.sampled_from(["payload", "eventId", "junk"])
+_depths = st.sampled_from([100, 1000, 100_000])
+_numbers = st.sampled_from(["1" * 20, "1" * 5000, "1e999999", "-0.0", "NaN", "-Infinity"])
+_encodings = st.sampled_from(["utf-16", "utf-32", "utf-16-le"])
+_binary = st.binary(max_size=200)
+_texts = st.text(max_size=100)
+_blanks = st.sampled_from(["", " ", "\n", "\t\r\n"])
+_breakage_counts = st.integers(1, 3)
+
+
+@st.composite
+def valid_events(draw: st.DrawFn) -> dict[str, Any]:
+    """A well-formed event over a few threads, turns and eventIds (so duplicates happen)."""
+    type_ = draw(_types)
+    event: dict[str, Any] = {
+        "eventId": draw(_event_ids),
+        "type": type_,
+        "provider": draw(_providers),
+        "threadId": draw(_threads),
+        "createdAt": draw(_valid_times),
+    }
+    turn = draw(_turns)
+    if turn is not None:
+        event["turnId"] = turn
+    if draw(st.booleans()) or type_ in ("session.state.changed", "turn.aborted", "runtime.error"):
+        event["payload"] = draw(LIFECYCLE_PAYLOADS[type_])
+    return event
+
+
+_valid = valid_events()
+
+
+@st.composite
+def malformed_events(draw: st.DrawFn) -> Any:
+    """A valid event broken in one or more ways; some breakages (extra fields, an unknown type)
+    leave it well formed, which is fine: the property covers every outcome."""
+    event = draw(_valid)
+    for _ in range(draw(_breakage_counts)):
+        how = draw(_breakages)
+        if how == "drop":
+            event.pop(draw(_droppable), None)
+        elif how == "extra":
+            event[draw(_extra_keys)] = draw(json_junk)
+        elif how == "wrong_type":
+            event[draw(_replaceable)] = draw(wrong_values)
+        elif how == "huge_id":
+            event[draw(_identifiers)] = draw(huge_strings)
+        elif how == "unknown_type":
+            event["type"] = draw(_unknown_types)
+        elif how == "payload_junk":
+            event["payload"] = draw(json_junk)
+        elif how == "payload_field":
+            payload = event.get("payload")
+            payload = dict(payload) if isinstance(payload, dict) else {}
+            payload[draw(_payload_fields)] = draw(wrong_values)
+            event["payload"] = payload
+        elif how == "bad_time":
+            event["createdAt"] = draw(_bad_times)
+        elif how == "bad_turn":
+            event["turnId"] = draw(_bad_turns)
+        elif how == "not_object":
+            return draw(_not_objects)
+    return event
+
+
+_malformed = malformed_events()
+events = st.one_of(_valid, _malformed)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, allow_nan=True)
+
+
+@st.composite
+def lines(draw: st.DrawFn) -> bytes | str:
+    """A JSONL line: of a valid or malformed event, truncated, binary, invalid UTF-8, very long."""
+    how = draw(_line_kinds)
+    if how == "binary":
+        return draw(_binary)
+    if how == "text":
+        return draw(_texts)
+    if how == "blank":
+        return draw(_blanks)
+    source = draw(events)
+    text = _dumps(source)
+    if how == "json":
+        return text.encode() if draw(st.booleans()) else text
+    if how == "truncated":
+        return text[: draw(st.integers(0, max(0, len(text) - 1)))].encode()
+    if how == "bad_utf8":
+        raw = text.encode("utf-8", "surrogatepass")
+        at = draw(st.integers(0, len(raw)))
+        return raw[:at] + draw(_bad_bytes) + raw[at:]
+    if how == "long":
+        size = draw(_long_sizes)
+        field = draw(_long_fields)
+        if isinstance(source, dict):
+            source = dict(source)
+            source[field] = {"blob": "y" * size} if field == "payload" else "y" * size
+            return _dumps(source).encode()
+        return b"[" + b"1," * (size // 2) + b"1]"
+    if how == "deep":
+        depth = draw(_depths)
+        return '{"eventId": "e1", "payload": ' + "[" * depth + "]" * depth + "}"
+    if how == "bignum":
+        number = draw(_numbers)
+        return f'{{"big": {number}, {text[1:]}' if text.startswith("{") else number
+    if how == "utf16":
+        return text.encode(draw(_encodings), "surrogatepass")
+    assert how == "bom"
+    return b"\xef\xbb\xbf" + text.encode("utf-8", "surrogatepass")
+
+
+_inputs = st.one_of(_valid, _valid, _malformed, lines())
+
+
+def fuzz_inputs() -> st.SearchStrategy[Any]:
+    """One input for `SessionProjector.apply`: mostly valid events, so sessions go somewhere."""
+    return _inputs
+
+
+@st.composite
+def projectors(draw: st.DrawFn) -> SessionProjector:
+    """A fresh projector, sometimes with tiny memory caps so eviction happens in a few steps."""
+    small = draw(st.booleans())
+    return SessionProjector(
+        max_event_ids=draw(st.integers(1, 6)) if small else 1024,
+        max_finished_turns=draw(st.integers(1, 3)) if small else 256,
+    )
+
+
+class StateChanged(AssertionError):
+    """Malformed or unapplied input changed what the projector holds."""
+
+
+def state(projector: SessionProjector) -> str:
+    """Everything the projector holds, as canonical JSON: the unit of "byte-identical"."""
+    return json.dumps(projector.snapshot(), sort_keys=True)
+
+
+def _expected_unapplied(before: dict[str, Any], projector: SessionProjector, outcome: Outcome) -> str:
+    """The snapshot after an ignored, duplicate or rejected event: only its eventId is new."""
+    ev = outcome.event
+    threads = before["threads"]
+    entry = next((t for t in threads if t["session"]["threadId"] == ev.thread_id), None)
+    if entry is None:
+        session = Session(ev.thread_id, projector.spec.initial, ev.provider)
+        entry = {"session": session.to_wire(), "seenEventIds": [], "finishedTurns": []}
+        threads.append(entry)
+    if outcome.kind is not OutcomeKind.DUPLICATE:
+        seen = [*entry["seenEventIds"], ev.event_id]
+        entry["seenEventIds"] = seen[-projector.max_event_ids :]
+    return json.dumps(before, sort_keys=True)
+
+
+def check_step(projector: SessionProjector, item: Any) -> str:
+    """Apply one input and check the property; returns `kind` or `error:<field>`.
+
+    Raises `StateChanged` when the property fails; any other exception is a crash.
+    """
+    before_text = state(projector)
+    try:
+        outcome = projector.apply(item)
+    except EventError as exc:
+        if not isinstance(exc.field, str) or not exc.field or not exc.message:
+            raise StateChanged(f"an EventError that names no field: {exc!r}") from None
+        if state(projector) != before_text:
+            raise StateChanged(f"malformed input changed the snapshot ({exc})") from None
+        return f"error:{exc.field}"
+    after_text = state(projector)
+    if outcome.kind is OutcomeKind.APPLIED:
+        after = outcome.after
+        if not projector.spec.status(after.status).holds_turn and after.active_turn_id is not None:
+            raise StateChanged(f"{after.status} with active turn {after.active_turn_id}")
+        before, now = json.loads(before_text), json.loads(after_text)
+        others = [t for t in before["threads"] if t["session"]["threadId"] != outcome.event.thread_id]
+        if others != [t for t in now["threads"] if t["session"]["threadId"] != outcome.event.thread_id]:
+            raise StateChanged("an applied event changed another thread")
+    else:
+        if outcome.before != outcome.after:
+            raise StateChanged(f"{outcome.kind.value} outcome with a changed session")
+        if after_text != _expected_unapplied(json.loads(before_text), projector, outcome):
+            raise StateChanged(f"{outcome.kind.value} event changed more than its remembered eventId")
+    return outcome.kind.value
+
+
+def check_replay(chunks: list[bytes | str], max_line_bytes: int) -> ReplayReport:
+    """Replay `chunks` joined as one binary log; every line must be counted exactly once."""
+    data = b"".join(c if isinstance(c, bytes) else c.encode("utf-8", "surrogatepass") for c in chunks)
+    projector = SessionProjector()
+    report = replay_lines(projector, io.BytesIO(data), max_line_bytes=max_line_bytes)
+    physical = data.split(b"\n")
+    if physical and physical[-1] == b"":
+        physical.pop()
+    if report.lines != len(physical):
+        raise StateChanged(f"replay counted {report.lines} lines, the log has {len(physical)}")
+    blank = sum(1 for p in physical if len(p) <= max_line_bytes and not p.strip())
+    if sum(report.outcomes.values()) + report.error_count + blank != report.lines:
+        raise StateChanged("replay lost or double-counted a line")
+    too_long = sum(1 for p in physical if len(p) > max_line_bytes)
+    if sum(1 for e in report.errors if "line length limit" in e["error"]) != too_long:
+        raise StateChanged("a line past the limit was not reported as such")
+    return report

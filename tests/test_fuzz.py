@@ -1,0 +1,146 @@
+"""Fuzzing: hostile events and JSONL never crash the parser, the projector or replay, and never
+change state when refused. Sized by the active Hypothesis profile; `scripts/fuzz.py` runs 100k.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import pytest
+from hostile import (
+    StateChanged,
+    check_replay,
+    check_step,
+    events,
+    fuzz_inputs,
+    lines,
+    malformed_events,
+    projectors,
+)
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from statemachine import Event, EventError, EventParser, SessionProjector, builtin_spec
+
+# Some inputs are megabytes long on purpose.
+_LARGE = settings(
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example]
+)
+
+
+# The central property gets ten times the profile's budget: it is the one the issue is about.
+@settings(_LARGE, max_examples=settings.default.max_examples * 10)
+@given(projectors(), st.lists(fuzz_inputs(), min_size=1, max_size=12))
+def test_every_input_yields_an_outcome_or_a_typed_error_and_refusals_change_nothing(
+    projector: SessionProjector, inputs: list[Any]
+) -> None:
+    for item in inputs:
+        check_step(projector, item)
+
+
+@_LARGE
+@given(events)
+def test_the_parser_returns_an_event_or_an_error_naming_a_field(data: Any) -> None:
+    parser = EventParser(builtin_spec())
+    try:
+        event = parser.parse(data)
+    except EventError as exc:
+        assert exc.field and exc.message
+        assert str(exc).startswith(f"{exc.field}: ")
+    else:
+        assert isinstance(event, Event)
+        assert parser.parse(event.to_wire()) == event
+
+
+@_LARGE
+@given(lines())
+def test_a_line_is_parsed_or_refused_as_a_whole(line: bytes | str) -> None:
+    parser = EventParser(builtin_spec())
+    try:
+        parser.parse_line(line)
+    except EventError as exc:
+        assert exc.field
+
+
+@_LARGE
+@given(st.lists(lines(), max_size=10), st.sampled_from([64, 4096, 1 << 20]))
+def test_replay_of_a_hostile_log_counts_every_line_once(chunks: list[bytes | str], limit: int) -> None:
+    check_replay([c + ("\n" if isinstance(c, str) else b"\n") for c in chunks], limit)
+
+
+@_LARGE
+@given(st.lists(malformed_events(), min_size=1, max_size=8))
+def test_malformed_events_on_a_busy_projector(items: list[Any]) -> None:
+    projector = SessionProjector()
+    projector.apply({"eventId": "a", "type": "turn.started", "provider": "codex", "threadId": "t1",
+                     "createdAt": "2026-01-01T00:00:00Z", "turnId": "T1"})
+    for item in items:
+        check_step(projector, item)
+
+
+def test_the_checker_catches_a_state_change() -> None:
+    # The property must be able to fail: a projector that also remembers a turn on rejection.
+    projector = SessionProjector()
+    real_apply = projector.apply
+
+    def leaky_apply(event: Any) -> Any:
+        outcome = real_apply(event)
+        projector._threads[outcome.event.thread_id].finished["leak"] = None
+        return outcome
+
+    projector.apply = leaky_apply  # type: ignore[method-assign]
+    untargeted_completion = {"eventId": "x", "type": "turn.completed", "provider": "codex",
+                             "threadId": "t1", "createdAt": "2026-01-01T00:00:00Z"}
+    with pytest.raises(StateChanged):
+        check_step(projector, untargeted_completion)
+
+
+def test_the_checker_reports_a_crash_as_such() -> None:
+    projector = SessionProjector()
+
+    def crashing_apply(event: Any) -> Any:
+        raise KeyError("boom")
+
+    projector.apply = crashing_apply  # type: ignore[method-assign]
+    with pytest.raises(KeyError):
+        check_step(projector, "{}")
+
+
+@pytest.mark.parametrize(
+    ("line", "field"),
+    [
+        (b"\xff\xfe\x00garbage", "line"),
+        (b'{"eventId": "e1", "type": "x.y"', "line"),
+        ("[" * 100_000 + "]" * 100_000, "line"),
+        (b'{"eventId": ' + b"1" * 5000 + b"}", "line"),
+        ("[]", "event"),
+        (json.dumps({"eventId": 5}), "eventId"),
+        (json.dumps({"eventId": "e", "type": "t.x", "provider": "p", "threadId": "t",
+                     "createdAt": "2026-02-30"}), "createdAt"),
+        (json.dumps({"eventId": "e", "type": "turn.completed", "provider": "p", "threadId": "t",
+                     "createdAt": "2026-01-01", "payload": {"state": ["failed"]}}), "payload.state"),
+    ],
+)
+def test_known_hostile_lines_name_their_field(line: bytes | str, field: str) -> None:
+    projector = SessionProjector()
+    assert check_step(projector, line) == f"error:{field}"
+    assert len(projector) == 0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("FUZZ_FULL") != "1", reason="full-size fuzzing: set FUZZ_FULL=1")
+def test_full_size_fuzz_run() -> None:
+    """The 100k-case run of `scripts/fuzz.py`; minutes long, so outside the default run."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / "fuzz.py"
+    spec = importlib.util.spec_from_file_location("fuzz_script", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    counts = module.run(100_000, seed=0)
+    assert counts["crashes"] == 0
+    assert counts["state_changes"] == 0
