@@ -57,8 +57,11 @@ DEBIAN_HINT = "apt-get install graphviz (the Debian package `graphviz`)"
 # A group of transitions leaving at least this share of statuses, missing at most
 # MAX_EXCEPTIONS, is drawn once from a pseudo-state instead of once per status.
 MAX_EXCEPTIONS = 2
-MAX_LINE = 44  # characters; longer edge labels wrap before their guards
-INDENT = "\u00a0" * 4  # kept by both Graphviz and Mermaid, unlike plain spaces
+# Edge labels wrap at this many characters, so the gaps between columns stay narrow and the
+# picture stays legible when scaled down to a page's width.
+MAX_LINE = 30
+INDENT = "\u00a0" * 3  # continuation lines; kept by both Graphviz and Mermaid, unlike plain spaces
+_BREAKS = re.compile(r"(?<=, )|(?= \[)|(?<= & )")
 
 
 class DiagramUnavailable(RuntimeError):
@@ -136,11 +139,23 @@ def _edge_labels(graph: Any, transitions: Iterable[Mapping[str, Any]]) -> dict[t
                 merged["conditions"] = list(conditions)
             if unless:
                 merged["unless"] = list(unless)
-            label = graph._transition_label(merged)
-            # Long labels put the guards on a line of their own.
-            head, sep, guards = label.partition(" [")
-            lines.extend([head, INDENT + sep.strip() + guards] if sep and len(label) > MAX_LINE else [label])
+            lines.extend(_wrap(graph._transition_label(merged)))
     return labels
+
+
+def _wrap(label: str) -> list[str]:
+    """Greedy wrap at `, `, ` [` and ` & `; continuation lines are indented, inside `[...]` past the `[`."""
+    lines: list[str] = []
+    in_guards = False
+    for piece in _BREAKS.split(label):
+        if lines and len(lines[-1]) + len(piece) <= MAX_LINE:
+            lines[-1] += piece
+        elif lines:
+            lines.append(INDENT + ("\u00a0" if in_guards else "") + piece.strip())
+        else:
+            lines.append(piece)
+        in_guards = in_guards or piece.startswith(" [")
+    return [line.rstrip() for line in lines]
 
 
 def _entry_hooks(state: Mapping[str, Any]) -> str:
@@ -196,8 +211,11 @@ class _GraphvizGraph(tx_graphviz.Graph):
         edge_styles = self.machine.lifecycle_styles["edge"]
         for (src, dest), labels in _edge_labels(self, transitions).items():
             style = edge_styles["from_any"] if src in pseudo_ids else {}
-            # One line per trigger, left-aligned: long `trigger [guards]` lists stay legible.
-            container.edge(src, dest, label="".join(f"{label}\\l" for label in labels), **style)
+            # A borderless table, one left-aligned row per line: Graphviz sizes HTML labels exactly,
+            # so neighbouring edges keep clear of them (plain multi-line labels get grazed).
+            rows = "".join(f'<tr><td align="left">{_html(line)}</td></tr>' for line in labels)
+            table = f'<table border="0" cellborder="0" cellpadding="1" cellspacing="0">{rows}</table>'
+            container.edge(src, dest, label=f"<{table}>", **style)
 
 
 # -- Mermaid ---------------------------------------------------------------------------------
@@ -253,7 +271,7 @@ STYLES: Styles = {
         "initial": {"shape": "point", "width": "0.15", "fillcolor": "black"},
     },
     "edge": {
-        "default": {"color": "#1f2937", "fontname": "Helvetica", "fontsize": "10", "arrowsize": "0.7"},
+        "default": {"color": "#1f2937", "fontname": "Helvetica", "fontsize": "11", "arrowsize": "0.7"},
         "from_any": {"color": "#64748b", "style": "dashed"},
     },
     "graph": {"default": {"color": "black", "fillcolor": "white", "style": "solid", "fontname": "Helvetica"}},
