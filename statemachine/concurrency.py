@@ -101,11 +101,10 @@ class LockedProjector:
     def reapable_sessions(
         self, now: datetime, *, last_seen: Mapping[str, datetime] | None = None,
         threshold: timedelta = operations.DEFAULT_IDLE_THRESHOLD, busy: Container[str] = frozenset(),
-        never: Collection[str] = operations.NEVER_REAPED,
     ) -> list[Session]:
         with self._lock:
             return operations.reapable_sessions(
-                self._projector, now, last_seen=last_seen, threshold=threshold, busy=busy, never=never
+                self._projector, now, last_seen=last_seen, threshold=threshold, busy=busy
             )
 
     def stale_turns(
@@ -123,7 +122,7 @@ class LockedProjector:
 
     def reconcile(
         self, live_thread_ids: Container[str], *, now: datetime | None = None,
-        reason: str = operations.RESTART_REASON, statuses: Collection[str] = operations.RECONCILED_STATUSES,
+        reason: str = operations.RESTART_REASON, statuses: Collection[str] | None = None,
     ) -> list[Outcome]:
         with self._lock:
             return operations.reconcile(self._projector, live_thread_ids, now=now, reason=reason, statuses=statuses)

@@ -21,11 +21,10 @@ from .events import parse_timestamp
 from .outcome import Outcome
 from .projector import SessionProjector
 from .session import Session
+from .spec import Spec, builtin_spec
 
 __all__ = [
     "DEFAULT_IDLE_THRESHOLD",
-    "NEVER_REAPED",
-    "RECONCILED_STATUSES",
     "RESTART_EVENT_PREFIX",
     "RESTART_REASON",
     "STALE_TURN_EVENT_PREFIX",
@@ -41,10 +40,6 @@ __all__ = [
 ]
 
 DEFAULT_IDLE_THRESHOLD = timedelta(minutes=30)
-# Sessions in these statuses are never reaped: work may be in progress, or there is nothing to stop.
-NEVER_REAPED: frozenset[str] = frozenset({"starting", "running", "stopped"})
-# Statuses that mean "a provider was working" when the process went away.
-RECONCILED_STATUSES: frozenset[str] = frozenset({"starting", "running"})
 
 STALE_TURN_EVENT_PREFIX = "stale-turn:"
 STALE_TURN_REASON = "Turn expired: no event for it within the stale-turn bound"
@@ -118,19 +113,24 @@ def reapable(
     last_seen: datetime | None = None,
     threshold: timedelta = DEFAULT_IDLE_THRESHOLD,
     busy: bool = False,
-    never: Collection[str] = NEVER_REAPED,
+    spec: Spec | None = None,
+    statuses: Collection[str] | None = None,
 ) -> bool:
     """May the orchestrator stop this session's provider now? A pure decision; nothing is applied.
 
-    Yes only when: its status is not in `never` (starting, running, stopped), it holds no turn,
-    the caller has flagged no background work (`busy`), and it has been idle (see `idle_since`)
-    for at least `threshold`. A session with no clock at all is never reapable: its idle time is
-    unknown.
+    Yes only when: the spec marks its status `reapable` (the built-in one: idle, ready,
+    interrupted, error; never starting, running or stopped), it holds no turn, the caller has
+    flagged no background work (`busy`), and it has been idle (see `idle_since`) for at least
+    `threshold`. A session with no clock at all is never reapable: its idle time is unknown.
+    `spec` defaults to the built-in one; pass the projector's when it has its own. `statuses`
+    overrides the spec's reapable statuses (a stricter policy, say).
     """
     if threshold < timedelta(0):
         raise ValueError("threshold must not be negative")
     now = _aware(now, "now")
-    if busy or session.status in never or session.active_turn_id is not None:
+    if statuses is None:
+        statuses = (spec if spec is not None else builtin_spec()).reapable_statuses
+    if busy or session.status not in statuses or session.active_turn_id is not None:
         return False
     since = idle_since(session, last_seen)
     return since is not None and now - since >= threshold
@@ -143,14 +143,13 @@ def reapable_sessions(
     last_seen: Mapping[str, datetime] | None = None,
     threshold: timedelta = DEFAULT_IDLE_THRESHOLD,
     busy: Container[str] = frozenset(),
-    never: Collection[str] = NEVER_REAPED,
 ) -> list[Session]:
     """`reapable` over every session. `last_seen` and `busy` are keyed by threadId."""
     seen = last_seen or {}
     return [
         s
         for tid, s in projector.sessions().items()
-        if reapable(s, now, last_seen=seen.get(tid), threshold=threshold, busy=tid in busy, never=never)
+        if reapable(s, now, last_seen=seen.get(tid), threshold=threshold, busy=tid in busy, spec=projector.spec)
     ]
 
 
@@ -230,9 +229,10 @@ def reconcile(
     *,
     now: datetime | None = None,
     reason: str = RESTART_REASON,
-    statuses: Collection[str] = RECONCILED_STATUSES,
+    statuses: Collection[str] | None = None,
 ) -> list[Outcome]:
-    """After a restart: every session left in `statuses` (starting, running) or holding a turn,
+    """After a restart: every session left in `statuses` (default: the statuses the spec lets
+    hold a turn, starting and running in the built-in one) or holding a turn,
     whose thread is not in `live_thread_ids`, gets `session.state.changed {state: error, reason}`.
 
     The event is `restart:<threadId>:<now>` (hashed after the prefix if too long), createdAt
@@ -241,11 +241,12 @@ def reconcile(
     outcome per session reconciled.
     """
     when = _wire_time(_aware(now, "now") if now is not None else datetime.now(UTC))
+    working = projector.spec.turn_statuses if statuses is None else statuses
     outcomes = []
     for s in projector.sessions().values():
         if s.thread_id in live_thread_ids:
             continue
-        if s.status not in statuses and s.active_turn_id is None:
+        if s.status not in working and s.active_turn_id is None:
             continue
         outcomes.append(
             projector.apply(

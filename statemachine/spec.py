@@ -94,6 +94,7 @@ class Status:
     holds_turn: bool
     on_enter: tuple[EffectRef, ...]
     description: str = ""
+    reapable: bool = False  # the reaper may stop an idle session in this status
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +184,16 @@ class Spec:
     @property
     def status_names(self) -> tuple[str, ...]:
         return tuple(s.name for s in self.statuses)
+
+    @property
+    def reapable_statuses(self) -> tuple[str, ...]:
+        """Statuses the reaper may stop once the session has been idle long enough."""
+        return tuple(s.name for s in self.statuses if s.reapable)
+
+    @property
+    def turn_statuses(self) -> tuple[str, ...]:
+        """Statuses that may hold a turn."""
+        return tuple(s.name for s in self.statuses if s.holds_turn)
 
     @property
     def inactive_statuses(self) -> tuple[str, ...]:
@@ -341,7 +352,7 @@ def _build(raw: dict[str, Any], source: str) -> Spec:
         if any(s["name"] == t.name for t in statuses):
             raise fail(f"statuses[{i}].name", f"duplicate status {s['name']!r}")
         on_enter = effect_refs(s["on_enter"], f"statuses[{i}].on_enter")
-        statuses.append(Status(s["name"], s["holds_turn"], on_enter, s.get("description", "")))
+        statuses.append(Status(s["name"], s["holds_turn"], on_enter, s.get("description", ""), s["reapable"]))
     status_index = {s.name: s for s in statuses}
     if raw["initial"] not in status_index:
         raise fail("initial", f"unknown status {raw['initial']!r}")

@@ -116,7 +116,6 @@ def test_eight_threads_share_one_projector() -> None:
         assert len(p) == 2 * PRODUCERS + 2
     print(f"\n{sent} events from {PRODUCERS} threads in {elapsed:.2f}s ({sent / elapsed:,.0f}/s): "
           f"{dict(sorted((k.value, n) for k, n in total_returned.items()))}")
-    assert elapsed < 10
 
 
 def test_locked_projector_passes_operations_through_under_the_lock() -> None:

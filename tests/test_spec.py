@@ -367,7 +367,7 @@ def test_variant_by_problems(change: Callable[[Raw], object], suffix: str) -> No
 
 def test_a_status_with_no_way_in_is_unreachable() -> None:
     def change(r: Raw) -> None:
-        r["statuses"].append({"name": "limbo", "holds_turn": False, "on_enter": ["clear_turn"]})
+        r["statuses"].append({"name": "limbo", "holds_turn": False, "reapable": True, "on_enter": ["clear_turn"]})
 
     error = spec_error(change)
     assert error.path == f"statuses[{len(builtin_raw()['statuses'])}]"
@@ -387,8 +387,8 @@ def test_a_status_reachable_only_from_an_unreachable_one_is_unreachable() -> Non
     # limbo -> purgatory: neither is reachable from idle.
     def change(r: Raw) -> None:
         r["statuses"] += [
-            {"name": "limbo", "holds_turn": False, "on_enter": []},
-            {"name": "purgatory", "holds_turn": False, "on_enter": []},
+            {"name": "limbo", "holds_turn": False, "reapable": False, "on_enter": []},
+            {"name": "purgatory", "holds_turn": False, "reapable": False, "on_enter": []},
         ]
         r["transitions"].append({"trigger": "session.exited", "sources": ["limbo"], "dest": "purgatory"})
 
