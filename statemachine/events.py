@@ -55,6 +55,8 @@ class Event:
     # The machine trigger (`type` or `type[variant]`), or None when not a lifecycle event.
     trigger: str | None = None
     created_dt: datetime = field(default=datetime.min.replace(tzinfo=UTC), compare=False, repr=False)
+    # The spec whose parser checked this event; None for an Event built by hand.
+    checked_by: object = field(default=None, compare=False, repr=False)
 
     def to_wire(self) -> dict[str, Any]:
         wire: dict[str, Any] = {
@@ -145,7 +147,9 @@ class EventParser:
                     raise EventError(where, f"must be one of {list(f.enum)}, got {str(value)[:64]!r}")
                 if f.name == event_type.variant_by:
                     trigger = f"{type_}[{value}]"
-        return Event(event_id, type_, provider, thread_id, created_at, turn_id, payload, trigger, created_dt)
+        return Event(
+            event_id, type_, provider, thread_id, created_at, turn_id, payload, trigger, created_dt, self._spec
+        )
 
     def parse_line(self, line: str | bytes) -> Event:
         """One JSONL line -> Event."""
@@ -157,10 +161,9 @@ class EventParser:
 
     def coerce(self, event: Event | Mapping[str, Any] | str | bytes) -> Event:
         if isinstance(event, Event):
-            # An Event built by hand carries no trigger: check it like any wire event.
-            if event.trigger is None and self._spec.event_type(event.type) is not None:
-                return self.parse(event.to_wire())
-            return event
+            # Trust only what this spec's parser checked: an Event built by hand, or parsed for
+            # another spec, is checked again like any wire event (its trigger is recomputed).
+            return event if event.checked_by is self._spec else self.parse(event.to_wire())
         if isinstance(event, (str, bytes)):
             return self.parse_line(event)
         return self.parse(event)

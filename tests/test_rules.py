@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from helpers import Events, memory, seeded, stamp, triple
 
-from statemachine import EventError, Outcome, OutcomeKind, Session, SessionProjector, builtin_spec
+from statemachine import Event, EventError, Outcome, OutcomeKind, Session, SessionProjector, builtin_spec
 
 APPLIED, IGNORED = OutcomeKind.APPLIED, OutcomeKind.IGNORED
 DUPLICATE, REJECTED = OutcomeKind.DUPLICATE, OutcomeKind.REJECTED
@@ -177,6 +177,30 @@ def test_runtime_error_clears_the_active_turn(engine: str, target: str | None) -
 def test_runtime_error_for_another_turn_is_rejected(engine: str) -> None:
     assert_rejected_unchanged(running(engine), Events()("runtime.error", "T2", message="boom"),
                               rejects_as("turn_matches"))
+
+
+def test_an_event_built_by_hand_is_checked_like_a_wire_event(engine: str) -> None:
+    p = SessionProjector(engine=engine)
+    forged = Event("e1", "turn.started", "codex", "thread-1", "not a time", "T1", trigger="turn.started")
+    with pytest.raises(EventError) as err:
+        p.apply(forged)
+    assert err.value.field == "createdAt"
+    assert len(p) == 0
+    # A trigger set by hand is recomputed from the payload, never trusted.
+    lying = Event("e2", "turn.completed", "codex", "thread-1", "2026-11-20T10:00:00Z", "T1",
+                  payload={"state": "completed"}, trigger="turn.completed[failed]")
+    outcome = p.apply(lying)
+    assert outcome.event.trigger == "turn.completed[completed]"
+    assert triple(p.get("thread-1")) == ("ready", None, None)
+
+
+def test_late_runtime_error_for_a_finished_turn_is_rejected(engine: str) -> None:
+    # A settled session must not become `error` through late news about a turn already over.
+    p = running(engine)
+    ev = Events()
+    p.apply(ev("turn.completed", "T1", state="completed"))
+    assert triple(p.get("thread-1")) == ("ready", None, None)
+    assert_rejected_unchanged(p, ev("runtime.error", "T1", message="late"), rejects_as("turn_not_finished"))
 
 
 def test_error_is_not_terminal_a_new_turn_may_start(engine: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import subprocess
 import sys
@@ -34,6 +35,18 @@ def builtin_results() -> dict[str, CheckResult]:
 @pytest.fixture(scope="module")
 def mutant_results() -> dict[str, dict[str, CheckResult]]:
     return {m.stem: {r.name: r for r in run_checks(load_spec(m))} for m in MUTANTS}
+
+
+@pytest.mark.parametrize("mutant", MUTANTS, ids=lambda m: m.stem)
+def test_each_mutant_is_the_spec_with_one_change(mutant: Path) -> None:
+    # Mutants are copies of the spec plus their bug: a stale copy would test another lifecycle.
+    def body(path: Path) -> list[str]:
+        lines = path.read_text().splitlines()
+        return lines[next(i for i, line in enumerate(lines) if line.startswith("spec_version")):]
+
+    diff = [d for d in difflib.ndiff(body(ROOT / "specs" / "session_lifecycle.yaml"), body(mutant))
+            if d[:2] in ("- ", "+ ")]
+    assert 1 <= len(diff) <= 2, diff
 
 
 def test_there_are_mutants_for_each_door() -> None:
