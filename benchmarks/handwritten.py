@@ -5,7 +5,8 @@ transitions, guards in the same order (so the same rejection reasons), the same 
 de-duplication and finished-turn memory with the same caps and FIFO eviction, `updatedAt` as the
 max of applied `createdAt`s. It is written out by hand, not derived from the spec, and imports
 nothing from the `statemachine` package: it is a benchmark peer, and the agreement check in
-`benchmarks/run.py` proves it projects the same sessions and outcomes as the package.
+`benchmarks/run.py` proves it projects the same sessions and outcomes as the package. A spec
+change must be mirrored here by hand: tests/test_benchmark_harness.py fails until it is.
 
 Per event: one dict lookup for the thread, one membership test and insert for de-duplication,
 one dict lookup of (trigger, status) into a table of small functions, the function mutates the
@@ -261,6 +262,8 @@ def _runtime_error(rec: Record, ev: Ev, p: HandwrittenProjector) -> str:
     turn = ev[4]
     if turn is not None and rec.turn is not None and turn != rec.turn:
         return "other_turn_active"
+    if turn is not None and turn in rec.finished:
+        return "turn_finished"  # late news of a settled turn
     _enter_clearing(rec, "error", p)
     if turn is not None:
         p.finish(rec, turn)

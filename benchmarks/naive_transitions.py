@@ -65,8 +65,8 @@ _TRANSITIONS: list[dict[str, Any]] = [
      "after": ["remember_event_turn", "clear_error"]},
     {"trigger": "turn_aborted", "source": ["starting", "running"], "dest": "interrupted",
      "conditions": ["has_active_turn", "turn_matches"], "after": ["clear_error"]},
-    {"trigger": "runtime_error", "source": _NOT_STOPPED, "dest": "error", "conditions": ["turn_matches"],
-     "after": ["remember_event_turn", "set_runtime_error"]},
+    {"trigger": "runtime_error", "source": _NOT_STOPPED, "dest": "error",
+     "conditions": ["turn_matches", "turn_not_finished"], "after": ["remember_event_turn", "set_runtime_error"]},
 ]
 # The package's trigger names (type[variant]) -> this machine's trigger methods.
 TRIGGERS = {

@@ -83,7 +83,10 @@ class Lifecycle(StateMachine):  # type: ignore[misc]
         (starting, running), interrupted, cond=["has_active_turn", "turn_matches"], after="clear_error"
     )
     runtime_error = _edges(
-        _not_stopped, error, cond="turn_matches", after=["remember_event_turn", "set_runtime_error"]
+        _not_stopped,
+        error,
+        cond=["turn_matches", "turn_not_finished"],
+        after=["remember_event_turn", "set_runtime_error"],
     )
 
     def __init__(self, thread_id: str, provider: str, max_finished_turns: int) -> None:
