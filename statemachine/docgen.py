@@ -325,11 +325,12 @@ def lifecycle_markdown(spec: Spec) -> str:
     ]
     lines.extend(
         _table(
-            ["status", "may hold a turn", "on enter", "meaning"],
+            ["status", "may hold a turn", "reaper may stop it", "on enter", "meaning"],
             (
                 [
                     f"`{s.name}`" + (" (initial)" if s.name == spec.initial else ""),
                     "yes" if s.holds_turn else "**no**",
+                    "yes" if s.reapable else "no",
                     ", ".join(f"`{e.label()}`" for e in s.on_enter) or "—",
                     s.description,
                 ]
