@@ -25,6 +25,7 @@ import gc
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -277,40 +278,63 @@ def new_session_events(n: int) -> list[dict[str, Any]]:
     ]
 
 
+def _child(cmd: list[str], **kwargs: Any) -> tuple[float, float, subprocess.CompletedProcess[str]]:
+    """Run one child process: (wall seconds, CPU seconds of the child, result).
+
+    CPU time (user + sys) barely moves when other processes compete for the cores, so on a busy
+    machine it is the better estimate of the wall time the same run takes on an idle one."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True, **kwargs)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, done
+
+
 def import_time(runs: int) -> dict[str, Any]:
-    """Wall time of `python -c "import statemachine"` minus `python -c "pass"`, median of runs."""
+    """`python -c "import statemachine"` minus `python -c "pass"`, alternated, medians of runs."""
     py = sys.executable
-    bare, full = [], []
+    walls: dict[str, list[float]] = {"pass": [], "import statemachine": []}
+    cpus: dict[str, list[float]] = {"pass": [], "import statemachine": []}
     for _ in range(runs):
-        for target, cmd in ((bare, "pass"), (full, "import statemachine")):
-            t0 = time.perf_counter()
-            subprocess.run([py, "-c", cmd], check=True, cwd=ROOT)
-            target.append(time.perf_counter() - t0)
-    diffs = sorted(f - b for f, b in zip(full, bare, strict=True))
+        for code in walls:
+            wall, cpu, done = _child([py, "-c", code], cwd=ROOT)
+            if done.returncode != 0:
+                raise RuntimeError(f"{code!r} failed: {done.stderr.strip()[-300:]}")
+            walls[code].append(wall)
+            cpus[code].append(cpu)
+    wall_diffs = [f - b for f, b in zip(walls["import statemachine"], walls["pass"], strict=True)]
+    cpu_diffs = [f - b for f, b in zip(cpus["import statemachine"], cpus["pass"], strict=True)]
     # The biggest contributors, from one -X importtime run (cumulative microseconds).
-    done = subprocess.run([py, "-X", "importtime", "-c", "import statemachine"], capture_output=True, text=True,
-                          cwd=ROOT)
-    tops: list[tuple[int, str]] = []
+    _, _, done = _child([py, "-X", "importtime", "-c", "import statemachine"], cwd=ROOT)
+    tops: list[tuple[int, int, str]] = []
     for line in done.stderr.splitlines():
         parts = line.split("|")
         if len(parts) == 3 and parts[1].strip().isdigit():
             name = parts[2].rstrip()
             depth = (len(name) - len(name.lstrip())) // 2
-            if depth <= 2:
-                tops.append((int(parts[1]), name.strip()))
+            if depth <= 8:
+                tops.append((int(parts[1]), depth, name.strip()))
     tops.sort(reverse=True)
-    return {"ms": statistics.median(diffs) * 1000, "runs": runs, "top": tops[:8]}
+    return {
+        "ms": statistics.median(wall_diffs) * 1000,
+        "min_ms": min(wall_diffs) * 1000,
+        "cpu_ms": statistics.median(cpu_diffs) * 1000,
+        "runs": runs,
+        "top": tops[:12],
+    }
 
 
 def verify_time(runs: int) -> dict[str, Any]:
-    times, ok = [], True
+    walls, cpus, ok = [], [], True
     for _ in range(runs):
-        t0 = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "statemachine", "verify", "--skip", "spin"],
-                              capture_output=True, text=True, cwd=ROOT)
-        times.append(time.perf_counter() - t0)
+        wall, cpu, done = _child([sys.executable, "-m", "statemachine", "verify", "--skip", "spin"], cwd=ROOT)
+        walls.append(wall)
+        cpus.append(cpu)
         ok = ok and done.returncode == 0
-    return {"s": statistics.median(times), "runs": runs, "ok": ok}
+    return {"s": statistics.median(walls), "min_s": min(walls), "cpu_s": statistics.median(cpus), "runs": runs,
+            "ok": ok}
 
 
 def memory(events_file: Path, tracemalloc: bool) -> dict[str, Any]:
@@ -474,10 +498,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     log("import time")
     results["import"] = import_time(cfg.import_runs)
-    log(f"  import statemachine: {results['import']['ms']:.0f} ms (median of {cfg.import_runs})")
+    log(f"  import statemachine: {results['import']['ms']:.0f} ms wall, {results['import']['cpu_ms']:.0f} ms CPU "
+        f"(medians of {cfg.import_runs})")
     log("verify --skip spin wall time")
     results["verify"] = verify_time(cfg.verify_runs)
-    log(f"  verify: {results['verify']['s']:.2f} s (median of {cfg.verify_runs}), ok={results['verify']['ok']}")
+    log(f"  verify: {results['verify']['s']:.2f} s wall, {results['verify']['cpu_s']:.2f} s CPU "
+        f"(medians of {cfg.verify_runs}), ok={results['verify']['ok']}")
     results["wall_s"] = time.perf_counter() - started
     results["all_agree"] = all_agree
 
@@ -576,19 +602,23 @@ def render(results: dict[str, Any]) -> str:
     targets.append((f"<= 400 bytes/session at {mem['a/rss']['sessions']:,} sessions", f"{rss:,.0f} B (RSS)",
                     _verdict(rss, TARGETS["bytes_per_session"], False), f"{exact}; (b) RSS "
                     f"{mem['b/rss']['bytes_per_session']:,.0f} B"))
+    # Absolute times are judged on CPU time: wall time on a shared machine measures the neighbours.
     imp = results["import"]
-    targets.append(("`import statemachine` < 150 ms", f"{imp['ms']:.0f} ms",
-                    _verdict(imp["ms"], TARGETS["import_ms"], False), f"median of {imp['runs']}, minus bare python"))
+    targets.append(("`import statemachine` < 150 ms", f"{imp['cpu_ms']:.0f} ms CPU",
+                    _verdict(imp["cpu_ms"], TARGETS["import_ms"], False),
+                    f"minus bare python; medians of {imp['runs']}; wall {imp['ms']:.0f} ms (min {imp['min_ms']:.0f})"))
     ver = results["verify"]
-    targets.append(("`verify --skip spin` < 5 s", f"{ver['s']:.2f} s", _verdict(ver["s"], TARGETS["verify_s"], False),
-                    f"median of {ver['runs']}; checks hold: {ver['ok']}"))
+    targets.append(("`verify --skip spin` < 5 s", f"{ver['cpu_s']:.2f} s CPU",
+                    _verdict(ver["cpu_s"], TARGETS["verify_s"], False),
+                    f"medians of {ver['runs']}; wall {ver['s']:.2f} s (min {ver['min_s']:.2f}); "
+                    f"checks hold: {ver['ok']}"))
     if imp.get("top"):
-        lines.append("Biggest imports (cumulative, one `-X importtime` run):")
+        lines.append("Biggest imports (cumulative, one `-X importtime` run; depth 0 is `statemachine`):")
         lines.append("")
-        lines.append("| module | ms |")
-        lines.append("|---|---:|")
-        for us, name in imp["top"]:
-            lines.append(f"| {name} | {us / 1000:.1f} |")
+        lines.append("| module | depth | ms |")
+        lines.append("|---|---:|---:|")
+        for us, depth, name in imp["top"]:
+            lines.append(f"| {name} | {depth} | {us / 1000:.1f} |")
         lines.append("")
     lines.append("### Targets")
     lines.append("")
