@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import sys
 import time
 import traceback
@@ -31,6 +32,9 @@ from hypothesis import strategies as st
 from statemachine import SessionProjector
 
 REPLAY_EVERY = 10
+# Hypothesis keeps per-example data for the length of one run; batches of this many cases,
+# each a run of its own with a seed derived from --seed, keep the fuzzer's own memory flat.
+BATCH = 2_000
 MAX_EXAMPLES_KEPT = 5
 
 
@@ -53,14 +57,6 @@ def run(cases: int, seed_value: int | None = 0, *, progress: bool = False) -> di
         if len(counts["examples"]) < MAX_EXAMPLES_KEPT:
             counts["examples"].append({"kind": kind, "input": repr(item)[:300], "trace": traceback.format_exc()})
 
-    @settings(
-        max_examples=cases,
-        database=None,
-        deadline=None,
-        derandomize=False,
-        suppress_health_check=list(HealthCheck),
-    )
-    @given(projectors(), st.lists(fuzz_inputs(), min_size=1, max_size=12))
     def case(projector: SessionProjector, inputs: list[Any]) -> None:
         counts["cases"] += 1
         for item in inputs:
@@ -79,23 +75,34 @@ def run(cases: int, seed_value: int | None = 0, *, progress: bool = False) -> di
             else:
                 counts["outcomes"][result] += 1
         if counts["cases"] % REPLAY_EVERY == 0:
-            chunks = [i if isinstance(i, (bytes, str)) else json.dumps(i) for i in inputs]
-            log = [c + ("\n" if isinstance(c, str) else b"\n") for c in chunks]
             try:
-                report = check_replay(log, max_line_bytes=4096)
+                report = check_replay(inputs, max_line_bytes=4096)
             except StateChanged:
-                failure("state_changes", log)
+                failure("state_changes", inputs)
             except Exception:
-                failure("crashes", log)
+                failure("crashes", inputs)
             else:
                 counts["replayed_logs"] += 1
                 counts["replayed_lines"] += report.lines
         if progress and counts["cases"] % 10_000 == 0:
             print(f"  {counts['cases']} cases, {time.monotonic() - started:.0f}s", file=sys.stderr)
 
-    if seed_value is not None:
-        case = seed(seed_value)(case)
-    case()
+    batch = 0
+    while counts["cases"] < cases:
+        runner = settings(
+            max_examples=min(BATCH, cases - counts["cases"]),
+            database=None,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+        )(given(projectors(), st.lists(fuzz_inputs(), min_size=1, max_size=12))(case))
+        if seed_value is not None:
+            runner = seed(seed_value * 1_000_003 + batch)(runner)
+        before = counts["cases"]
+        runner()
+        batch += 1
+        if counts["cases"] == before:
+            break  # nothing left to generate
+    counts["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
     counts["seconds"] = round(time.monotonic() - started, 1)
     counts["outcomes"] = dict(counts["outcomes"].most_common())
     counts["errors_by_field"] = dict(counts["errors_by_field"].most_common())
@@ -112,7 +119,10 @@ def main() -> int:
     if args.json:
         print(json.dumps(counts, indent=2))
     else:
-        print(f"cases: {counts['cases']}  inputs: {counts['inputs']}  ({counts['seconds']}s, seed {args.seed})")
+        print(
+            f"cases: {counts['cases']}  inputs: {counts['inputs']}"
+            f"  ({counts['seconds']}s, seed {args.seed}, peak RSS {counts['peak_rss_mib']} MiB)"
+        )
         print("outcomes:", ", ".join(f"{k} {v}" for k, v in counts["outcomes"].items()))
         print("typed errors by field:", ", ".join(f"{k} {v}" for k, v in counts["errors_by_field"].items()))
         print(f"replayed logs: {counts['replayed_logs']} ({counts['replayed_lines']} lines)")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable
 from typing import Any
 
 from hypothesis import strategies as st
@@ -32,6 +33,7 @@ __all__ = [
     "fuzz_inputs",
     "lines",
     "malformed_events",
+    "materialize",
     "projectors",
     "state",
     "valid_events",
@@ -106,7 +108,38 @@ json_junk = st.recursive(
     lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=6), inner, max_size=4)),
     max_leaves=20,
 )
-huge_strings = st.sampled_from([MAX_ID_LENGTH + 1, 1000, 65_536, 1 << 20]).map(lambda n: "x" * n)
+
+
+class Lazy:
+    """A value built only when used. Hypothesis keeps every drawn value until its run ends, so
+    inputs of megabytes are drawn as a recipe and built by `materialize` inside the test."""
+
+    __slots__ = ("build", "label")
+
+    def __init__(self, build: Callable[[], Any], label: str) -> None:
+        self.build = build
+        self.label = label
+
+    def __repr__(self) -> str:
+        return self.label
+
+
+def _huge(n: int) -> Lazy:
+    return Lazy(lambda: "x" * n, f"'x' * {n}")
+
+
+def materialize(value: Any) -> Any:
+    """`value` with every `Lazy` inside it built."""
+    if isinstance(value, Lazy):
+        return value.build()
+    if isinstance(value, dict):
+        return {k: materialize(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [materialize(v) for v in value]
+    return value
+
+
+huge_strings = st.sampled_from([MAX_ID_LENGTH + 1, 1000, 65_536, 1 << 20]).map(_huge)
 odd_strings = st.sampled_from(["", " ", "\x00", "\ud800", "\u202e", "é" * 300, "a\nb", "null", "[]"])
 wrong_values = st.one_of(json_junk, huge_strings, odd_strings, st.integers(-(2**70), 2**70))
 
@@ -154,6 +187,7 @@ _binary = st.binary(max_size=200)
 _texts = st.text(max_size=100)
 _blanks = st.sampled_from(["", " ", "\n", "\t\r\n"])
 _breakage_counts = st.integers(1, 3)
+_fractions = st.floats(0, 1)
 
 
 @st.composite
@@ -215,12 +249,12 @@ _malformed = malformed_events()
 events = st.one_of(_valid, _malformed)
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, allow_nan=True)
+def _line(value: Any) -> str:
+    return json.dumps(materialize(value), allow_nan=True)
 
 
 @st.composite
-def lines(draw: st.DrawFn) -> bytes | str:
+def lines(draw: st.DrawFn) -> bytes | str | Lazy:
     """A JSONL line: of a valid or malformed event, truncated, binary, invalid UTF-8, very long."""
     how = draw(_line_kinds)
     if how == "binary":
@@ -230,33 +264,53 @@ def lines(draw: st.DrawFn) -> bytes | str:
     if how == "blank":
         return draw(_blanks)
     source = draw(events)
-    text = _dumps(source)
     if how == "json":
-        return text.encode() if draw(st.booleans()) else text
+        as_bytes = draw(st.booleans())
+        return Lazy(lambda: _line(source).encode() if as_bytes else _line(source), f"json line of {source!r:.300}")
     if how == "truncated":
-        return text[: draw(st.integers(0, max(0, len(text) - 1)))].encode()
+        cut = draw(_fractions)
+
+        def truncated() -> bytes:
+            text = _line(source)
+            return text[: int(len(text) * cut)].encode("utf-8", "surrogatepass")
+
+        return Lazy(truncated, f"truncated line of {source!r:.300}")
     if how == "bad_utf8":
-        raw = text.encode("utf-8", "surrogatepass")
-        at = draw(st.integers(0, len(raw)))
-        return raw[:at] + draw(_bad_bytes) + raw[at:]
+        where, junk = draw(_fractions), draw(_bad_bytes)
+
+        def bad_utf8() -> bytes:
+            raw = _line(source).encode("utf-8", "surrogatepass")
+            at = int(len(raw) * where)
+            return raw[:at] + junk + raw[at:]
+
+        return Lazy(bad_utf8, f"{junk!r} inside the line of {source!r:.300}")
     if how == "long":
-        size = draw(_long_sizes)
-        field = draw(_long_fields)
-        if isinstance(source, dict):
-            source = dict(source)
-            source[field] = {"blob": "y" * size} if field == "payload" else "y" * size
-            return _dumps(source).encode()
-        return b"[" + b"1," * (size // 2) + b"1]"
+        size, field = draw(_long_sizes), draw(_long_fields)
+
+        def long_line() -> bytes:
+            if not isinstance(source, dict):
+                return b"[" + b"1," * (size // 2) + b"1]"
+            wide = dict(source)
+            wide[field] = {"blob": "y" * size} if field == "payload" else "y" * size
+            return _line(wide).encode()
+
+        return Lazy(long_line, f"{field} of {size} characters in {source!r:.300}")
     if how == "deep":
         depth = draw(_depths)
-        return '{"eventId": "e1", "payload": ' + "[" * depth + "]" * depth + "}"
+        return Lazy(lambda: '{"eventId": "e1", "payload": ' + "[" * depth + "]" * depth + "}", f"nested {depth} deep")
     if how == "bignum":
         number = draw(_numbers)
-        return f'{{"big": {number}, {text[1:]}' if text.startswith("{") else number
+
+        def bignum() -> str:
+            text = _line(source)
+            return f'{{"big": {number}, {text[1:]}' if text.startswith("{") else number
+
+        return Lazy(bignum, f"number {number:.30} in {source!r:.300}")
     if how == "utf16":
-        return text.encode(draw(_encodings), "surrogatepass")
+        encoding = draw(_encodings)
+        return Lazy(lambda: _line(source).encode(encoding, "surrogatepass"), f"{encoding} line of {source!r:.300}")
     assert how == "bom"
-    return b"\xef\xbb\xbf" + text.encode("utf-8", "surrogatepass")
+    return Lazy(lambda: b"\xef\xbb\xbf" + _line(source).encode("utf-8", "surrogatepass"), f"BOM, {source!r:.300}")
 
 
 _inputs = st.one_of(_valid, _valid, _malformed, lines())
@@ -306,6 +360,7 @@ def check_step(projector: SessionProjector, item: Any) -> str:
 
     Raises `StateChanged` when the property fails; any other exception is a crash.
     """
+    item = materialize(item)
     before_text = state(projector)
     try:
         outcome = projector.apply(item)
@@ -332,8 +387,11 @@ def check_step(projector: SessionProjector, item: Any) -> str:
     return outcome.kind.value
 
 
-def check_replay(chunks: list[bytes | str], max_line_bytes: int) -> ReplayReport:
-    """Replay `chunks` joined as one binary log; every line must be counted exactly once."""
+def check_replay(chunks: list[Any], max_line_bytes: int) -> ReplayReport:
+    """Replay `chunks` (lines, or events to write as lines) joined as one binary log; every line
+    must be counted exactly once."""
+    chunks = [c if isinstance(c, (bytes, str)) else _line(c) for c in map(materialize, chunks)]
+    chunks = [c + ("\n" if isinstance(c, str) else b"\n") for c in chunks]
     data = b"".join(c if isinstance(c, bytes) else c.encode("utf-8", "surrogatepass") for c in chunks)
     projector = SessionProjector()
     report = replay_lines(projector, io.BytesIO(data), max_line_bytes=max_line_bytes)
