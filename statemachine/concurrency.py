@@ -10,20 +10,22 @@ order.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 from collections.abc import AsyncIterable, Callable, Collection, Container, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from . import operations
 from .events import Event, EventError
 from .outcome import Outcome, OutcomeKind
 from .projector import ObserverErrorHandler, ObserveWhat, SessionProjector
 from .session import Session
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["ConsumeStats", "EventInput", "LockedProjector", "consume"]
 
@@ -173,6 +175,8 @@ async def consume(
     `apply` is synchronous and fast; every `yield_every` events the loop is given a turn, so a
     source that is always ready does not starve other tasks.
     """
+    import asyncio  # here, not at module level: most embedders never pay for it
+
     if yield_every < 1:
         raise ValueError("yield_every must be at least 1")
     stats = ConsumeStats()

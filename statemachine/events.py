@@ -12,6 +12,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +38,7 @@ class EventError(ValueError):
         self.message = message
 
 
+@lru_cache(maxsize=4096)  # pure; the same updatedAt is read back on every event of its session
 def parse_timestamp(value: str) -> datetime:
     """ISO 8601 -> aware datetime; a timestamp without an offset is taken as UTC."""
     dt = datetime.fromisoformat(value)

@@ -194,7 +194,7 @@ class SessionProjector:
         Nothing is checked against the invariants here on purpose: the inductive proof seeds
         arbitrary states. Use `restore()` for snapshots, which does check. Observers are not told.
         """
-        if session.status not in self.spec.status_names:
+        if not self.spec.has_status(session.status):
             raise EventError("status", f"unknown status {session.status!r}")
         record = _Thread(session)
         for turn in finished_turns:

@@ -18,7 +18,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import yaml
 
 from .invariants import INVARIANT_KINDS
@@ -178,6 +177,9 @@ class Spec:
     def status(self, name: str) -> Status:
         return self._status_index[name]
 
+    def has_status(self, name: str) -> bool:
+        return name in self._status_index
+
     def event_type(self, type_: str) -> EventType | None:
         return self._event_index.get(type_)
 
@@ -312,6 +314,8 @@ def parse_spec(text: str, source: str = "<memory>") -> Spec:
         where = f"line {mark.line + 1}" if mark is not None else "$"
         raise SpecError(source, where, f"not valid YAML: {getattr(exc, 'problem', exc)}") from None
     _check_keys(raw, "$", source)
+    import jsonschema  # only when a spec is loaded: keeps `import statemachine` light
+
     validator = jsonschema.Draft202012Validator(_schema())
     error = jsonschema.exceptions.best_match(validator.iter_errors(raw))
     if error is not None:

@@ -69,8 +69,13 @@ def test_explore_reaches_a_fixpoint_taking_every_spec_transition(builtin_results
     assert covered["spec_transitions_taken"] == covered["spec_transitions"] == len(builtin_spec().transitions)
 
 
+# `agreement` proves the compiled table equal to the machine it was recorded from; on a mutant both
+# are equally wrong, so its failure is shown by corrupting the table instead (test at the end).
+INVARIANT_CHECKS = sorted(set(CHECKS) - {"agreement"})
+
+
 @pytest.mark.parametrize("mutant", [m.stem for m in MUTANTS])
-@pytest.mark.parametrize("check", sorted(CHECKS))
+@pytest.mark.parametrize("check", INVARIANT_CHECKS)
 def test_every_check_fails_on_every_mutant(
     mutant_results: dict[str, dict[str, CheckResult]], mutant: str, check: str
 ) -> None:
@@ -150,7 +155,7 @@ def test_verify_command_exits_1_on_every_mutant(mutant: Path) -> None:
     report = json.loads(proc.stdout)
     assert report["ok"] is False
     assert {c["name"] for c in report["checks"]} == set(CHECKS)
-    assert all(not c["ok"] for c in report["checks"])
+    assert all(not c["ok"] for c in report["checks"] if c["name"] in INVARIANT_CHECKS)
     assert report["counterexample"]
 
 
