@@ -25,7 +25,7 @@ __all__ = ["REJECTED", "NaiveProjector"]
 REJECTED = "rejected"
 
 _NOT_STOPPED = ["idle", "starting", "running", "ready", "interrupted", "error"]
-_STATES = [
+_STATES: list[dict[str, Any]] = [
     {"name": "idle", "on_enter": ["clear_turn"]},
     {"name": "starting"},
     {"name": "running"},

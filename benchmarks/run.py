@@ -45,6 +45,7 @@ from naive_transitions import NaiveProjector  # noqa: E402
 from stream import generate_stream, session_subset  # noqa: E402
 
 from statemachine import Event, OutcomeKind, SessionProjector  # noqa: E402
+from statemachine.projector import DEFAULT_MAX_EVENT_IDS, DEFAULT_MAX_FINISHED_TURNS  # noqa: E402
 
 KINDS = (APPLIED, IGNORED, DUPLICATE)
 
@@ -125,7 +126,8 @@ def collapse(code: str) -> str:
 
 
 def run_a(events: Sequence[Event], **caps: int) -> tuple[list[str], SessionProjector]:
-    p = SessionProjector(**caps)
+    p = SessionProjector(max_event_ids=caps.get("max_event_ids", DEFAULT_MAX_EVENT_IDS),
+                         max_finished_turns=caps.get("max_finished_turns", DEFAULT_MAX_FINISHED_TURNS))
     return [outcome_code(o.kind, o.reason) for o in map(p.apply, events)], p
 
 
