@@ -10,9 +10,8 @@ also makes it safe to share across threads.
 from __future__ import annotations
 
 from collections.abc import Callable, Container, Mapping
-from dataclasses import dataclass
 from functools import cache
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from transitions import EventData, Machine
 
@@ -26,8 +25,7 @@ __all__ = ["LifecycleMachine", "Step", "build_transitions_machine", "machine_for
 Callback = Callable[[EventData], Any]
 
 
-@dataclass(frozen=True, slots=True)
-class Step:
+class Step(NamedTuple):
     """The machine's answer for one lifecycle event on one session."""
 
     applied: bool

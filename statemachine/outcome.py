@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 from .events import Event
 from .session import Session
@@ -18,8 +18,7 @@ class OutcomeKind(StrEnum):
     REJECTED = "rejected"  # a lifecycle event no transition accepts; see `reason`
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(NamedTuple):  # built once per event: a tuple is the cheapest immutable value
     kind: OutcomeKind
     event: Event
     before: Session

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = ["Session"]
 
 
-@dataclass(frozen=True, slots=True)
-class Session:
-    """One thread's projected session. Frozen: callers hold snapshots, never live state."""
+class Session(NamedTuple):
+    """One thread's projected session. Immutable: callers hold snapshots, never live state.
+
+    A NamedTuple rather than a frozen dataclass: one is built per applied event, and a tuple
+    costs about a third as much to build.
+    """
 
     thread_id: str
     status: str
@@ -39,4 +41,4 @@ class Session:
         return wire
 
     def evolve(self, **changes: Any) -> Session:
-        return replace(self, **changes)
+        return self._replace(**changes)
