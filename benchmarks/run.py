@@ -1,6 +1,6 @@
 """The performance benchmark: one command, every contender, alternated, medians and ratios.
 
-    .venv/bin/python benchmarks/run.py            # full run (about 10 minutes on 2 cores)
+    .venv/bin/python benchmarks/run.py            # full run (4-8 minutes on 2 cores, more when busy)
     .venv/bin/python benchmarks/run.py --quick    # a smaller stream, for a quick look
 
 Contenders (see docs/performance.md for what each does per event):
