@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from .events import Event, parse_timestamp
+from .events import Event
 from .machine import Step, build_transitions_machine
 from .semantics import EFFECTS, GUARDS, Cursor, EffectFn, GuardFn
 from .session import Session
@@ -96,16 +96,7 @@ class CompiledMachine:
         if plan is None:
             return Step(False, session, f"invalid_in_{session.status}")
         guards, entries = plan
-        cursor = Cursor(
-            session.status,
-            session.active_turn_id,
-            session.last_error,
-            session.updated_at,
-            parse_timestamp(session.updated_at) if session.updated_at is not None else None,
-            session.provider_name,
-            event,
-            finished,
-        )
+        cursor = Cursor.load(session, finished, event)
         index = 0
         for bit, guard in enumerate(guards):
             if guard(cursor):
@@ -116,17 +107,7 @@ class CompiledMachine:
         cursor.status = entry.status
         for effect, params in entry.effects:
             effect(cursor, params)
-        after = Session(
-            session.thread_id,
-            cursor.status,
-            cursor.provider,
-            cursor.active_turn,
-            cursor.last_error,
-            cursor.updated_at,
-            session.provider_instance_id,
-            session.runtime_mode,
-        )
-        return Step(True, after, None, tuple(cursor.newly_finished), entry.transition)
+        return Step(True, cursor.session_after(session), None, tuple(cursor.newly_finished), entry.transition)
 
 
 @cache

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple, cast
 
 from transitions import EventData, Machine
 
-from .events import Event, parse_timestamp
+from .events import Event
 from .semantics import EFFECTS, GUARDS, Cursor, EffectFn, GuardFn
 from .session import Session
 from .spec import EffectRef, Spec, TransitionSpec
@@ -130,30 +130,10 @@ class LifecycleMachine:
         # a rejected event is an ordinary outcome here, not something for the host's logs.
         if trigger is None or session.status not in trigger.transitions:
             return Step(False, session, f"invalid_in_{session.status}")
-        updated_dt = parse_timestamp(session.updated_at) if session.updated_at is not None else None
-        cursor = Cursor(
-            session.status,
-            session.active_turn_id,
-            session.last_error,
-            session.updated_at,
-            updated_dt,
-            session.provider_name,
-            event,
-            finished,
-        )
+        cursor = Cursor.load(session, finished, event)
         if not trigger.trigger(cursor):
             return Step(False, session, cursor.reason or f"invalid_in_{session.status}")
-        after = Session(
-            session.thread_id,
-            cursor.status,
-            cursor.provider,
-            cursor.active_turn,
-            cursor.last_error,
-            cursor.updated_at,
-            session.provider_instance_id,
-            session.runtime_mode,
-        )
-        return Step(True, after, None, tuple(cursor.newly_finished), cursor.taken)
+        return Step(True, cursor.session_after(session), None, tuple(cursor.newly_finished), cursor.taken)
 
 
 @cache

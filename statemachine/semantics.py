@@ -11,6 +11,9 @@ from collections.abc import Callable, Container, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from .events import parse_timestamp
+from .session import Session
+
 if TYPE_CHECKING:
     from .events import Event
 
@@ -59,6 +62,18 @@ class Cursor:
         self.depth = -1
         self.reason: str | None = None
         self.taken: int | None = None  # index of the spec transition taken, for coverage
+
+    @classmethod
+    def load(cls, session: Session, finished: Container[str], event: Event) -> Cursor:
+        """A scratch copy of `session` for one step of `event`."""
+        updated_dt = parse_timestamp(session.updated_at) if session.updated_at is not None else None
+        return cls(session.status, session.active_turn_id, session.last_error, session.updated_at, updated_dt,
+                   session.provider_name, event, finished)
+
+    def session_after(self, before: Session) -> Session:
+        """The session the step produced; fields the lifecycle never touches come from `before`."""
+        return Session(before.thread_id, self.status, self.provider, self.active_turn, self.last_error,
+                       self.updated_at, before.provider_instance_id, before.runtime_mode)
 
     def is_finished(self, turn: str) -> bool:
         return turn in self.finished or turn in self.newly_finished
