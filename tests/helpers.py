@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import shutil
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import pytest
 
 from statemachine import Session, SessionProjector
 
@@ -91,3 +95,19 @@ def memory(projector: SessionProjector) -> dict[str, Any]:
 
 def jsonl(events: Iterable[Mapping[str, Any]]) -> str:
     return "".join(json.dumps(e) + "\n" for e in events)
+
+
+def require_graphviz() -> None:
+    """Skip without Graphviz (the Python package and `dot`), but fail under CI, which installs it."""
+    try:
+        import graphviz  # noqa: F401
+    except ImportError:
+        missing = "the graphviz Python package"
+    else:
+        missing = "" if shutil.which("dot") else "Graphviz's dot program"
+    if not missing:
+        return
+    message = f"{missing} is not installed (pip install graphviz; apt-get install graphviz)"
+    if os.environ.get("CI"):
+        pytest.fail(message)  # CI must draw the SVG, never skip it silently
+    pytest.skip(message)

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import require_graphviz
 
 from statemachine import builtin_spec, load_spec
 from statemachine.diagrams import FORMATS, DiagramUnavailable, render
@@ -20,21 +21,12 @@ SPEC = builtin_spec()
 HAVE_GRAPHVIZ = shutil.which("dot") is not None
 
 
+
+
+
 @pytest.fixture(scope="module")
 def graphviz_available() -> None:
-    try:
-        import graphviz  # noqa: F401
-    except ImportError:
-        missing = "the graphviz Python package"
-    else:
-        missing = "" if HAVE_GRAPHVIZ else "Graphviz's dot program"
-    if not missing:
-        return
-    message = f"{missing} is not installed (pip install graphviz; apt-get install graphviz)"
-    if os.environ.get("CI"):
-        pytest.fail(message)  # CI must draw the SVG, never skip it silently
-    pytest.skip(message)
-
+    require_graphviz()
 
 def run(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None,
         prelude: str = "") -> subprocess.CompletedProcess[bytes]:

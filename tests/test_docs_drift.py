@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import require_graphviz
 
 from statemachine import builtin_spec, load_spec
 from statemachine.cli import build_parser
@@ -21,21 +22,12 @@ MUTANT_A = ROOT / "specs" / "mutants" / "a_seed_ready_keeps_turn.yaml"
 REGENERATE = "run `python -m statemachine docs` and commit the result"
 
 
+
+
+
 @pytest.fixture(scope="module")
 def graphviz_available() -> None:
-    try:
-        import graphviz  # noqa: F401
-    except ImportError:
-        missing = "the graphviz Python package"
-    else:
-        missing = "" if shutil.which("dot") else "Graphviz's dot program"
-    if not missing:
-        return
-    message = f"{missing} is not installed (pip install graphviz; apt-get install graphviz)"
-    if os.environ.get("CI"):
-        pytest.fail(message)  # CI must check the committed SVG too, never skip it silently
-    pytest.skip(message)
-
+    require_graphviz()
 
 def _differing(generated: dict[str, bytes], base: Path) -> list[str]:
     return [name for name, content in generated.items()
