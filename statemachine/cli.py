@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import IO, Any, NoReturn
 
 from .projector import SessionProjector
-from .replay import replay_lines
+from .replay import MAX_LISTED, replay_lines
 from .snapshot import SnapshotError
 from .spec import Spec, SpecError, builtin_spec, load_spec
 
@@ -206,10 +206,20 @@ def cmd_docs(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .verify.run import CHECKS  # the names only; the checks run in cmd_verify
     parser = _Parser(prog="python -m statemachine", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    replay = sub.add_parser("replay", help="replay a JSONL event log and print the sessions")
+    replay = sub.add_parser(
+        "replay",
+        help="replay a JSONL event log and print the sessions",
+        description=(
+            "Replay a JSONL event log, one event per line, streaming: memory grows with sessions, "
+            f"not lines. Counts are exact; `rejected` and `errors` list the first {MAX_LISTED} of each. "
+            "Exit 0 when every line parsed, 1 when any line was malformed, 2 when the command "
+            "could not run."
+        ),
+    )
     replay.add_argument("file", help="JSONL file of events, or - for standard input")
     replay.add_argument("--json", action="store_true", help="print one JSON object")
     replay.add_argument("--spec", help="a spec file instead of the built-in one")
@@ -224,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--json", action="store_true", help="print one JSON report")
     verify.add_argument(
         "--skip", action="append", default=[], metavar="CHECK",
-        help="leave a check out (static, explore, induction, spin); repeatable",
+        help=f"leave a check out ({', '.join(CHECKS)}); repeatable",
     )
     verify.set_defaults(handler=cmd_verify)
     export = sub.add_parser("export", help="write the spec in another language (promela: a model for spin)")

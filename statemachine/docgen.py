@@ -444,7 +444,10 @@ def cli_markdown(build_parser: Callable[[], argparse.ArgumentParser] | None = No
     for name, sub in subparsers.choices.items():
         _fixed_width(sub)
         summary = helps.get(name, "").rstrip(".")
-        lines += ["", f"## `{name}`", "", summary[:1].upper() + summary[1:] + ".", "", "```text"]
+        lines += ["", f"## `{name}`", "", summary[:1].upper() + summary[1:] + "."]
+        if sub.description:
+            lines += ["", sub.description]
+        lines += ["", "```text"]
         lines.append(sub.format_usage().strip())
         lines += ["```", ""]
         rows = [r for r in (_argument_row(a) for a in sub._actions) if r is not None]
