@@ -137,6 +137,22 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return EXIT_OK if all(r.ok for r in results) else EXIT_BAD_INPUT
 
 
+def _write_output(command: str, output: str | None, data: bytes) -> int:
+    """`data` to standard output (no name, or -) or to the file named; exit 2 if it cannot be written."""
+    if output in (None, "-"):
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return EXIT_OK
+    try:
+        with open(output, "wb") as out:
+            out.write(data)
+    except OSError as exc:
+        print(f"{command}: cannot write {output}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from .verify.promela import PromelaError, export_promela
 
@@ -145,16 +161,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     except PromelaError as exc:
         print(f"export: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    if args.output in (None, "-"):
-        sys.stdout.write(text)
-        return EXIT_OK
-    try:
-        with open(args.output, "w", encoding="utf-8") as out:
-            out.write(text)
-    except OSError as exc:
-        print(f"export: cannot write {args.output}: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_USAGE
-    return EXIT_OK
+    return _write_output("export", args.output, text.encode("utf-8"))
 
 
 def cmd_diagram(args: argparse.Namespace) -> int:
@@ -171,17 +178,7 @@ def cmd_diagram(args: argparse.Namespace) -> int:
     except DiagramUnavailable as exc:
         print(f"diagram: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    if args.output in (None, "-"):
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
-        return EXIT_OK
-    try:
-        with open(args.output, "wb") as out:
-            out.write(data)
-    except OSError as exc:
-        print(f"diagram: cannot write {args.output}: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_USAGE
-    return EXIT_OK
+    return _write_output("diagram", args.output, data)
 
 
 def cmd_docs(args: argparse.Namespace) -> int:
