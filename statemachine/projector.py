@@ -1,19 +1,21 @@
 """`SessionProjector`: sessions by threadId, de-duplication, remembered turns, `apply()`.
 
-Data flows one way: wire event -> `EventParser` -> `LifecycleMachine.step` -> `Outcome`.
-Nothing here decides a lifecycle rule; it only keeps per-thread memory and asks the machine.
+Data flows one way: wire event -> `EventParser` -> the engine's step for (status, trigger) ->
+`Outcome`. Nothing here decides a lifecycle rule; it only keeps per-thread memory and asks the
+engine.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Container, Iterable, Iterator, Mapping
-from typing import Any, Literal, Protocol
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Literal
 
-from .compiled import compiled_for
+from .compiled import StepFn, compiled_for
 from .events import Event, EventError, EventParser
-from .machine import Step, machine_for
+from .machine import machine_for
 from .outcome import Outcome, OutcomeKind
+from .record import ThreadRecord, remember
 from .session import Session
 from .snapshot import SnapshotError, ThreadState, decode, encode
 from .spec import Spec, builtin_spec
@@ -34,12 +36,6 @@ DEFAULT_MAX_EVENT_IDS = 1024
 DEFAULT_MAX_FINISHED_TURNS = 256
 
 
-class Engine(Protocol):
-    """What the projector needs of a machine: one step of one session."""
-
-    def step(self, session: Session, finished: Container[str], event: Event) -> Step: ...
-
-
 Observer = Callable[[Outcome], object]
 ObserverErrorHandler = Callable[[Exception, Outcome], object]
 # Which outcomes an observer receives: every one, those that changed the session, or those that
@@ -47,6 +43,10 @@ ObserverErrorHandler = Callable[[Exception, Outcome], object]
 ObserveWhat = Literal["outcome", "change", "status"]
 
 _log = logging.getLogger("statemachine.observers")
+
+# For the hot path: builds an Outcome without the NamedTuple's Python-level __new__ (every field given).
+_new = tuple.__new__
+_DUPLICATE, _IGNORED = OutcomeKind.DUPLICATE, OutcomeKind.IGNORED
 
 
 class _Subscription:
@@ -58,21 +58,22 @@ class _Subscription:
         self.on_error = on_error
 
 
-class _Thread:
-    """Per-thread memory. Internal and mutable; callers only ever see `Session` values."""
+def _reference_dispatch(spec: Spec) -> dict[str, dict[str, StepFn]]:
+    """The same dispatch shape as the compiled engine's, every entry stepping the `transitions`
+    machine itself."""
+    machine = machine_for(spec)
 
-    __slots__ = ("finished", "seen", "session")
+    def step(record: ThreadRecord, ev: Event, cap: int) -> Outcome:
+        before = record.session
+        result = machine.step(before, record.finished, ev)
+        if not result.applied:
+            return Outcome(OutcomeKind.REJECTED, ev, before, before, result.reason)
+        record.set_session(result.after)
+        for turn in result.finished:
+            remember(record.finished, turn, cap)
+        return Outcome(OutcomeKind.APPLIED, ev, before, result.after, None, result.transition)
 
-    def __init__(self, session: Session) -> None:
-        self.session = session
-        self.seen: dict[str, None] = {}  # insertion-ordered set of processed eventIds
-        self.finished: dict[str, None] = {}  # insertion-ordered set of finished turn ids
-
-
-def _remember(memory: dict[str, None], key: str, cap: int) -> None:
-    memory[key] = None
-    if len(memory) > cap:
-        del memory[next(iter(memory))]
+    return {status: dict.fromkeys(spec.triggers, step) for status in spec.status_names}
 
 
 class SessionProjector:
@@ -102,8 +103,8 @@ class SessionProjector:
         if engine not in ("compiled", "transitions"):
             raise ValueError(f"engine must be 'compiled' or 'transitions', got {engine!r}")
         self.engine = engine
-        self._machine: Engine = compiled_for(self.spec) if engine == "compiled" else machine_for(self.spec)
-        self._threads: dict[str, _Thread] = {}
+        self._dispatch = compiled_for(self.spec).dispatch if engine == "compiled" else _reference_dispatch(self.spec)
+        self._threads: dict[str, ThreadRecord] = {}
         self.max_event_ids = max_event_ids
         self.max_finished_turns = max_finished_turns
         # Replaced, never mutated: a notification in progress keeps iterating the tuple it started
@@ -153,30 +154,27 @@ class SessionProjector:
         Raises `EventError` for malformed input, before anything changes. Observers (see
         `subscribe`) are told after the session is updated; their failures never reach the caller.
         """
-        outcome = self._apply(self.parser.coerce(event))
-        if self._observers:
-            self._notify(outcome)
-        return outcome
-
-    def _apply(self, ev: Event) -> Outcome:
+        # The hot path: written out in one function on purpose (a call costs as much as a step).
+        ev = event if type(event) is Event and event.checked_by is self.spec else self.parser.coerce(event)
         record = self._threads.get(ev.thread_id)
         if record is None:
             # A thread not seen before starts in the initial status, with no turn.
-            record = _Thread(Session(ev.thread_id, self.spec.initial, ev.provider))
-            self._threads[ev.thread_id] = record
+            record = self._threads[ev.thread_id] = ThreadRecord(Session(ev.thread_id, self.spec.initial, ev.provider))
         before = record.session
-        if ev.event_id in record.seen:
-            return Outcome(OutcomeKind.DUPLICATE, ev, before, before)
-        _remember(record.seen, ev.event_id, self.max_event_ids)
-        if ev.trigger is None:
-            return Outcome(OutcomeKind.IGNORED, ev, before, before)
-        step = self._machine.step(before, record.finished, ev)
-        if not step.applied:
-            return Outcome(OutcomeKind.REJECTED, ev, before, before, step.reason)
-        record.session = step.after
-        for turn in step.finished:
-            _remember(record.finished, turn, self.max_finished_turns)
-        return Outcome(OutcomeKind.APPLIED, ev, before, step.after, None, step.transition)
+        seen = record.seen
+        if ev.event_id in seen:
+            outcome = _new(Outcome, (_DUPLICATE, ev, before, before, None, None))
+        else:
+            seen[ev.event_id] = None
+            if len(seen) > self.max_event_ids:
+                del seen[next(iter(seen))]
+            if ev.trigger is None:
+                outcome = _new(Outcome, (_IGNORED, ev, before, before, None, None))
+            else:
+                outcome = self._dispatch[before.status][ev.trigger](record, ev, self.max_finished_turns)
+        if self._observers:
+            self._notify(outcome)
+        return outcome
 
     def apply_all(self, events: Iterable[Event | Mapping[str, Any] | str | bytes]) -> list[Outcome]:
         """Apply in order; stops at the first malformed event (raising `EventError`)."""
@@ -196,11 +194,14 @@ class SessionProjector:
         """
         if not self.spec.has_status(session.status):
             raise EventError("status", f"unknown status {session.status!r}")
-        record = _Thread(session)
+        try:
+            record = ThreadRecord(session)
+        except (TypeError, ValueError):
+            raise EventError("updatedAt", f"not an ISO 8601 timestamp: {str(session.updated_at)[:64]!r}") from None
         for turn in finished_turns:
-            _remember(record.finished, turn, self.max_finished_turns)
+            remember(record.finished, turn, self.max_finished_turns)
         for event_id in seen_event_ids:
-            _remember(record.seen, event_id, self.max_event_ids)
+            remember(record.seen, event_id, self.max_event_ids)
         self._threads[session.thread_id] = record
 
     # -- observers -----------------------------------------------------------------------------
@@ -293,7 +294,7 @@ class SessionProjector:
         projector.max_event_ids = decoded.max_event_ids
         projector.max_finished_turns = decoded.max_finished_turns
         for t in decoded.threads:
-            record = _Thread(t.session)
+            record = ThreadRecord(t.session)
             record.seen = dict.fromkeys(t.seen_event_ids)
             record.finished = dict.fromkeys(t.finished_turns)
             projector._threads[t.session.thread_id] = record

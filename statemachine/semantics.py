@@ -17,7 +17,18 @@ from .session import Session
 if TYPE_CHECKING:
     from .events import Event
 
-__all__ = ["CLEARS_TURN", "EFFECTS", "GUARDS", "GUARDS_UNFINISHED_TURN", "SETS_TURN", "Cursor", "EffectFn", "GuardFn"]
+__all__ = [
+    "CLEARS_TURN",
+    "EFFECTS",
+    "EFFECT_SOURCE",
+    "GUARDS",
+    "GUARDS_UNFINISHED_TURN",
+    "GUARD_SOURCE",
+    "SETS_TURN",
+    "Cursor",
+    "EffectFn",
+    "GuardFn",
+]
 
 
 class Cursor:
@@ -171,4 +182,38 @@ EFFECTS: Mapping[str, EffectFn] = {
     "set_error": _set_error,
     "advance_updated_at": _advance_updated_at,
     "record_provider": _record_provider,
+}
+
+
+# The same meanings once more, as Python source for the compiled engine (`statemachine.compiled`),
+# which turns each recorded table entry into one straight-line function instead of calling the
+# functions above through a Cursor. They read and write plain local names: `ev` (the event), `t`
+# (its turnId), `fin` (the thread's finished turns, as before the step), and the session's fields
+# being built: `turn`, `err`, `upd`, `upd_dt` (updatedAt parsed), `prov`. A line `remember(x)`
+# adds `x` to the finished turns; `{name}` is the effect's spec parameter. `verify`'s agreement
+# check proves the two renderings mean the same on every reachable state x every event.
+GUARD_SOURCE: Mapping[str, str] = {
+    "has_active_turn": "turn is not None",
+    "no_active_turn": "turn is None",
+    "targeted": "t is not None",
+    "untargeted": "t is None",
+    "turn_matches": "t is None or turn is None or t == turn",
+    # No effect has run yet when guards are read, so nothing is newly finished.
+    "turn_not_finished": "t is None or t not in fin",
+}
+
+EFFECT_SOURCE: Mapping[str, str] = {
+    "clear_turn": "if turn is not None:\n    remember(turn)\n    turn = None",
+    "set_turn": "turn = t",
+    "remember_event_turn": "if t is not None:\n    remember(t)",
+    "clear_error": "err = None",
+    "set_error": (
+        "value = ev.payload.get({field})\n"
+        "if value is not None:\n    err = str(value)\n"
+        "elif err is None:\n    err = str({default})"
+    ),
+    "advance_updated_at": (
+        "if upd_dt is None or ev.created_dt > upd_dt:\n    upd = ev.created_at\n    upd_dt = ev.created_dt"
+    ),
+    "record_provider": "prov = ev.provider",
 }

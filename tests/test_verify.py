@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from statemachine import SessionProjector, builtin_spec, load_spec
-from statemachine.compiled import compiled_for
+from statemachine import projector as projector_module
+from statemachine.compiled import CompiledMachine, compiled_for
 from statemachine.invariants import state_violations
 from statemachine.verify.explore import explore
 from statemachine.verify.report import CheckResult
@@ -168,11 +169,13 @@ def test_verify_command_usage_errors() -> None:
 
 def test_agreement_fails_when_the_compiled_table_differs_from_the_machine(monkeypatch: pytest.MonkeyPatch) -> None:
     spec = builtin_spec()
-    plans = compiled_for(spec)._plans
+    table = dict(compiled_for(spec).table)
     key = ("session.state.changed[ready]", "running")
-    guards, entries = plans[key]
+    plan = table[key]
     # A table that sends `ready` to `interrupted` breaks no invariant: only the agreement sees it.
-    monkeypatch.setitem(plans, key, (guards, tuple(replace(e, status="interrupted") for e in entries)))
+    table[key] = replace(plan, entries=tuple(replace(e, status="interrupted") for e in plan.entries))
+    corrupted = CompiledMachine(spec, table)
+    monkeypatch.setattr(projector_module, "compiled_for", lambda _: corrupted)
     assert explore(spec).ok
     result = explore(spec, reference="transitions", name="agreement")
     assert not result.ok

@@ -1,0 +1,122 @@
+"""The compiled engine's code generation: complete, spec text never becomes code, and the parsed
+updatedAt it keeps per thread stays in step with the session however the session got there.
+
+That the generated functions mean what the `transitions` machine means is `verify`'s agreement
+check (tests/test_verify.py), on every reachable state x every event.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from helpers import Events, seeded
+
+from statemachine import EventError, Session, SessionProjector, builtin_spec
+from statemachine import compiled as compiled_module
+from statemachine import projector as projector_module
+from statemachine.compiled import CompiledMachine, compiled_for
+from statemachine.spec import parse_spec
+from statemachine.verify.explore import explore
+
+SPEC_FILE = Path(__file__).resolve().parents[1] / "specs" / "session_lifecycle.yaml"
+
+
+def test_every_status_and_trigger_has_a_step_function() -> None:
+    spec = builtin_spec()
+    compiled = compiled_for(spec)
+    assert set(compiled.dispatch) == set(spec.status_names)
+    for status, steps in compiled.dispatch.items():
+        assert set(steps) == set(spec.triggers), status
+
+
+def test_a_pair_no_transition_leaves_compiles_to_its_rejection() -> None:
+    p = seeded("stopped", active_turn_id=None)
+    outcome = p.apply(Events()("turn.started", "T1"))
+    assert (outcome.kind, outcome.reason) == ("rejected", "invalid_in_stopped")
+    assert "invalid_in_stopped" not in compiled_for(builtin_spec()).sources[("turn.started", "stopped")]
+
+
+def test_guards_that_change_nothing_are_not_tested() -> None:
+    # session.state.changed[ready] has no guard: its function is straight-line code.
+    source = compiled_for(builtin_spec()).sources[("session.state.changed[ready]", "running")]
+    assert "\n    if turn is not None:" in source  # clear_turn's own test, not a guard
+    assert "else:" not in source
+    # turn.started reads five guards; its function branches on them.
+    assert compiled_for(builtin_spec()).sources[("turn.started", "ready")].count("else:") >= 3
+
+
+HOSTILE_DEFAULT = 'x"))\nraise SystemExit("injected")  # {field} \\'
+
+
+def test_spec_text_is_data_never_code() -> None:
+    # A JSON string is a YAML double-quoted scalar with the same escapes.
+    text = SPEC_FILE.read_text(encoding="utf-8")
+    text = text.replace("default: Turn failed", "default: " + json.dumps(HOSTILE_DEFAULT))
+    spec = parse_spec(text)
+    assert any(HOSTILE_DEFAULT in e.param_map.values() for t in spec.transitions for e in t.effects)
+    compiled = CompiledMachine(spec)
+    assert not any("injected" in source for source in compiled.sources.values())
+    p = SessionProjector(spec)
+    ev = Events()
+    p.apply(ev("turn.started", "T1"))
+    outcome = p.apply(ev("turn.completed", "T1", state="failed"))
+    assert outcome.after.status == "error"
+    assert outcome.after.last_error == HOSTILE_DEFAULT
+
+
+@pytest.mark.parametrize("engine", ["compiled", "transitions"])
+def test_seeded_updated_at_is_what_later_events_are_compared_with(engine: str) -> None:
+    p = seeded("running", engine=engine, active_turn_id="T1", updated_at="2026-03-01T12:00:00Z")
+    ev = Events()
+    earlier = p.apply(ev("turn.completed", "T1", created_at="2026-03-01T11:00:00Z"))
+    assert earlier.kind == "applied" and earlier.after.updated_at == "2026-03-01T12:00:00Z"
+    later = p.apply(ev("session.state.changed", created_at="2026-03-01T12:00:01+00:00", state="running"))
+    assert later.after.updated_at == "2026-03-01T12:00:01+00:00"
+    # Compared as instants, not as text: 13:00+02:00 is 11:00 UTC, before the stored one.
+    behind = p.apply(ev("session.state.changed", created_at="2026-03-01T13:00:00+02:00", state="ready"))
+    assert behind.after.updated_at == "2026-03-01T12:00:01+00:00"
+
+
+@pytest.mark.parametrize("engine", ["compiled", "transitions"])
+def test_restored_updated_at_is_what_later_events_are_compared_with(engine: str) -> None:
+    p = seeded("ready", updated_at="2026-03-01T12:00:00Z")
+    restored = SessionProjector.restore(p.snapshot(), engine=engine)  # type: ignore[arg-type]
+    outcome = restored.apply(Events()("session.state.changed", created_at="2026-03-01T09:00:00Z", state="running"))
+    assert outcome.kind == "applied"
+    assert outcome.after.updated_at == "2026-03-01T12:00:00Z"
+
+
+@pytest.mark.parametrize("bad", ["yesterday", "", "2026-13-01T00:00:00Z"])
+def test_seeding_an_unreadable_updated_at_is_refused_and_changes_nothing(bad: str) -> None:
+    p = SessionProjector()
+    with pytest.raises(EventError) as info:
+        p.seed(Session("thread-1", "ready", "codex", updated_at=bad))
+    assert info.value.field == "updatedAt"
+    assert "thread-1" not in p
+
+
+# One wrong rendering per kind of rule: the agreement check must see each (the invariant checks
+# alone would miss some: a non-monotonic updatedAt or a forgotten finished turn breaks one, a
+# lost error message breaks none).
+WRONG_RENDERINGS = [
+    ("guard", "turn_matches", "t is None or t == turn"),
+    ("guard", "turn_not_finished", "True"),
+    ("effect", "clear_turn", "turn = None"),
+    ("effect", "set_error", "err = str({default})"),
+    ("effect", "advance_updated_at", "upd = ev.created_at\nupd_dt = ev.created_dt"),
+]
+
+
+@pytest.mark.parametrize(("kind", "name", "wrong"), WRONG_RENDERINGS, ids=[w[1] for w in WRONG_RENDERINGS])
+def test_agreement_catches_a_generated_rule_that_differs_from_the_machine(
+    monkeypatch: pytest.MonkeyPatch, kind: str, name: str, wrong: str
+) -> None:
+    table = compiled_module.GUARD_SOURCE if kind == "guard" else compiled_module.EFFECT_SOURCE
+    monkeypatch.setattr(compiled_module, "GUARD_SOURCE" if kind == "guard" else "EFFECT_SOURCE", {**table, name: wrong})
+    corrupted = CompiledMachine(builtin_spec())
+    monkeypatch.setattr(projector_module, "compiled_for", lambda _: corrupted)
+    result = explore(builtin_spec(), reference="transitions", name="agreement", check_invariants=False)
+    assert not result.ok
+    assert result.violated == ("compiled_equals_transitions",)
