@@ -152,17 +152,19 @@ class _Codegen:
     def leaf(self, entry: Entry) -> list[str]:
         if not entry.applied:
             return [f"return new(Outcome, (REJECTED, ev, s, s, {self.const(entry.reason)}, None))"]
-        lines = ["err = s.last_error", "upd = s.updated_at", "upd_dt = rec.updated_dt", "prov = s.provider_name"]
-        for name, params in entry.effects:
-            lines += self.effect(name, params)
-        built = {"status": self.const(entry.status), "provider_name": "prov", "active_turn_id": "turn",
-                 "last_error": "err", "updated_at": "upd"}
+        effects = [line for name, params in entry.effects for line in self.effect(name, params)]
+        # A field no effect touches is copied from `s` as it is; one an effect reads is loaded first.
+        used = _names_in(effects)
+        loads = [f"{local} = {source}" for local, source in _FIELD_LOCALS.items() if _read_first(local, effects)]
+        built = {"status": self.const(entry.status), "active_turn_id": "turn"}
+        built |= {field: local for local, field in _SESSION_FIELD.items() if local in used}
         fields = ", ".join(built.get(f, f"s.{f}") for f in Session._fields)
         return [
-            *lines,
+            *loads,
+            *effects,
             f"after = new(Session, ({fields}))",
             "rec.session = after",
-            "rec.updated_dt = upd_dt",
+            *(["rec.updated_dt = upd_dt"] if "upd_dt" in used else []),
             f"return new(Outcome, (APPLIED, ev, s, after, None, {self.const(entry.transition)}))",
         ]
 
@@ -177,13 +179,46 @@ class _Codegen:
         return [f"if {GUARD_SOURCE[plan.guards[i]]}:", *indent, "else:", *("    " + line for line in if_false)]
 
     def function(self, label: str, body: list[str]) -> tuple[StepFn, str]:
-        head = ["def step(rec, ev, cap):", "    s = rec.session", "    turn = s.active_turn_id",
-                "    t = ev.turn_id", "    fin = rec.finished"]
-        source = "\n".join([*head, *("    " + line for line in body)]) + "\n"
+        used = _names_in(body)
+        head = [f"    {local} = {source}" for local, source in _STEP_LOCALS.items() if local in used]
+        source = "\n".join(["def step(rec, ev, cap):", *head, *("    " + line for line in body)]) + "\n"
         scope: dict[str, Any] = {}
+        # Safe: the source holds only names written here; spec values are bound in the namespace.
         exec(compile(source, f"<compiled {label}>", "exec"), self.namespace, scope)
         fn: StepFn = scope["step"]
         return fn, source
+
+
+# The local names of EFFECT_SOURCE and GUARD_SOURCE, and where each starts from. Only those a
+# function uses are loaded.
+_STEP_LOCALS = {
+    "s": "rec.session",
+    "turn": "s.active_turn_id",
+    "t": "ev.turn_id",
+    "fin": "rec.finished",
+}
+_FIELD_LOCALS = {
+    "err": "s.last_error",
+    "upd": "s.updated_at",
+    "upd_dt": "rec.updated_dt",
+    "prov": "s.provider_name",
+}
+_SESSION_FIELD = {"err": "last_error", "upd": "updated_at", "prov": "provider_name"}
+_NAME = re.compile(r"[A-Za-z_]\w*")
+
+
+def _names_in(lines: list[str]) -> set[str]:
+    return {m.group() for line in lines for m in _NAME.finditer(line)}
+
+
+def _read_first(local: str, lines: list[str]) -> bool:
+    """Whether `lines` may read `local` before setting it: false only when its first mention is
+    an unconditional `local = <expression without it>`."""
+    for line in lines:
+        if local in _names_in([line]):
+            target, _, value = line.partition(" = ")
+            return not (target == local and local not in _names_in([value]))
+    return False
 
 
 class CompiledMachine:
