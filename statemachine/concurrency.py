@@ -12,17 +12,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import AsyncIterable, Callable, Collection, Container, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterable, Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from . import operations
 from .events import Event, EventError
 from .outcome import Outcome, OutcomeKind
 from .projector import ObserverErrorHandler, ObserveWhat, SessionProjector
-from .session import Session
 
 if TYPE_CHECKING:
     import asyncio
@@ -35,10 +32,15 @@ _log = logging.getLogger("statemachine.concurrency")
 
 
 class LockedProjector:
-    """One `SessionProjector` behind one re-entrant lock; every method is atomic.
+    """One `SessionProjector` behind one re-entrant lock.
+
+    `apply` and `apply_all` take the lock themselves (they are what producers call); everything
+    else is done on the projector itself, handed out under the lock by `locked()`: reads,
+    snapshots, the operations (`reapable_sessions(p, now)`, `expire_stale_turns(p, ...)`, ...).
+    So this class never re-declares the projector's API and cannot drift from it.
 
     Observers run under the lock, in the applying OS thread: keep them quick. The lock is
-    re-entrant, so an observer may read the projector. Use `locked()` for several steps at once.
+    re-entrant, so an observer may use `locked()` to read the projector.
     """
 
     def __init__(self, projector: SessionProjector | None = None) -> None:
@@ -47,7 +49,8 @@ class LockedProjector:
 
     @contextmanager
     def locked(self) -> Iterator[SessionProjector]:
-        """Hold the lock and use the projector directly (e.g. a consistent read of many sessions)."""
+        """Hold the lock and use the projector directly: reads, `snapshot()` (consistent: no event
+        lands while it is taken), and the operations, which then list and apply under one hold."""
         with self._lock:
             yield self._projector
 
@@ -62,29 +65,6 @@ class LockedProjector:
         with self._lock:
             return self._projector.apply_all(events)
 
-    # -- reading -----------------------------------------------------------------------------
-
-    def get(self, thread_id: str) -> Session | None:
-        with self._lock:
-            return self._projector.get(thread_id)
-
-    def sessions(self) -> dict[str, Session]:
-        with self._lock:
-            return self._projector.sessions()
-
-    def finished_turns(self, thread_id: str) -> tuple[str, ...]:
-        with self._lock:
-            return self._projector.finished_turns(thread_id)
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._projector)
-
-    def snapshot(self) -> dict[str, Any]:
-        """A consistent snapshot: no event is applied while it is taken."""
-        with self._lock:
-            return self._projector.snapshot()
-
     def subscribe(
         self, observer: Callable[[Outcome], object], *, what: ObserveWhat = "outcome",
         on_error: ObserverErrorHandler | None = None,
@@ -97,37 +77,6 @@ class LockedProjector:
                 unsubscribe()
 
         return locked_unsubscribe
-
-    # -- operations (listing and applying under one lock hold) -------------------------------
-
-    def reapable_sessions(
-        self, now: datetime, *, last_seen: Mapping[str, datetime] | None = None,
-        threshold: timedelta = operations.DEFAULT_IDLE_THRESHOLD, busy: Container[str] = frozenset(),
-    ) -> list[Session]:
-        with self._lock:
-            return operations.reapable_sessions(
-                self._projector, now, last_seen=last_seen, threshold=threshold, busy=busy
-            )
-
-    def stale_turns(
-        self, now: datetime, max_age: timedelta, *, last_seen: Mapping[str, datetime] | None = None
-    ) -> list[Session]:
-        with self._lock:
-            return operations.stale_turns(self._projector, now, max_age, last_seen=last_seen)
-
-    def expire_stale_turns(
-        self, now: datetime, max_age: timedelta, *, last_seen: Mapping[str, datetime] | None = None,
-        reason: str = operations.STALE_TURN_REASON,
-    ) -> list[Outcome]:
-        with self._lock:
-            return operations.expire_stale_turns(self._projector, now, max_age, last_seen=last_seen, reason=reason)
-
-    def reconcile(
-        self, live_thread_ids: Container[str], *, now: datetime | None = None,
-        reason: str = operations.RESTART_REASON, statuses: Collection[str] | None = None,
-    ) -> list[Outcome]:
-        with self._lock:
-            return operations.reconcile(self._projector, live_thread_ids, now=now, reason=reason, statuses=statuses)
 
 
 class Applier(Protocol):

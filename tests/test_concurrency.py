@@ -14,7 +14,19 @@ from typing import Any
 
 import pytest
 
-from statemachine import EventError, LockedProjector, Outcome, OutcomeKind, SessionProjector, builtin_spec, consume
+from statemachine import (
+    EventError,
+    LockedProjector,
+    Outcome,
+    OutcomeKind,
+    SessionProjector,
+    builtin_spec,
+    consume,
+    expire_stale_turns,
+    reapable_sessions,
+    reconcile,
+    stale_turns,
+)
 from statemachine.concurrency import EventInput
 from statemachine.invariants import state_violations, step_violations
 
@@ -118,7 +130,7 @@ def test_eight_threads_share_one_projector() -> None:
           f"{dict(sorted((k.value, n) for k, n in total_returned.items()))}")
 
 
-def test_locked_projector_passes_operations_through_under_the_lock() -> None:
+def test_locked_projector_hands_out_the_projector_for_operations_under_the_lock() -> None:
     shared = LockedProjector()
     t0 = datetime(2026, 11, 20, 10, tzinfo=UTC)
     shared.apply_all([
@@ -127,14 +139,19 @@ def test_locked_projector_passes_operations_through_under_the_lock() -> None:
         {"eventId": "2", "type": "session.started", "provider": "codex", "threadId": "b",
          "createdAt": t0.isoformat()},
     ])
-    assert len(shared) == 2 and shared.get("a") is not None
-    assert [s.thread_id for s in shared.stale_turns(t0 + timedelta(hours=1), timedelta(minutes=5))] == ["a"]
-    assert [s.thread_id for s in shared.reapable_sessions(t0 + timedelta(hours=1))] == ["b"]
-    [expired] = shared.expire_stale_turns(t0 + timedelta(hours=1), timedelta(minutes=5))
-    assert expired.after.status == "interrupted" and shared.finished_turns("a") == ("A",)
-    assert shared.reconcile(set()) == []  # nothing left running
-    restored = SessionProjector.restore(shared.snapshot())
-    assert restored.sessions() == shared.sessions()
+    later = t0 + timedelta(hours=1)
+    with shared.locked() as p:
+        assert len(p) == 2 and p.get("a") is not None
+        assert [s.thread_id for s in stale_turns(p, later, timedelta(minutes=5))] == ["a"]
+        assert [s.thread_id for s in reapable_sessions(p, later)] == ["b"]
+        [expired] = expire_stale_turns(p, later, timedelta(minutes=5))
+        assert expired.after.status == "interrupted" and p.finished_turns("a") == ("A",)
+        assert reconcile(p, set()) == []  # nothing left running
+        restored = SessionProjector.restore(p.snapshot())
+        assert restored.sessions() == p.sessions()
+    # Nothing is re-declared: whatever the projector offers is there, under the lock.
+    with shared.locked() as p:
+        assert p.seen_event_ids("a")[0] == "1" and p["b"].status == "ready"
     calls: list[str] = []
     stop = shared.subscribe(lambda o: calls.append(o.event.event_id))
     shared.apply({"eventId": "3", "type": "item.started", "provider": "codex", "threadId": "a",
