@@ -73,7 +73,6 @@ def main() -> int:
             applied.append(o.after)
     unstepped = [o for o in outcomes if o.kind in (OutcomeKind.DUPLICATE, OutcomeKind.IGNORED)]
     dispatch = compiled_for(builtin_spec()).dispatch
-    cap = rec.max_finished_turns
     gc.collect()
     gc.freeze()
 
@@ -102,13 +101,14 @@ def main() -> int:
     records: list[dict[str, ThreadRecord]] = []
 
     def fresh_records() -> dict[str, ThreadRecord]:
-        return {t: ThreadRecord(Session(t, initial, prov)) for t, prov in first_provider.items()}
+        return {t: ThreadRecord(Session(t, initial, prov), rec.max_event_ids, rec.max_finished_turns)
+                for t, prov in first_provider.items()}
 
     def step_all() -> None:
         threads = records.pop()
         for ev in engine_events:
             r = threads[ev.thread_id]
-            dispatch[r.session.status][ev.trigger](r, ev, cap)
+            dispatch[r.session.status][ev.trigger](r, ev)
 
     new = tuple.__new__
 

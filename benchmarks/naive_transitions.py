@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bookkeeping import fallback, remember
 from handwritten import APPLIED, DUPLICATE, IGNORED, Ev
 from transitions import Machine, MachineError
 
@@ -115,9 +116,7 @@ class NaiveSession:
         )
 
     def _finish(self, turn: str) -> None:
-        self.finished[turn] = None
-        if len(self.finished) > self.max_finished_turns:
-            del self.finished[next(iter(self.finished))]
+        remember(self.finished, turn, self.max_finished_turns)
 
     # guards
     def has_active_turn(self, ev: Ev) -> bool:
@@ -155,10 +154,7 @@ class NaiveSession:
         self.error = None
 
     def _set_error(self, value: Any, default: str) -> None:
-        if value is not None:
-            self.error = str(value)
-        elif self.error is None:
-            self.error = default
+        self.error = fallback(value, self.error, default)
 
     def set_provider_error(self, ev: Ev) -> None:
         self._set_error(ev[7].get("reason"), "Provider session error")
@@ -200,9 +196,7 @@ class NaiveProjector:
             self.records[ev[1]] = session
         if ev[0] in session.seen:
             return DUPLICATE
-        session.seen[ev[0]] = None
-        if len(session.seen) > self.max_event_ids:
-            del session.seen[next(iter(session.seen))]
+        remember(session.seen, ev[0], self.max_event_ids)
         if ev[3] is None:
             return IGNORED
         try:

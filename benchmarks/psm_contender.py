@@ -24,6 +24,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 # In this process `statemachine` is python-statemachine, installed in the venv running it.
+from bookkeeping import fallback, remember
 from handwritten import APPLIED, DUPLICATE, IGNORED, Ev, from_wire
 from statemachine.exceptions import TransitionNotAllowed
 
@@ -102,9 +103,7 @@ class Lifecycle(StateMachine):  # type: ignore[misc]
         super().__init__()
 
     def _finish(self, turn: str) -> None:
-        self.finished[turn] = None
-        if len(self.finished) > self.max_finished_turns:
-            del self.finished[next(iter(self.finished))]
+        remember(self.finished, turn, self.max_finished_turns)
 
     # guards
     def has_active_turn(self) -> bool:
@@ -142,10 +141,7 @@ class Lifecycle(StateMachine):  # type: ignore[misc]
         self.last_error = None
 
     def _set_error(self, value: Any, default: str) -> None:
-        if value is not None:
-            self.last_error = str(value)
-        elif self.last_error is None:
-            self.last_error = default
+        self.last_error = fallback(value, self.last_error, default)
 
     def set_provider_error(self, ev: Ev) -> None:
         self._set_error(ev[7].get("reason"), "Provider session error")
@@ -205,9 +201,7 @@ class PsmProjector:
             sm = self.records[ev[1]] = Lifecycle(ev[1], ev[2], self.max_finished_turns)
         if ev[0] in sm.seen:
             return DUPLICATE
-        sm.seen[ev[0]] = None
-        if len(sm.seen) > self.max_event_ids:
-            del sm.seen[next(iter(sm.seen))]
+        remember(sm.seen, ev[0], self.max_event_ids)
         if ev[3] is None:
             return IGNORED
         try:
