@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import sys
@@ -27,9 +28,30 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 class _Parser(argparse.ArgumentParser):
+    subcommands: argparse.Action | None = None  # the subparsers action; `.choices` maps names to parsers
+
     def error(self, message: str) -> NoReturn:  # argparse exits 2 already; keep it, no traceback
         self.print_usage(sys.stderr)
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+    def add_subparsers(self, **kwargs: Any) -> Any:
+        self.subcommands = super().add_subparsers(**kwargs)
+        return self.subcommands
+
+
+def subcommand_parsers(
+    parser: argparse.ArgumentParser | None = None, *, width: int | None = None
+) -> dict[str, argparse.ArgumentParser]:
+    """Each subcommand's parser, by name (the CLI reference is generated from their `--help`).
+    `parser` defaults to `build_parser()`; `width` fixes the help's line width (argparse otherwise
+    follows the terminal)."""
+    parser = parser if parser is not None else build_parser()
+    assert isinstance(parser, _Parser) and parser.subcommands is not None
+    parsers: dict[str, argparse.ArgumentParser] = dict(parser.subcommands.choices or {})
+    if width is not None:
+        for sub in parsers.values():
+            sub.formatter_class = functools.partial(argparse.HelpFormatter, width=width)
+    return parsers
 
 
 def _spec(args: argparse.Namespace) -> Spec:
@@ -156,8 +178,13 @@ def _write_output(command: str, output: str | None, data: bytes) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from .verify.promela import PromelaError, export_promela
 
+    spec = _spec(args)
+    if args.format == "python":
+        from .compiled import compiled_for
+
+        return _write_output("export", args.output, compiled_for(spec).source.encode("utf-8"))
     try:
-        text = export_promela(_spec(args))
+        text = export_promela(spec)
     except PromelaError as exc:
         print(f"export: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -234,8 +261,12 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"leave a check out ({', '.join(CHECKS)}); repeatable",
     )
     verify.set_defaults(handler=cmd_verify)
-    export = sub.add_parser("export", help="write the spec in another language (promela: a model for spin)")
-    export.add_argument("format", choices=["promela"], help="the output language")
+    export = sub.add_parser(
+        "export", help="write the spec in another language (promela: a model for spin; python: the compiled engine)",
+        description="Write the spec in another language: `promela`, a model for the spin model checker; "
+                    "`python`, the step functions the compiled engine runs (the same source tracebacks show).",
+    )
+    export.add_argument("format", choices=["promela", "python"], help="the output language")
     export.add_argument("--spec", help="a spec file instead of the built-in one")
     export.add_argument("-o", "--output", help="write to this file instead of standard output")
     export.set_defaults(handler=cmd_export)

@@ -8,37 +8,35 @@ guards return forced values and whose effects are only written down; so the tabl
 from the machine unless a guard were impure.
 
 Compiling. Each (trigger, status) then becomes one generated Python function: a decision tree
-over the guards it needs, with each entry's effects written out in a row (from
-`semantics.EFFECT_SOURCE`), building the new `Session` and the `Outcome` directly. That removes
-the scratch cursor, the per-guard and per-effect calls and the intermediate `Step` from every
-event. Spec values never become source text: each is bound to a name in the functions' globals.
+that tests a guard only where its value can still differ (the declarations' `negates` and
+`implied_by` settle the rest), with each entry's effects written out in a row from their
+declarations (`statemachine.semantics`). A function loads only the slots its guards and effects
+declare, builds the new `Session` and the `Outcome` directly, and commits through
+`ThreadRecord.commit`. Spec values never become source text: each is bound to a name (`k<n>`).
 
-`verify`'s agreement check proves the result gives the same outcome and session as the
-`transitions` machine on every reachable state x every event; `LifecycleMachine` stays the
-reference engine (`SessionProjector(engine="transitions")`).
+All functions of one spec form one module source, registered with `linecache` so tracebacks
+show it; `python -m statemachine export python` prints it. `verify`'s agreement check proves the
+result gives the same outcome and session as the `transitions` machine on every reachable state
+x every event; `LifecycleMachine` stays the reference engine.
 """
 
 from __future__ import annotations
 
+import linecache
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
-from .events import Event
-from .machine import build_transitions_machine
+from .engine import StepFn
+from .machine import build_transitions_machine, vocabulary_of
 from .outcome import Outcome, OutcomeKind
-from .record import ThreadRecord
-from .semantics import EFFECT_SOURCE, EFFECTS, GUARD_SOURCE, GUARDS, EffectFn, GuardFn
+from .semantics import SLOTS, Effect, Vocabulary
 from .session import Session
-from .spec import Spec
+from .spec_cache import SpecCache
+from .spec_model import Spec, no_transition_reason
 
-__all__ = ["CompiledMachine", "Entry", "Plan", "StepFn", "compiled_for", "record_table"]
-
-# One step of one lifecycle event: (the thread's record, the event, the finished-turn cap) ->
-# its outcome, with the record already updated when applied.
-StepFn = Callable[[ThreadRecord, Event, int], Outcome]
+__all__ = ["CompiledMachine", "Entry", "Plan", "compiled_for", "record_table"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,20 +72,21 @@ class _Probe:
         self.taken: int | None = None
 
 
-def _forced_guard(name: str) -> GuardFn:
-    return lambda probe: bool(probe.forced[name])  # type: ignore[attr-defined]
+def _forced_guard(name: str) -> Any:
+    return lambda probe: bool(probe.forced[name])
 
 
-def _recording_effect(name: str) -> EffectFn:
-    return lambda probe, params: probe.log.append((name, params))  # type: ignore[attr-defined]
+def _recording_effect(name: str) -> Any:
+    return lambda probe, params: probe.log.append((name, params))
 
 
 def record_table(spec: Spec) -> dict[tuple[str, str], Plan]:
     """(trigger, status) -> Plan, for every pair some transition leaves; the rest are rejected."""
+    vocabulary = vocabulary_of(spec)
     probe_machine = build_transitions_machine(
         spec,
-        guards={name: _forced_guard(name) for name in GUARDS},
-        effects={name: _recording_effect(name) for name in EFFECTS},
+        guards={name: _forced_guard(name) for name in vocabulary.guards},
+        effects={name: _recording_effect(name) for name in vocabulary.effects},
     )
     table: dict[tuple[str, str], Plan] = {}
     for trigger in spec.triggers:
@@ -102,18 +101,40 @@ def record_table(spec: Spec) -> dict[tuple[str, str], Plan]:
                 if event.trigger(probe):
                     entries.append(Entry(True, probe.status, tuple(probe.log), None, probe.taken))
                 else:
-                    entries.append(Entry(False, status, (), probe.reason or f"invalid_in_{status}"))
+                    entries.append(Entry(False, status, (), probe.reason or no_transition_reason(status)))
             table[(trigger, status)] = Plan(names, tuple(entries))
     return table
 
 
-_REMEMBER = re.compile(r"^(\s*)remember\((\w+)\)$")
+def _settled(vocabulary: Vocabulary, name: str, tested: Mapping[str, bool]) -> bool | None:
+    """A guard's value when the guards already tested on this path settle it, else None."""
+    known = dict(tested)
+    for other, value in tested.items():  # close over negation, both ways
+        negated = vocabulary.guards[other].negates
+        if negated is not None:
+            known.setdefault(negated, not value)
+        for g in vocabulary.guards.values():
+            if g.negates == other:
+                known.setdefault(g.name, not value)
+    if name in known:
+        return known[name]
+    guard = vocabulary.guards[name]
+    if any(known.get(g) for g in guard.implied_by):
+        return True
+    for other, value in known.items():  # `name` implies `other`, and `other` is false
+        if not value and name in vocabulary.guards[other].implied_by:
+            return False
+    return None
+
+
+_IDENTIFIER = re.compile(r"[^A-Za-z0-9_]")
 
 
 class _Codegen:
-    """Writes step functions; every spec value they use is a global `k<n>`, never source text."""
+    """Writes the step functions of one spec as one module source."""
 
-    def __init__(self) -> None:
+    def __init__(self, vocabulary: Vocabulary) -> None:
+        self.vocabulary = vocabulary
         self.namespace: dict[str, Any] = {
             "new": tuple.__new__,  # skips the NamedTuples' Python-level __new__
             "Session": Session,
@@ -121,104 +142,100 @@ class _Codegen:
             "APPLIED": OutcomeKind.APPLIED,
             "REJECTED": OutcomeKind.REJECTED,
         }
+        self.constants: list[tuple[str, Any]] = []
         self._names: dict[tuple[type, Any], str] = {}
+        self.functions: list[str] = []
 
     def const(self, value: Any) -> str:
-        # The same value gets the same name, so equal entries give equal code (see `tree`).
+        # The same value gets the same name, so equal entries give equal code (see `tree`). The
+        # key holds the type and, for floats, the sign: 0.0 == -0.0, but they are not one value.
+        key: tuple[type, Any] | None
         try:
-            return self._names[(type(value), value)]
+            key = (type(value), (value, str(value)) if isinstance(value, float) else value)
+            hash(key)
         except TypeError:  # unhashable: a name of its own
             key = None
-        except KeyError:
-            key = (type(value), value)
-        name = f"k{len(self.namespace)}"
+        if key is not None and key in self._names:
+            return self._names[key]
+        name = f"k{len(self.constants)}"
         self.namespace[name] = value
+        self.constants.append((name, value))
         if key is not None:
             self._names[key] = name
         return name
 
-    def effect(self, name: str, params: Mapping[str, Any]) -> list[str]:
-        source = EFFECT_SOURCE[name].format_map({p: self.const(v) for p, v in params.items()})
-        lines = []
-        for line in source.splitlines():
-            m = _REMEMBER.match(line)
-            if m is None:
-                lines.append(line)
-            else:  # the projector's bounded FIFO memory, inline (`record.remember`)
-                pad, key = m.groups()
-                lines += [f"{pad}fin[{key}] = None", f"{pad}if len(fin) > cap:", f"{pad}    del fin[next(iter(fin))]"]
-        return lines
+    def effect(self, effect: Effect, params: Mapping[str, Any]) -> list[str]:
+        binds = [f"{p} = {self.const(params[p])}" for p in effect.params]
+        return [*binds, *effect.code.splitlines()]
 
     def leaf(self, entry: Entry) -> list[str]:
         if not entry.applied:
             return [f"return new(Outcome, (REJECTED, ev, s, s, {self.const(entry.reason)}, None))"]
-        effects = [line for name, params in entry.effects for line in self.effect(name, params)]
-        # A field no effect touches is copied from `s` as it is; one an effect reads is loaded first.
-        used = _names_in(effects)
-        loads = [f"{local} = {source}" for local, source in _FIELD_LOCALS.items() if _read_first(local, effects)]
-        built = {"status": self.const(entry.status), "active_turn_id": "turn"}
-        built |= {field: local for local, field in _SESSION_FIELD.items() if local in used}
+        effects = [(self.vocabulary.effects[name], params) for name, params in entry.effects]
+        slots = dict.fromkeys(slot for e, _ in effects for slot in (*e.reads, *e.writes))
+        loads = [f"{slot} = {SLOTS[slot].load}" for slot in slots if slot not in _PROLOGUE and SLOTS[slot].load != slot]
+        remembers = any(e.remembers for e, _ in effects)
+        body = [line for e, params in effects for line in self.effect(e, params)]
+        built = {"status": self.const(entry.status)}
+        # A field no effect writes is copied from `s` as it is.
+        written = [slot for e, _ in effects for slot in e.writes]
+        built |= {field: slot for slot in written if (field := SLOTS[slot].session_field) is not None}
         fields = ", ".join(built.get(f, f"s.{f}") for f in Session._fields)
+        updated_dt = "upd_dt" if "upd_dt" in slots else "rec.updated_dt"
         return [
             *loads,
-            *effects,
+            *(["done = []", "remember = done.append"] if remembers else []),
+            *body,
             f"after = new(Session, ({fields}))",
-            "rec.session = after",
-            *(["rec.updated_dt = upd_dt"] if "upd_dt" in used else []),
+            f"rec.commit(after, {updated_dt}, {'done' if remembers else '()'})",
             f"return new(Outcome, (APPLIED, ev, s, after, None, {self.const(entry.transition)}))",
         ]
 
-    def tree(self, plan: Plan, i: int = 0, bits: int = 0) -> list[str]:
-        """Test guard i only where its value changes the code that follows."""
+    def tree(self, plan: Plan, i: int = 0, bits: int = 0, known: Mapping[str, bool] | None = None) -> list[str]:
+        """Test guard i only where its value is not yet settled and changes the code that follows."""
+        known = known or {}
         if i == len(plan.guards):
             return self.leaf(plan.entries[bits])
-        if_true, if_false = self.tree(plan, i + 1, bits | 1 << i), self.tree(plan, i + 1, bits)
+        name = plan.guards[i]
+        settled = _settled(self.vocabulary, name, known)
+        if settled is not None:
+            return self.tree(plan, i + 1, bits | (1 << i if settled else 0), {**known, name: settled})
+        if_true = self.tree(plan, i + 1, bits | 1 << i, {**known, name: True})
+        if_false = self.tree(plan, i + 1, bits, {**known, name: False})
         if if_true == if_false:
             return if_true
-        indent = ["    " + line for line in if_true]
-        return [f"if {GUARD_SOURCE[plan.guards[i]]}:", *indent, "else:", *("    " + line for line in if_false)]
+        return [f"if {self.vocabulary.guards[name].expr}:", *("    " + line for line in if_true),
+                "else:", *("    " + line for line in if_false)]
 
-    def function(self, label: str, body: list[str]) -> tuple[StepFn, str]:
-        used = _names_in(body)
-        head = [f"    {local} = {source}" for local, source in _STEP_LOCALS.items() if local in used]
-        source = "\n".join(["def step(rec, ev, cap):", *head, *("    " + line for line in body)]) + "\n"
-        scope: dict[str, Any] = {}
-        # Safe: the source holds only names written here; spec values are bound in the namespace.
-        exec(compile(source, f"<compiled {label}>", "exec"), self.namespace, scope)
-        fn: StepFn = scope["step"]
-        return fn, source
+    def function(self, trigger: str, status: str, plan: Plan | None) -> str:
+        if plan is None:
+            body = self.leaf(Entry(False, status, (), no_transition_reason(status)))
+            guards: tuple[str, ...] = ()
+        else:
+            body = self.tree(plan)
+            guards = plan.guards
+        effects = {n for e in (plan.entries if plan else ()) for n, _ in e.effects}
+        used = {slot for g in guards for slot in self.vocabulary.guards[g].reads}
+        used |= {slot for n in effects for e in (self.vocabulary.effects[n],) for slot in (*e.reads, *e.writes)}
+        head = [f"{slot} = {load}" for slot, load in _PROLOGUE.items() if slot in used or slot == "s"]
+        name = f"step_{len(self.functions)}_{_IDENTIFIER.sub('_', trigger)}__{_IDENTIFIER.sub('_', status)}"
+        source = "\n".join([f"def {name}(rec, ev):", f"    # {trigger!a} in {status!a}",
+                            *("    " + line for line in (*head, *body))])
+        self.functions.append(source)
+        return name
 
-
-# The local names of EFFECT_SOURCE and GUARD_SOURCE, and where each starts from. Only those a
-# function uses are loaded.
-_STEP_LOCALS = {
-    "s": "rec.session",
-    "turn": "s.active_turn_id",
-    "t": "ev.turn_id",
-    "fin": "rec.finished",
-}
-_FIELD_LOCALS = {
-    "err": "s.last_error",
-    "upd": "s.updated_at",
-    "upd_dt": "rec.updated_dt",
-    "prov": "s.provider_name",
-}
-_SESSION_FIELD = {"err": "last_error", "upd": "updated_at", "prov": "provider_name"}
-_NAME = re.compile(r"[A-Za-z_]\w*")
+    def module(self, spec: Spec) -> str:
+        header = [
+            f"# Step functions compiled from spec {spec.name!a} (digest {spec.digest[:16] or 'none'}).",
+            "# Constants bound by name (spec values never become source text):",
+            *(f"#   {name} = {value!a}" for name, value in self.constants),
+        ]
+        return "\n".join([*header, "", *("\n" + f for f in self.functions)]) + "\n"
 
 
-def _names_in(lines: list[str]) -> set[str]:
-    return {m.group() for line in lines for m in _NAME.finditer(line)}
-
-
-def _read_first(local: str, lines: list[str]) -> bool:
-    """Whether `lines` may read `local` before setting it: false only when its first mention is
-    an unconditional `local = <expression without it>`."""
-    for line in lines:
-        if local in _names_in([line]):
-            target, _, value = line.partition(" = ")
-            return not (target == local and local not in _names_in([value]))
-    return False
+# Loaded at the top of every function that uses them, in this order (`s`, the session, always):
+# what guards read, so that every branch sees them.
+_PROLOGUE = {"s": "rec.session", "turn": SLOTS["turn"].load, "t": SLOTS["t"].load, "fin": SLOTS["fin"].load}
 
 
 class CompiledMachine:
@@ -228,23 +245,31 @@ class CompiledMachine:
         """`table` replaces the recorded one (tests use this to show the agreement check failing)."""
         self.spec = spec
         self.table: Mapping[tuple[str, str], Plan] = record_table(spec) if table is None else table
-        gen = _Codegen()
-        self.sources: dict[tuple[str, str], str] = {}
-        self.dispatch: dict[str, dict[str, StepFn]] = {}
+        gen = _Codegen(vocabulary_of(spec))
+        names: dict[tuple[str, str], str] = {}
         for status in spec.status_names:
-            steps = self.dispatch[status] = {}
             for trigger in spec.triggers:
-                plan = self.table.get((trigger, status))
-                nothing_leaves = Entry(False, status, (), f"invalid_in_{status}")
-                body = gen.tree(plan) if plan is not None else gen.leaf(nothing_leaves)
-                steps[trigger], self.sources[(trigger, status)] = gen.function(f"{trigger} @ {status}", body)
+                names[(trigger, status)] = gen.function(trigger, status, self.table.get((trigger, status)))
+        self.source = gen.module(spec)
+        self.filename = f"<statemachine.compiled {spec.name} {spec.digest[:16] or hex(id(self))}>"
+        # Tracebacks and debuggers read the generated source through linecache.
+        linecache.cache[self.filename] = (len(self.source), None, self.source.splitlines(True), self.filename)
+        scope = dict(gen.namespace)
+        exec(compile(self.source, self.filename, "exec"), scope)  # source holds only names written here
+        self.dispatch: dict[str, dict[str, StepFn]] = {
+            status: {trigger: scope[names[(trigger, status)]] for trigger in spec.triggers}
+            for status in spec.status_names
+        }
+        self.sources: dict[tuple[str, str], str] = {key: gen.functions[i] for i, key in enumerate(names)}
 
     @property
     def table_size(self) -> int:
         return sum(len(plan.entries) for plan in self.table.values())
 
 
-@cache
+_COMPILED: SpecCache[CompiledMachine] = SpecCache(CompiledMachine)
+
+
 def compiled_for(spec: Spec) -> CompiledMachine:
-    """One compiled machine per spec per process."""
-    return CompiledMachine(spec)
+    """One compiled machine per spec content per process (a bounded cache)."""
+    return _COMPILED.get(spec)

@@ -11,11 +11,10 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Literal
 
-from .compiled import StepFn, compiled_for
+from .engine import ENGINES, EngineName, engine_for
 from .events import Event, EventError, EventParser
-from .machine import machine_for
 from .outcome import Outcome, OutcomeKind
-from .record import ThreadRecord, remember
+from .record import ThreadRecord
 from .session import Session
 from .snapshot import SnapshotError, ThreadState, decode, encode
 from .spec import Spec, builtin_spec
@@ -58,24 +57,6 @@ class _Subscription:
         self.on_error = on_error
 
 
-def _reference_dispatch(spec: Spec) -> dict[str, dict[str, StepFn]]:
-    """The same dispatch shape as the compiled engine's, every entry stepping the `transitions`
-    machine itself."""
-    machine = machine_for(spec)
-
-    def step(record: ThreadRecord, ev: Event, cap: int) -> Outcome:
-        before = record.session
-        result = machine.step(before, record.finished, ev)
-        if not result.applied:
-            return Outcome(OutcomeKind.REJECTED, ev, before, before, result.reason)
-        record.set_session(result.after)
-        for turn in result.finished:
-            remember(record.finished, turn, cap)
-        return Outcome(OutcomeKind.APPLIED, ev, before, result.after, None, result.transition)
-
-    return {status: dict.fromkeys(spec.triggers, step) for status in spec.status_names}
-
-
 class SessionProjector:
     """Projects provider runtime events into one consistent session per thread.
 
@@ -89,7 +70,7 @@ class SessionProjector:
         *,
         max_event_ids: int = DEFAULT_MAX_EVENT_IDS,
         max_finished_turns: int = DEFAULT_MAX_FINISHED_TURNS,
-        engine: Literal["compiled", "transitions"] = "compiled",
+        engine: EngineName = "compiled",
     ) -> None:
         """`engine="transitions"` steps every event through the `transitions` machine itself (the
         reference, slower, handy for debugging callbacks); the default answers from the table
@@ -100,10 +81,10 @@ class SessionProjector:
             raise ValueError("max_finished_turns must be at least 1")
         self.spec = spec if spec is not None else builtin_spec()
         self.parser = EventParser(self.spec)
-        if engine not in ("compiled", "transitions"):
+        if engine not in ENGINES:
             raise ValueError(f"engine must be 'compiled' or 'transitions', got {engine!r}")
         self.engine = engine
-        self._dispatch = compiled_for(self.spec).dispatch if engine == "compiled" else _reference_dispatch(self.spec)
+        self._dispatch = engine_for(self.spec, engine).dispatch
         self._threads: dict[str, ThreadRecord] = {}
         self.max_event_ids = max_event_ids
         self.max_finished_turns = max_finished_turns
@@ -159,19 +140,16 @@ class SessionProjector:
         record = self._threads.get(ev.thread_id)
         if record is None:
             # A thread not seen before starts in the initial status, with no turn.
-            record = self._threads[ev.thread_id] = ThreadRecord(Session(ev.thread_id, self.spec.initial, ev.provider))
-        before = record.session
-        seen = record.seen
-        if ev.event_id in seen:
+            session = Session(ev.thread_id, self.spec.initial, ev.provider)
+            record = self._threads[ev.thread_id] = self._new_record(session)
+        if not record.see(ev.event_id):
+            before = record.session
             outcome = _new(Outcome, (_DUPLICATE, ev, before, before, None, None))
+        elif ev.trigger is None:
+            before = record.session
+            outcome = _new(Outcome, (_IGNORED, ev, before, before, None, None))
         else:
-            seen[ev.event_id] = None
-            if len(seen) > self.max_event_ids:
-                del seen[next(iter(seen))]
-            if ev.trigger is None:
-                outcome = _new(Outcome, (_IGNORED, ev, before, before, None, None))
-            else:
-                outcome = self._dispatch[before.status][ev.trigger](record, ev, self.max_finished_turns)
+            outcome = self._dispatch[record.session.status][ev.trigger](record, ev)
         if self._observers:
             self._notify(outcome)
         return outcome
@@ -195,14 +173,17 @@ class SessionProjector:
         if not self.spec.has_status(session.status):
             raise EventError("status", f"unknown status {session.status!r}")
         try:
-            record = ThreadRecord(session)
+            record = self._new_record(session)
         except (TypeError, ValueError):
             raise EventError("updatedAt", f"not an ISO 8601 timestamp: {str(session.updated_at)[:64]!r}") from None
         for turn in finished_turns:
-            remember(record.finished, turn, self.max_finished_turns)
+            record.finished.add(turn)
         for event_id in seen_event_ids:
-            remember(record.seen, event_id, self.max_event_ids)
+            record.seen.add(event_id)
         self._threads[session.thread_id] = record
+
+    def _new_record(self, session: Session) -> ThreadRecord:
+        return ThreadRecord(session, self.max_event_ids, self.max_finished_turns)
 
     # -- observers -----------------------------------------------------------------------------
 
@@ -281,7 +262,7 @@ class SessionProjector:
         data: Mapping[str, Any] | str | bytes,
         spec: Spec | None = None,
         *,
-        engine: Literal["compiled", "transitions"] = "compiled",
+        engine: EngineName = "compiled",
     ) -> SessionProjector:
         """A projector equal to the one `data` was taken from (a `snapshot()` dict, or its JSON text).
 
@@ -294,9 +275,11 @@ class SessionProjector:
         projector.max_event_ids = decoded.max_event_ids
         projector.max_finished_turns = decoded.max_finished_turns
         for t in decoded.threads:
-            record = ThreadRecord(t.session)
-            record.seen = dict.fromkeys(t.seen_event_ids)
-            record.finished = dict.fromkeys(t.finished_turns)
+            record = projector._new_record(t.session)
+            for event_id in t.seen_event_ids:
+                record.seen.add(event_id)
+            for turn in t.finished_turns:
+                record.finished.add(turn)
             projector._threads[t.session.thread_id] = record
         return projector
 

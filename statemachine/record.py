@@ -1,40 +1,92 @@
-"""What the projector keeps per thread, shared by both engines' step functions."""
+"""What the projector keeps per thread, and the one place that changes it."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 
 from .events import parse_timestamp
 from .session import Session
 
-__all__ = ["ThreadRecord", "remember"]
+__all__ = ["BoundedSet", "ThreadRecord"]
+
+
+class BoundedSet:
+    """An insertion-ordered set of strings that forgets its oldest member past `cap`.
+
+    O(1) per operation whatever the cap: members live in a dict (compact for the few members most
+    threads have), and a ring of the same keys says which one is oldest, so eviction never scans
+    the dict from its front (which costs time proportional to the entries deleted before it).
+    """
+
+    __slots__ = ("_head", "_members", "_ring", "cap")
+
+    def __init__(self, cap: int, members: Iterable[str] = ()) -> None:
+        self.cap = cap
+        self._members: dict[str, None] = {}
+        self._ring: list[str] = []
+        self._head = 0
+        for member in members:
+            self.add(member)
+
+    def add(self, key: str) -> None:
+        self.add_new(key)
+
+    def add_new(self, key: str) -> bool:
+        """Add `key`; False if it was already a member (the de-duplication test and update)."""
+        members = self._members
+        if key in members:
+            return False
+        members[key] = None
+        ring = self._ring
+        if len(ring) < self.cap:
+            ring.append(key)
+        else:  # the same eviction as `add`, written out: this runs once per event
+            head = self._head
+            del members[ring[head]]
+            ring[head] = key
+            self._head = (head + 1) % self.cap
+        return True
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._members
+
+    def __len__(self) -> int:
+        return len(self._members)
+
+    def __iter__(self) -> Iterator[str]:
+        """Oldest first."""
+        ring, head = self._ring, self._head
+        return iter(ring[head:] + ring[:head])
+
+    def __repr__(self) -> str:
+        return f"BoundedSet(cap={self.cap}, {list(self)!r})"
 
 
 class ThreadRecord:
     """Per-thread memory. Internal and mutable; callers only ever see `Session` values.
 
-    `updated_dt` is `session.updated_at` parsed, kept beside it so that no step re-reads the
-    string: whatever replaces `session` must replace it too (`set_session`).
+    Every change to it goes through `see` (de-duplication) or `commit` (an applied step), which
+    both engines call: the session, its parsed `updatedAt` and the finished turns change together.
     """
 
     __slots__ = ("finished", "seen", "session", "updated_dt")
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, max_event_ids: int, max_finished_turns: int) -> None:
         self.session = session
         self.updated_dt: datetime | None = (
             parse_timestamp(session.updated_at) if session.updated_at is not None else None
         )
-        self.seen: dict[str, None] = {}  # insertion-ordered set of processed eventIds
-        self.finished: dict[str, None] = {}  # insertion-ordered set of finished turn ids
+        self.seen = BoundedSet(max_event_ids)  # processed eventIds
+        self.finished = BoundedSet(max_finished_turns)  # turns completed, aborted or cleared
 
-    def set_session(self, session: Session) -> None:
-        if session.updated_at != self.session.updated_at:
-            self.updated_dt = parse_timestamp(session.updated_at) if session.updated_at is not None else None
+    def see(self, event_id: str) -> bool:
+        """Remember `event_id` as processed; False when it already was (a duplicate)."""
+        return self.seen.add_new(event_id)
+
+    def commit(self, session: Session, updated_dt: datetime | None, finished: Iterable[str]) -> None:
+        """An applied step: the new session, its parsed `updatedAt`, the turns it finished."""
         self.session = session
-
-
-def remember(memory: dict[str, None], key: str, cap: int) -> None:
-    """Add `key` to a bounded insertion-ordered set, forgetting the oldest entry when full."""
-    memory[key] = None
-    if len(memory) > cap:
-        del memory[next(iter(memory))]
+        self.updated_dt = updated_dt
+        for turn in finished:
+            self.finished.add(turn)

@@ -1,17 +1,32 @@
 """The named guards and effects: the only code that interprets an event.
 
 Which guard or effect applies to which transition is decided by the spec file alone; this module
-gives each *name* its meaning, nothing more. Everything here works on a `Cursor`, a scratch copy
-of one session that the machine mutates while it takes one transition.
+gives each *name* its meaning, once. A meaning is one declaration (`Guard`, `Effect`): a line of
+Python over a few named step values (`SLOTS`), the slots it reads and writes, and its class for
+the static rules. Every consumer reads the declaration and nothing else:
+
+- the `transitions` reference engine runs `declaration.fn`, a function built from the code
+  (`statemachine.machine`);
+- the compiled engine writes the same code into its generated step functions, loading only the
+  declared reads and storing only the declared writes (`statemachine.compiled`);
+- the static rules read the classes (`statemachine.verify.static`);
+- the verification universe varies only the payload fields an effect declares it reads
+  (`statemachine.verify.universe`);
+- the docs print the descriptions.
+
+Promela (`statemachine.verify.promela`) renders the same names independently on purpose; a test
+checks that its vocabulary equals this one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container, Mapping
+import symtable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from .events import parse_timestamp
 from .session import Session
 
 if TYPE_CHECKING:
@@ -19,25 +34,65 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CLEARS_TURN",
+    "CLEARS_TURN_CLASS",
     "EFFECTS",
-    "EFFECT_SOURCE",
+    "EXCLUDES_FINISHED",
     "GUARDS",
     "GUARDS_UNFINISHED_TURN",
-    "GUARD_SOURCE",
+    "REMEMBERS_CLASS",
     "SETS_TURN",
+    "SETS_TURN_CLASS",
+    "SLOTS",
+    "VOCABULARY",
     "Cursor",
+    "Effect",
+    "EffectClass",
     "EffectFn",
+    "Guard",
     "GuardFn",
+    "Slot",
+    "Vocabulary",
 ]
+
+class Slot(NamedTuple):
+    """A value guards and effects read or write, by the local name their code uses."""
+
+    cursor: str  # where the reference engine keeps it: an attribute of `Cursor`
+    load: str  # how a compiled step loads it, from `s` (the session), `rec` (the record), `ev`
+    session_field: str | None  # the `Session` field it becomes after the step (None: read only)
+    meaning: str
+
+
+SLOTS: Mapping[str, Slot] = {
+    "turn": Slot("active_turn", "s.active_turn_id", "active_turn_id", "activeTurnId"),
+    "err": Slot("last_error", "s.last_error", "last_error", "lastError"),
+    "upd": Slot("updated_at", "s.updated_at", "updated_at", "updatedAt"),
+    "upd_dt": Slot("updated_dt", "rec.updated_dt", None, "updatedAt parsed (kept by the thread's record)"),
+    "prov": Slot("provider", "s.provider_name", "provider_name", "providerName"),
+    "t": Slot("event_turn", "ev.turn_id", None, "the event's turnId"),
+    "ev": Slot("event", "ev", None, "the event"),
+    "fin": Slot("finished", "rec.finished", None, "the thread's finished turns before the step"),
+}
+READ_ONLY = frozenset({"t", "ev", "fin"})
+
+# Effect classes the static rules reason about.
+EffectClass = str
+SETS_TURN_CLASS: EffectClass = "sets_turn"  # may make a turn active
+CLEARS_TURN_CLASS: EffectClass = "clears_turn"  # leaves no turn active, remembering the one it ends
+REMEMBERS_CLASS: EffectClass = "remembers_turn"  # adds a turn to the finished turns
+# A guard class: the guard keeps a finished turn from becoming active again.
+EXCLUDES_FINISHED: str = "excludes_finished_turn"
 
 
 class Cursor:
-    """Mutable scratch state for one step. `status` is the `transitions` model attribute."""
+    """Mutable scratch state for one step of the reference engine; `status` is the `transitions`
+    model attribute. Holds exactly the slots above plus the machine's bookkeeping."""
 
     __slots__ = (
         "active_turn",
         "depth",
         "event",
+        "event_turn",
         "finished",
         "last_error",
         "newly_finished",
@@ -49,171 +104,223 @@ class Cursor:
         "updated_dt",
     )
 
-    def __init__(
-        self,
-        status: str,
-        active_turn: str | None,
-        last_error: str | None,
-        updated_at: str | None,
-        updated_dt: datetime | None,
-        provider: str | None,
-        event: Event,
-        finished: Container[str],
-    ) -> None:
-        self.status = status
-        self.active_turn = active_turn
-        self.last_error = last_error
-        self.updated_at = updated_at
+    def __init__(self, session: Session, updated_dt: datetime | None, finished: Any, event: Event) -> None:
+        self.status = session.status
+        self.active_turn = session.active_turn_id
+        self.last_error = session.last_error
+        self.updated_at = session.updated_at
         self.updated_dt = updated_dt
-        self.provider = provider
+        self.provider = session.provider_name
         self.event = event
+        self.event_turn = event.turn_id
         self.finished = finished  # the thread's remembered turns, read-only here
-        self.newly_finished: list[str] = []  # committed by the projector only if applied
+        self.newly_finished: list[str] = []  # committed by the engine only if applied
         # Rejection bookkeeping: the guard that failed furthest along any candidate transition.
         self.depth = -1
         self.reason: str | None = None
         self.taken: int | None = None  # index of the spec transition taken, for coverage
-
-    @classmethod
-    def load(cls, session: Session, finished: Container[str], event: Event) -> Cursor:
-        """A scratch copy of `session` for one step of `event`."""
-        updated_dt = parse_timestamp(session.updated_at) if session.updated_at is not None else None
-        return cls(session.status, session.active_turn_id, session.last_error, session.updated_at, updated_dt,
-                   session.provider_name, event, finished)
 
     def session_after(self, before: Session) -> Session:
         """The session the step produced; fields the lifecycle never touches come from `before`."""
         return Session(before.thread_id, self.status, self.provider, self.active_turn, self.last_error,
                        self.updated_at, before.provider_instance_id, before.runtime_mode)
 
-    def is_finished(self, turn: str) -> bool:
-        return turn in self.finished or turn in self.newly_finished
-
 
 GuardFn = Callable[[Cursor], bool]
 EffectFn = Callable[[Cursor, Mapping[str, Any]], None]
 
 
-def _has_active_turn(c: Cursor) -> bool:
-    return c.active_turn is not None
+def _check_code(name: str, code: str, reads: tuple[str, ...], writes: tuple[str, ...]) -> None:
+    """The declaration and its code must agree: every slot the code assigns is declared written,
+    every slot it reads is declared read. Read with the stdlib's own symbol table, not by text."""
+    table = symtable.symtable("def _():\n" + "".join("    " + line + "\n" for line in code.splitlines()),
+                              f"<semantics {name}>", "exec").get_children()[0]
+    for symbol in table.get_symbols():
+        slot = symbol.get_name()
+        if slot not in SLOTS:
+            continue
+        if symbol.is_assigned() and slot not in writes:
+            raise ValueError(f"{name}: its code assigns slot {slot!r}, which it does not declare in writes")
+        if symbol.is_referenced() and slot not in reads:
+            raise ValueError(f"{name}: its code reads slot {slot!r}, which it does not declare in reads")
 
 
-def _no_active_turn(c: Cursor) -> bool:
-    return c.active_turn is None
+def _bind(code: str, reads: tuple[str, ...], writes: tuple[str, ...], params: tuple[str, ...], label: str) -> Any:
+    """Build the reference engine's function for a declaration from its own code: load the
+    declared reads from the cursor, run the code, store the declared writes back.
+
+    Spec parameters arrive as a mapping and are bound to their names; `remember(x)` appends to
+    the cursor's newly finished turns. The code is the registry's own, never a spec string.
+    """
+    loads = [f"    {slot} = c.{SLOTS[slot].cursor}" for slot in dict.fromkeys((*reads, *writes))]
+    binds = [f"    {p} = params[{p!r}]" for p in params]
+    stores = [f"    c.{SLOTS[slot].cursor} = {slot}" for slot in writes]
+    body = ["    remember = c.newly_finished.append", *loads, *binds,
+            *("    " + line for line in code.splitlines()), *stores, "    return None"]
+    source = "def fn(c, params):\n" + "\n".join(body) + "\n"
+    scope: dict[str, Any] = {}
+    exec(compile(source, f"<semantics {label}>", "exec"), {}, scope)  # registry code only
+    return scope["fn"]
 
 
-def _targeted(c: Cursor) -> bool:
-    return c.event.turn_id is not None
+@dataclass(frozen=True)
+class Guard:
+    """A named condition on the session and the event.
+
+    `expr` is a Python expression over `reads` (names from `SLOTS`). `negates` names the guard
+    this one is exactly the negation of; `implied_by` lists guards whose truth makes this one
+    true: the compiled engine uses both to branch only where a guard can differ, and the
+    agreement check proves them (a wrong relation makes the engines disagree).
+    """
+
+    name: str
+    expr: str
+    reads: tuple[str, ...]
+    description: str
+    negates: str | None = None
+    implied_by: tuple[str, ...] = ()
+    classes: frozenset[str] = frozenset()
+    fn: GuardFn = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        _check_slots(self.name, self.reads, ())
+        _check_code(self.name, f"return {self.expr}", self.reads, ())
+        wrapped = _bind(f"return {self.expr}", self.reads, (), (), self.name)
+        object.__setattr__(self, "fn", lambda c: bool(wrapped(c, {})))
 
 
-def _untargeted(c: Cursor) -> bool:
-    return c.event.turn_id is None
+@dataclass(frozen=True)
+class Effect:
+    """A named change to the session.
+
+    `code` is Python statements over `reads` and `writes` (names from `SLOTS`) and the effect's
+    spec parameters (`params`, bound by name). `remember(x)` adds turn `x` to the thread's
+    finished turns. `payload_params` names the parameters whose value is a payload field the
+    effect reads: the verification universe varies exactly those fields.
+    """
+
+    name: str
+    code: str
+    reads: tuple[str, ...]
+    writes: tuple[str, ...]
+    description: str
+    params: tuple[str, ...] = ()
+    payload_params: tuple[str, ...] = ()
+    classes: frozenset[EffectClass] = frozenset()
+    fn: EffectFn = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        _check_slots(self.name, self.reads, self.writes)
+        clash = set(self.params) & (set(SLOTS) | {"remember", "params", "c"})
+        if clash:
+            raise ValueError(f"effect {self.name}: parameter names {sorted(clash)} are taken by slots")
+        unknown = set(self.payload_params) - set(self.params)
+        if unknown:
+            raise ValueError(f"effect {self.name}: payload_params {sorted(unknown)} are not params")
+        _check_code(self.name, self.code, self.reads, self.writes)
+        object.__setattr__(self, "fn", _bind(self.code, self.reads, self.writes, self.params, self.name))
+
+    @property
+    def remembers(self) -> bool:
+        return REMEMBERS_CLASS in self.classes or CLEARS_TURN_CLASS in self.classes
+
+    def payload_fields(self, params: Mapping[str, Any]) -> tuple[str, ...]:
+        """The payload fields this use of the effect reads."""
+        return tuple(str(params[p]) for p in self.payload_params if p in params)
 
 
-def _turn_matches(c: Cursor) -> bool:
-    turn = c.event.turn_id
-    return turn is None or c.active_turn is None or turn == c.active_turn
+def _check_slots(name: str, reads: tuple[str, ...], writes: tuple[str, ...]) -> None:
+    unknown = (set(reads) | set(writes)) - set(SLOTS)
+    if unknown:
+        raise ValueError(f"{name}: unknown slots {sorted(unknown)} (known: {sorted(SLOTS)})")
+    if READ_ONLY & set(writes):
+        raise ValueError(f"{name}: writes read-only slots {sorted(READ_ONLY & set(writes))}")
 
 
-def _turn_not_finished(c: Cursor) -> bool:
-    turn = c.event.turn_id
-    return turn is None or not c.is_finished(turn)
+@dataclass(frozen=True)
+class Vocabulary:
+    """The guards and effects a spec may name. The spec checker takes one as an argument, so a
+    test or an embedder can load a spec against a vocabulary of its own."""
+
+    guards: Mapping[str, Guard]
+    effects: Mapping[str, Effect]
+
+    @classmethod
+    def of(cls, guards: tuple[Guard, ...], effects: tuple[Effect, ...]) -> Vocabulary:
+        vocabulary = cls({g.name: g for g in guards}, {e.name: e for e in effects})
+        for g in guards:
+            related = ([g.negates] if g.negates else []) + list(g.implied_by)
+            missing = [r for r in related if r not in vocabulary.guards]
+            if missing:
+                raise ValueError(f"guard {g.name}: relates to unknown guards {missing}")
+        return vocabulary
+
+    def extended(self, guards: tuple[Guard, ...] = (), effects: tuple[Effect, ...] = ()) -> Vocabulary:
+        """This vocabulary plus more declarations (a name declared again replaces the old one)."""
+        return Vocabulary.of((*self.guards.values(), *guards), (*self.effects.values(), *effects))
+
+    def effects_of_class(self, cls: EffectClass) -> frozenset[str]:
+        return frozenset(n for n, e in self.effects.items() if cls in e.classes)
+
+    def guards_of_class(self, cls: str) -> frozenset[str]:
+        return frozenset(n for n, g in self.guards.items() if cls in g.classes)
+
+    @cached_property
+    def fingerprint(self) -> tuple[Any, ...]:
+        """What identifies this vocabulary's meaning (part of the compile cache key)."""
+        return (
+            tuple((g.name, g.expr, g.reads, g.negates, g.implied_by) for g in self.guards.values()),
+            tuple((e.name, e.code, e.reads, e.writes, e.params) for e in self.effects.values()),
+        )
 
 
-GUARDS: Mapping[str, GuardFn] = {
-    "has_active_turn": _has_active_turn,
-    "no_active_turn": _no_active_turn,
-    "targeted": _targeted,
-    "untargeted": _untargeted,
-    "turn_matches": _turn_matches,
-    "turn_not_finished": _turn_not_finished,
-}
+# -- the built-in vocabulary ----------------------------------------------------------------------
 
+_GUARDS = (
+    Guard("has_active_turn", "turn is not None", ("turn",), "The session holds an active turn.",
+          negates="no_active_turn"),
+    Guard("no_active_turn", "turn is None", ("turn",), "The session holds no active turn.",
+          negates="has_active_turn"),
+    Guard("targeted", "t is not None", ("t",), "The event names a turn (envelope turnId).", negates="untargeted"),
+    Guard("untargeted", "t is None", ("t",), "The event names no turn.", negates="targeted"),
+    Guard("turn_matches", "t is None or turn is None or t == turn", ("t", "turn"),
+          "The event names no turn, or no turn is active, or it names the active one.",
+          implied_by=("untargeted", "no_active_turn")),
+    # No effect has run yet when guards are read, so `fin` is the whole memory.
+    Guard("turn_not_finished", "t is None or t not in fin", ("t", "fin"),
+          "The turn the event names has not completed, aborted or been cleared.",
+          implied_by=("untargeted",), classes=frozenset({EXCLUDES_FINISHED})),
+)
 
-def _clear_turn(c: Cursor, _: Mapping[str, Any]) -> None:
-    if c.active_turn is not None:
-        c.newly_finished.append(c.active_turn)
-        c.active_turn = None
+_EFFECTS = (
+    Effect("clear_turn", "if turn is not None:\n    remember(turn)\n    turn = None", ("turn",), ("turn",),
+           "Remember the active turn as finished, then set activeTurnId to null.",
+           classes=frozenset({CLEARS_TURN_CLASS})),
+    Effect("set_turn", "turn = t", ("t",), ("turn",), "Set activeTurnId to the turn the event names.",
+           classes=frozenset({SETS_TURN_CLASS})),
+    Effect("remember_event_turn", "if t is not None:\n    remember(t)", ("t",), (),
+           "Remember the turn the event names (if any) as finished.", classes=frozenset({REMEMBERS_CLASS})),
+    Effect("clear_error", "err = None", (), ("err",), "Set lastError to null."),
+    # T3's `payload[field] ?? previous ?? default`: only a missing or null value falls through.
+    Effect("set_error",
+           "value = ev.payload.get(field)\n"
+           "if value is not None:\n    err = str(value)\n"
+           "elif err is None:\n    err = str(default)",
+           ("ev", "err"), ("err",),
+           "Set lastError to the payload's `field`, else keep the previous one, else `default`.",
+           params=("field", "default"), payload_params=("field",)),
+    Effect("advance_updated_at",
+           "if upd_dt is None or ev.created_dt > upd_dt:\n    upd = ev.created_at\n    upd_dt = ev.created_dt",
+           ("ev", "upd", "upd_dt"), ("upd", "upd_dt"),
+           "Set updatedAt to max(updatedAt, the event's createdAt); it never moves backwards."),
+    Effect("record_provider", "prov = ev.provider", ("ev",), ("prov",), "Set providerName to the event's provider."),
+)
 
+VOCABULARY = Vocabulary.of(_GUARDS, _EFFECTS)
 
-def _set_turn(c: Cursor, _: Mapping[str, Any]) -> None:
-    c.active_turn = c.event.turn_id
-
-
-def _remember_event_turn(c: Cursor, _: Mapping[str, Any]) -> None:
-    if c.event.turn_id is not None:
-        c.newly_finished.append(c.event.turn_id)
-
-
-def _clear_error(c: Cursor, _: Mapping[str, Any]) -> None:
-    c.last_error = None
-
-
-def _set_error(c: Cursor, params: Mapping[str, Any]) -> None:
-    # T3's `payload[field] ?? previous ?? default`: only a missing/null value falls through.
-    value = c.event.payload.get(params["field"])
-    if value is not None:
-        c.last_error = str(value)
-    elif c.last_error is None:
-        c.last_error = str(params["default"])
-
-
-def _advance_updated_at(c: Cursor, _: Mapping[str, Any]) -> None:
-    if c.updated_dt is None or c.event.created_dt > c.updated_dt:
-        c.updated_at = c.event.created_at
-        c.updated_dt = c.event.created_dt
-
-
-def _record_provider(c: Cursor, _: Mapping[str, Any]) -> None:
-    c.provider = c.event.provider
-
-
-# What the static check needs to know of the names above (statemachine/verify/static.py).
-SETS_TURN = frozenset({"set_turn"})
-CLEARS_TURN = frozenset({"clear_turn"})
-# A guard that keeps finished turns from becoming active again.
-GUARDS_UNFINISHED_TURN = frozenset({"turn_not_finished"})
-
-EFFECTS: Mapping[str, EffectFn] = {
-    "clear_turn": _clear_turn,
-    "set_turn": _set_turn,
-    "remember_event_turn": _remember_event_turn,
-    "clear_error": _clear_error,
-    "set_error": _set_error,
-    "advance_updated_at": _advance_updated_at,
-    "record_provider": _record_provider,
-}
-
-
-# The same meanings once more, as Python source for the compiled engine (`statemachine.compiled`),
-# which turns each recorded table entry into one straight-line function instead of calling the
-# functions above through a Cursor. They read and write plain local names: `ev` (the event), `t`
-# (its turnId), `fin` (the thread's finished turns, as before the step), and the session's fields
-# being built: `turn`, `err`, `upd`, `upd_dt` (updatedAt parsed), `prov`. A line `remember(x)`
-# adds `x` to the finished turns; `{name}` is the effect's spec parameter. `verify`'s agreement
-# check proves the two renderings mean the same on every reachable state x every event.
-GUARD_SOURCE: Mapping[str, str] = {
-    "has_active_turn": "turn is not None",
-    "no_active_turn": "turn is None",
-    "targeted": "t is not None",
-    "untargeted": "t is None",
-    "turn_matches": "t is None or turn is None or t == turn",
-    # No effect has run yet when guards are read, so nothing is newly finished.
-    "turn_not_finished": "t is None or t not in fin",
-}
-
-EFFECT_SOURCE: Mapping[str, str] = {
-    "clear_turn": "if turn is not None:\n    remember(turn)\n    turn = None",
-    "set_turn": "turn = t",
-    "remember_event_turn": "if t is not None:\n    remember(t)",
-    "clear_error": "err = None",
-    "set_error": (
-        "value = ev.payload.get({field})\n"
-        "if value is not None:\n    err = str(value)\n"
-        "elif err is None:\n    err = str({default})"
-    ),
-    "advance_updated_at": (
-        "if upd_dt is None or ev.created_dt > upd_dt:\n    upd = ev.created_at\n    upd_dt = ev.created_dt"
-    ),
-    "record_provider": "prov = ev.provider",
-}
+# Views by name, for readers that want one mapping (tests, Promela's vocabulary check).
+GUARDS: Mapping[str, Guard] = VOCABULARY.guards
+EFFECTS: Mapping[str, Effect] = VOCABULARY.effects
+SETS_TURN = VOCABULARY.effects_of_class(SETS_TURN_CLASS)
+CLEARS_TURN = VOCABULARY.effects_of_class(CLEARS_TURN_CLASS)
+GUARDS_UNFINISHED_TURN = VOCABULARY.guards_of_class(EXCLUDES_FINISHED)

@@ -7,7 +7,9 @@ check (tests/test_verify.py), on every reachable state x every event.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import linecache
 from pathlib import Path
 
 import pytest
@@ -15,9 +17,9 @@ from helpers import Events, seeded
 
 from statemachine import EventError, Session, SessionProjector, builtin_spec
 from statemachine import compiled as compiled_module
-from statemachine import projector as projector_module
 from statemachine.compiled import CompiledMachine, compiled_for
-from statemachine.spec import parse_spec
+from statemachine.semantics import VOCABULARY, Effect
+from statemachine.spec import load_spec, parse_spec
 from statemachine.verify.explore import explore
 
 SPEC_FILE = Path(__file__).resolve().parents[1] / "specs" / "session_lifecycle.yaml"
@@ -97,26 +99,62 @@ def test_seeding_an_unreadable_updated_at_is_refused_and_changes_nothing(bad: st
     assert "thread-1" not in p
 
 
-# One wrong rendering per kind of rule: the agreement check must see each (the invariant checks
-# alone would miss some: a non-monotonic updatedAt or a forgotten finished turn breaks one, a
-# lost error message breaks none).
-WRONG_RENDERINGS = [
-    ("guard", "turn_matches", "t is None or t == turn"),
-    ("guard", "turn_not_finished", "True"),
-    ("effect", "clear_turn", "turn = None"),
-    ("effect", "set_error", "err = str({default})"),
-    ("effect", "advance_updated_at", "upd = ev.created_at\nupd_dt = ev.created_dt"),
+# The compiled engine alone reads the guards' declared relations (to test a guard only where its
+# value can still differ); a wrong relation must make it disagree with the machine.
+WRONG_RELATIONS = [
+    ("turn_matches", {"implied_by": ("targeted",)}),
+    ("turn_matches", {"implied_by": ("untargeted", "has_active_turn")}),
+    ("no_active_turn", {"negates": "targeted"}),
 ]
 
 
-@pytest.mark.parametrize(("kind", "name", "wrong"), WRONG_RENDERINGS, ids=[w[1] for w in WRONG_RENDERINGS])
-def test_agreement_catches_a_generated_rule_that_differs_from_the_machine(
-    monkeypatch: pytest.MonkeyPatch, kind: str, name: str, wrong: str
+@pytest.mark.parametrize(
+    ("name", "change"), WRONG_RELATIONS, ids=["implied_by_targeted", "implied_by_active", "negates_targeted"]
+)
+def test_agreement_catches_a_wrong_guard_relation(
+    monkeypatch: pytest.MonkeyPatch, name: str, change: dict[str, object]
 ) -> None:
-    table = compiled_module.GUARD_SOURCE if kind == "guard" else compiled_module.EFFECT_SOURCE
-    monkeypatch.setattr(compiled_module, "GUARD_SOURCE" if kind == "guard" else "EFFECT_SOURCE", {**table, name: wrong})
-    corrupted = CompiledMachine(builtin_spec())
-    monkeypatch.setattr(projector_module, "compiled_for", lambda _: corrupted)
-    result = explore(builtin_spec(), reference="transitions", name="agreement", check_invariants=False)
+    guard = VOCABULARY.guards[name]
+    wrong = VOCABULARY.extended(guards=(dataclasses.replace(guard, **change),))  # type: ignore[arg-type]
+    spec = dataclasses.replace(builtin_spec(), vocabulary=wrong, digest="")
+    corrupted = CompiledMachine(spec)
+    monkeypatch.setattr(compiled_module, "compiled_for", lambda _: corrupted)
+    result = explore(spec, reference="transitions", name="agreement", check_invariants=False)
     assert not result.ok
     assert result.violated == ("compiled_equals_transitions",)
+
+
+@pytest.mark.parametrize(
+    ("code", "reads", "writes", "complaint"),
+    [
+        ("err = None", (), (), "assigns slot 'err'"),
+        ("if turn is not None:\n    remember(turn)", (), (), "reads slot 'turn'"),
+        ("turn = t", ("turn",), ("turn",), "reads slot 't'"),
+    ],
+)
+def test_an_effect_whose_code_and_declaration_differ_is_refused(
+    code: str, reads: tuple[str, ...], writes: tuple[str, ...], complaint: str
+) -> None:
+    with pytest.raises(ValueError, match=complaint):
+        Effect("wrong", code, reads, writes, "declared wrong on purpose")
+
+
+def test_the_generated_source_is_shown_in_tracebacks() -> None:
+    compiled = compiled_for(builtin_spec())
+    lines = linecache.getlines(compiled.filename)
+    assert lines and "def step_" in "".join(lines)
+    function = compiled.dispatch["running"]["turn.started"]
+    assert function.__code__.co_filename == compiled.filename
+    first = lines[function.__code__.co_firstlineno - 1]
+    assert first.startswith("def step_") and "turn_started" in first
+
+
+def test_the_same_spec_loaded_twice_compiles_once_and_the_cache_is_bounded() -> None:
+    first, second = load_spec(SPEC_FILE), load_spec(SPEC_FILE)
+    assert first is not second and first.digest == second.digest
+    assert compiled_for(first) is compiled_for(second)
+    text = SPEC_FILE.read_text(encoding="utf-8")
+    variants = [parse_spec(text.replace("default: Turn failed", f"default: Turn failed {i}")) for i in range(12)]
+    built = [compiled_for(v) for v in variants]
+    assert len({id(b) for b in built}) == 12
+    assert len(compiled_module._COMPILED) <= compiled_module._COMPILED.maxsize

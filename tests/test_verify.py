@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from statemachine import SessionProjector, builtin_spec, load_spec
-from statemachine import projector as projector_module
+from statemachine import compiled as compiled_module
 from statemachine.compiled import CompiledMachine, compiled_for
 from statemachine.invariants import state_violations
 from statemachine.verify.explore import explore
@@ -175,7 +175,7 @@ def test_agreement_fails_when_the_compiled_table_differs_from_the_machine(monkey
     # A table that sends `ready` to `interrupted` breaks no invariant: only the agreement sees it.
     table[key] = replace(plan, entries=tuple(replace(e, status="interrupted") for e in plan.entries))
     corrupted = CompiledMachine(spec, table)
-    monkeypatch.setattr(projector_module, "compiled_for", lambda _: corrupted)
+    monkeypatch.setattr(compiled_module, "compiled_for", lambda _: corrupted)
     assert explore(spec).ok
     result = explore(spec, reference="transitions", name="agreement")
     assert not result.ok

@@ -3,9 +3,10 @@
 Why this universe is enough: every guard compares the event's turn only with the active turn and
 with the thread's finished turns, so what matters about an event's turn is its class: none, the
 active one, a finished one, or another. Three turn ids realise every class from every reachable
-state that uses at most two of them. Effects read a payload field only when it is named by an
-effect's `field` parameter, so those fields appear present and absent; the variant field takes
-every value of its enum (and is omitted when it has a default). Two timestamps, in both orders,
+state that uses at most two of them. Effects read only the payload fields their declarations name
+(`Effect.payload_params`), so per trigger exactly those fields appear present and absent (the cost
+grows with the fields one trigger reads, and a trigger that reads too many is refused); the
+variant field takes every value of its enum (and is also omitted when it has a default). Two timestamps, in both orders,
 exercise `updatedAt`. One non-lifecycle type checks that others are ignored.
 """
 
@@ -15,9 +16,11 @@ from dataclasses import dataclass
 from itertools import product
 from typing import Any
 
-from ..spec import Spec
+from ..machine import vocabulary_of
+from ..spec_model import EventType, Spec, SpecError, Trigger
 
-__all__ = ["IGNORED_TYPE", "PROVIDER", "TIMES", "TURNS", "EventTemplate", "event_universe"]
+__all__ = ["IGNORED_TYPE", "MAX_PAYLOAD_COMBINATIONS", "PROVIDER", "TIMES", "TURNS", "EventTemplate",
+           "event_universe", "fields_read"]
 
 TURNS = ("turn-1", "turn-2", "turn-3")
 TIMES = ("2026-01-01T00:00:01.000Z", "2026-01-01T00:00:02.000Z")
@@ -52,44 +55,53 @@ class EventTemplate:
         return f"{self.type}({payload}) turn={self.turn_id or '-'} at={self.created_at[17:19]}"
 
 
-def _fields_read_by_effects(spec: Spec, triggers: tuple[str, ...]) -> set[str]:
-    read: set[str] = set()
-    for t in spec.transitions:
-        if t.trigger in triggers:
-            for e in t.effects:
-                field = e.param_map.get("field")
-                if isinstance(field, str):
-                    read.add(field)
-    return read
+# The payload combinations one trigger may need (2 per field read). Beyond this the spec is
+# refused: the exhaustive checks would take minutes, and a lifecycle needs no such payloads.
+MAX_PAYLOAD_COMBINATIONS = 64
 
 
-def _payloads(spec: Spec, type_: str) -> list[tuple[tuple[str, Any], ...]]:
-    event_type = spec.event_type(type_)
-    assert event_type is not None
-    choices: list[list[tuple[str, Any] | None]] = []
-    read = _fields_read_by_effects(spec, event_type.triggers)
+def fields_read(spec: Spec, trigger: str) -> tuple[str, ...]:
+    """The payload fields that can change what `trigger` does: those the effects it may run
+    declare they read (its transitions' effects, the on-enter hooks of their destinations, and
+    on_applied)."""
+    vocabulary = vocabulary_of(spec)
+    refs = [e for t in spec.transitions_for(trigger) for e in t.effects]
+    refs += [e for t in spec.transitions_for(trigger) if t.dest is not None for e in spec.status(t.dest).on_enter]
+    refs += list(spec.on_applied)
+    return tuple(dict.fromkeys(f for e in refs for f in vocabulary.effects[e.name].payload_fields(e.param_map)))
+
+
+def _present(event_type: EventType, name: str) -> Any:
+    declared = event_type.field(name)
+    return True if declared is not None and declared.type == "boolean" else f"{name} text"
+
+
+def _payloads(spec: Spec, event_type: EventType, trigger: Trigger) -> list[tuple[tuple[str, Any], ...]]:
+    fixed: list[tuple[str, Any]] = []
+    # The variant written out; for the default variant also omitted (the parser's defaulting is
+    # part of what is checked).
+    variant_forms: list[tuple[tuple[str, Any], ...]] = [()]
     for f in event_type.payload:
-        if f.name == event_type.variant_by and f.enum is not None:
-            options: list[tuple[str, Any] | None] = [(f.name, v) for v in f.enum]
-            if f.default is not None:
-                options.append(None)  # omitted: the default applies
-            choices.append(options)
+        if f.name == event_type.variant_by:
+            variant_forms = [((f.name, trigger.variant),)]
+            if f.default is not None and f.default == trigger.variant:
+                variant_forms.append(())
         elif f.required:
-            choices.append([(f.name, f"{f.name} text")])
-        elif f.name in read:
-            choices.append([None, (f.name, f"{f.name} text")])
-    return [tuple(c for c in combo if c is not None) for combo in product(*choices)]
+            fixed.append((f.name, _present(event_type, f.name)))
+    varied = [f for f in fields_read(spec, trigger.name) if f not in dict(fixed) and f != event_type.variant_by]
+    if 2 ** len(varied) > MAX_PAYLOAD_COMBINATIONS:
+        raise SpecError(spec.source, f"events.{event_type.type}",
+                        f"trigger {trigger.name} reads {len(varied)} payload fields ({', '.join(varied)}); the "
+                        f"exhaustive checks vary each present and absent and allow at most "
+                        f"{MAX_PAYLOAD_COMBINATIONS} combinations per trigger")
+    combos = list(product(*([None, (name, _present(event_type, name))] for name in varied)))
+    return [(*form, *fixed, *(c for c in combo if c is not None)) for form in variant_forms for combo in combos]
 
 
 def event_universe(spec: Spec) -> list[EventTemplate]:
     """Every lifecycle event shape x turn class x timestamp, plus one ignored type."""
     turns: tuple[str | None, ...] = (None, *TURNS)
-    universe = [
-        EventTemplate(e.type, turn, at, payload)
-        for e in spec.events
-        for payload in _payloads(spec, e.type)
-        for turn in turns
-        for at in TIMES
-    ]
+    shapes = [(e.type, p) for e in spec.events for trigger in e.trigger_values for p in _payloads(spec, e, trigger)]
+    universe = [EventTemplate(type_, turn, at, payload) for type_, payload in shapes for turn in turns for at in TIMES]
     universe.append(EventTemplate(IGNORED_TYPE, None, TIMES[0], ()))
     return universe

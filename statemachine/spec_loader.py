@@ -1,0 +1,151 @@
+"""Read a spec file safely: size limits, a hardened YAML loader, string keys, the JSON Schema.
+
+What comes out is plain data (the schema's shape) for `statemachine.spec_check` to build into a
+`Spec`. Nothing here knows what a guard or effect means.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .spec_model import SpecError
+
+__all__ = ["BUILTIN_SPEC", "MAX_SPEC_BYTES", "MAX_SPEC_DEPTH", "SCHEMA_PATH", "read_spec_file", "read_spec_text"]
+
+SPEC_FILE = "session_lifecycle.yaml"
+SCHEMA_FILE = "session_lifecycle.schema.json"
+
+# A spec is a few kilobytes; anything near these limits is not a lifecycle but an attack or an
+# accident, refused before it can cost time or memory.
+MAX_SPEC_BYTES = 256 * 1024
+MAX_SPEC_DEPTH = 32
+
+
+def _specs_dir() -> Path:
+    # Installed wheels carry the spec inside the package; a source checkout keeps it in specs/.
+    packaged = Path(str(resources.files(__package__ or "statemachine"))) / "specs"
+    if (packaged / SPEC_FILE).is_file():
+        return packaged
+    return Path(__file__).resolve().parent.parent / "specs"
+
+
+BUILTIN_SPEC = _specs_dir() / SPEC_FILE
+SCHEMA_PATH = _specs_dir() / SCHEMA_FILE
+
+
+@cache
+def _schema() -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    return loaded
+
+
+def _json_path(parts: Iterator[Any] | Any) -> str:
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "$"
+
+
+class _Refused(Exception):
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+        self.message = message
+
+
+class _SpecLoader(yaml.SafeLoader):
+    """The safe loader, minus what a lifecycle never needs and an attacker would use: explicit
+    tags (`!!python/...`, `!foo`), anchors and aliases (the "billion laughs" expansion), and deep
+    nesting (recursion in the composer)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        event: yaml.Event = self.peek_event()  # type: ignore[no-untyped-call]
+        line = event.start_mark.line + 1 if event.start_mark is not None else 0
+        if isinstance(event, yaml.AliasEvent):
+            raise _Refused(line, f"alias *{event.anchor} refused: a spec may not use anchors or aliases")
+        if isinstance(event, yaml.NodeEvent) and event.anchor is not None:
+            raise _Refused(line, f"anchor &{event.anchor} refused: a spec may not use anchors or aliases")
+        tag = getattr(event, "tag", None)
+        if tag is not None:
+            raise _Refused(line, f"tag {tag} refused: a spec may not use explicit YAML tags")
+        if self._depth >= MAX_SPEC_DEPTH:
+            raise _Refused(line, f"nested deeper than {MAX_SPEC_DEPTH} levels (MAX_SPEC_DEPTH)")
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _too_big(source: str, size: str) -> SpecError:
+    return SpecError(source, "$", f"the spec is {size} bytes; the limit is {MAX_SPEC_BYTES} (MAX_SPEC_BYTES)")
+
+
+def read_spec_file(path: str | Path | None = None) -> tuple[dict[str, Any], str]:
+    """Read a spec file (the built-in one when `path` is None): its data and its name."""
+    file = Path(path) if path is not None else BUILTIN_SPEC
+    name = str(file)
+    try:
+        with file.open("rb") as stream:
+            # Read one byte past the limit, never the whole file: it may be huge or endless.
+            data = stream.read(MAX_SPEC_BYTES + 1)
+        if len(data) > MAX_SPEC_BYTES:
+            raise _too_big(name, f"more than {MAX_SPEC_BYTES}")
+        text = data.decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(name, "$", f"cannot read the file: {exc}") from None
+    return read_spec_text(text, name), name
+
+
+def _check_keys(value: Any, path: str, source: str) -> None:
+    # YAML allows keys of any type (`1:`, `null:`, `2024-01-01:`); the schema and the builder
+    # assume strings. Depth is already bounded by the loader.
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise SpecError(source, path, f"key {key!r} must be a string, got {type(key).__name__}")
+            _check_keys(item, f"{path}.{key}" if path != "$" else key, source)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_keys(item, f"{path}[{i}]", source)
+
+
+def read_spec_text(text: str, source: str = "<memory>") -> dict[str, Any]:
+    """Spec text (YAML) -> its data, checked against the JSON Schema."""
+    if len(text) > MAX_SPEC_BYTES:  # more characters than the limit is more bytes too
+        raise _too_big(source, f"more than {MAX_SPEC_BYTES}")
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_SPEC_BYTES:
+        raise _too_big(source, str(size))
+    try:
+        raw = yaml.load(text, Loader=_SpecLoader)  # a SafeLoader: plain data only
+    except _Refused as exc:
+        raise SpecError(source, f"line {exc.line}", exc.message) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else "$"
+        raise SpecError(source, where, f"not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    if raw is None:
+        raise SpecError(source, "$", "the spec is empty: expected a mapping with statuses, events and transitions")
+    _check_keys(raw, "$", source)
+    import jsonschema  # only when a spec is loaded: keeps `import statemachine` light
+
+    validator = jsonschema.Draft202012Validator(_schema())
+    error = jsonschema.exceptions.best_match(validator.iter_errors(raw))
+    if error is not None:
+        raise SpecError(source, _json_path(error.absolute_path), error.message)
+    data: dict[str, Any] = raw
+    return data
+
+
