@@ -1,8 +1,10 @@
-"""Lifecycle diagrams, drawn by `transitions`' own diagram extension from the spec's machine.
+"""Lifecycle diagrams, drawn from the spec's `transitions` machine.
 
-The machine is built by `build_transitions_machine` with a `GraphMachine` subclass and has no
-model, so nothing is highlighted as a "current" state. Two refinements over transitions' stock
-drawing keep the picture readable and say what the spec means:
+The machine is built by `build_transitions_machine` as a `MarkupMachine` (the part of
+`transitions`' diagram extension that describes a machine as data) and has no model, so nothing is
+highlighted as a "current" state. Its public `markup` (states, on-enter hooks, transitions with
+their guards) is drawn with the `graphviz` package's public API, or written as Mermaid text. Two
+refinements over a plain drawing keep the picture readable and say what the spec means:
 
 - transitions sharing trigger, guards and destination are merged; when they leave (almost) every
   status they are drawn once, from a dashed pseudo-state "any status [except ...]";
@@ -23,9 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from transitions.extensions import GraphMachine
-from transitions.extensions import diagrams_graphviz as tx_graphviz
-from transitions.extensions import diagrams_mermaid as tx_mermaid
+from transitions.extensions.markup import MarkupMachine
 
 from .machine import build_transitions_machine
 from .spec import Spec
@@ -117,11 +117,22 @@ def _grouped(
     return edges, list(pseudos.values())
 
 
-def _edge_labels(graph: Any, transitions: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], list[str]]:
+def _transition_label(t: Mapping[str, Any]) -> str:
+    """`trigger [g1 & g2 & !u]`, `[internal]` for a transition that enters no status (UML style)."""
+    label = str(t["trigger"])
+    if "dest" not in t:
+        label += " [internal]"
+    guards = [*t.get("conditions", ()), *("!" + u for u in t.get("unless", ()))]
+    if guards:
+        label += " [" + " & ".join(guards) + "]"
+    return label
+
+
+def _edge_labels(transitions: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], list[str]]:
     """(source, dest) -> label lines, in spec order.
 
     Triggers sharing an edge and the same guards are listed together, UML style
-    (`a, b [g1 & g2]`); transitions' own `_transition_label` writes each line.
+    (`a, b [g1 & g2]`).
     """
     by_edge: dict[tuple[str, str], dict[tuple[Any, ...], list[str]]] = {}
     for t in transitions:
@@ -139,7 +150,7 @@ def _edge_labels(graph: Any, transitions: Iterable[Mapping[str, Any]]) -> dict[t
                 merged["conditions"] = list(conditions)
             if unless:
                 merged["unless"] = list(unless)
-            lines.extend(_wrap(graph._transition_label(merged)))
+            lines.extend(_wrap(_transition_label(merged)))
     return labels
 
 
@@ -169,88 +180,89 @@ def _html(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-class _GraphvizGraph(tx_graphviz.Graph):
-    """transitions' Graphviz graph, with merged edges and the turn-holding clusters."""
+def _graphviz(spec: Spec, markup: Mapping[str, Any]) -> Any:
+    """The lifecycle as a `graphviz.Digraph`: merged edges, the no-turn statuses in one cluster."""
+    graphviz = importlib.import_module("graphviz")
+    styles = _styles_for("graphviz")
+    title = _title(spec, "graphviz")
+    holds = {s.name: s.holds_turn for s in spec.statuses}
+    states = markup["states"]
+    edges, pseudos = _grouped(markup["transitions"], [s["name"] for s in states])
+    graph = graphviz.Digraph(
+        name=title,
+        graph_attr={**styles["graph"]["default"], **GRAPHVIZ_ATTRIBUTES, "label": title},
+        node_attr=styles["node"]["default"],
+        edge_attr=styles["edge"]["default"],
+    )
 
-    machine: _LifecycleGraphMachine
+    def add(target: Any, state: Mapping[str, Any], style: str) -> None:
+        hooks = _entry_hooks(state)
+        text = f"<b>{_html(state['name'])}</b>"
+        if hooks:
+            text += f'<br/><font point-size="10">entry / {_html(hooks)}</font>'
+        target.node(state["name"], label=f"<{text}>", **styles["node"][style])
 
-    def _get_elements(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        states, transitions = super()._get_elements()
-        self._edges, self._pseudos = _grouped(transitions, [s["name"] for s in states])
-        return states, self._edges
-
-    def _add_nodes(self, states: list[dict[str, Any]], container: Any) -> None:
-        styles = self.machine.lifecycle_styles["node"]
-        holds = self.machine.holds_turn
-        initial = str(self.machine.initial)
-
-        def add(target: Any, state: Mapping[str, Any], style: str) -> None:
-            hooks = _entry_hooks(state)
-            text = f"<b>{_html(state['name'])}</b>"
-            if hooks:
-                text += f'<br/><font point-size="10">entry / {_html(hooks)}</font>'
-            target.node(state["name"], label=f"<{text}>", **styles[style])
-
+    for state in states:
+        if holds[state["name"]]:
+            add(graph, state, "holds_turn")
+    # The no-turn statuses share one column, framed and labelled; the start dot sits beside the
+    # initial status when that status is one of them.
+    attrs = {**styles["cluster"]["no_turn"], "label": "may not hold a turn"}
+    with graph.subgraph(name="cluster_no_turn", graph_attr=attrs) as sub:
         for state in states:
-            if holds[state["name"]]:
-                add(container, state, "holds_turn")
-        # The no-turn statuses share one column, framed and labelled; the start dot sits beside
-        # the initial status when that status is one of them.
-        attrs = {**self.machine.lifecycle_styles["cluster"]["no_turn"], "label": "may not hold a turn"}
-        with container.subgraph(name="cluster_no_turn", graph_attr=attrs) as sub:
-            for state in states:
-                if not holds[state["name"]]:
-                    add(sub, state, "no_turn")
-            (sub if not holds[initial] else container).node("_start", label="", **styles["initial"])
-        container.edge("_start", initial)
-        for pseudo in self._pseudos:
-            container.node(pseudo.id, label=pseudo.label, **styles["any"])
-
-    def _add_edges(self, transitions: list[dict[str, Any]], container: Any) -> None:
-        pseudo_ids = {p.id for p in self._pseudos}
-        edge_styles = self.machine.lifecycle_styles["edge"]
-        for (src, dest), labels in _edge_labels(self, transitions).items():
-            style = edge_styles["from_any"] if src in pseudo_ids else {}
-            # A borderless table, one left-aligned row per line: Graphviz sizes HTML labels exactly,
-            # so neighbouring edges keep clear of them (plain multi-line labels get grazed).
-            rows = "".join(f'<tr><td align="left">{_html(line)}</td></tr>' for line in labels)
-            table = f'<table border="0" cellborder="0" cellpadding="1" cellspacing="0">{rows}</table>'
-            container.edge(src, dest, label=f"<{table}>", **style)
+            if not holds[state["name"]]:
+                add(sub, state, "no_turn")
+        (sub if not holds[spec.initial] else graph).node("_start", label="", **styles["node"]["initial"])
+    graph.edge("_start", spec.initial)
+    for pseudo in pseudos:
+        graph.node(pseudo.id, label=pseudo.label, **styles["node"]["any"])
+    pseudo_ids = {p.id for p in pseudos}
+    for (src, dest), labels in _edge_labels(edges).items():
+        style = styles["edge"]["from_any"] if src in pseudo_ids else {}
+        # A borderless table, one left-aligned row per line: Graphviz sizes HTML labels exactly,
+        # so neighbouring edges keep clear of them (plain multi-line labels get grazed).
+        rows = "".join(f'<tr><td align="left">{_html(line)}</td></tr>' for line in labels)
+        table = f'<table border="0" cellborder="0" cellpadding="1" cellspacing="0">{rows}</table>'
+        graph.edge(src, dest, label=f"<{table}>", **style)
+    return graph
 
 
 # -- Mermaid ---------------------------------------------------------------------------------
 
 
-class _MermaidGraph(tx_mermaid.Graph):
-    """transitions' Mermaid graph, with merged edges and styled no-turn statuses.
+def _mermaid_attrs(attrs: Mapping[str, str], sep: str) -> list[str]:
+    renamed = {"fillcolor": "fill", "rankdir": "direction"}
+    return [f"{renamed.get(k, k)}{sep}{v}" for k, v in attrs.items() if k not in _MERMAID_IGNORED]
 
-    Mermaid cannot style states inside composite states, so statuses are not nested: the
-    no-turn ones get their own class and an `entry / hook` description instead.
+
+def _mermaid(spec: Spec, markup: Mapping[str, Any]) -> str:
+    """The lifecycle as a Mermaid state diagram: merged edges, no-turn statuses styled apart.
+
+    Mermaid cannot style states inside composite states, so statuses are not nested: the no-turn
+    ones get their own class and an `entry / hook` description instead.
     """
-
-    machine: _LifecycleGraphMachine
-
-    def _get_elements(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        states, transitions = super()._get_elements()
-        self._edges, self._pseudos = _grouped(transitions, [s["name"] for s in states])
-        return states, self._edges
-
-    def _add_nodes(self, states: list[dict[str, Any]], container: list[str]) -> None:
-        holds = self.machine.holds_turn
-        for state in states:
-            name = state["name"]
-            container.append(f'state "{name}" as {name}')
-            hooks = _entry_hooks(state)
-            if hooks:
-                container.append(f"{name} : entry / {hooks}")
-            container.append(f"class {name} s_{'holds_turn' if holds[name] else 'no_turn'}")
-        for pseudo in self._pseudos:
-            container.append(f'state "{pseudo.label}" as {pseudo.id}')
-            container.append(f"class {pseudo.id} s_any")
-
-    def _add_edges(self, transitions: list[dict[str, Any]], container: list[str]) -> None:
-        for (src, dest), labels in _edge_labels(self, transitions).items():
-            container.append(f"{src} --> {dest}: {'<br/>'.join(labels)}")
+    styles = _styles_for("mermaid")
+    holds = {s.name: s.holds_turn for s in spec.statuses}
+    states = markup["states"]
+    edges, pseudos = _grouped(markup["transitions"], [s["name"] for s in states])
+    lines = ["---", _title(spec, "mermaid"), "---", "stateDiagram-v2"]
+    body = _mermaid_attrs(MERMAID_ATTRIBUTES, " ")
+    body += [f"classDef s_{name} {','.join(_mermaid_attrs(attrs, ':'))}" for name, attrs in styles["node"].items()]
+    body.append("")
+    for state in states:
+        name = state["name"]
+        body.append(f'state "{name}" as {name}')
+        hooks = _entry_hooks(state)
+        if hooks:
+            body.append(f"{name} : entry / {hooks}")
+        body.append(f"class {name} s_{'holds_turn' if holds[name] else 'no_turn'}")
+    for pseudo in pseudos:
+        body.append(f'state "{pseudo.label}" as {pseudo.id}')
+        body.append(f"class {pseudo.id} s_any")
+    body.append("")
+    body += [f"{src} --> {dest}: {'<br/>'.join(labels)}" for (src, dest), labels in _edge_labels(edges).items()]
+    body.append(f"[*] --> {spec.initial}")
+    return "\n".join([*lines, *("  " + line if line else "  " for line in body)]) + "\n"
 
 
 # -- the machine -----------------------------------------------------------------------------
@@ -295,20 +307,9 @@ GRAPHVIZ_ATTRIBUTES = {
 # transitions turns `rankdir` into Mermaid's `direction`; nothing else applies there.
 MERMAID_ATTRIBUTES = {"rankdir": "LR"}
 _MERMAID_ONLY = frozenset({"stroke", "stroke-dasharray"})
+# Graphviz attributes with no Mermaid meaning.
+_MERMAID_IGNORED = frozenset({"style", "shape", "peripheries", "strict", "directed"})
 _GRAPHVIZ_ONLY = frozenset({"fontname", "fontcolor", "width", "color"})
-
-
-class _LifecycleGraphMachine(GraphMachine):
-    """A `GraphMachine` that draws with the graph classes above and knows which statuses hold turns."""
-
-    def __init__(self, *args: Any, holds_turn: Mapping[str, bool], styles: Styles, **kwargs: Any) -> None:
-        self.holds_turn = dict(holds_turn)
-        self.lifecycle_styles = styles
-        super().__init__(*args, **kwargs)
-
-    def _init_graphviz_engine(self, graph_engine: str) -> type[Any]:
-        # transitions would silently fall back to Mermaid when graphviz is missing; never do.
-        return _GraphvizGraph if graph_engine == "graphviz" else _MermaidGraph
 
 
 def _title(spec: Spec, engine: str) -> str:
@@ -329,29 +330,11 @@ def _styles_for(engine: str) -> Styles:
     return styles
 
 
-def _machine(spec: Spec, engine: str) -> _LifecycleGraphMachine:
-    styles = _styles_for(engine)
-    machine = build_transitions_machine(
-        spec,
-        machine_class=_LifecycleGraphMachine,
-        graph_engine=engine,
-        show_conditions=True,
-        title=_title(spec, engine),
-        holds_turn={s.name: s.holds_turn for s in spec.statuses},
-        styles=styles,
-    )
-    assert isinstance(machine, _LifecycleGraphMachine)
-    # Instance attributes: transitions reads these when drawing (node/edge defaults, classDefs).
-    style_attributes: dict[str, Any] = {k: v for k, v in styles.items() if k != "cluster"}
-    machine.style_attributes = style_attributes
-    machine.machine_attributes = dict(GRAPHVIZ_ATTRIBUTES if engine == "graphviz" else MERMAID_ATTRIBUTES)
-    return machine
-
-
-def _graph(spec: Spec, engine: str) -> Any:
-    machine = _machine(spec, engine)
-    # A graph of its own, never bound to a model: no state is styled "active" or "previous".
-    return machine.graph_cls(machine).get_graph()
+def _markup(spec: Spec) -> Mapping[str, Any]:
+    """The spec's machine described as data by `transitions` itself (`MarkupMachine.markup`)."""
+    machine = build_transitions_machine(spec, machine_class=MarkupMachine)
+    markup: Mapping[str, Any] = machine.markup
+    return markup
 
 
 def _require_graphviz(fmt: str) -> None:
@@ -376,15 +359,14 @@ def render(spec: Spec, fmt: str) -> bytes:
     if fmt not in FORMATS:
         raise ValueError(f"unknown diagram format {fmt!r} (known: {', '.join(FORMATS)})")
     if fmt == "mermaid":
-        source: str = _graph(spec, "mermaid").draw(None)
-        return (source.rstrip("\n") + "\n").encode("utf-8")
+        return _mermaid(spec, _markup(spec)).encode("utf-8")
     _require_graphviz(fmt)
-    graph = _graph(spec, "graphviz")
+    graph = _graphviz(spec, _markup(spec))
     if fmt == "dot":
         return str(graph.source).encode("utf-8")
     graphviz = importlib.import_module("graphviz")
     try:
-        data: bytes = graph.draw(None, format=fmt)
+        data: bytes = graph.pipe(format=fmt)
     except graphviz.ExecutableNotFound:
         raise DiagramUnavailable(
             f"the {fmt} format needs Graphviz's `dot` program, which could not be run: {DEBIAN_HINT}"
