@@ -60,6 +60,8 @@ MAX_ERRORS_LISTED = 1000
 # A protocol id (thread, session, message, request) longer than this is not an id: the derived
 # turn and event ids must stay within the envelope's 256-character limit.
 MAX_PROTOCOL_ID = 160
+# Longest eventId written as text (the envelope allows 256).
+MAX_EVENT_ID = 200
 # Messages remembered by protocol identity, to answer a redelivery with the same events.
 DEFAULT_MEMORY = 4096
 
@@ -186,7 +188,7 @@ class Adapter(ABC):
             return []
         now = self.clock()
         try:
-            message = json.loads(raw)
+            message = json.loads(raw.strip())
         except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
             return self._malformed(number, "line", f"not valid JSON: {exc}")
         if not isinstance(message, dict):
@@ -246,8 +248,11 @@ class Adapter(ABC):
         turn_id: str | None = None,
         created_at: datetime | None = None,
     ) -> Envelope:
+        event_id = f"{line.key}:{line.emitted}"
+        if len(event_id) > MAX_EVENT_ID:  # long protocol ids: keep the identity, not the text
+            event_id = "sha256:" + hashlib.sha256(event_id.encode("utf-8", "surrogatepass")).hexdigest()
         envelope: Envelope = {
-            "eventId": f"{line.key}:{line.emitted}",
+            "eventId": event_id,
             "type": type_,
             "provider": self.provider,
             "threadId": thread_id,

@@ -8,6 +8,7 @@ id: a turn opens at a prompt (`user` message that is not only tool results) or a
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 from .base import MAX_PROTOCOL_ID, Adapter, Envelope, Line, Malformed, optional_text, protocol_id
@@ -21,6 +22,7 @@ CLAUDE_SESSION_STATES: dict[str, str] = {"running": "running", "requires_action"
 CLAUDE_SUCCESS_SUBTYPE = "success"
 # `terminal_reason` prefix of a result for an interrupted turn
 CLAUDE_ABORTED_PREFIX = "aborted"
+MAX_MESSAGES = 4096  # assistant message ids remembered
 # message types (and system subtypes) that never change the lifecycle
 IGNORED_TYPES: frozenset[str] = frozenset({
     "stream_event", "rate_limit_event", "conversation_reset", "tool_progress", "tool_use_summary",
@@ -35,6 +37,16 @@ IGNORED_SYSTEM_SUBTYPES: frozenset[str] = frozenset({
 class ClaudeStreamJsonAdapter(Adapter):
     format = "claude-stream-json"
     default_provider = "claude"
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self._messages: OrderedDict[str, None] = OrderedDict()  # assistant message ids seen
+
+    def _save_extra(self) -> Any:
+        return OrderedDict(self._messages)
+
+    def _restore_extra(self, extra: Any) -> None:
+        self._messages = extra
 
     def _identity(self, message: dict[str, Any]) -> str | None:
         uuid = message.get("uuid")
@@ -61,6 +73,16 @@ class ClaudeStreamJsonAdapter(Adapter):
             started = self.open_turn(line, session)
             return [started] if started is not None else self.ignored()
         if kind == "assistant":
+            # One assistant message arrives as several lines (one per content block) sharing its
+            # `message.id`; a late one after the turn's result must not open a new turn.
+            inner = message.get("message")
+            message_id = optional_text(inner, "id") if isinstance(inner, dict) else None
+            if message_id is not None and message_id in self._messages:
+                return self.ignored()
+            if message_id is not None:
+                self._messages[message_id] = None
+                if len(self._messages) > MAX_MESSAGES:
+                    self._messages.popitem(last=False)
             events = []
             started = self.open_turn(line, session)
             if started is not None:
@@ -95,7 +117,11 @@ class ClaudeStreamJsonAdapter(Adapter):
                 record.extra["waiting"] = True
                 events.append(self.event(line, "request.opened", session, {"requestType": "requires_action"}, turn))
             if state == "ready":
-                self.close_turn(session)  # ready settles whatever turn was open
+                if turn is None:
+                    # The CLI says idle after every result: with the turn already settled it is
+                    # redundant, and `ready` would erase the error a failed turn just set.
+                    return events or self.ignored()
+                self.close_turn(session)  # the result never came: idle settles the turn
             events.append(self.event(line, "session.state.changed", session, {"state": state}))
             return events
         if subtype == "api_retry":
