@@ -241,6 +241,8 @@ class AcpAdapter(Adapter):
         session = protocol_id(params, "sessionId", "params.")
         update = obj(params, "update", "params.")
         kind = update.get("sessionUpdate")
+        if not isinstance(kind, str):
+            raise Malformed("params.update.sessionUpdate", "must be a string")
         if kind in IGNORED_UPDATES:
             return self.ignored()
         if kind != "state_update":

@@ -219,7 +219,7 @@ class CodexAppServerAdapter(Adapter):
         thread = protocol_id(params, "threadId", "params.")
         status = obj(params, "status", "params.")
         kind = status.get("type")
-        if kind not in CODEX_THREAD_STATUSES:
+        if not isinstance(kind, str) or kind not in CODEX_THREAD_STATUSES:
             return self.unknown()
         if kind != "systemError":
             return self.ignored()
