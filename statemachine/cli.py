@@ -159,11 +159,11 @@ def _add_from(parser: argparse.ArgumentParser, *, required: bool) -> None:
     from .adapters import EOF_SETTLEMENTS, FORMATS
 
     parser.add_argument("--from", dest="from_format", choices=FORMATS, required=required, metavar="FORMAT",
-                        help=f"the file is raw provider output in this format ({', '.join(FORMATS)}), "
-                             "adapted to events on the way (see docs/adapters.md)")
+                        help="the file is raw provider output in this format, adapted to events on the way "
+                             "(see docs/adapters.md)")
     parser.add_argument("--on-eof", choices=EOF_SETTLEMENTS, default="interrupted",
                         help="with --from: how a turn still open at the end of the file is settled "
-                             "(turn.completed interrupted, turn.completed failed, or left open; default: interrupted)")
+                             "(turn.completed interrupted or failed, or left open for the stale-turn bound)")
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
