@@ -359,3 +359,31 @@ def test_the_schema_lists_the_spec_lifecycle_types_and_enums() -> None:
         for f in event.payload:
             if f.enum is not None:
                 assert [v for v in props[f.name]["enum"] if v is not None] == list(f.enum), (event.type, f.name)
+
+
+def test_a_closed_codex_thread_starts_again_on_resume() -> None:
+    thread = {"id": "t", "status": {"type": "idle"}}
+    lines = _lines(
+        {"method": "thread/started", "params": {"thread": thread}},
+        {"method": "thread/closed", "params": {"threadId": "t"}},
+        {"id": 3, "result": {"thread": thread}},
+        {"method": "turn/started", "params": {"threadId": "t", "turn": {"id": "T9"}}},
+    )
+    projector = SessionProjector()
+    outcomes = projector.apply_all(_feed_all(make_adapter("codex-app-server", on_eof="leave"), lines))
+    assert [o.after.status for o in outcomes] == ["ready", "ready", "stopped", "ready", "running"]
+    assert projector["t"].active_turn_id == "T9"
+
+
+def test_every_mapping_table_entry_is_documented() -> None:
+    from statemachine.adapters import acp, claude_stream_json, codex_app_server, codex_exec
+
+    doc = (ROOT / "docs" / "adapters.md").read_text(encoding="utf-8")
+    tables = [codex_app_server.CODEX_TURN_STATUSES, codex_app_server.CODEX_SERVER_REQUESTS,
+              codex_exec.TURN_ENDS, claude_stream_json.CLAUDE_SESSION_STATES, acp.ACP_STOP_REASONS, acp.ACP_V2_STATES]
+    for table in tables:
+        for raw, mapped in table.items():
+            assert f"`{raw}`" in doc, raw
+            assert mapped in doc, mapped
+    for name in sorted(codex_app_server.CODEX_UNATTENDED_REQUESTS):
+        assert f"`{name}`" in doc, name

@@ -79,10 +79,12 @@ class AcpAdapter(Adapter):
         if request is None:
             return None
         method = message.get("method")
+        # JSON-RPC ids restart with every connection (and every process: scoped by the stream's name).
+        scope = f"acp:{self._prefix}{self._p.connection}"
         if isinstance(method, str):
-            return f"acp:{self._p.connection}:{method[:64]}:{request}"
+            return f"{scope}:{method[:64]}:{request}"
         side = "client" if _is_permission_answer(message) else "agent"
-        return f"acp:{self._p.connection}:{side}-response:{request}"
+        return f"{scope}:{side}-response:{request}"
 
     def _adapt(self, message: dict[str, Any], line: Line) -> list[Envelope]:
         method = message.get("method")
@@ -146,6 +148,7 @@ class AcpAdapter(Adapter):
         assert session is not None
         if method == "session/close":
             self.close_turn(session)
+            self.thread(session).started = False  # a later session/load starts it again
             return [self.event(line, "session.exited", session, {"reason": "session closed", "exitKind": "graceful"})]
         return self.start_session(line, session)
 

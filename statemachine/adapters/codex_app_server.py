@@ -85,15 +85,17 @@ class CodexAppServerAdapter(Adapter):
         if not isinstance(method, str) or not isinstance(params, dict):
             return None
         try:
-            if "id" in message:
-                return f"codex:{method}:{rpc_id(message)}" if len(method) <= MAX_PROTOCOL_ID else None
+            if "id" in message:  # JSON-RPC ids restart with the process: scoped by the stream's name
+                request = rpc_id(message)
+                return f"codex:{self._prefix}{method}:{request}" if request and len(method) <= MAX_PROTOCOL_ID else None
             if method in ("turn/started", "turn/completed"):
                 thread = protocol_id(params, "threadId")
                 return f"codex:{thread}:{method}:{protocol_id(obj(params, 'turn'), 'id')}"
             if method == "thread/started":
                 return f"codex:thread/started:{protocol_id(obj(params, 'thread'), 'id')}"
             if method == "serverRequest/resolved":
-                return f"codex:{protocol_id(params, 'threadId')}:resolved:{rpc_id({'id': params.get('requestId')})}"
+                request = rpc_id({"id": params.get("requestId")})
+                return f"codex:{self._prefix}{protocol_id(params, 'threadId')}:resolved:{request}" if request else None
         except Malformed:
             return None  # named by position; _adapt reports what is wrong
         return None
@@ -126,6 +128,7 @@ class CodexAppServerAdapter(Adapter):
         if method == "thread/closed":
             thread = protocol_id(params, "threadId", "params.")
             self._settle(thread, None)
+            self.thread(thread).started = False  # a later thread/resume starts the session again
             return [self.event(line, "session.exited", thread, {"reason": "thread closed", "exitKind": "graceful"})]
         if method == "serverRequest/resolved":
             thread = protocol_id(params, "threadId", "params.")
