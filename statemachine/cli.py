@@ -105,7 +105,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
         print(f"replay: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        report = replay_lines(projector, stream)
+        if args.from_format:
+            from .adapters import make_adapter
+            from .adapters.replay import replay_raw
+
+            report = replay_raw(projector, make_adapter(args.from_format, on_eof=args.on_eof), stream)
+        else:
+            report = replay_lines(projector, stream)
     except OSError as exc:
         print(f"replay: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -140,6 +146,46 @@ def _print_replay(data: dict[str, Any], error_count: int) -> None:
         write(f"line {r['line']}: rejected {r['eventId']}: {r['reason']}\n")
     for e in data["errors"]:
         write(f"line {e['line']}: malformed: {e['error']}\n")
+
+
+def cmd_adapt(args: argparse.Namespace) -> int:
+    from .adapters import make_adapter
+    from .adapters.replay import adapt_lines
+
+    try:
+        stream = _open_input(args.file)
+    except OSError as exc:
+        print(f"adapt: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    errors: list[dict[str, Any]] = []
+    try:
+        with contextlib.ExitStack() as stack:
+            if stream is not sys.stdin.buffer:
+                stack.enter_context(stream)
+            if args.output in (None, "-"):
+                out: IO[bytes] = sys.stdout.buffer
+            else:
+                out = stack.enter_context(open(args.output, "wb"))
+            for event in adapt_lines(make_adapter(args.from_format, on_eof=args.on_eof), stream, errors):
+                out.write(json.dumps(event, ensure_ascii=False).encode("utf-8", "backslashreplace") + b"\n")
+            out.flush()
+    except OSError as exc:
+        print(f"adapt: {exc.filename or args.file}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    for e in errors:
+        print(f"line {e['line']}: malformed: {e['error']}", file=sys.stderr)
+    return EXIT_BAD_INPUT if errors else EXIT_OK
+
+
+def _add_from(parser: argparse.ArgumentParser, *, required: bool) -> None:
+    from .adapters import EOF_SETTLEMENTS, FORMATS
+
+    parser.add_argument("--from", dest="from_format", choices=FORMATS, required=required, metavar="FORMAT",
+                        help="the file is raw provider output in this format, adapted to events on the way "
+                             "(see docs/adapters.md)")
+    parser.add_argument("--on-eof", choices=EOF_SETTLEMENTS, default="interrupted",
+                        help="with --from: how a turn still open at the end of the file is settled "
+                             "(turn.completed interrupted or failed, or left open for the stale-turn bound)")
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -251,7 +297,23 @@ def build_parser() -> argparse.ArgumentParser:
                         help="start from this snapshot (written by --snapshot-out) instead of no sessions")
     replay.add_argument("--snapshot-out", metavar="FILE",
                         help="after the log, write every session and its memory here (JSON)")
+    _add_from(replay, required=False)
     replay.set_defaults(handler=cmd_replay)
+
+    adapt = sub.add_parser(
+        "adapt",
+        help="turn raw provider output (Codex, Claude, ACP) into a JSONL event log",
+        description=(
+            "Read raw provider output, one message per line, and write the lifecycle events it means "
+            "as JSONL, one envelope per line; the same file gives the same events every time. Malformed "
+            "lines are reported on standard error. Exit 0 when every line was read, 1 when any line was "
+            "malformed, 2 when the command could not run."
+        ),
+    )
+    adapt.add_argument("file", help="raw JSONL file, or - for standard input")
+    adapt.add_argument("-o", "--output", metavar="FILE", help="write to this file instead of standard output")
+    _add_from(adapt, required=True)
+    adapt.set_defaults(handler=cmd_adapt)
 
     verify = sub.add_parser("verify", help="prove the spec's invariants (exit 0 only when every check holds)")
     verify.add_argument("--spec", help="a spec file instead of the built-in one")

@@ -14,7 +14,7 @@ from .events import EventError
 from .outcome import OutcomeKind
 from .projector import SessionProjector
 
-__all__ = ["MAX_LINE_BYTES", "ReplayReport", "replay_lines"]
+__all__ = ["MAX_LINE_BYTES", "ReplayReport", "bounded_lines", "replay_lines"]
 
 # Kept in full only up to this many; counts are always exact.
 MAX_LISTED = 1000
@@ -77,6 +77,10 @@ def _bounded_lines(source: Iterable[bytes | str], limit: int) -> Iterator[bytes 
             if not rest or rest[-1:] in _NEWLINES:
                 break
         yield None
+
+
+# Public for other line readers (the provider adapters' replay): same bounded reading.
+bounded_lines = _bounded_lines
 
 
 def replay_lines(

@@ -1,0 +1,389 @@
+"""The adapters: identity, mapping choices, end of stream, and that no raw line ever makes them raise."""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from statemachine import EventError, SessionProjector, builtin_spec
+from statemachine.adapters import FORMATS, Adapter, make_adapter
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHEMA = json.loads((ROOT / "specs" / "event.schema.json").read_text(encoding="utf-8"))
+VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
+PARSER = SessionProjector().parser
+
+
+def _lines(*messages: dict[str, Any]) -> list[str]:
+    return [json.dumps(m) for m in messages]
+
+
+def _feed_all(adapter: Adapter, lines: list[str]) -> list[dict[str, Any]]:
+    out = []
+    for line in lines:
+        out.extend(adapter.feed(line))
+    return out + adapter.finish()
+
+
+def _check_envelopes(events: list[dict[str, Any]]) -> None:
+    for event in events:
+        VALIDATOR.validate(event)
+        PARSER.parse(event)
+
+
+def _state(adapter: Adapter) -> Any:
+    return copy.deepcopy((adapter._threads, adapter._save_extra(), list(adapter._replies)))
+
+
+# -- identity ------------------------------------------------------------------------------------
+
+EXEC_TWO_TURNS = _lines(
+    {"type": "thread.started", "thread_id": "th-1"},
+    {"type": "turn.started"}, {"type": "turn.completed", "usage": {}},
+    {"type": "turn.started"}, {"type": "turn.completed", "usage": {}},
+)
+
+
+def test_identical_codex_exec_turn_lines_are_two_turns_not_a_redelivery() -> None:
+    events = _feed_all(make_adapter("codex-exec"), EXEC_TWO_TURNS)
+    starts = [e for e in events if e["type"] == "turn.started"]
+    assert [e["turnId"] for e in starts] == ["th-1:turn:1", "th-1:turn:2"]
+    assert len({e["eventId"] for e in events}) == len(events)
+    projector = SessionProjector()
+    assert [o.kind.value for o in projector.apply_all(events)].count("applied") == 6
+    assert projector["th-1"].status == "ready"
+
+
+def test_adapting_twice_gives_identical_events_and_a_stream_name_keeps_streams_apart() -> None:
+    first = _feed_all(make_adapter("codex-exec"), EXEC_TWO_TURNS)
+    assert _feed_all(make_adapter("codex-exec"), EXEC_TWO_TURNS) == first
+    resumed = _feed_all(make_adapter("codex-exec", stream="run2"), EXEC_TWO_TURNS)
+    assert resumed[2]["turnId"] == "th-1:run2:turn:1"
+    projector = SessionProjector()
+    projector.apply_all(first)
+    kinds = [o.kind.value for o in projector.apply_all(resumed)]
+    assert "duplicate" not in kinds and "rejected" not in kinds
+    # Without a stream name the second run's events are taken for the first's.
+    projector = SessionProjector()
+    projector.apply_all(first)
+    assert {o.kind.value for o in projector.apply_all(first)} == {"duplicate"}
+    with pytest.raises(ValueError, match="stream"):
+        make_adapter("codex-exec", stream="a:b")
+
+
+CLAUDE_PROMPT = {"type": "user", "message": {"role": "user", "content": "hi"}, "session_id": "s-1", "uuid": "u-1"}
+CLAUDE_INIT = {"type": "system", "subtype": "init", "session_id": "s-1", "uuid": "u-0"}
+
+
+def _result(uuid: str, **fields: Any) -> dict[str, Any]:
+    return {"type": "result", "subtype": "success", "is_error": False, "num_turns": 1, "session_id": "s-1",
+            "uuid": uuid, **fields}
+
+
+def test_a_redelivered_claude_message_gives_the_same_events_and_moves_nothing() -> None:
+    adapter = make_adapter("claude-stream-json")
+    adapter.feed(json.dumps(CLAUDE_INIT))
+    first = adapter.feed(json.dumps(CLAUDE_PROMPT))
+    before = _state(adapter)
+    again = adapter.feed(json.dumps(CLAUDE_PROMPT))
+    assert again == first and first[0]["eventId"] == "claude:u-1:0"
+    assert adapter.stats.redelivered == 1 and _state(adapter) == before
+    done = adapter.feed(json.dumps(_result("u-2")))
+    assert [(e["type"], e["turnId"]) for e in done] == [("turn.completed", "s-1:turn:1")]
+    projector = SessionProjector()
+    outcomes = projector.apply_all(first + again + done)
+    assert [o.kind.value for o in outcomes] == ["applied", "duplicate", "applied"]
+
+
+def test_codex_app_server_names_turn_events_by_turn_and_takes_its_times() -> None:
+    started = {"method": "turn/started", "params": {"threadId": "t", "turn": {"id": "T1", "startedAt": 1795680003}}}
+    events = _feed_all(make_adapter("codex-app-server", on_eof="leave"), _lines(started, started))
+    assert events[0] == events[1]
+    assert events[0]["eventId"] == "codex:t:turn/started:T1:0"
+    assert events[0]["createdAt"] == datetime.fromtimestamp(1795680003, UTC).isoformat().replace("+00:00", "Z")
+
+
+def test_a_caller_clock_stamps_events_without_a_protocol_time() -> None:
+    times = iter([datetime(2026, 11, 20, 10, 0, s, tzinfo=UTC) for s in range(10)])
+    adapter = make_adapter("codex-exec", clock=lambda: next(times))
+    events = _feed_all(adapter, EXEC_TWO_TURNS[:2])
+    assert [e["createdAt"] for e in events] == ["2026-11-20T10:00:00Z"] * 2 + ["2026-11-20T10:00:01Z",
+                                                                                "2026-11-20T10:00:02Z"]
+
+
+# -- mapping choices -----------------------------------------------------------------------------
+
+
+def test_claude_api_error_reported_as_success_is_a_failed_turn() -> None:
+    error = _result("u-2", is_error=True, result="API Error: 500 internal", api_error_status=500)
+    events = _feed_all(make_adapter("claude-stream-json"), _lines(CLAUDE_INIT, CLAUDE_PROMPT, error))
+    assert events[-1]["payload"]["state"] == "failed"
+    assert events[-1]["payload"]["errorMessage"] == "API Error: 500 internal"
+
+
+def test_claude_idle_after_a_result_does_not_erase_the_error() -> None:
+    failed = _result("u-2", subtype="error_max_turns", is_error=True, errors=["Reached maximum number of turns"])
+    idle = {"type": "system", "subtype": "session_state_changed", "state": "idle", "session_id": "s-1", "uuid": "u-3"}
+    projector = SessionProjector()
+    projector.apply_all(_feed_all(make_adapter("claude-stream-json"), _lines(CLAUDE_INIT, CLAUDE_PROMPT, failed, idle)))
+    assert (projector["s-1"].status, projector["s-1"].last_error) == ("error", "Reached maximum number of turns")
+
+
+ACP_OPEN = [
+    {"jsonrpc": "2.0", "id": 1, "method": "session/new", "params": {"cwd": "/", "mcpServers": []}},
+    {"jsonrpc": "2.0", "id": 1, "result": {"sessionId": "S"}},
+    {"jsonrpc": "2.0", "id": 2, "method": "session/prompt", "params": {"sessionId": "S", "prompt": []}},
+]
+
+
+@pytest.mark.parametrize(("reason", "status"), [("end_turn", "ready"), ("refusal", "error"),
+                                                ("cancelled", "interrupted"), ("_vendor_reason", "ready")])
+def test_acp_stop_reasons(reason: str, status: str) -> None:
+    adapter = make_adapter("acp")
+    answer = {"jsonrpc": "2.0", "id": 2, "result": {"stopReason": reason}}
+    projector = SessionProjector()
+    projector.apply_all(_feed_all(adapter, _lines(*ACP_OPEN, answer)))
+    assert projector["S"].status == status
+    assert adapter.stats.unknown == (1 if reason.startswith("_") else 0)
+
+
+def test_acp_permission_request_opens_a_request_and_waits() -> None:
+    ask = {"jsonrpc": "2.0", "id": 0, "method": "session/request_permission",
+           "params": {"sessionId": "S", "toolCall": {"toolCallId": "c1"}, "options": []}}
+    answer = {"jsonrpc": "2.0", "id": 0, "result": {"outcome": {"outcome": "selected", "optionId": "allow"}}}
+    events = _feed_all(make_adapter("acp", on_eof="leave"), _lines(*ACP_OPEN, ask, answer))
+    assert [e["type"] for e in events[3:]] == ["request.opened", "session.state.changed", "request.resolved"]
+    assert events[4]["payload"]["state"] == "waiting"
+    assert events[5]["payload"] == {"requestId": "0", "outcome": "selected"}
+
+
+# -- end of stream -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("rule", "state"), [("interrupted", "interrupted"), ("error", "failed"), ("leave", None)])
+def test_finish_settles_open_turns_by_the_rule_once(rule: Any, state: str | None) -> None:
+    adapter = make_adapter("codex-exec", on_eof=rule)
+    for line in EXEC_TWO_TURNS[:2]:
+        adapter.feed(line)
+    settled = adapter.finish()
+    assert [e["payload"].get("state") for e in settled] == ([state] if state else [])
+    assert all(e["turnId"] == "th-1:turn:1" for e in settled)
+    assert adapter.finish() == []
+    with pytest.raises(ValueError, match="on_eof"):
+        make_adapter("acp", on_eof="explode")  # type: ignore[arg-type]
+
+
+# -- malformed input -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("raw", [b"\xff\xfe\x00", "{", "[]", "null", "1e999999", '{"a":' * 5000 + "1" + "}" * 5000,
+                                 '{"type": 5}', '{"method": 7}', '{"type":"result","session_id":"' + "x" * 500 + '"}'])
+def test_malformed_lines_are_reported_never_raised(fmt: str, raw: str | bytes) -> None:
+    adapter = make_adapter(fmt)
+    before = _state(adapter)
+    events = adapter.feed(raw)
+    _check_envelopes(events)
+    if adapter.last_error is not None:
+        assert events == [] and _state(adapter) == before
+        assert adapter.stats.malformed == 1 and adapter.errors == [adapter.last_error]
+        assert adapter.last_error.line == 1 and adapter.last_error.field
+
+
+def test_a_line_that_fails_half_way_leaves_the_adapter_as_it_was() -> None:
+    adapter = make_adapter("acp")
+    adapter.feed(json.dumps(ACP_OPEN[0]))
+    before = _state(adapter)
+    # The pending session/new request is looked up before the bad sessionId is found.
+    assert adapter.feed(json.dumps({"jsonrpc": "2.0", "id": 1, "result": {"sessionId": 5}})) == []
+    assert adapter.last_error is not None and adapter.last_error.field == "result.sessionId"
+    assert _state(adapter) == before
+    events = adapter.feed(json.dumps(ACP_OPEN[1]))
+    assert [e["type"] for e in events] == ["session.started", "thread.started"]
+
+
+# A vocabulary of the formats' own field names and values, so random messages reach deep paths.
+_WORDS = ["thread.started", "turn.started", "turn.completed", "turn.failed", "error", "item.started", "system",
+          "init", "user", "assistant", "result", "success", "session_state_changed", "running", "idle",
+          "requires_action", "turn/started", "turn/completed", "thread/started", "thread/status/changed",
+          "thread/closed", "serverRequest/resolved", "item/commandExecution/requestApproval", "initialize",
+          "session/new", "session/prompt", "session/update", "session/request_permission", "session/close",
+          "session/load", "state_update", "end_turn", "refusal", "cancelled", "failed", "completed", "interrupted",
+          "systemError", "aborted_streaming", "t", "s", "S", "T1", ""]
+_KEYS = ["type", "subtype", "method", "id", "params", "result", "error", "session_id", "sessionId", "threadId",
+         "thread_id", "thread", "turn", "turnId", "uuid", "state", "stopReason", "update", "sessionUpdate", "status",
+         "is_error", "message", "content", "num_turns", "willRetry", "requestId", "outcome", "startedAt",
+         "terminal_reason", "errors", "parent_tool_use_id", "toolCall", "usage"]
+_SCALARS = st.one_of(st.sampled_from(_WORDS), st.integers(-3, 3), st.booleans(), st.none(), st.floats(allow_nan=True),
+                     st.text(max_size=8))
+_VALUES = st.recursive(_SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                          st.dictionaries(st.sampled_from(_KEYS), inner, max_size=6)),
+                       max_leaves=20)
+_MESSAGES = st.dictionaries(st.sampled_from(_KEYS), _VALUES, max_size=8)
+_LINES = st.one_of(_MESSAGES.map(json.dumps), st.binary(max_size=64), st.text(max_size=64),
+                   st.from_type(type(None)).map(lambda _: "null"))
+
+
+# Real shapes, from the fixtures: mutated, reordered and repeated, they reach every mapping.
+_FIXTURE_FORMATS = {"codex_app_server": "codex-app-server", "codex_exec": "codex-exec", "claude": "claude-stream-json",
+                    "acp": "acp"}
+_SHAPES: dict[str, list[Any]] = {fmt: [] for fmt in FORMATS}
+for _path in sorted((ROOT / "examples" / "raw").glob("*.jsonl")):
+    _fmt = next(f for prefix, f in _FIXTURE_FORMATS.items() if _path.name.startswith(prefix))
+    for _line in _path.read_text(encoding="utf-8").splitlines():
+        try:
+            _SHAPES[_fmt].append(json.loads(_line))
+        except ValueError:
+            continue
+
+
+def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    found = [prefix]
+    if isinstance(value, dict):
+        for k, v in value.items():
+            found += _paths(v, (*prefix, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            found += _paths(v, (*prefix, i))
+    return found
+
+
+@st.composite
+def _mutated(draw: st.DrawFn, fmt: str) -> str:
+    message = copy.deepcopy(draw(st.sampled_from(_SHAPES[fmt])))
+    for _ in range(draw(st.integers(0, 2))):
+        path = draw(st.sampled_from(_paths(message)))
+        if not path:
+            message = draw(_VALUES)
+            break
+        parent = message
+        for step in path[:-1]:
+            parent = parent[step]
+        if draw(st.booleans()) and isinstance(parent, dict):
+            del parent[path[-1]]
+        else:
+            parent[path[-1]] = draw(_VALUES)
+        if not isinstance(message, (dict, list)):
+            break
+    return json.dumps(message)
+
+
+@st.composite
+def _streams(draw: st.DrawFn) -> tuple[str, list[Any]]:
+    fmt = draw(st.sampled_from(FORMATS))
+    lines = draw(st.lists(st.one_of(_mutated(fmt), _mutated(fmt), _mutated(fmt), _LINES), max_size=25))
+    return fmt, lines
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow])
+@given(_streams(), st.sampled_from(["interrupted", "error", "leave"]))
+def test_random_lines_never_raise_and_every_event_is_a_valid_envelope(stream: tuple[str, list[Any]], rule: Any) -> None:
+    fmt, lines = stream
+    adapter = make_adapter(fmt, on_eof=rule)
+    projector = SessionProjector()
+    for line in lines:
+        before = _state(adapter)
+        events = adapter.feed(line)
+        if adapter.last_error is not None:
+            assert events == [] and _state(adapter) == before
+        _check_envelopes(events)
+        projector.apply_all(events)
+    final = adapter.finish()
+    _check_envelopes(final)
+    projector.apply_all(final)
+    if rule != "leave":
+        # After the end-of-stream rule no turn the adapter opened is still open.
+        assert all(t.open_turn is None for t in adapter._threads.values())
+
+
+# -- the envelope schema -------------------------------------------------------------------------
+
+
+def test_every_example_event_is_valid_against_the_schema() -> None:
+    count = 0
+    for log in sorted((ROOT / "examples").glob("*.jsonl")):
+        for line in log.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                event = json.loads(line)
+                PARSER.parse(event)
+                VALIDATOR.validate(event)
+                count += 1
+    assert count > 20
+
+
+GOOD = {"eventId": "e1", "type": "turn.completed", "provider": "codex", "threadId": "t",
+        "createdAt": "2026-11-20T10:00:00Z", "turnId": "T", "payload": {"state": "failed", "errorMessage": "x"}}
+
+
+@pytest.mark.parametrize("broken", [
+    {k: v for k, v in GOOD.items() if k != "eventId"},
+    {**GOOD, "threadId": ""},
+    {**GOOD, "provider": 3},
+    {**GOOD, "createdAt": "yesterday"},
+    {**GOOD, "turnId": ""},
+    {**GOOD, "eventId": "x" * 257},
+    {**GOOD, "payload": ["state", "failed"]},
+    {**GOOD, "payload": {"state": "exploded"}},
+    {**GOOD, "payload": {"state": "failed", "errorMessage": 7}},
+    {**GOOD, "type": "session.state.changed", "payload": {}},
+    {**GOOD, "type": "session.state.changed", "payload": {"state": "paused"}},
+    {**GOOD, "type": "session.state.changed", "payload": None},
+    {**GOOD, "type": "turn.aborted", "payload": {}},
+    {**GOOD, "type": "runtime.error", "payload": {"message": None}},
+    {**GOOD, "type": "session.exited", "payload": {"exitKind": "crash"}},
+])
+def test_the_schema_rejects_broken_envelopes_that_the_parser_rejects(broken: dict[str, Any]) -> None:
+    VALIDATOR.validate(GOOD)
+    assert not VALIDATOR.is_valid(broken)
+    with pytest.raises(EventError):
+        PARSER.parse(broken)
+
+
+def test_the_schema_lists_the_spec_lifecycle_types_and_enums() -> None:
+    rules = {r["if"]["properties"]["type"]["const"]: r["then"] for r in SCHEMA["allOf"]}
+    spec = builtin_spec()
+    assert set(rules) == {e.type for e in spec.events}
+    for event in spec.events:
+        then = rules[event.type]
+        props = then["properties"]["payload"].get("properties", {})
+        required = set(then["properties"]["payload"].get("required", []))
+        assert required == {f.name for f in event.payload if f.required}, event.type
+        for f in event.payload:
+            if f.enum is not None:
+                assert [v for v in props[f.name]["enum"] if v is not None] == list(f.enum), (event.type, f.name)
+
+
+def test_a_closed_codex_thread_starts_again_on_resume() -> None:
+    thread = {"id": "t", "status": {"type": "idle"}}
+    lines = _lines(
+        {"method": "thread/started", "params": {"thread": thread}},
+        {"method": "thread/closed", "params": {"threadId": "t"}},
+        {"id": 3, "result": {"thread": thread}},
+        {"method": "turn/started", "params": {"threadId": "t", "turn": {"id": "T9"}}},
+    )
+    projector = SessionProjector()
+    outcomes = projector.apply_all(_feed_all(make_adapter("codex-app-server", on_eof="leave"), lines))
+    assert [o.after.status for o in outcomes] == ["ready", "ready", "stopped", "ready", "running"]
+    assert projector["t"].active_turn_id == "T9"
+
+
+def test_every_mapping_table_entry_is_documented() -> None:
+    from statemachine.adapters import acp, claude_stream_json, codex_app_server, codex_exec
+
+    doc = (ROOT / "docs" / "adapters.md").read_text(encoding="utf-8")
+    tables = [codex_app_server.CODEX_TURN_STATUSES, codex_app_server.CODEX_SERVER_REQUESTS,
+              codex_exec.TURN_ENDS, claude_stream_json.CLAUDE_SESSION_STATES, acp.ACP_STOP_REASONS, acp.ACP_V2_STATES]
+    for table in tables:
+        for raw, mapped in table.items():
+            assert f"`{raw}`" in doc, raw
+            assert mapped in doc, mapped
+    for name in sorted(codex_app_server.CODEX_UNATTENDED_REQUESTS):
+        assert f"`{name}`" in doc, name

@@ -1,0 +1,173 @@
+"""Every raw fixture, adapted and replayed by the CLI, gives what docs/adapters.md says it gives.
+
+The expected values are parsed from the doc's two tables (as tests/test_examples.py does for
+examples/README.md), so the docs and the fixtures cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from statemachine import SessionProjector, expire_stale_turns
+from statemachine.adapters import make_adapter
+from statemachine.adapters.replay import replay_raw
+
+ROOT = Path(__file__).resolve().parent.parent
+RAW = ROOT / "examples" / "raw"
+DOC = ROOT / "docs" / "adapters.md"
+FIXTURES = sorted(p.name for p in RAW.glob("*.jsonl"))
+
+
+def _cells(line: str) -> list[str]:
+    return [c.strip().strip("`") for c in line.strip().strip("|").split("|")]
+
+
+def _tables(text: str) -> list[list[dict[str, str]]]:
+    tables, lines, i = [], text.splitlines(), 0
+    while i < len(lines):
+        if lines[i].startswith("|") and i + 1 < len(lines) and set(lines[i + 1].replace("|", "").strip()) <= {"-", ":"}:
+            header, rows = _cells(lines[i]), []
+            i += 2
+            while i < len(lines) and lines[i].startswith("|"):
+                rows.append(dict(zip(header, _cells(lines[i]), strict=True)))
+                i += 1
+            tables.append(rows)
+        else:
+            i += 1
+    return tables
+
+
+def _documented() -> tuple[dict[str, Any], dict[str, Any], dict[str, str]]:
+    tables = _tables(DOC.read_text(encoding="utf-8"))
+    session_rows = next(t for t in tables if t and {"fixture", "thread", "status"} <= set(t[0]))
+    outcome_rows = next(t for t in tables if t and {"fixture", "applied", "rejections"} <= set(t[0]))
+    sessions: dict[str, dict[str, dict[str, Any]]] = {}
+    formats: dict[str, str] = {}
+    for row in session_rows:
+        formats[row["fixture"]] = row["format"]
+        sessions.setdefault(row["fixture"], {})[row["thread"]] = {
+            "status": row["status"],
+            "activeTurnId": None if row["activeTurnId"] == "null" else row["activeTurnId"],
+            "lastError": None if row["lastError"] == "null" else row["lastError"],
+        }
+    outcomes = {}
+    for row in outcome_rows:
+        rejections = []
+        for item in filter(None, (s.strip() for s in row["rejections"].split(","))):
+            line, reason = item.split(":")
+            rejections.append((int(line), reason.strip()))
+        outcomes[row["fixture"]] = {
+            "outcomes": {k: int(row[k]) for k in ("applied", "ignored", "duplicate", "rejected")},
+            "malformed": int(row["malformed"]),
+            "rejections": rejections,
+        }
+    return sessions, outcomes, formats
+
+
+SESSIONS, OUTCOMES, FORMATS = _documented()
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "statemachine", *args], capture_output=True, text=True,
+                          cwd=ROOT, timeout=120)
+
+
+def test_every_fixture_is_documented_and_every_documented_fixture_exists() -> None:
+    assert len(FIXTURES) >= 12
+    assert set(SESSIONS) == set(FIXTURES) == set(OUTCOMES)
+    # every format has fixtures
+    assert set(FORMATS.values()) == {"codex-app-server", "codex-exec", "claude-stream-json", "acp"}
+
+
+@pytest.mark.parametrize("fixture", FIXTURES)
+def test_replay_from_gives_what_the_doc_says_twice_over(fixture: str) -> None:
+    runs = [_cli("replay", "--json", "--from", FORMATS[fixture], str(RAW / fixture)) for _ in range(2)]
+    assert runs[0].stdout == runs[1].stdout  # deterministic: same log, same output
+    proc = runs[0]
+    assert "Traceback" not in proc.stderr
+    expected = OUTCOMES[fixture]
+    assert proc.returncode == (1 if expected["malformed"] else 0), proc.stderr
+    data = json.loads(proc.stdout)
+    got = {tid: {k: s[k] for k in ("status", "activeTurnId", "lastError")} for tid, s in data["sessions"].items()}
+    assert got == SESSIONS[fixture]
+    assert data["outcomes"] == expected["outcomes"]
+    assert len(data["errors"]) == expected["malformed"]
+    assert [(r["line"], r["reason"]) for r in data["rejected"]] == expected["rejections"]
+
+
+@pytest.mark.parametrize("fixture", FIXTURES)
+def test_adapt_writes_the_events_replay_applies(fixture: str, tmp_path: Path) -> None:
+    out_a, out_b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    for out in (out_a, out_b):
+        proc = _cli("adapt", "--from", FORMATS[fixture], str(RAW / fixture), "-o", str(out))
+        assert proc.returncode == (1 if OUTCOMES[fixture]["malformed"] else 0), proc.stderr
+        assert "Traceback" not in proc.stderr
+    assert out_a.read_bytes() == out_b.read_bytes()
+    # Replaying the written envelopes gives the same sessions as replaying the raw log.
+    proc = _cli("replay", "--json", str(out_a))
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    got = {tid: {k: s[k] for k in ("status", "activeTurnId", "lastError")} for tid, s in data["sessions"].items()}
+    assert got == SESSIONS[fixture]
+    assert data["outcomes"] == OUTCOMES[fixture]["outcomes"]
+
+
+MID_TURN = [f for f in FIXTURES if "mid_turn" in f]
+
+
+@pytest.mark.parametrize("fixture", MID_TURN)
+def test_a_stream_ending_mid_turn_is_settled_only_by_the_rule_or_the_stale_bound(fixture: str) -> None:
+    def run(on_eof: Any) -> SessionProjector:
+        projector = SessionProjector()
+        with open(RAW / fixture, "rb") as stream:
+            replay_raw(projector, make_adapter(FORMATS[fixture], on_eof=on_eof), stream)
+        return projector
+
+    (thread,) = SESSIONS[fixture]
+    assert run("interrupted")[thread].status == "interrupted"
+    failed = run("error")[thread]
+    assert (failed.status, failed.active_turn_id) == ("error", None)
+    assert failed.last_error == "The provider stream ended while the turn was open"
+    # Left open: the session keeps running its turn until the stale-turn bound settles it.
+    left = run("leave")
+    held = left[thread]
+    assert held.status == "running" and held.active_turn_id is not None
+    now = datetime.now(UTC)
+    assert expire_stale_turns(left, now - timedelta(days=36500), timedelta(hours=1)) == []
+    assert left[thread].status == "running"
+    expired = expire_stale_turns(left, now, timedelta(hours=1))
+    assert [o.event.turn_id for o in expired] == [held.active_turn_id]
+    assert (left[thread].status, left[thread].active_turn_id) == ("interrupted", None)
+
+
+def test_cli_refuses_unknown_format_and_missing_file_without_traceback(tmp_path: Path) -> None:
+    bad = _cli("adapt", "--from", "gemini", str(RAW / FIXTURES[0]))
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr and "--from" in bad.stderr
+    missing = _cli("replay", "--from", "acp", str(tmp_path / "nope.jsonl"))
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr and "cannot read" in missing.stderr
+    missing = _cli("adapt", "--from", "acp", str(tmp_path / "nope.jsonl"))
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    unwritable = _cli("adapt", "--from", "acp", str(RAW / "acp_turns.jsonl"), "-o", str(tmp_path / "no" / "x.jsonl"))
+    assert unwritable.returncode == 2 and "Traceback" not in unwritable.stderr
+
+
+def test_cli_reports_malformed_raw_lines_and_exits_1(tmp_path: Path) -> None:
+    log = tmp_path / "raw.jsonl"
+    log.write_bytes(b'{"type":"thread.started","thread_id":"t-1"}\n\xff\xfe\n[1,2]\n{"type":"turn.started"}\n')
+    proc = _cli("adapt", "--from", "codex-exec", str(log))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "line 2: malformed" in proc.stderr and "line 3: malformed: message" in proc.stderr
+    events = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [e["type"] for e in events] == ["session.started", "thread.started", "turn.started", "turn.completed"]
+    proc = _cli("replay", "--json", "--from", "codex-exec", str(log))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    data = json.loads(proc.stdout)
+    assert [e["line"] for e in data["errors"]] == [2, 3]
+    assert data["sessions"]["t-1"]["status"] == "interrupted"
