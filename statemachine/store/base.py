@@ -115,6 +115,7 @@ class SessionStore(ABC):
     """Sessions per thread in durable storage; the same outcomes as an in-memory `SessionProjector`."""
 
     spec: Spec
+    parser: EventParser
     max_event_ids: int
     max_finished_turns: int
 
