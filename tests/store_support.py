@@ -10,19 +10,19 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
-from contextlib import redirect_stdout
+from contextlib import redirect_stdout, suppress
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
-from stream import generate_stream  # noqa: E402
+from stream import generate_stream
 
-from statemachine import SessionProjector  # noqa: E402
-from statemachine.cli import main  # noqa: E402
-from statemachine.invariants import state_violations  # noqa: E402
-from statemachine.spec import builtin_spec  # noqa: E402
-from statemachine.store import SessionStore  # noqa: E402
+from statemachine import SessionProjector
+from statemachine.cli import main
+from statemachine.invariants import state_violations
+from statemachine.spec import builtin_spec
+from statemachine.store import SessionStore
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.jsonl"))
@@ -90,10 +90,8 @@ def killed_replays(argv: list[str], points: int, seed: int, max_delay: float,
                 code = 3
             os._exit(code)
         time.sleep(rng.uniform(0.0, max_delay))
-        try:
+        with suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         _, status = os.waitpid(pid, 0)
         if os.WIFSIGNALED(status):
             seen.append(after_kill())

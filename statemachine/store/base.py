@@ -271,10 +271,9 @@ class SqlStore(SessionStore):
                 cur.close()
 
     def _rollback(self, conn: Any, cur: _Cursor) -> None:
-        try:
+        # A lost connection cannot roll back, but its transaction is gone with it anyway.
+        with contextlib.suppress(Exception):
             cur.execute("ROLLBACK")
-        except Exception:
-            pass  # the transaction is gone anyway when the connection is
         if self._is_disconnected(conn):
             # Dropped so the next call connects afresh (after the server is back).
             with contextlib.suppress(Exception):

@@ -40,7 +40,7 @@ def add_replay_arguments(replay: argparse.ArgumentParser) -> None:
              "replay of the same log stopped; prints every session in the store",
     )
     replay.add_argument("--batch", type=_positive, default=DEFAULT_BATCH, metavar="N",
-                        help=f"with --store: events per transaction (default {DEFAULT_BATCH})")
+                        help="with --store: events per transaction")
     replay.add_argument("--log-key", metavar="KEY",
                         help="with --store: the name the log's progress is kept under (default: the file "
                              "name as given, - for standard input)")
@@ -134,10 +134,13 @@ def add_store_parser(sub: Any, spec_of: Callable[[argparse.Namespace], Spec]) ->
         "store",
         help="convert a session store to and from the snapshot JSON",
         description="Export every thread of a store (a SQLite file path or a postgresql:// URL) as the snapshot "
-                    "JSON that replay --snapshot-out writes, or import such a snapshot into an empty store. "
+                    "JSON that replay --snapshot-out writes, or import such a snapshot into an empty store: "
+                    "`store export URL [-o FILE] [--spec SPEC]` (to standard output without -o), "
+                    "`store import URL FILE [--spec SPEC]` (the store is created if it does not exist). "
                     "Exit 1 for a bad snapshot, 2 when the store cannot be used.",
     )
-    actions = store.add_subparsers(dest="action", required=True, parser_class=type(store))
+    actions = store.add_subparsers(dest="action", required=True, parser_class=type(store),
+                                   help="export: store to snapshot JSON; import: snapshot JSON into an empty store")
     export = actions.add_parser("export", help="write the store's sessions as snapshot JSON")
     export.add_argument("url", metavar="URL", help="the store")
     export.add_argument("-o", "--output", metavar="FILE", help="write to this file instead of standard output")
