@@ -422,14 +422,13 @@ class SqlStore(SessionStore):
         `old` followed by added entries (an entry forgotten and added again within one batch is
         both: deleted, then added at the back).
         """
+        values = tuple(value for _, value in old)
         start = len(old)
-        if new:
-            index = {value: i for i, (_, value) in enumerate(old)}
-            first = index.get(new[0])
-            if first is not None and all(
-                i < len(new) and new[i] == value for i, (_, value) in enumerate(old[first:])
-            ):
-                start = first
+        if new and values:
+            with contextlib.suppress(ValueError):
+                first = values.index(new[0])
+                if values[first:] == new[:len(values) - first]:
+                    start = first
         kept = len(old) - start
         if start:
             cur.executemany(self._sql(f"DELETE FROM {table} WHERE thread_id = ? AND seq = ?"),
