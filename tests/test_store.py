@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -330,3 +331,9 @@ def test_a_replay_killed_at_50_points_ends_where_an_uninterrupted_one_does(tmp_p
     assert len(set(positions)) >= 20  # ... at many different points of the log
     assert run_cli(argv) == reference
     assert _dump(crashed_db) == _dump(reference_db)
+
+
+def test_postgresql_without_psycopg_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as if the [postgres] extra was not installed
+    with pytest.raises(StoreError, match=r"agent-session-lifecycle\[postgres\]"):
+        open_store("postgresql://localhost/sessions")

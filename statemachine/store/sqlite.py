@@ -28,11 +28,16 @@ class SQLiteStore(SqlStore):
         max_finished_turns: int | None = None,
         journal: bool = True,
         busy_timeout: float = 5.0,
+        synchronous: str = "NORMAL",
     ) -> None:
         """`busy_timeout`: seconds to wait for another process's write lock before giving up with
-        `StoreError` ("database is locked")."""
+        `StoreError` ("database is locked"). `synchronous`: "NORMAL" (loses nothing when the
+        process dies; a power loss may lose the last transactions) or "FULL" (an fsync per commit)."""
+        if synchronous not in ("NORMAL", "FULL"):
+            raise ValueError(f"synchronous must be 'NORMAL' or 'FULL', got {synchronous!r}")
         self.path = path
         self.busy_timeout = busy_timeout
+        self.synchronous = synchronous
         super().__init__(spec, max_event_ids=max_event_ids, max_finished_turns=max_finished_turns, journal=journal)
 
     def _connect(self) -> Any:
@@ -41,7 +46,7 @@ class SQLiteStore(SqlStore):
             conn.execute("PRAGMA journal_mode=WAL")
             # In WAL mode NORMAL never corrupts and loses nothing on a process crash; only a power
             # loss may lose the last transactions (see docs/storage.md).
-            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute(f"PRAGMA synchronous={self.synchronous}")
         except BaseException:
             conn.close()
             raise
