@@ -70,15 +70,19 @@ def run_cli(args: list[str]) -> tuple[int, str]:
     return code, out.getvalue()
 
 
-def killed_replays(argv: list[str], points: int, seed: int, max_delay: float,
-                   after_kill: Callable[[], object]) -> list[object]:
-    """Run `main(argv)` in a forked child, SIGKILL it after a seeded random delay, `points` times
-    (each run resumes the last); returns `after_kill()` for each kill that landed mid-run."""
+def killed_replays(argv: list[str], targets: Sequence[int], seed: int,
+                   position: Callable[[], int]) -> list[int]:
+    """Run `main(argv)` in a forked child and SIGKILL it once its committed log position reached the
+    next of `targets` (plus a seeded random 0-5 ms, to land inside transactions too); each run
+    resumes the last. Returns the committed position after each kill that landed mid-run.
+
+    Aiming at positions, not at times, spreads the kills over the whole log however loaded the
+    machine is."""
     rng = random.Random(seed)
-    seen: list[object] = []
+    seen: list[int] = []
     # Build the compiled engine once here, so that each child starts replaying at once.
     SessionProjector().apply_all(generate_stream(20, 2, seed=1))
-    for _ in range(points):
+    for target in targets:
         pid = os.fork()
         if pid == 0:  # the child: the real CLI, its output thrown away
             try:
@@ -89,12 +93,23 @@ def killed_replays(argv: list[str], points: int, seed: int, max_delay: float,
             except BaseException:
                 code = 3
             os._exit(code)
-        time.sleep(rng.uniform(0.0, max_delay))
+        deadline = time.monotonic() + 60
+        while position() < target and time.monotonic() < deadline:
+            if os.waitpid(pid, os.WNOHANG) != (0, 0):
+                raise AssertionError("the replay child ended before it was killed")
+            time.sleep(0.002)
+        time.sleep(rng.uniform(0.0, 0.005))
         with suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
         _, status = os.waitpid(pid, 0)
         if os.WIFSIGNALED(status):
-            seen.append(after_kill())
+            seen.append(position())
         else:
             assert os.WEXITSTATUS(status) in (0, 1), f"the replay child failed with {os.WEXITSTATUS(status)}"
     return seen
+
+
+def kill_targets(log_size: int, points: int, seed: int) -> list[int]:
+    """`points` seeded byte offsets, increasing, spread over the first 90% of the log."""
+    rng = random.Random(seed)
+    return sorted(rng.randrange(1, log_size * 9 // 10) for _ in range(points))

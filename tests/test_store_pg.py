@@ -16,6 +16,7 @@ from store_support import (
     apply_in_batches,
     assert_equals_projector,
     generate_stream,
+    kill_targets,
     killed_replays,
     log_lines,
     run_cli,
@@ -251,16 +252,21 @@ def test_a_replay_killed_at_random_points_ends_where_an_uninterrupted_one_does(c
     reference = run_cli(["replay", "--json", "--store", reference_url, "--batch", "8", str(log)])
     argv = ["replay", "--json", "--store", crashed_url, "--batch", "8", str(log)]
 
+    polling: list[Any] = []
+
     def position() -> int:
-        with psycopg.connect(crashed_url) as conn:
-            try:
-                row = conn.execute("SELECT position FROM replay_progress").fetchone()
-            except psycopg.errors.UndefinedTable:
-                row = None
+        if not polling:
+            polling.append(psycopg.connect(crashed_url, autocommit=True))
+        try:
+            row = polling[0].execute("SELECT position FROM replay_progress").fetchone()
+        except psycopg.errors.UndefinedTable:
+            row = None  # killed before the schema was created
         return int(row[0]) if row else 0
 
-    positions = killed_replays(argv, points=15, seed=51, max_delay=0.15, after_kill=position)
-    assert len(positions) >= 12 and len(set(positions)) >= 6
+    positions = killed_replays(argv, kill_targets(log.stat().st_size, 15, seed=51), seed=51, position=position)
+    for conn in polling:
+        conn.close()
+    assert len(positions) == 15 and len(set(positions)) >= 8 and max(positions) > log.stat().st_size * 0.6
     assert run_cli(argv) == reference
     assert _dump(crashed_url) == _dump(reference_url)
 
