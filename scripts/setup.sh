@@ -7,13 +7,15 @@ cd "$(dirname "$0")/.."
 need=()
 command -v spin >/dev/null 2>&1 || need+=(spin)
 command -v dot >/dev/null 2>&1 || need+=(graphviz)
+# The PostgreSQL server: the store tests start a throwaway cluster with its initdb and pg_ctl.
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || command -v initdb >/dev/null 2>&1 || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "setup: installing ${need[*]} (apt-get)" >&2
     apt-get update -qq >/dev/null
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
   else
-    echo "setup: please install the Debian packages: ${need[*]} (the spin and diagram checks need them)" >&2
+    echo "setup: please install the Debian packages: ${need[*]} (the spin, diagram and PostgreSQL store checks need them)" >&2
   fi
 fi
 

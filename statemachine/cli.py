@@ -96,6 +96,15 @@ def _write_snapshot(path: str, projector: SessionProjector) -> bool:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     spec = _spec(args)
+    if args.store:
+        from .store.command import cmd_replay_store
+
+        if args.from_format:
+            print("replay: --store reads envelope logs; adapt the raw log first "
+                  "(python -m statemachine adapt --from FORMAT RAW -o LOG.jsonl)", file=sys.stderr)
+            return EXIT_USAGE
+
+        return cmd_replay_store(args, spec, _print_replay)
     projector = _read_snapshot(args.snapshot_in, spec) if args.snapshot_in else SessionProjector(spec)
     if projector is None:
         return EXIT_USAGE
@@ -276,6 +285,7 @@ def cmd_docs(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .store.command import add_replay_arguments, add_store_parser
     from .verify.run import CHECKS  # the names only; the checks run in cmd_verify
     parser = _Parser(prog="python -m statemachine", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -298,6 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--snapshot-out", metavar="FILE",
                         help="after the log, write every session and its memory here (JSON)")
     _add_from(replay, required=False)
+    add_replay_arguments(replay)
     replay.set_defaults(handler=cmd_replay)
 
     adapt = sub.add_parser(
@@ -343,6 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     docs.add_argument("--check", action="store_true", help="write nothing; exit 1 if a generated doc is out of date")
     docs.add_argument("--spec", help="a spec file instead of the built-in one")
     docs.set_defaults(handler=cmd_docs)
+    add_store_parser(sub, _spec)
     return parser
 
 

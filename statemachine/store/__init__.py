@@ -1,0 +1,52 @@
+"""Durable sessions: a `SessionStore` keeps every thread's session and memories in a database.
+
+`open_store(url)` picks the backend: a file path (or `sqlite:///path`) for SQLite, the embedded
+default; a `postgresql://` URL for PostgreSQL (needs the `[postgres]` extra, imported only then).
+See docs/storage.md.
+"""
+
+from __future__ import annotations
+
+from ..spec import Spec
+from .base import JournalEntry, ReplayNote, ReplayProgress, SessionStore, StoredThread
+from .errors import StoreError
+from .sqlite import SQLiteStore
+
+__all__ = [
+    "JournalEntry",
+    "ReplayNote",
+    "ReplayProgress",
+    "SQLiteStore",
+    "SessionStore",
+    "StoreError",
+    "StoredThread",
+    "open_store",
+]
+
+_POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def open_store(
+    url: str,
+    spec: Spec | None = None,
+    *,
+    max_event_ids: int | None = None,
+    max_finished_turns: int | None = None,
+    journal: bool = True,
+) -> SessionStore:
+    """A store for `url`, created (schema and settings) if new. Raises `StoreError`.
+
+    The memory caps are fixed when a store is created; `None` takes the stored ones (or the
+    projector's defaults for a new store), a different number is refused.
+    """
+    if url.startswith(_POSTGRES_SCHEMES):
+        from .postgres import PostgresStore
+
+        return PostgresStore(url, spec, max_event_ids=max_event_ids, max_finished_turns=max_finished_turns,
+                             journal=journal)
+    path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else url
+    if "://" in path or not path:
+        raise StoreError("opening the store", f"unsupported store URL {url[:80]!r}: give a SQLite file path "
+                         "or a postgresql:// URL")
+    return SQLiteStore(path, spec, max_event_ids=max_event_ids, max_finished_turns=max_finished_turns,
+                       journal=journal)

@@ -1,0 +1,622 @@
+"""`SessionStore`: sessions and their per-thread memories in a database, one transaction per batch.
+
+Applying a batch, in one transaction: lock the batch's threads, load their rows (session, seen
+eventIds, finished turns), seed a fresh `SessionProjector` with them, apply the events in order,
+write back only what changed, append one outcome row per event and, for a resumable replay, the
+log position. Either all of it commits or none of it does. The projector does every lifecycle
+decision and enforces the memory caps, so a store's result equals an in-memory projector's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, TypeVar
+
+from ..events import Event, EventError, EventParser
+from ..outcome import Outcome, OutcomeKind
+from ..projector import DEFAULT_MAX_EVENT_IDS, DEFAULT_MAX_FINISHED_TURNS, SessionProjector
+from ..session import Session
+from ..snapshot import SnapshotError
+from ..spec import Spec, builtin_spec
+from .errors import StoreError
+from .schema import MIGRATIONS
+
+__all__ = [
+    "JournalEntry",
+    "ReplayNote",
+    "ReplayProgress",
+    "SessionStore",
+    "SqlStore",
+    "StoredThread",
+]
+
+EventInput = Event | Mapping[str, Any] | str | bytes
+Observer = Callable[[Outcome], object]
+ObserverErrorHandler = Callable[[Exception, Outcome], object]
+T = TypeVar("T")
+
+_log = logging.getLogger("statemachine.observers")
+
+_SESSION_COLUMNS = (
+    "thread_id, status, provider_name, active_turn_id, last_error, updated_at, provider_instance_id, runtime_mode"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredThread:
+    """One thread as stored: its session and both memories, oldest entry first."""
+
+    session: Session
+    seen_event_ids: tuple[str, ...]
+    finished_turns: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    """One processed event, in the order the store committed it (per thread)."""
+
+    thread_id: str
+    event_id: str
+    kind: OutcomeKind
+    reason: str | None
+    transition: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayNote:
+    """A listed rejection (`kind="rejected"`, with the eventId) or malformed line (`kind="error"`)."""
+
+    line: int
+    kind: Literal["rejected", "error"]
+    event_id: str | None
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayProgress:
+    """How far a replay of one log got, committed with the events it covers.
+
+    `position` is the byte offset just past the last line applied, `digest` the SHA-256 of the
+    bytes before it (to recognise the same log on resume), the counts are the replay report's.
+    """
+
+    log_key: str
+    position: int
+    lines: int
+    digest: str
+    outcomes: dict[str, int]
+    malformed: int
+    new_notes: tuple[ReplayNote, ...] = field(default=(), compare=False)
+
+
+class _Subscription:
+    __slots__ = ("observer", "on_error", "what")
+
+    def __init__(self, observer: Observer, what: str, on_error: ObserverErrorHandler | None) -> None:
+        self.observer = observer
+        self.what = what
+        self.on_error = on_error
+
+
+class _Cursor(Protocol):
+    """The part of a DB-API cursor the store uses (sqlite3 and psycopg both have it)."""
+
+    def execute(self, sql: Any, params: Any = ..., /) -> Any: ...
+    def executemany(self, sql: Any, params: Any, /) -> Any: ...
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+
+
+class SessionStore(ABC):
+    """Sessions per thread in durable storage; the same outcomes as an in-memory `SessionProjector`."""
+
+    spec: Spec
+    parser: EventParser
+    max_event_ids: int
+    max_finished_turns: int
+
+    @abstractmethod
+    def apply(self, event: EventInput) -> Outcome:
+        """Apply one event in its own transaction. `EventError` for malformed input (nothing changes),
+        `StoreError` when the database fails (nothing was committed)."""
+
+    @abstractmethod
+    def apply_batch(
+        self,
+        events: Iterable[EventInput],
+        *,
+        checkpoint: Callable[[Sequence[Outcome]], ReplayProgress] | None = None,
+    ) -> list[Outcome]:
+        """Apply events in order in one transaction. Every event is parsed first: one malformed
+        event raises `EventError` and nothing of the batch is applied. `checkpoint(outcomes)`, if
+        given, runs inside the transaction and its progress commits with the events."""
+
+    @abstractmethod
+    def get(self, thread_id: str) -> Session | None: ...
+
+    @abstractmethod
+    def thread(self, thread_id: str) -> StoredThread | None:
+        """One thread's session and memories, loading nothing else."""
+
+    @abstractmethod
+    def threads(self) -> list[StoredThread]:
+        """Every thread, in the order each was first stored."""
+
+    @abstractmethod
+    def journal(self, thread_id: str | None = None) -> list[JournalEntry]:
+        """Outcomes committed so far (one per processed event), in commit order per thread."""
+
+    @abstractmethod
+    def progress(self, log_key: str) -> tuple[ReplayProgress, list[ReplayNote]] | None: ...
+
+    @abstractmethod
+    def reset_progress(self, log_key: str) -> None: ...
+
+    @abstractmethod
+    def export_snapshot(self) -> dict[str, Any]:
+        """Every thread in the `SessionProjector.snapshot()` format."""
+
+    @abstractmethod
+    def import_snapshot(self, data: Mapping[str, Any] | str | bytes) -> int:
+        """Load a snapshot into a store that holds no thread yet; returns the number of threads."""
+
+    @abstractmethod
+    def subscribe(
+        self,
+        observer: Observer,
+        *,
+        what: Literal["outcome", "change", "status"] = "outcome",
+        on_error: ObserverErrorHandler | None = None,
+    ) -> Callable[[], None]: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> SessionStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class SqlStore(SessionStore):
+    """The shared implementation; a backend supplies the connection, locking and error mapping.
+
+    SQL is written with `?` placeholders; a backend with another style sets `placeholder`.
+    """
+
+    dialect: str
+    placeholder = "?"
+
+    def __init__(
+        self,
+        spec: Spec | None,
+        *,
+        max_event_ids: int | None,
+        max_finished_turns: int | None,
+        journal: bool,
+    ) -> None:
+        if max_event_ids is not None and max_event_ids < 1:
+            raise ValueError("max_event_ids must be at least 1")
+        if max_finished_turns is not None and max_finished_turns < 1:
+            raise ValueError("max_finished_turns must be at least 1")
+        self.spec = spec if spec is not None else builtin_spec()
+        self.parser = EventParser(self.spec)
+        self.keep_journal = journal
+        self._observers: tuple[_Subscription, ...] = ()
+        self._conn: Any = None
+        self._sql_cache: dict[str, str] = {}
+        self.max_event_ids, self.max_finished_turns = self._migrate(max_event_ids, max_finished_turns)
+
+    # -- what a backend provides ---------------------------------------------------------------
+
+    @abstractmethod
+    def _connect(self) -> Any:
+        """A new connection in autocommit mode (transactions are begun explicitly)."""
+
+    @abstractmethod
+    def _begin(self, cur: _Cursor, write: bool) -> None: ...
+
+    @abstractmethod
+    def _lock_threads(self, cur: _Cursor, thread_ids: Sequence[str]) -> None:
+        """Serialise writers of these threads until the transaction ends (sorted ids: no deadlock)."""
+
+    @abstractmethod
+    def _lock_schema(self, cur: _Cursor) -> None: ...
+
+    @abstractmethod
+    def _is_db_error(self, exc: BaseException) -> bool: ...
+
+    @abstractmethod
+    def _is_disconnected(self, conn: Any) -> bool: ...
+
+    def _describe(self, exc: BaseException) -> str:
+        return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+    # -- transactions --------------------------------------------------------------------------
+
+    def _sql(self, text: str) -> str:
+        sql = self._sql_cache.get(text)
+        if sql is None:
+            sql = self._sql_cache[text] = text if self.placeholder == "?" else text.replace("?", self.placeholder)
+        return sql
+
+    def _transaction(self, doing: str, work: Callable[[_Cursor], T], *, write: bool = True) -> T:
+        """Run `work` in one transaction; any database failure rolls back and raises `StoreError`."""
+        try:
+            if self._conn is None:
+                self._conn = self._connect()
+            conn = self._conn
+        except Exception as exc:
+            if self._is_db_error(exc):
+                raise StoreError(doing, f"cannot connect: {self._describe(exc)}", exc) from exc
+            raise
+        cur = conn.cursor()
+        try:
+            self._begin(cur, write)
+            result = work(cur)
+            cur.execute("COMMIT")
+            return result
+        except BaseException as exc:
+            self._rollback(conn, cur)
+            if self._is_db_error(exc):
+                raise StoreError(doing, self._describe(exc), exc) from exc
+            raise
+        finally:
+            with contextlib.suppress(Exception):
+                cur.close()
+
+    def _rollback(self, conn: Any, cur: _Cursor) -> None:
+        # A lost connection cannot roll back, but its transaction is gone with it anyway.
+        with contextlib.suppress(Exception):
+            cur.execute("ROLLBACK")
+        if self._is_disconnected(conn):
+            # Dropped so the next call connects afresh (after the server is back).
+            with contextlib.suppress(Exception):
+                conn.close()
+            self._conn = None
+
+    def close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            self._conn = None
+
+    # -- schema and settings -------------------------------------------------------------------
+
+    def _migrate(self, max_event_ids: int | None, max_finished_turns: int | None) -> tuple[int, int]:
+        migrations = MIGRATIONS[self.dialect]
+
+        def work(cur: _Cursor) -> tuple[int, int]:
+            self._lock_schema(cur)
+            cur.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            cur.execute("SELECT version FROM schema_version")
+            row = cur.fetchone()
+            version = 0 if row is None else int(row[0])
+            if version > len(migrations):
+                raise StoreError("opening the store", f"the database has schema version {version}, newer than "
+                                 f"this package's {len(migrations)}: upgrade agent-session-lifecycle")
+            for number in range(version + 1, len(migrations) + 1):
+                for statement in migrations[number - 1]:
+                    cur.execute(statement)
+            if row is None:
+                cur.execute(self._sql("INSERT INTO schema_version (version) VALUES (?)"), (len(migrations),))
+            elif version < len(migrations):
+                cur.execute(self._sql("UPDATE schema_version SET version = ?"), (len(migrations),))
+            return self._settings(cur, max_event_ids, max_finished_turns)
+
+        return self._transaction("opening the store", work)
+
+    def _settings(self, cur: _Cursor, max_event_ids: int | None, max_finished: int | None) -> tuple[int, int]:
+        """The spec name and memory caps are fixed when the store is created: a store whose caps
+        changed would forget differently from the projector that its rows came from."""
+        cur.execute("SELECT key, value FROM store_meta")
+        meta = {str(k): str(v) for k, v in cur.fetchall()}
+        if not meta:
+            wanted = {
+                "spec": self.spec.name,
+                "maxEventIds": str(max_event_ids or DEFAULT_MAX_EVENT_IDS),
+                "maxFinishedTurns": str(max_finished or DEFAULT_MAX_FINISHED_TURNS),
+            }
+            cur.executemany(self._sql("INSERT INTO store_meta (key, value) VALUES (?, ?)"), list(wanted.items()))
+            meta = wanted
+        if meta.get("spec") != self.spec.name:
+            raise StoreError("opening the store", f"the store holds sessions of spec {meta.get('spec')!r}, "
+                             f"not {self.spec.name!r}")
+        caps = int(meta["maxEventIds"]), int(meta["maxFinishedTurns"])
+        for name, given, stored in (("max_event_ids", max_event_ids, caps[0]),
+                                    ("max_finished_turns", max_finished, caps[1])):
+            if given is not None and given != stored:
+                raise StoreError("opening the store", f"{name}={given}, but the store was created with {stored}")
+        return caps
+
+    # -- applying ------------------------------------------------------------------------------
+
+    def apply(self, event: EventInput) -> Outcome:
+        return self.apply_batch((event,))[0]
+
+    def apply_batch(
+        self,
+        events: Iterable[EventInput],
+        *,
+        checkpoint: Callable[[Sequence[Outcome]], ReplayProgress] | None = None,
+    ) -> list[Outcome]:
+        parsed = [self.parser.coerce(e) for e in events]  # EventError here: nothing touched yet
+        # Written in order of first appearance, so a thread's `ord` (export order) is the order in
+        # which an in-memory projector would have created it; locked in sorted order.
+        thread_ids = list(dict.fromkeys(e.thread_id for e in parsed))
+
+        def work(cur: _Cursor) -> list[Outcome]:
+            self._lock_threads(cur, sorted(thread_ids))
+            stored = {t: self._load(cur, t) for t in thread_ids}
+            projector = SessionProjector(
+                self.spec, max_event_ids=self.max_event_ids, max_finished_turns=self.max_finished_turns
+            )
+            for rows in stored.values():
+                if rows is not None:
+                    try:
+                        projector.seed(rows.session, finished_turns=(t for _, t in rows.finished),
+                                       seen_event_ids=(e for _, e in rows.seen))
+                    except EventError as exc:
+                        raise StoreError("loading a thread", f"stored row of thread "
+                                         f"{rows.session.thread_id!r} is invalid: {exc}") from exc
+            outcomes = [projector.apply(e) for e in parsed]
+            for t in thread_ids:
+                self._write_thread(cur, t, stored[t], projector)
+            if self.keep_journal and outcomes:
+                cur.executemany(
+                    self._sql("INSERT INTO outcomes (thread_id, event_id, kind, reason, transition) "
+                              "VALUES (?, ?, ?, ?, ?)"),
+                    [(o.event.thread_id, o.event.event_id, o.kind.value, o.reason, o.transition) for o in outcomes],
+                )
+            if checkpoint is not None:
+                self._write_progress(cur, checkpoint(outcomes))
+            return outcomes
+
+        outcomes = self._transaction(f"applying {len(parsed)} event(s)", work)
+        if self._observers:
+            for outcome in outcomes:
+                self._notify(outcome)
+        return outcomes
+
+    def _load(self, cur: _Cursor, thread_id: str) -> _Rows | None:
+        cur.execute(self._sql(f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE thread_id = ?"), (thread_id,))
+        row = cur.fetchone()
+        if row is None:
+            return None
+        cur.execute(self._sql("SELECT seq, event_id FROM seen_events WHERE thread_id = ? ORDER BY seq"), (thread_id,))
+        seen = [(int(s), str(e)) for s, e in cur.fetchall()]
+        cur.execute(self._sql("SELECT seq, turn_id FROM finished_turns WHERE thread_id = ? ORDER BY seq"),
+                    (thread_id,))
+        finished = [(int(s), str(t)) for s, t in cur.fetchall()]
+        return _Rows(Session(*row), seen, finished)
+
+    def _write_thread(self, cur: _Cursor, thread_id: str, old: _Rows | None, projector: SessionProjector) -> None:
+        session = projector[thread_id]
+        if old is None or session != old.session:
+            cur.execute(
+                self._sql(f"INSERT INTO sessions ({_SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                          "ON CONFLICT (thread_id) DO UPDATE SET status = excluded.status, "
+                          "provider_name = excluded.provider_name, active_turn_id = excluded.active_turn_id, "
+                          "last_error = excluded.last_error, updated_at = excluded.updated_at, "
+                          "provider_instance_id = excluded.provider_instance_id, "
+                          "runtime_mode = excluded.runtime_mode"),
+                tuple(session),
+            )
+        self._write_memory(cur, "seen_events", "event_id", thread_id, old.seen if old else [],
+                           projector.seen_event_ids(thread_id))
+        self._write_memory(cur, "finished_turns", "turn_id", thread_id, old.finished if old else [],
+                           projector.finished_turns(thread_id))
+
+    def _write_memory(
+        self, cur: _Cursor, table: str, column: str, thread_id: str, old: list[tuple[int, str]], new: tuple[str, ...]
+    ) -> None:
+        """Rows for what the projector added, deletes for what it forgot; sequence numbers keep the
+        order (oldest first) that the next load seeds back.
+
+        A FIFO memory only forgets from the front and adds at the back, so `new` is a suffix of
+        `old` followed by added entries (an entry forgotten and added again within one batch is
+        both: deleted, then added at the back).
+        """
+        values = tuple(value for _, value in old)
+        start = len(old)
+        if new and values:
+            with contextlib.suppress(ValueError):
+                first = values.index(new[0])
+                if values[first:] == new[:len(values) - first]:
+                    start = first
+        kept = len(old) - start
+        if start:
+            cur.executemany(self._sql(f"DELETE FROM {table} WHERE thread_id = ? AND seq = ?"),
+                            [(thread_id, seq) for seq, _ in old[:start]])
+        next_seq = old[-1][0] + 1 if old else 1
+        added = [(thread_id, next_seq + i, value) for i, value in enumerate(new[kept:])]
+        if added:
+            cur.executemany(self._sql(f"INSERT INTO {table} (thread_id, seq, {column}) VALUES (?, ?, ?)"), added)
+
+    def _write_progress(self, cur: _Cursor, p: ReplayProgress) -> None:
+        counts = [p.outcomes.get(k.value, 0) for k in OutcomeKind]
+        cur.execute(
+            self._sql("INSERT INTO replay_progress (log_key, position, lines, digest, applied, ignored, duplicate, "
+                      "rejected, malformed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (log_key) DO UPDATE SET "
+                      "position = excluded.position, lines = excluded.lines, digest = excluded.digest, "
+                      "applied = excluded.applied, ignored = excluded.ignored, duplicate = excluded.duplicate, "
+                      "rejected = excluded.rejected, malformed = excluded.malformed"),
+            (p.log_key, p.position, p.lines, p.digest, *counts, p.malformed),
+        )
+        if p.new_notes:
+            cur.executemany(
+                self._sql("INSERT INTO replay_notes (log_key, kind, line, event_id, message) VALUES (?, ?, ?, ?, ?)"),
+                [(p.log_key, n.kind, n.line, n.event_id, n.message) for n in p.new_notes],
+            )
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def get(self, thread_id: str) -> Session | None:
+        def work(cur: _Cursor) -> Session | None:
+            cur.execute(self._sql(f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE thread_id = ?"), (thread_id,))
+            row = cur.fetchone()
+            return Session(*row) if row is not None else None
+
+        return self._transaction("reading a session", work, write=False)
+
+    def thread(self, thread_id: str) -> StoredThread | None:
+        def work(cur: _Cursor) -> StoredThread | None:
+            rows = self._load(cur, thread_id)
+            return rows.stored() if rows is not None else None
+
+        return self._transaction("reading a thread", work, write=False)
+
+    def threads(self) -> list[StoredThread]:
+        def work(cur: _Cursor) -> list[StoredThread]:
+            cur.execute(f"SELECT {_SESSION_COLUMNS} FROM sessions ORDER BY ord")
+            sessions = [Session(*row) for row in cur.fetchall()]
+            seen = self._memories(cur, "seen_events", "event_id")
+            finished = self._memories(cur, "finished_turns", "turn_id")
+            return [StoredThread(s, tuple(seen.get(s.thread_id, ())), tuple(finished.get(s.thread_id, ())))
+                    for s in sessions]
+
+        return self._transaction("reading every thread", work, write=False)
+
+    @staticmethod
+    def _memories(cur: _Cursor, table: str, column: str) -> dict[str, list[str]]:
+        cur.execute(f"SELECT thread_id, {column} FROM {table} ORDER BY thread_id, seq")
+        memories: dict[str, list[str]] = {}
+        for thread_id, value in cur.fetchall():
+            memories.setdefault(str(thread_id), []).append(str(value))
+        return memories
+
+    def journal(self, thread_id: str | None = None) -> list[JournalEntry]:
+        def work(cur: _Cursor) -> list[JournalEntry]:
+            columns = "thread_id, event_id, kind, reason, transition"
+            if thread_id is None:
+                cur.execute(f"SELECT {columns} FROM outcomes ORDER BY id")
+            else:
+                cur.execute(self._sql(f"SELECT {columns} FROM outcomes WHERE thread_id = ? ORDER BY id"),
+                            (thread_id,))
+            return [JournalEntry(str(t), str(e), OutcomeKind(k), r, tr) for t, e, k, r, tr in cur.fetchall()]
+
+        return self._transaction("reading the outcome journal", work, write=False)
+
+    def progress(self, log_key: str) -> tuple[ReplayProgress, list[ReplayNote]] | None:
+        def work(cur: _Cursor) -> tuple[ReplayProgress, list[ReplayNote]] | None:
+            cur.execute(self._sql("SELECT position, lines, digest, applied, ignored, duplicate, rejected, malformed "
+                                  "FROM replay_progress WHERE log_key = ?"), (log_key,))
+            row = cur.fetchone()
+            if row is None:
+                return None
+            position, lines, digest, *counts, malformed = row
+            outcomes = {k.value: int(n) for k, n in zip(OutcomeKind, counts, strict=True)}
+            cur.execute(self._sql("SELECT line, kind, event_id, message FROM replay_notes WHERE log_key = ? "
+                                  "ORDER BY kind, line"), (log_key,))
+            notes = [ReplayNote(int(line), kind, event_id, message) for line, kind, event_id, message in cur.fetchall()]
+            return ReplayProgress(log_key, int(position), int(lines), str(digest), outcomes, int(malformed)), notes
+
+        return self._transaction("reading replay progress", work, write=False)
+
+    def reset_progress(self, log_key: str) -> None:
+        def work(cur: _Cursor) -> None:
+            cur.execute(self._sql("DELETE FROM replay_progress WHERE log_key = ?"), (log_key,))
+            cur.execute(self._sql("DELETE FROM replay_notes WHERE log_key = ?"), (log_key,))
+
+        self._transaction("resetting replay progress", work)
+
+    # -- snapshots -----------------------------------------------------------------------------
+
+    def export_snapshot(self) -> dict[str, Any]:
+        projector = SessionProjector(
+            self.spec, max_event_ids=self.max_event_ids, max_finished_turns=self.max_finished_turns
+        )
+        for t in self.threads():
+            projector.seed(t.session, finished_turns=t.finished_turns, seen_event_ids=t.seen_event_ids)
+        return projector.snapshot()
+
+    def import_snapshot(self, data: Mapping[str, Any] | str | bytes) -> int:
+        """Raises `SnapshotError` for a bad snapshot (nothing written) and `StoreError` when the store
+        already holds threads: an import never merges into or overwrites live sessions."""
+        projector = SessionProjector.restore(data, self.spec)
+        threads = [StoredThread(projector[t], projector.seen_event_ids(t), projector.finished_turns(t))
+                   for t in projector]
+
+        def work(cur: _Cursor) -> int:
+            cur.execute("SELECT COUNT(*) FROM sessions")
+            if int(cur.fetchone()[0]):
+                raise StoreError("importing a snapshot", "the store already holds sessions; import into an "
+                                 "empty store")
+            self._lock_threads(cur, sorted(t.session.thread_id for t in threads))
+            cur.execute(self._sql("UPDATE store_meta SET value = ? WHERE key = 'maxEventIds'"),
+                        (str(projector.max_event_ids),))
+            cur.execute(self._sql("UPDATE store_meta SET value = ? WHERE key = 'maxFinishedTurns'"),
+                        (str(projector.max_finished_turns),))
+            for t in threads:
+                self._write_thread(cur, t.session.thread_id, None, projector)
+            return len(threads)
+
+        count = self._transaction("importing a snapshot", work)
+        self.max_event_ids, self.max_finished_turns = projector.max_event_ids, projector.max_finished_turns
+        return count
+
+    # -- observers -----------------------------------------------------------------------------
+
+    def subscribe(
+        self,
+        observer: Observer,
+        *,
+        what: Literal["outcome", "change", "status"] = "outcome",
+        on_error: ObserverErrorHandler | None = None,
+    ) -> Callable[[], None]:
+        """Call `observer(outcome)` for each event after its transaction committed (never for a
+        rolled-back one), in event order; otherwise as `SessionProjector.subscribe`."""
+        if what not in ("outcome", "change", "status"):
+            raise ValueError(f"what must be 'outcome', 'change' or 'status', got {what!r}")
+        subscription = _Subscription(observer, what, on_error)
+        self._observers = (*self._observers, subscription)
+
+        def unsubscribe() -> None:
+            self._observers = tuple(s for s in self._observers if s is not subscription)
+
+        return unsubscribe
+
+    def _notify(self, outcome: Outcome) -> None:
+        for sub in self._observers:
+            if (sub.what == "change" and not outcome.changed) or (sub.what == "status" and not outcome.status_changed):
+                continue
+            try:
+                sub.observer(outcome)
+            except Exception as exc:
+                if sub.on_error is not None:
+                    try:
+                        sub.on_error(exc, outcome)
+                        continue
+                    except Exception:
+                        _log.exception("observer error handler %r failed", sub.on_error)
+                _log.error("observer %r failed on event %s of thread %s", sub.observer,
+                           outcome.event.event_id, outcome.event.thread_id, exc_info=exc)
+
+
+@dataclass(slots=True)
+class _Rows:
+    session: Session
+    seen: list[tuple[int, str]]  # (seq, eventId), oldest first
+    finished: list[tuple[int, str]]  # (seq, turnId), oldest first
+
+    def stored(self) -> StoredThread:
+        return StoredThread(self.session, tuple(e for _, e in self.seen), tuple(t for _, t in self.finished))
+
+
+def iter_chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    chunk: list[T] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+__all__ += ["SnapshotError", "iter_chunks"]

@@ -1,0 +1,84 @@
+"""The store's tables, as numbered migrations per database.
+
+Migration N is applied once, in order, inside the transaction that records N in
+`schema_version`; a database whose version is newer than the last one here is refused, since this
+code cannot know what the newer tables mean. Add a migration by appending to both lists: never
+edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+__all__ = ["MIGRATIONS"]
+
+# Both dialects share this shape; only the auto-numbered columns differ.
+_V1 = """
+CREATE TABLE store_meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE sessions (
+    ord {serial},
+    thread_id TEXT NOT NULL UNIQUE,
+    status TEXT NOT NULL,
+    provider_name TEXT,
+    active_turn_id TEXT,
+    last_error TEXT,
+    updated_at TEXT,
+    provider_instance_id TEXT,
+    runtime_mode TEXT
+);
+CREATE TABLE seen_events (
+    thread_id TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    event_id TEXT NOT NULL,
+    PRIMARY KEY (thread_id, seq),
+    UNIQUE (thread_id, event_id)
+);
+CREATE TABLE finished_turns (
+    thread_id TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    turn_id TEXT NOT NULL,
+    PRIMARY KEY (thread_id, seq),
+    UNIQUE (thread_id, turn_id)
+);
+CREATE TABLE outcomes (
+    id {serial},
+    thread_id TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    reason TEXT,
+    transition INTEGER
+);
+CREATE INDEX outcomes_by_thread ON outcomes (thread_id, id);
+CREATE TABLE replay_progress (
+    log_key TEXT PRIMARY KEY,
+    position BIGINT NOT NULL,
+    lines BIGINT NOT NULL,
+    digest TEXT NOT NULL,
+    applied BIGINT NOT NULL,
+    ignored BIGINT NOT NULL,
+    duplicate BIGINT NOT NULL,
+    rejected BIGINT NOT NULL,
+    malformed BIGINT NOT NULL
+);
+CREATE TABLE replay_notes (
+    log_key TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    line BIGINT NOT NULL,
+    event_id TEXT,
+    message TEXT NOT NULL,
+    PRIMARY KEY (log_key, kind, line)
+)
+"""
+
+
+def _statements(text: str, serial: str) -> tuple[str, ...]:
+    return tuple(s.strip() for s in text.format(serial=serial).split(";") if s.strip())
+
+
+# dialect -> migrations; migration N (1-based) is MIGRATIONS[dialect][N - 1].
+MIGRATIONS: dict[str, tuple[tuple[str, ...], ...]] = {
+    # INTEGER PRIMARY KEY is SQLite's rowid: numbered in insertion order.
+    "sqlite": (_statements(_V1, "INTEGER PRIMARY KEY"),),
+    "postgresql": (_statements(_V1, "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"),),
+}

@@ -1,0 +1,341 @@
+"""The SQLite session store: same results as the in-memory projector, atomic batches, versioned
+schema, typed errors, observers after commit, the CLI, and a replay killed at 50 points."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from store_support import (
+    EXAMPLES,
+    apply_in_batches,
+    assert_equals_projector,
+    generate_stream,
+    kill_targets,
+    killed_replays,
+    log_lines,
+    run_cli,
+    write_log,
+)
+
+from statemachine import EventError, Outcome, SessionProjector
+from statemachine.store import ReplayProgress, SQLiteStore, StoreError, open_store
+
+
+def _dump(path: Path) -> dict[str, list[Any]]:
+    """Every row of every table, in a fixed order."""
+    conn = sqlite3.connect(path)
+    try:
+        order = {"sessions": "ord", "seen_events": "thread_id, seq", "finished_turns": "thread_id, seq",
+                 "outcomes": "id", "replay_progress": "log_key", "replay_notes": "log_key, kind, line",
+                 "store_meta": "key", "schema_version": "version"}
+        return {t: conn.execute(f"SELECT * FROM {t} ORDER BY {o}").fetchall() for t, o in order.items()}
+    finally:
+        conn.close()
+
+
+# -- equal to the in-memory projector --------------------------------------------------------
+
+
+@pytest.mark.parametrize("log", EXAMPLES, ids=lambda p: p.name)
+def test_example_logs_give_the_projectors_sessions(tmp_path: Path, log: Path) -> None:
+    events = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    with open_store(str(tmp_path / "s.db")) as store:
+        outcomes = apply_in_batches(store, events, seed=1)
+    projector = SessionProjector()
+    expected = projector.apply_all(events)
+    assert [(o.kind, o.after, o.reason) for o in outcomes] == [(o.kind, o.after, o.reason) for o in expected]
+    with open_store(str(tmp_path / "s.db")) as reopened:  # read back from the file, not from memory
+        assert_equals_projector(reopened, projector)
+
+
+def test_generated_stream_with_small_caps_equals_the_projector(tmp_path: Path) -> None:
+    # Caps small enough that both memories forget on most threads, in batches that span evictions.
+    events = generate_stream(6000, 12, seed=5)
+    with open_store(str(tmp_path / "s.db"), max_event_ids=30, max_finished_turns=4) as store:
+        outcomes = apply_in_batches(store, events, seed=2)
+        projector = SessionProjector(max_event_ids=30, max_finished_turns=4)
+        expected = projector.apply_all(events)
+        assert [(o.kind, o.after, o.reason) for o in outcomes] == [(o.kind, o.after, o.reason) for o in expected]
+        assert_equals_projector(store, projector)
+        journal = store.journal()
+        assert [(j.event_id, j.kind, j.reason) for j in journal] == [
+            (o.event.event_id, o.kind, o.reason) for o in expected]
+        one = next(iter(projector))
+        stored = store.thread(one)
+        assert stored is not None
+        assert stored.session == projector[one]
+        assert stored.seen_event_ids == projector.seen_event_ids(one)
+        assert stored.finished_turns == projector.finished_turns(one)
+        assert store.thread("no-such-thread") is None
+        assert store.get("no-such-thread") is None
+
+
+# -- atomicity and errors --------------------------------------------------------------------
+
+
+def test_a_malformed_event_in_a_batch_changes_nothing(tmp_path: Path) -> None:
+    events = generate_stream(200, 4, seed=3)
+    with open_store(str(tmp_path / "s.db")) as store:
+        store.apply_batch(events[:100])
+        before = _dump(tmp_path / "s.db")
+        broken = dict(events[150])
+        del broken["createdAt"]
+        with pytest.raises(EventError) as err:
+            store.apply_batch([*events[100:150], broken])
+        assert err.value.field == "createdAt"
+        assert _dump(tmp_path / "s.db") == before
+
+
+def test_a_failure_inside_the_transaction_rolls_everything_back(tmp_path: Path) -> None:
+    events = generate_stream(300, 5, seed=4)
+    with open_store(str(tmp_path / "s.db")) as store:
+        store.apply_batch(events[:100])
+        before = _dump(tmp_path / "s.db")
+        told: list[Outcome] = []
+        store.subscribe(told.append)
+
+        def checkpoint(_: object) -> ReplayProgress:
+            raise sqlite3.OperationalError("disk I/O error")  # as the database would, before COMMIT
+
+        with pytest.raises(StoreError) as err:
+            store.apply_batch(events[100:200], checkpoint=checkpoint)
+        assert isinstance(err.value.cause, sqlite3.OperationalError)
+        assert "applying 100 event(s)" in str(err.value)
+        assert _dump(tmp_path / "s.db") == before
+        assert told == []  # observers hear only of committed outcomes
+        store.apply_batch(events[100:])
+        projector = SessionProjector()
+        projector.apply_all(events)
+        assert_equals_projector(store, projector)
+        assert len(told) == 200
+
+
+def test_observers_run_after_the_commit(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    events = generate_stream(50, 2, seed=8)
+    with open_store(str(path)) as store:
+        visible: list[int] = []
+
+        def observer(outcome: Outcome) -> None:
+            # Another connection already sees the outcome's row: it was committed before the call.
+            conn = sqlite3.connect(path)
+            visible.append(conn.execute("SELECT COUNT(*) FROM outcomes").fetchone()[0])
+            conn.close()
+
+        store.subscribe(observer, what="outcome")
+        changes: list[Outcome] = []
+        unsubscribe = store.subscribe(changes.append, what="change")
+        store.apply_batch(events[:10])
+        assert visible == [10] * 10
+        assert all(o.changed for o in changes) and changes
+        unsubscribe()
+        count = len(changes)
+        store.apply_batch(events[10:])
+        assert len(changes) == count
+
+
+def test_a_locked_database_is_a_store_error_and_work_resumes(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    events = generate_stream(40, 2, seed=9)
+    store = SQLiteStore(str(path), busy_timeout=0.2)
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process holding the write lock
+    try:
+        with pytest.raises(StoreError) as err:
+            store.apply(events[0])
+        assert "locked" in str(err.value)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert store.get(events[0]["threadId"]) is None
+    store.apply_batch(events)
+    projector = SessionProjector()
+    projector.apply_all(events)
+    assert_equals_projector(store, projector)
+    store.close()
+
+
+def test_writers_in_threads_are_serialised(tmp_path: Path) -> None:
+    # Four writers, each its own store on the same file, one thread each of a shared stream.
+    events = generate_stream(2000, 8, seed=10)
+    by_thread: dict[str, list[dict[str, Any]]] = {}
+    for e in events:
+        by_thread.setdefault(e["threadId"], []).append(e)
+    open_store(str(tmp_path / "s.db")).close()
+    errors: list[BaseException] = []
+
+    def work(threads: list[str]) -> None:
+        try:
+            with open_store(str(tmp_path / "s.db")) as store:
+                for t in threads:
+                    for i in range(0, len(by_thread[t]), 7):
+                        store.apply_batch(by_thread[t][i:i + 7])
+        except BaseException as exc:
+            errors.append(exc)
+
+    names = sorted(by_thread)
+    workers = [threading.Thread(target=work, args=(names[i::4],)) for i in range(4)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert errors == []
+    projector = SessionProjector()
+    projector.apply_all(events)
+    with open_store(str(tmp_path / "s.db")) as store:
+        assert {t.session.thread_id: t for t in store.threads()} == {
+            t.session.thread_id: t for t in open_store_threads_of(projector)}
+
+
+def open_store_threads_of(projector: SessionProjector) -> list[Any]:
+    from statemachine.store import StoredThread
+
+    return [StoredThread(projector[t], projector.seen_event_ids(t), projector.finished_turns(t)) for t in projector]
+
+
+def test_schema_is_versioned_and_a_newer_database_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    open_store(str(path)).close()
+    open_store(str(path)).close()  # a second open applies nothing again
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+    conn.execute("UPDATE schema_version SET version = 2")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match="schema version 2, newer than this package's 1"):
+        open_store(str(path))
+
+
+def test_caps_are_fixed_when_the_store_is_created(tmp_path: Path) -> None:
+    path = str(tmp_path / "s.db")
+    open_store(path, max_event_ids=10).close()
+    with open_store(path) as store:
+        assert (store.max_event_ids, store.max_finished_turns) == (10, 256)
+    with pytest.raises(StoreError, match="max_event_ids=11, but the store was created with 10"):
+        open_store(path, max_event_ids=11)
+
+
+def test_bad_urls_and_files_are_store_errors(tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"this is not a database file at all" * 100)
+    for url in (str(garbage), str(tmp_path / "missing-dir" / "s.db"), "ftp://host/x", ""):
+        with pytest.raises(StoreError):
+            open_store(url)
+    with pytest.raises(StoreError, match="cannot connect"):
+        open_store("postgresql://nobody@127.0.0.1:1/none")
+
+
+# -- the command line -------------------------------------------------------------------------
+
+
+def test_replay_into_a_store_prints_what_the_in_memory_replay_prints(tmp_path: Path) -> None:
+    log = write_log(tmp_path / "log.jsonl", log_lines(1500, 10, seed=12))
+    code, expected = run_cli(["replay", "--json", str(log)])
+    assert code == 1  # the log has malformed lines
+    db = str(tmp_path / "s.db")
+    assert run_cli(["replay", "--json", "--store", db, "--batch", "50", str(log)]) == (1, expected)
+    # Run again on the finished log: nothing is applied twice, the same report comes back.
+    assert run_cli(["replay", "--json", "--store", db, str(log)]) == (1, expected)
+    code, text = run_cli(["replay", "--store", db, str(log)])
+    assert code == 1 and "malformed" in text
+
+
+def test_replay_resumes_after_the_log_grew_and_restarts_on_another_log(tmp_path: Path) -> None:
+    lines = log_lines(800, 6, seed=13)
+    log = tmp_path / "log.jsonl"
+    db = str(tmp_path / "s.db")
+    write_log(log, lines[:300])
+    run_cli(["replay", "--json", "--store", db, str(log)])
+    write_log(log, lines)  # the same prefix, more lines after it: carries on from line 300
+    code, out = run_cli(["replay", "--json", "--store", db, str(log)])
+    assert (code, out) == run_cli(["replay", "--json", str(log)])
+    other = log_lines(100, 2, seed=14)
+    write_log(log, other)  # different bytes under the same key: starts over
+    code, out = run_cli(["replay", "--json", "--store", db, str(log)])
+    counts = json.loads(out)["outcomes"]
+    assert sum(counts.values()) == len([line for line in other if line.strip()]) - len(json.loads(out)["errors"])
+
+
+def test_replay_store_flags_and_failures_exit_cleanly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    log = write_log(tmp_path / "log.jsonl", log_lines(50, 2, seed=15))
+    db = str(tmp_path / "s.db")
+    assert run_cli(["replay", "--store", db, "--snapshot-out", str(tmp_path / "x.json"), str(log)])[0] == 2
+    assert run_cli(["replay", "--store", "postgresql://u:secret@127.0.0.1:1/x", str(log)])[0] == 2
+    err = capsys.readouterr().err
+    assert "secret" not in err and "cannot connect" in err
+    assert run_cli(["replay", "--store", db, str(tmp_path / "missing.jsonl")])[0] == 2
+    with pytest.raises(SystemExit) as exit_:
+        run_cli(["replay", "--store", db, "--batch", "0", str(log)])
+    assert exit_.value.code == 2
+
+
+def test_store_export_and_import_round_trip_the_snapshot(tmp_path: Path) -> None:
+    log = write_log(tmp_path / "log.jsonl", log_lines(1200, 8, seed=19))
+    snap = tmp_path / "snap.json"
+    run_cli(["replay", "--snapshot-out", str(snap), str(log)])
+    db = str(tmp_path / "s.db")
+    code, out = run_cli(["store", "import", db, str(snap)])
+    assert code == 0 and "imported 8 thread(s)" in out
+    code, exported = run_cli(["store", "export", db])
+    assert code == 0 and json.loads(exported) == json.loads(snap.read_text())
+    assert run_cli(["store", "export", db, "-o", str(tmp_path / "out.json")])[0] == 0
+    assert json.loads((tmp_path / "out.json").read_text()) == json.loads(snap.read_text())
+    # A store that already holds sessions is never merged into; a bad snapshot is bad input.
+    assert run_cli(["store", "import", db, str(snap)])[0] == 2
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"format": "session-lifecycle-snapshot", "version": 1, "threads": 3}')
+    assert run_cli(["store", "import", str(tmp_path / "fresh.db"), str(bad)])[0] == 1
+    assert run_cli(["store", "import", db, str(tmp_path / "nope.json")])[0] == 2
+    assert run_cli(["store", "export", "mysql://x"])[0] == 2
+
+
+def test_import_keeps_the_snapshots_caps_and_applies_like_the_projector(tmp_path: Path) -> None:
+    events = generate_stream(1000, 5, seed=17)
+    projector = SessionProjector(max_event_ids=20, max_finished_turns=3)
+    projector.apply_all(events[:500])
+    with open_store(str(tmp_path / "s.db")) as store:
+        assert store.import_snapshot(projector.snapshot()) == 5
+        assert (store.max_event_ids, store.max_finished_turns) == (20, 3)
+        apply_in_batches(store, events[500:], seed=3)
+        projector.apply_all(events[500:])
+        assert_equals_projector(store, projector)
+
+
+# -- crashes ----------------------------------------------------------------------------------
+
+
+def test_a_replay_killed_at_50_points_ends_where_an_uninterrupted_one_does(tmp_path: Path) -> None:
+    log = write_log(tmp_path / "log.jsonl", log_lines(4000, 30, seed=18))
+    reference_db, crashed_db = tmp_path / "ref.db", tmp_path / "crashed.db"
+    reference = run_cli(["replay", "--json", "--store", str(reference_db), "--batch", "4", str(log)])
+    argv = ["replay", "--json", "--store", str(crashed_db), "--batch", "4", str(log)]
+
+    def position() -> int:
+        if not crashed_db.exists():
+            return 0
+        conn = sqlite3.connect(crashed_db)
+        try:
+            row = conn.execute("SELECT position FROM replay_progress").fetchone()
+        except sqlite3.OperationalError:
+            row = None  # killed before the schema was created
+        conn.close()
+        return int(row[0]) if row else 0
+
+    positions = killed_replays(argv, kill_targets(log.stat().st_size, 50, seed=18), seed=18, position=position)
+    assert len(positions) == 50  # every kill landed mid-replay ...
+    # ... at many different points over the log (close targets may share a committed position)
+    assert len(set(positions)) >= 25 and max(positions) > log.stat().st_size * 0.7
+    assert run_cli(argv) == reference
+    assert _dump(crashed_db) == _dump(reference_db)
+
+
+def test_postgresql_without_psycopg_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as if the [postgres] extra was not installed
+    with pytest.raises(StoreError, match=r"agent-session-lifecycle\[postgres\]"):
+        open_store("postgresql://localhost/sessions")
