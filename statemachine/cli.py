@@ -1,7 +1,8 @@
 """Command line: `python -m statemachine SUBCOMMAND` (also installed as `session-lifecycle`).
 
 Exit codes: 0 success; 1 the input or the checked property was bad (a malformed line, a
-violated invariant); 2 the command could not run (unreadable file, bad arguments, bad spec).
+violated invariant); 2 the command could not run (unreadable file, bad arguments, bad spec);
+141 the reader of standard output went away (`... | head`), as for a program killed by SIGPIPE.
 """
 
 from __future__ import annotations
@@ -14,14 +15,20 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import IO, Any, NoReturn
 
+from . import __version__
 from .projector import SessionProjector
-from .replay import MAX_LISTED, replay_lines
+from .replay import MAX_LISTED, ReplayReport, replay_lines
 from .snapshot import SnapshotError
 from .spec import Spec, SpecError, builtin_spec, load_spec
 
 __all__ = ["main"]
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_USAGE = 0, 1, 2
+EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a program ended by SIGPIPE
+
+# The program name in usage lines: the console script's, unless started as `python -m statemachine`.
+CONSOLE_PROG = "session-lifecycle"
+MODULE_PROG = "python -m statemachine"
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -83,24 +90,54 @@ def cmd_replay(args: argparse.Namespace) -> int:
         print(f"replay: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        report = replay_lines(projector, stream)
+        report = _replay_or_trace(args, projector, stream)
+    except BrokenPipeError:
+        raise  # the reader of standard output went away: main() ends quietly
     except OSError as exc:
         print(f"replay: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE
     finally:
         if stream is not sys.stdin.buffer:
             stream.close()
+    if report is None:
+        return EXIT_USAGE
     if args.snapshot_out and not _write_snapshot(args.snapshot_out, projector):
         return EXIT_USAGE
-    if args.json:
+    if args.trace and not args.trace_out:
+        pass  # standard output holds the trace; the exit code still says whether a line was malformed
+    elif args.json:
         json.dump(report.to_json(projector), sys.stdout, sort_keys=False)
         sys.stdout.write("\n")
     else:
-        _print_replay(report.to_json(projector), report.error_count)
+        _print_replay(report.to_json(projector))
     return EXIT_BAD_INPUT if report.error_count else EXIT_OK
 
 
-def _print_replay(data: dict[str, Any], error_count: int) -> None:
+def _replay_or_trace(args: argparse.Namespace, projector: SessionProjector, stream: IO[bytes]) -> ReplayReport | None:
+    """Replay, writing the per-line trace to standard output (--trace) or a file (--trace-out).
+    None when the trace file cannot be written (already said why)."""
+    if not (args.trace or args.trace_out):
+        return replay_lines(projector, stream)
+    from .trace import TraceRecord, trace_lines
+
+    try:
+        out = open(args.trace_out, "w", encoding="utf-8") if args.trace_out else sys.stdout
+    except OSError as exc:
+        print(f"replay: cannot write {args.trace_out}: {exc.strerror or exc}", file=sys.stderr)
+        return None
+
+    def emit(record: TraceRecord) -> None:
+        out.write(json.dumps(record))  # ASCII: event strings may hold lone surrogates
+        out.write("\n")
+
+    try:
+        return trace_lines(projector, stream, emit)
+    finally:
+        if out is not sys.stdout:
+            out.close()
+
+
+def _print_replay(data: dict[str, Any]) -> None:
     out = sys.stdout
     # Event strings may hold code points stdout cannot encode (lone surrogates are valid JSON).
     encoding = getattr(out, "encoding", None) or "utf-8"
@@ -109,7 +146,7 @@ def _print_replay(data: dict[str, Any], error_count: int) -> None:
         out.write(text.encode(encoding, "backslashreplace").decode(encoding))
 
     counts = data["outcomes"]
-    write(", ".join(f"{n} {k}" for k, n in counts.items()) + f", {error_count} malformed\n")
+    write(", ".join(f"{n} {k}" for k, n in counts.items()) + "\n")
     for tid, s in data["sessions"].items():
         turn = s["activeTurnId"] or "-"
         err = f"  lastError={s['lastError']!r}" if s["lastError"] is not None else ""
@@ -165,8 +202,13 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_diagram(args: argparse.Namespace) -> int:
-    from .diagrams import FORMATS, DiagramUnavailable, format_for_path, render
+    from .diagrams import EXTENSIONS, FORMATS, DiagramUnavailable, format_for_path, render
 
+    if args.output not in (None, "-") and os.path.splitext(args.output)[1] and format_for_path(args.output) is None:
+        # A known format written under another extension (Mermaid text in x.jpg) only misleads.
+        print(f"diagram: cannot write {args.output}: unknown extension; use one of {', '.join(EXTENSIONS)}",
+              file=sys.stderr)
+        return EXIT_USAGE
     implied = format_for_path(args.output) if args.output not in (None, "-") else None
     fmt = args.format or implied or "mermaid"
     if implied is not None and implied != fmt:
@@ -196,15 +238,18 @@ def cmd_docs(args: argparse.Namespace) -> int:
     except DiagramUnavailable as exc:
         print(f"docs: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:
+        raise  # the reader of standard output went away: main() ends quietly
     except OSError as exc:
         print(f"docs: cannot write to {args.out}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE
     return EXIT_OK
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = MODULE_PROG) -> argparse.ArgumentParser:
     from .verify.run import CHECKS  # the names only; the checks run in cmd_verify
-    parser = _Parser(prog="python -m statemachine", description=__doc__.splitlines()[0])
+    parser = _Parser(prog=prog, description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     replay = sub.add_parser(
@@ -218,7 +263,13 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     replay.add_argument("file", help="JSONL file of events, or - for standard input")
-    replay.add_argument("--json", action="store_true", help="print one JSON object")
+    shape = replay.add_mutually_exclusive_group()
+    shape.add_argument("--json", action="store_true", help="print one JSON object")
+    shape.add_argument("--trace", action="store_true",
+                       help="print one JSON line per input line (outcome, reason, session after, or the error) "
+                            "instead of the summary")
+    replay.add_argument("--trace-out", metavar="FILE",
+                        help="write that per-line trace to FILE; standard output keeps the summary")
     replay.add_argument("--spec", help="a spec file instead of the built-in one")
     replay.add_argument("--snapshot-in", metavar="FILE",
                         help="start from this snapshot (written by --snapshot-out) instead of no sessions")
@@ -226,7 +277,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="after the log, write every session and its memory here (JSON)")
     replay.set_defaults(handler=cmd_replay)
 
-    verify = sub.add_parser("verify", help="prove the spec's invariants (exit 0 only when every check holds)")
+    verify = sub.add_parser(
+        "verify", help="prove the spec's invariants (exit 0 only when every check holds)",
+        description=(
+            "Prove the spec's invariants: static rules, exhaustive exploration, induction, agreement "
+            "of the compiled engine with the transitions machine, and the spin model checker. Prints what "
+            "each check covered and how long it took. Exit 0 when every check holds, 1 when one fails "
+            "(with a counterexample as JSONL that replay accepts), 2 when the command could not run."
+        ),
+    )
     verify.add_argument("--spec", help="a spec file instead of the built-in one")
     verify.add_argument("--json", action="store_true", help="print one JSON report")
     verify.add_argument(
@@ -234,18 +293,34 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"leave a check out ({', '.join(CHECKS)}); repeatable",
     )
     verify.set_defaults(handler=cmd_verify)
-    export = sub.add_parser("export", help="write the spec in another language (promela: a model for spin)")
+    export = sub.add_parser(
+        "export", help="write the spec in another language (promela: a model for spin)",
+        description="Write the spec in another language: promela, the model that the spin check runs.",
+    )
     export.add_argument("format", choices=["promela"], help="the output language")
     export.add_argument("--spec", help="a spec file instead of the built-in one")
     export.add_argument("-o", "--output", help="write to this file instead of standard output")
     export.set_defaults(handler=cmd_export)
-    diagram = sub.add_parser("diagram", help="draw the lifecycle (Mermaid text, or DOT/SVG/PNG through Graphviz)")
+    diagram = sub.add_parser(
+        "diagram", help="draw the lifecycle (Mermaid text, or DOT/SVG/PNG through Graphviz)",
+        description=(
+            "Draw the lifecycle: statuses and the events that move between them. Mermaid needs nothing "
+            "else; DOT, SVG and PNG need Graphviz (exit 2 naming what to install when it is missing). "
+            "The format is --format, else the one -o's extension implies; an unknown extension is refused."
+        ),
+    )
     diagram.add_argument("--format", choices=["mermaid", "dot", "svg", "png"],
                          help="output format (default: implied by -o's extension, else mermaid)")
     diagram.add_argument("-o", "--output", metavar="FILE", help="write to this file instead of standard output")
     diagram.add_argument("--spec", help="a spec file instead of the built-in one")
     diagram.set_defaults(handler=cmd_diagram)
-    docs = sub.add_parser("docs", help="write every generated doc (lifecycle page and SVG, CLI reference)")
+    docs = sub.add_parser(
+        "docs", help="write every generated doc (lifecycle page and SVG, CLI reference)",
+        description=(
+            "Write every generated page under docs/ (the lifecycle page and its SVG, the CLI reference), "
+            "or with --check write nothing and exit 1 when one is out of date."
+        ),
+    )
     docs.add_argument("--out", default="docs", metavar="DIR", help="the directory to write into")
     docs.add_argument("--check", action="store_true", help="write nothing; exit 1 if a generated doc is out of date")
     docs.add_argument("--spec", help="a spec file instead of the built-in one")
@@ -253,13 +328,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    handler: Handler = args.handler
+def main(argv: Sequence[str] | None = None, *, prog: str = CONSOLE_PROG) -> int:
     try:
-        return handler(args)
+        args = build_parser(prog).parse_args(argv)
+        handler: Handler = args.handler
+        code = handler(args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler below, not at exit
+        return code
     except SpecError as exc:
         print(f"spec error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        return _reader_went_away()
+
+
+def _reader_went_away() -> int:
+    """Standard output's reader closed it (`... | head`): stop quietly. Python would otherwise
+    flush stdout again at exit and print a second BrokenPipeError, so point it at /dev/null."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    return EXIT_BROKEN_PIPE

@@ -313,6 +313,8 @@ def parse_spec(text: str, source: str = "<memory>") -> Spec:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else "$"
         raise SpecError(source, where, f"not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    if raw is None:  # an empty file, or only comments: say so, not "None is not of type 'object'"
+        raise SpecError(source, "$", "the spec is empty")
     _check_keys(raw, "$", source)
     import jsonschema  # only when a spec is loaded: keeps `import statemachine` light
 
