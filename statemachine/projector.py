@@ -230,7 +230,9 @@ class SessionProjector:
         if what not in ("outcome", "change", "status"):
             raise ValueError(f"what must be 'outcome', 'change' or 'status', got {what!r}")
         # Calling an async function only builds a coroutine: it would be accepted and never run.
-        if inspect.iscoroutinefunction(observer) or inspect.iscoroutinefunction(getattr(observer, "__call__", None)):
+        if inspect.iscoroutinefunction(observer) or (
+            callable(observer) and inspect.iscoroutinefunction(type(observer).__call__)
+        ):
             raise TypeError(
                 f"observer {observer!r} is an async function; observers run synchronously inside apply(). "
                 "Subscribe a plain function that hands the outcome to your event loop "

@@ -19,7 +19,7 @@ from .outcome import Outcome
 from .projector import SessionProjector
 from .replay import MAX_LINE_BYTES, ReplayReport, replay_lines
 
-__all__ = ["MALFORMED", "TraceRecord", "trace_lines", "trace_record"]
+__all__ = ["MALFORMED", "TraceRecord", "readable_ids", "trace_lines", "trace_record"]
 
 TraceRecord = dict[str, Any]
 
@@ -29,7 +29,7 @@ MALFORMED = "malformed"
 _KNOWN_IDS = ("eventId", "threadId", "type", "createdAt", "turnId")
 
 
-def _ids_of_malformed(line: bytes | str | None) -> dict[str, str]:
+def readable_ids(line: bytes | str | None) -> dict[str, str]:
     """The envelope's ids that can still be read from a malformed line, so the trace can say whose
     line it was. Nothing is guessed: only string fields of a JSON object are taken."""
     if line is None:
@@ -46,7 +46,7 @@ def _ids_of_malformed(line: bytes | str | None) -> dict[str, str]:
 def trace_record(number: int, line: bytes | str | None, outcome: Outcome | None, error: str | None) -> TraceRecord:
     """One line's record (see the module docstring), from what `replay_lines` reports for it."""
     if outcome is None:
-        return {"line": number, **_ids_of_malformed(line), "outcome": MALFORMED, "error": error}
+        return {"line": number, **readable_ids(line), "outcome": MALFORMED, "error": error}
     ev = outcome.event
     return {
         "line": number,

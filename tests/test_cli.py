@@ -324,7 +324,9 @@ def test_replay_memory_does_not_grow_with_the_number_of_lines() -> None:
     assert large < small * 1.25 + 64 * 1024, (small, large)
     assert large_counts == {k: 5 * v for k, v in small_counts.items()}
     # Per ten lines: start, ignored item, rejected completion, malformed, duplicate, failure, 4 starts.
-    assert small_counts == {"applied": 6_000, "ignored": 1_000, "duplicate": 1_000, "rejected": 1_000, "malformed": 1_000}
+    assert small_counts == {
+        "applied": 6_000, "ignored": 1_000, "duplicate": 1_000, "rejected": 1_000, "malformed": 1_000,
+    }
 
 
 def test_the_cli_streams_its_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

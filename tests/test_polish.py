@@ -69,7 +69,9 @@ def test_a_closed_standard_output_ends_quietly(args: list[str], tmp_path: Path) 
     assert proc.returncode in (0, 141), proc.stderr.decode()
 
 
-def test_replay_json_counts_malformed_lines_with_the_outcomes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_replay_json_counts_malformed_lines_with_the_outcomes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
     log = tmp_path / "log.jsonl"
     ev = Events()
     log.write_text(json.dumps(ev("session.started")) + "\n{broken\n" + json.dumps({"eventId": "x"}) + "\n")
@@ -119,7 +121,7 @@ def test_every_subcommand_has_a_description() -> None:
     assert {"replay", "verify", "export", "diagram", "docs", "timeline", "audit"} <= set(choices)
     for name, sub in choices.items():
         assert sub.description and len(sub.description) > 30, name
-        assert sub.description in sub.format_help().replace("\n", " ") or sub.description.split()[0] in sub.format_help()
+        assert sub.description.split()[0] in sub.format_help()
 
 
 @pytest.mark.parametrize("text", ["", "\n\n", "# only a comment\n", "---\n"])
@@ -171,7 +173,7 @@ def test_vocabulary_equals_the_builtin_spec() -> None:
     assert set(TURN_STATUSES) == set(spec.turn_statuses)
     assert set(INACTIVE_STATUSES) == set(spec.inactive_statuses)
     assert set(REJECTION_REASONS) == _possible_rejections() == set(get_args(RejectionReason))
-    assert OUTCOME_KINDS == tuple(k.value for k in OutcomeKind)
+    assert tuple(k.value for k in OutcomeKind) == OUTCOME_KINDS
 
 
 def test_async_observers_are_refused_with_a_clear_error() -> None:
