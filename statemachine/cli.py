@@ -280,6 +280,48 @@ def cmd_timeline(args: argparse.Namespace) -> int:
     return EXIT_BAD_INPUT if data["outcomes"]["malformed"] else EXIT_OK
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    from .audit import AuditError, load_sessions
+
+    spec = _spec(args)
+    try:
+        with open(args.sessions, "rb") as f:
+            theirs = load_sessions(f.read())
+    except OSError as exc:
+        print(f"audit: cannot read {args.sessions}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except AuditError as exc:
+        print(f"audit: {args.sessions}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        stream = _open_input(args.log)
+    except OSError as exc:
+        print(f"audit: cannot read {args.log}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    from .audit import audit_log
+
+    try:
+        report = audit_log(stream, theirs, spec=spec)
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        print(f"audit: cannot read {args.log}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    finally:
+        if stream is not sys.stdin.buffer:
+            stream.close()
+    if args.json:
+        json.dump(report.to_json(), sys.stdout)
+        sys.stdout.write("\n")
+    else:
+        from .audit import render_text
+
+        text = render_text(report)
+        encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+        sys.stdout.write(text.encode(encoding, "backslashreplace").decode(encoding))
+    return EXIT_BAD_INPUT if report.differs else EXIT_OK
+
+
 def build_parser(prog: str = MODULE_PROG) -> argparse.ArgumentParser:
     from .timeline import DEFAULT_STALE_AFTER
     from .verify.run import CHECKS  # the names only; the checks run in cmd_verify
@@ -368,6 +410,22 @@ def build_parser(prog: str = MODULE_PROG) -> argparse.ArgumentParser:
     timeline.add_argument("--title", help="the page's title (default: from the file name)")
     timeline.add_argument("--spec", help="a spec file instead of the built-in one")
     timeline.set_defaults(handler=cmd_timeline)
+    audit = sub.add_parser(
+        "audit", help="compare another orchestrator's sessions with this package's replay of the same log",
+        description=(
+            "Replay a JSONL event log and compare the result with another orchestrator's sessions "
+            "(a JSON object threadId -> {status, activeTurnId, lastError, ...}, the shape of replay "
+            "--json's sessions). Lists every thread that differs, field by field, every impossible "
+            "state, and the first line after which ours could no longer have become theirs. Exit 0 "
+            "when all agree, 1 when any thread differs, 2 when the command could not run."
+        ),
+    )
+    audit.add_argument("--log", required=True, metavar="LOG", help="JSONL file of events, or - for standard input")
+    audit.add_argument("--sessions", required=True, metavar="THEIRS",
+                       help="their sessions as JSON (threadId -> session)")
+    audit.add_argument("--json", action="store_true", help="print one JSON report")
+    audit.add_argument("--spec", help="a spec file instead of the built-in one")
+    audit.set_defaults(handler=cmd_audit)
     docs = sub.add_parser(
         "docs", help="write every generated doc (lifecycle page and SVG, CLI reference)",
         description=(
