@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
-# Everything a fresh machine needs: Debian tools for the model checker and diagrams, then a
-# virtual environment with the package and its development tools. Safe to run again.
+# Everything a fresh machine needs: Debian tools for the model checker, the diagrams and the
+# timeline's browser test, then a virtual environment with the package and its development tools.
+# Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
 command -v spin >/dev/null 2>&1 || need+=(spin)
 command -v dot >/dev/null 2>&1 || need+=(graphviz)
+# Headless Chromium loads the timeline pages in the tests.
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "setup: installing ${need[*]} (apt-get)" >&2
     apt-get update -qq >/dev/null
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
   else
-    echo "setup: please install the Debian packages: ${need[*]} (the spin and diagram checks need them)" >&2
+    echo "setup: please install the Debian packages: ${need[*]} (the spin, diagram and timeline checks need them)" >&2
   fi
 fi
 
