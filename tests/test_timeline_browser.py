@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -151,6 +152,11 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
         b.close()
 
 
+def threads_in_order(log: Path) -> list[str]:
+    """The log's threads, in order of first appearance (the page's lane order)."""
+    return list(dict.fromkeys(json.loads(line)["threadId"] for line in log.read_text().splitlines() if line.strip()))
+
+
 def _page(tmp_path: Path, log: Path, *extra: str) -> Path:
     out = tmp_path / (log.stem + ".html")
     assert main(["timeline", str(log), "-o", str(out), *extra]) in (0, 1)
@@ -175,10 +181,16 @@ def test_every_example_log_loads_cleanly(browser: Browser, log: Path, tmp_path: 
     browser.open(_page(tmp_path, log))
     browser.screenshot(tmp_path / "timeline.png")
     assert browser.problems() == []
-    threads = {json.loads(line)["threadId"] for line in log.read_text().splitlines() if line.strip()}
-    assert browser.js("[...document.querySelectorAll('.lane')].map(l => l.dataset.thread)") == sorted(threads) or \
-        set(browser.js("[...document.querySelectorAll('.lane')].map(l => l.dataset.thread)")) == threads
-    assert browser.js("document.querySelectorAll('#lanes .band').length") >= 1
+    assert browser.js("[...document.querySelectorAll('.lane')].map(l => l.dataset.thread)") == threads_in_order(log)
+    # Each lane ends in a visible band of its final status.
+    finals = browser.js("[...document.querySelectorAll('.lane')].map(l => {"
+                        " const b = l.querySelectorAll('.band'), last = b[b.length - 1];"
+                        " return [last.dataset.status, last.getBoundingClientRect().width]; })")
+    replayed = json.loads(subprocess.run(
+        [sys.executable, "-m", "statemachine", "replay", "--json", str(log)], capture_output=True, check=False,
+        cwd=ROOT).stdout)["sessions"]
+    assert [status for status, _ in finals] == [replayed[t]["status"] for t in threads_in_order(log)]
+    assert all(width >= 5 for _, width in finals)
     assert (tmp_path / "timeline.png").stat().st_size > 10_000
 
 
