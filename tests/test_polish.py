@@ -105,6 +105,10 @@ def test_usage_names_the_console_script_or_the_module(capsys: pytest.CaptureFixt
                           cwd=ROOT, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 2
     assert proc.stderr.startswith("usage: python -m statemachine replay")
+    script = Path(sys.executable).with_name("session-lifecycle")
+    if script.exists():  # the installed console script itself (scripts/setup.sh installs it)
+        proc = subprocess.run([str(script), "replay"], capture_output=True, text=True, timeout=60)
+        assert (proc.returncode, proc.stderr.split(" replay")[0]) == (2, "usage: session-lifecycle")
 
 
 def test_version_flag(capsys: pytest.CaptureFixture[str]) -> None:

@@ -280,3 +280,14 @@ def test_ten_thousand_threads_are_paged(browser: Browser, tmp_path: Path) -> Non
     running = len(range(0, 10_000, 3))  # the threads whose turn never completes
     assert browser.js("document.getElementById('pager-info').textContent").endswith(f"of {running} (page 1/67)")
     browser.screenshot(tmp_path / "many.png")
+
+
+@pytest.mark.parametrize("content", ["", "{broken\n[1]\n"], ids=["empty", "only-malformed"])
+def test_a_log_without_events_still_loads_cleanly(browser: Browser, content: str, tmp_path: Path) -> None:
+    log = tmp_path / "log.jsonl"
+    log.write_text(content)
+    browser.open(_page(tmp_path, log))
+    assert browser.problems() == []
+    assert browser.js("document.querySelectorAll('.lane').length") == 0
+    assert browser.js("document.querySelector('#lanes .empty').textContent") == "The log holds no event."
+    assert browser.js("document.querySelectorAll('#orphans li').length") == content.count("\n")
