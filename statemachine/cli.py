@@ -127,11 +127,33 @@ def _replay_or_trace(args: argparse.Namespace, projector: SessionProjector, stre
             print(f"replay: cannot write {args.trace_out}: {exc.strerror or exc}", file=sys.stderr)
             return None
 
-        def emit(record: TraceRecord) -> None:
-            out.write(json.dumps(record))  # ASCII: event strings may hold lone surrogates
-            out.write("\n")
+        def write(text: str | None) -> None:
+            try:
+                if text is None:
+                    out.flush()
+                else:
+                    out.write(text)
+            except BrokenPipeError:
+                raise
+            except OSError as exc:  # the trace file, not the log: say which
+                raise _TraceWriteError(exc) from exc
 
-        return trace_lines(projector, stream, emit)
+        def emit(record: TraceRecord) -> None:
+            write(json.dumps(record) + "\n")  # ASCII: event strings may hold lone surrogates
+
+        try:
+            report = trace_lines(projector, stream, emit)
+            write(None)
+            return report
+        except _TraceWriteError as exc:
+            print(f"replay: cannot write {args.trace_out}: {exc.cause.strerror or exc.cause}", file=sys.stderr)
+            return None
+
+
+class _TraceWriteError(Exception):
+    def __init__(self, cause: OSError) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
 
 
 def _print_replay(data: dict[str, Any]) -> None:

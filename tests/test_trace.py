@@ -70,6 +70,13 @@ def test_trace_out_that_cannot_be_written_is_exit_2(tmp_path: Path, capsys: pyte
     assert "cannot write" in capsys.readouterr().err
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_trace_file_that_fills_up_is_named(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["replay", "--trace-out", "/dev/full", str(EXAMPLES / "codex_session.jsonl")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot write /dev/full" in err and "cannot read" not in err
+
+
 def test_trace_and_json_on_standard_output_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["replay", "--trace", "--json", str(EXAMPLES / "codex_session.jsonl")])
