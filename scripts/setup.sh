@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Everything a fresh machine needs: Debian tools for the model checker and diagrams, then a
-# virtual environment with the package and its development tools. Safe to run again.
+# Everything a fresh machine needs: Debian tools for the model checker, the diagrams and the
+# timeline's browser test, then a virtual environment with the package and its development tools.
+# Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,13 +10,15 @@ command -v spin >/dev/null 2>&1 || need+=(spin)
 command -v dot >/dev/null 2>&1 || need+=(graphviz)
 # The PostgreSQL server: the store tests start a throwaway cluster with its initdb and pg_ctl.
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || command -v initdb >/dev/null 2>&1 || need+=(postgresql)
+# Headless Chromium loads the timeline pages in the tests.
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "setup: installing ${need[*]} (apt-get)" >&2
     apt-get update -qq >/dev/null
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
   else
-    echo "setup: please install the Debian packages: ${need[*]} (the spin, diagram and PostgreSQL store checks need them)" >&2
+    echo "setup: please install the Debian packages: ${need[*]} (the spin, diagram, PostgreSQL store and timeline checks need them)" >&2
   fi
 fi
 

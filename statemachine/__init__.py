@@ -22,8 +22,23 @@ from .projector import SessionProjector
 from .session import Session
 from .snapshot import SnapshotError
 from .spec import Spec, SpecError, builtin_spec, load_spec
+from .vocabulary import (
+    INACTIVE_STATUSES,
+    OUTCOME_KINDS,
+    REJECTION_REASONS,
+    STATUSES,
+    TURN_STATUSES,
+    OutcomeKindName,
+    RejectionReason,
+    Status,
+)
 
 __all__ = [
+    "INACTIVE_STATUSES",
+    "OUTCOME_KINDS",
+    "REJECTION_REASONS",
+    "STATUSES",
+    "TURN_STATUSES",
     "ActivityClock",
     "ConsumeStats",
     "Event",
@@ -33,11 +48,14 @@ __all__ = [
     "LockedProjector",
     "Outcome",
     "OutcomeKind",
+    "OutcomeKindName",
+    "RejectionReason",
     "Session",
     "SessionProjector",
     "SnapshotError",
     "Spec",
     "SpecError",
+    "Status",
     "builtin_spec",
     "consume",
     "expire_stale_turns",

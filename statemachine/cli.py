@@ -1,7 +1,8 @@
 """Command line: `python -m statemachine SUBCOMMAND` (also installed as `session-lifecycle`).
 
 Exit codes: 0 success; 1 the input or the checked property was bad (a malformed line, a
-violated invariant); 2 the command could not run (unreadable file, bad arguments, bad spec).
+violated invariant); 2 the command could not run (unreadable file, bad arguments, bad spec);
+141 the reader of standard output went away (`... | head`), as for a program killed by SIGPIPE.
 """
 
 from __future__ import annotations
@@ -12,17 +13,23 @@ import functools
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import IO, Any, NoReturn
 
+from . import __version__
 from .projector import SessionProjector
-from .replay import MAX_LISTED, replay_lines
+from .replay import MAX_LISTED, ReplayReport, replay_lines
 from .snapshot import SnapshotError
 from .spec import Spec, SpecError, builtin_spec, load_spec
 
 __all__ = ["main"]
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_USAGE = 0, 1, 2
+EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a program ended by SIGPIPE
+
+# The program name in usage lines: the console script's, unless started as `python -m statemachine`.
+CONSOLE_PROG = "session-lifecycle"
+MODULE_PROG = "python -m statemachine"
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -105,6 +112,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
             return EXIT_USAGE
 
         return cmd_replay_store(args, spec, _print_replay)
+    if args.from_format and (args.trace or args.trace_out):
+        print("replay: --trace reads envelope logs; adapt the raw log first "
+              "(python -m statemachine adapt --from FORMAT RAW -o LOG.jsonl)", file=sys.stderr)
+        return EXIT_USAGE
     projector = _read_snapshot(args.snapshot_in, spec) if args.snapshot_in else SessionProjector(spec)
     if projector is None:
         return EXIT_USAGE
@@ -114,30 +125,78 @@ def cmd_replay(args: argparse.Namespace) -> int:
         print(f"replay: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        if args.from_format:
-            from .adapters import make_adapter
-            from .adapters.replay import replay_raw
-
-            report = replay_raw(projector, make_adapter(args.from_format, on_eof=args.on_eof), stream)
-        else:
-            report = replay_lines(projector, stream)
+        report = _replay_or_trace(args, projector, stream)
+    except BrokenPipeError:
+        raise  # the reader of standard output went away: main() ends quietly
     except OSError as exc:
         print(f"replay: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE
     finally:
         if stream is not sys.stdin.buffer:
             stream.close()
+    if report is None:
+        return EXIT_USAGE
     if args.snapshot_out and not _write_snapshot(args.snapshot_out, projector):
         return EXIT_USAGE
-    if args.json:
+    if args.trace and not args.trace_out:
+        pass  # standard output holds the trace; the exit code still says whether a line was malformed
+    elif args.json:
         json.dump(report.to_json(projector), sys.stdout, sort_keys=False)
         sys.stdout.write("\n")
     else:
-        _print_replay(report.to_json(projector), report.error_count)
+        _print_replay(report.to_json(projector))
     return EXIT_BAD_INPUT if report.error_count else EXIT_OK
 
 
-def _print_replay(data: dict[str, Any], error_count: int) -> None:
+def _replay_or_trace(args: argparse.Namespace, projector: SessionProjector, stream: IO[bytes]) -> ReplayReport | None:
+    """Replay, writing the per-line trace to standard output (--trace) or a file (--trace-out).
+    None when the trace file cannot be written (already said why)."""
+    if args.from_format:
+        from .adapters import make_adapter
+        from .adapters.replay import replay_raw
+
+        return replay_raw(projector, make_adapter(args.from_format, on_eof=args.on_eof), stream)
+    if not (args.trace or args.trace_out):
+        return replay_lines(projector, stream)
+    from .trace import TraceRecord, trace_lines
+
+    with contextlib.ExitStack() as stack:
+        try:
+            out = stack.enter_context(open(args.trace_out, "w", encoding="utf-8")) if args.trace_out else sys.stdout
+        except OSError as exc:
+            print(f"replay: cannot write {args.trace_out}: {exc.strerror or exc}", file=sys.stderr)
+            return None
+
+        def write(text: str | None) -> None:
+            try:
+                if text is None:
+                    out.flush()
+                else:
+                    out.write(text)
+            except BrokenPipeError:
+                raise
+            except OSError as exc:  # the trace file, not the log: say which
+                raise _TraceWriteError(exc) from exc
+
+        def emit(record: TraceRecord) -> None:
+            write(json.dumps(record) + "\n")  # ASCII: event strings may hold lone surrogates
+
+        try:
+            report = trace_lines(projector, stream, emit)
+            write(None)
+            return report
+        except _TraceWriteError as exc:
+            print(f"replay: cannot write {args.trace_out}: {exc.cause.strerror or exc.cause}", file=sys.stderr)
+            return None
+
+
+class _TraceWriteError(Exception):
+    def __init__(self, cause: OSError) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def _print_replay(data: dict[str, Any]) -> None:
     out = sys.stdout
     # Event strings may hold code points stdout cannot encode (lone surrogates are valid JSON).
     encoding = getattr(out, "encoding", None) or "utf-8"
@@ -146,7 +205,7 @@ def _print_replay(data: dict[str, Any], error_count: int) -> None:
         out.write(text.encode(encoding, "backslashreplace").decode(encoding))
 
     counts = data["outcomes"]
-    write(", ".join(f"{n} {k}" for k, n in counts.items()) + f", {error_count} malformed\n")
+    write(", ".join(f"{n} {k}" for k, n in counts.items()) + "\n")
     for tid, s in data["sessions"].items():
         turn = s["activeTurnId"] or "-"
         err = f"  lastError={s['lastError']!r}" if s["lastError"] is not None else ""
@@ -247,8 +306,13 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_diagram(args: argparse.Namespace) -> int:
-    from .diagrams import FORMATS, DiagramUnavailable, format_for_path, render
+    from .diagrams import EXTENSIONS, FORMATS, DiagramUnavailable, format_for_path, render
 
+    if args.output not in (None, "-") and os.path.splitext(args.output)[1] and format_for_path(args.output) is None:
+        # A known format written under another extension (Mermaid text in x.jpg) only misleads.
+        print(f"diagram: cannot write {args.output}: unknown extension; use one of {', '.join(EXTENSIONS)}",
+              file=sys.stderr)
+        return EXIT_USAGE
     implied = format_for_path(args.output) if args.output not in (None, "-") else None
     fmt = args.format or implied or "mermaid"
     if implied is not None and implied != fmt:
@@ -278,16 +342,110 @@ def cmd_docs(args: argparse.Namespace) -> int:
     except DiagramUnavailable as exc:
         print(f"docs: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:
+        raise  # the reader of standard output went away: main() ends quietly
     except OSError as exc:
         print(f"docs: cannot write to {args.out}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE
     return EXIT_OK
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
+    return value
+
+
+def cmd_timeline(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from .timeline import page_html, timeline_data
+
+    spec = _spec(args)
+    try:
+        stream = _open_input(args.file)
+    except OSError as exc:
+        print(f"timeline: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    source = "standard input" if args.file == "-" else os.path.basename(args.file)
+    raw_errors: list[dict[str, Any]] = []
+    lines: Iterable[bytes | str] = stream
+    if args.from_format:  # a raw provider log: its adapter turns it into envelope lines
+        from .adapters import make_adapter
+        from .adapters.replay import adapt_lines
+
+        adapter = make_adapter(args.from_format, on_eof=args.on_eof)
+        lines = (json.dumps(e) for e in adapt_lines(adapter, stream, raw_errors))
+    try:
+        data = timeline_data(lines, spec=spec, stale_after=timedelta(seconds=args.stale_after), source=source)
+    except OSError as exc:
+        print(f"timeline: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    finally:
+        if stream is not sys.stdin.buffer:
+            stream.close()
+    for e in raw_errors:
+        print(f"timeline: line {e['line']}: malformed: {e['error']}", file=sys.stderr)
+    code = _write_output("timeline", args.output, page_html(data, args.title).encode("ascii"))
+    if code != EXIT_OK:
+        return code
+    return EXIT_BAD_INPUT if data["outcomes"]["malformed"] or raw_errors else EXIT_OK
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from .audit import AuditError, load_sessions
+
+    spec = _spec(args)
+    try:
+        with open(args.sessions, "rb") as f:
+            theirs = load_sessions(f.read())
+    except OSError as exc:
+        print(f"audit: cannot read {args.sessions}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except AuditError as exc:
+        print(f"audit: {args.sessions}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        stream = _open_input(args.log)
+    except OSError as exc:
+        print(f"audit: cannot read {args.log}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    from .audit import audit_log
+
+    try:
+        report = audit_log(stream, theirs, spec=spec)
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        print(f"audit: cannot read {args.log}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    finally:
+        if stream is not sys.stdin.buffer:
+            stream.close()
+    if args.json:
+        json.dump(report.to_json(), sys.stdout)
+        sys.stdout.write("\n")
+    else:
+        from .audit import render_text
+
+        text = render_text(report)
+        encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+        sys.stdout.write(text.encode(encoding, "backslashreplace").decode(encoding))
+    return EXIT_BAD_INPUT if report.differs else EXIT_OK
+
+
+def build_parser(prog: str = MODULE_PROG) -> argparse.ArgumentParser:
     from .store.command import add_replay_arguments, add_store_parser
+    from .timeline import DEFAULT_STALE_AFTER
     from .verify.run import CHECKS  # the names only; the checks run in cmd_verify
-    parser = _Parser(prog="python -m statemachine", description=__doc__.splitlines()[0])
+
+    stale_default = DEFAULT_STALE_AFTER.total_seconds()
+    parser = _Parser(prog=prog, description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     replay = sub.add_parser(
@@ -301,7 +459,13 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     replay.add_argument("file", help="JSONL file of events, or - for standard input")
-    replay.add_argument("--json", action="store_true", help="print one JSON object")
+    shape = replay.add_mutually_exclusive_group()
+    shape.add_argument("--json", action="store_true", help="print one JSON object")
+    shape.add_argument("--trace", action="store_true",
+                       help="print one JSON line per input line (outcome, reason, session after, or the error) "
+                            "instead of the summary")
+    replay.add_argument("--trace-out", metavar="FILE",
+                        help="write that per-line trace to FILE; standard output keeps the summary")
     replay.add_argument("--spec", help="a spec file instead of the built-in one")
     replay.add_argument("--snapshot-in", metavar="FILE",
                         help="start from this snapshot (written by --snapshot-out) instead of no sessions")
@@ -326,7 +490,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_from(adapt, required=True)
     adapt.set_defaults(handler=cmd_adapt)
 
-    verify = sub.add_parser("verify", help="prove the spec's invariants (exit 0 only when every check holds)")
+    verify = sub.add_parser(
+        "verify", help="prove the spec's invariants (exit 0 only when every check holds)",
+        description=(
+            "Prove the spec's invariants: static rules, exhaustive exploration, induction, agreement "
+            "of the compiled engine with the transitions machine, and the spin model checker. Prints what "
+            "each check covered and how long it took. Exit 0 when every check holds, 1 when one fails "
+            "(with a counterexample as JSONL that replay accepts), 2 when the command could not run."
+        ),
+    )
     verify.add_argument("--spec", help="a spec file instead of the built-in one")
     verify.add_argument("--json", action="store_true", help="print one JSON report")
     verify.add_argument(
@@ -343,13 +515,60 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--spec", help="a spec file instead of the built-in one")
     export.add_argument("-o", "--output", help="write to this file instead of standard output")
     export.set_defaults(handler=cmd_export)
-    diagram = sub.add_parser("diagram", help="draw the lifecycle (Mermaid text, or DOT/SVG/PNG through Graphviz)")
+    diagram = sub.add_parser(
+        "diagram", help="draw the lifecycle (Mermaid text, or DOT/SVG/PNG through Graphviz)",
+        description=(
+            "Draw the lifecycle: statuses and the events that move between them. Mermaid needs nothing "
+            "else; DOT, SVG and PNG need Graphviz (exit 2 naming what to install when it is missing). "
+            "The format is --format, else the one -o's extension implies; an unknown extension is refused."
+        ),
+    )
     diagram.add_argument("--format", choices=["mermaid", "dot", "svg", "png"],
                          help="output format (default: implied by -o's extension, else mermaid)")
     diagram.add_argument("-o", "--output", metavar="FILE", help="write to this file instead of standard output")
     diagram.add_argument("--spec", help="a spec file instead of the built-in one")
     diagram.set_defaults(handler=cmd_diagram)
-    docs = sub.add_parser("docs", help="write every generated doc (lifecycle page and SVG, CLI reference)")
+    timeline = sub.add_parser(
+        "timeline", help="draw a log as an HTML timeline: a lane per thread, statuses, turns, rejections",
+        description=(
+            "Replay a JSONL event log and write one self-contained HTML page (no network): a lane per "
+            "thread with its status over time, active turns as bars, rejected, duplicate and malformed "
+            "events as marks with their reasons on hover, stale turns flagged, filters by thread and "
+            "outcome, and paging for logs of many threads. Exit 0 when written, 1 when written but a "
+            "line was malformed, 2 when the command could not run."
+        ),
+    )
+    timeline.add_argument("file", help="JSONL file of events, or - for standard input")
+    timeline.add_argument("-o", "--output", metavar="FILE", help="write the page here instead of standard output")
+    timeline.add_argument("--stale-after", type=_positive_seconds, default=stale_default, metavar="SECONDS",
+                          help=f"flag a turn held this long with no event of its thread (default: {stale_default:g})")
+    timeline.add_argument("--title", help="the page's title (default: from the file name)")
+    timeline.add_argument("--spec", help="a spec file instead of the built-in one")
+    _add_from(timeline, required=False)
+    timeline.set_defaults(handler=cmd_timeline)
+    audit = sub.add_parser(
+        "audit", help="compare another orchestrator's sessions with this package's replay of the same log",
+        description=(
+            "Replay a JSONL event log and compare the result with another orchestrator's sessions "
+            "(a JSON object threadId -> {status, activeTurnId, lastError, ...}, the shape of replay "
+            "--json's sessions). Lists every thread that differs, field by field, every impossible "
+            "state, and the first line after which ours could no longer have become theirs. Exit 0 "
+            "when all agree, 1 when any thread differs, 2 when the command could not run."
+        ),
+    )
+    audit.add_argument("--log", required=True, metavar="LOG", help="JSONL file of events, or - for standard input")
+    audit.add_argument("--sessions", required=True, metavar="THEIRS",
+                       help="their sessions as JSON (threadId -> session)")
+    audit.add_argument("--json", action="store_true", help="print one JSON report")
+    audit.add_argument("--spec", help="a spec file instead of the built-in one")
+    audit.set_defaults(handler=cmd_audit)
+    docs = sub.add_parser(
+        "docs", help="write every generated doc (lifecycle page and SVG, CLI reference)",
+        description=(
+            "Write every generated page under docs/ (the lifecycle page and its SVG, the CLI reference), "
+            "or with --check write nothing and exit 1 when one is out of date."
+        ),
+    )
     docs.add_argument("--out", default="docs", metavar="DIR", help="the directory to write into")
     docs.add_argument("--check", action="store_true", help="write nothing; exit 1 if a generated doc is out of date")
     docs.add_argument("--spec", help="a spec file instead of the built-in one")
@@ -358,13 +577,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    handler: Handler = args.handler
+def main(argv: Sequence[str] | None = None, *, prog: str = CONSOLE_PROG) -> int:
     try:
-        return handler(args)
+        args = build_parser(prog).parse_args(argv)
+        handler: Handler = args.handler
+        code = handler(args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler below, not at exit
+        return code
     except SpecError as exc:
         print(f"spec error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        return _reader_went_away()
+
+
+def _reader_went_away() -> int:
+    """Standard output's reader closed it (`... | head`): stop quietly. Python would otherwise
+    flush stdout again at exit and print a second BrokenPipeError, so point it at /dev/null."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    return EXIT_BROKEN_PIPE

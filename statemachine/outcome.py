@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from .events import Event
 from .session import Session
@@ -33,3 +33,14 @@ class Outcome(NamedTuple):  # built once per event: a tuple is the cheapest immu
     @property
     def status_changed(self) -> bool:
         return self.before.status != self.after.status
+
+    def to_wire(self) -> dict[str, Any]:
+        """The outcome as JSON: kind, reason, the event's ids and type, and the session after it."""
+        return {
+            "kind": self.kind.value,
+            "reason": self.reason,
+            "eventId": self.event.event_id,
+            "threadId": self.event.thread_id,
+            "type": self.event.type,
+            "session": self.after.to_wire(),
+        }

@@ -7,6 +7,7 @@ engine.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Literal
@@ -209,6 +210,15 @@ class SessionProjector:
         """
         if what not in ("outcome", "change", "status"):
             raise ValueError(f"what must be 'outcome', 'change' or 'status', got {what!r}")
+        # Calling an async function only builds a coroutine: it would be accepted and never run.
+        if inspect.iscoroutinefunction(observer) or (
+            callable(observer) and inspect.iscoroutinefunction(type(observer).__call__)
+        ):
+            raise TypeError(
+                f"observer {observer!r} is an async function; observers run synchronously inside apply(). "
+                "Subscribe a plain function that hands the outcome to your event loop "
+                "(e.g. loop.call_soon_threadsafe(queue.put_nowait, outcome))"
+            )
         subscription = _Subscription(observer, what, on_error)
         self._observers = (*self._observers, subscription)
 

@@ -6,15 +6,15 @@ and reported in `errors`; the lines after it still apply.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from .events import EventError
-from .outcome import OutcomeKind
+from .outcome import Outcome, OutcomeKind
 from .projector import SessionProjector
 
-__all__ = ["MAX_LINE_BYTES", "ReplayReport", "bounded_lines", "replay_lines"]
+__all__ = ["MAX_LINE_BYTES", "LineObserver", "ReplayReport", "bounded_lines", "replay_lines"]
 
 # Kept in full only up to this many; counts are always exact.
 MAX_LISTED = 1000
@@ -39,11 +39,17 @@ class ReplayReport:
     def to_json(self, projector: SessionProjector) -> dict[str, Any]:
         return {
             "sessions": {tid: projector[tid].to_wire() for tid in projector},
-            "outcomes": dict(self.outcomes),
+            # Malformed lines have no outcome, but a count beside the others saves summing `errors`,
+            # which lists only the first MAX_LISTED.
+            "outcomes": {**self.outcomes, "malformed": self.error_count},
             "rejected": list(self.rejected),
             "errors": list(self.errors),
         }
 
+
+# Told about every non-blank line, in order: (line number, the raw line or None when too long,
+# the outcome or None, the error message or None). Exactly one of outcome and error is set.
+LineObserver = Callable[[int, "bytes | str | None", "Outcome | None", "str | None"], None]
 
 _NEWLINES = (b"\n", "\n")
 
@@ -88,10 +94,12 @@ def replay_lines(
     lines: Iterable[bytes | str],
     *,
     max_line_bytes: int = MAX_LINE_BYTES,
+    on_line: LineObserver | None = None,
 ) -> ReplayReport:
     """Apply each non-blank line; a malformed or too long line is recorded in `errors` and skipped.
 
     `lines` is any iterable of lines; a binary or text stream is best, as it is read bounded.
+    `on_line`, when given, is told what happened to each non-blank line as it is processed.
     """
     if max_line_bytes < 1:
         raise ValueError("max_line_bytes must be at least 1")
@@ -103,6 +111,8 @@ def replay_lines(
             report.error_count += 1
             if len(report.errors) < MAX_LISTED:
                 report.errors.append({"line": number, "error": too_long})
+            if on_line is not None:
+                on_line(number, None, None, too_long)
             continue
         if not line.strip():
             continue
@@ -112,10 +122,14 @@ def replay_lines(
             report.error_count += 1
             if len(report.errors) < MAX_LISTED:
                 report.errors.append({"line": number, "error": str(exc)})
+            if on_line is not None:
+                on_line(number, line, None, str(exc))
             continue
         report.outcomes[outcome.kind.value] += 1
         if outcome.kind is OutcomeKind.REJECTED:
             report.rejected_count += 1
             if len(report.rejected) < MAX_LISTED:
                 report.rejected.append({"line": number, "eventId": outcome.event.event_id, "reason": outcome.reason})
+        if on_line is not None:
+            on_line(number, line, outcome, None)
     return report

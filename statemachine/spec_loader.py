@@ -137,7 +137,7 @@ def read_spec_text(text: str, source: str = "<memory>") -> dict[str, Any]:
         where = f"line {mark.line + 1}" if mark is not None else "$"
         raise SpecError(source, where, f"not valid YAML: {getattr(exc, 'problem', exc)}") from None
     if raw is None:
-        raise SpecError(source, "$", "the spec is empty: expected a mapping with statuses, events and transitions")
+        raise SpecError(source, "$", "the spec is empty")
     _check_keys(raw, "$", source)
     import jsonschema  # only when a spec is loaded: keeps `import statemachine` light
 

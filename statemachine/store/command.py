@@ -46,7 +46,7 @@ def add_replay_arguments(replay: argparse.ArgumentParser) -> None:
                              "name as given, - for standard input)")
 
 
-def cmd_replay_store(args: argparse.Namespace, spec: Spec, printer: Callable[[dict[str, Any], int], None]) -> int:
+def cmd_replay_store(args: argparse.Namespace, spec: Spec, printer: Callable[[dict[str, Any]], None]) -> int:
     if args.snapshot_in or args.snapshot_out:
         print("replay: --store cannot be combined with --snapshot-in/--snapshot-out "
               "(use: python -m statemachine store export|import)", file=sys.stderr)
@@ -79,7 +79,7 @@ def cmd_replay_store(args: argparse.Namespace, spec: Spec, printer: Callable[[di
         json.dump(data, sys.stdout)
         sys.stdout.write("\n")
     else:
-        printer(data, result.progress.malformed)
+        printer(data)
     return EXIT_BAD_INPUT if result.progress.malformed else EXIT_OK
 
 

@@ -49,7 +49,7 @@ class StoreReplay:
         notes = sorted(self.notes, key=lambda n: n.line)
         return {
             "sessions": {t.session.thread_id: t.session.to_wire() for t in store.threads()},
-            "outcomes": dict(self.progress.outcomes),
+            "outcomes": {**self.progress.outcomes, "malformed": self.progress.malformed},
             "rejected": [{"line": n.line, "eventId": n.event_id, "reason": n.message}
                          for n in notes if n.kind == "rejected"],
             "errors": [{"line": n.line, "error": n.message} for n in notes if n.kind == "error"],
