@@ -184,10 +184,10 @@ class _Codegen:
         updated_dt = "upd_dt" if "upd_dt" in slots else "rec.updated_dt"
         return [
             *loads,
-            *(["done = []", "remember = done.append"] if remembers else []),
+            *(["remember = rec.finished.add"] if remembers else []),
             *body,
             f"after = new(Session, ({fields}))",
-            f"rec.commit(after, {updated_dt}, {'done' if remembers else '()'})",
+            f"rec.commit(after, {updated_dt})",
             f"return new(Outcome, (APPLIED, ev, s, after, None, {self.const(entry.transition)}))",
         ]
 

@@ -143,7 +143,7 @@ class SessionProjector:
             # A thread not seen before starts in the initial status, with no turn.
             session = Session(ev.thread_id, self.spec.initial, ev.provider)
             record = self._threads[ev.thread_id] = self._new_record(session)
-        if not record.see(ev.event_id):
+        if not record.seen.add(ev.event_id):
             before = record.session
             outcome = _new(Outcome, (_DUPLICATE, ev, before, before, None, None))
         elif ev.trigger is None:
