@@ -100,3 +100,30 @@ def test_session_subset_keeps_whole_sessions_in_order(small: list[dict[str, Any]
     threads = {e["threadId"] for e in subset}
     assert len(threads) == 10
     assert subset == [e for e in small if e["threadId"] in threads]
+
+
+def test_the_plain_replay_yardstick_prints_what_replay_prints(tmp_path: Path) -> None:
+    import json
+    import subprocess
+
+    log = tmp_path / "log.jsonl"
+    log.write_text("".join(json.dumps(e) + "\n" for e in generate_stream(3_000, 30, seed=5)), encoding="utf-8")
+    ours = subprocess.run([sys.executable, "-m", "statemachine", "replay", "--json", str(log)],
+                          capture_output=True, text=True, check=True)
+    plain = subprocess.run([sys.executable, str(BENCHMARKS / "plain_replay.py"), str(log)],
+                           capture_output=True, text=True, check=True)
+    assert json.loads(ours.stdout)["outcomes"]["rejected"] > 0  # the stream exercises rejections
+    assert plain.stdout == ours.stdout
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_the_transitions_contender_agrees_with_the_package_shared_or_not(
+    small: list[dict[str, Any]], shared: bool
+) -> None:
+    naive = NaiveProjector(shared=shared)
+    projector = SessionProjector()
+    for wire in small[:1500]:
+        kind = projector.apply(wire).kind
+        code = naive.apply(from_wire(wire))
+        assert (code if code in ("applied", "ignored", "duplicate") else "rejected") == kind.value
+    assert {k: r.wire() for k, r in naive.records.items()} == {k: s.to_wire() for k, s in projector.sessions().items()}
