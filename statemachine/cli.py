@@ -87,7 +87,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
             from .adapters import make_adapter
             from .adapters.replay import replay_raw
 
-            report = replay_raw(projector, make_adapter(args.from_format, on_eof=args.on_eof), stream)
+            adapter = make_adapter(args.from_format, on_eof=args.on_eof, stream=args.stream)
+            report = replay_raw(projector, adapter, stream)
         else:
             report = replay_lines(projector, stream)
     except OSError as exc:
@@ -144,7 +145,8 @@ def cmd_adapt(args: argparse.Namespace) -> int:
                 out: IO[bytes] = sys.stdout.buffer
             else:
                 out = stack.enter_context(open(args.output, "wb"))
-            for event in adapt_lines(make_adapter(args.from_format, on_eof=args.on_eof), stream, errors):
+            adapter = make_adapter(args.from_format, on_eof=args.on_eof, stream=args.stream)
+            for event in adapt_lines(adapter, stream, errors):
                 out.write(json.dumps(event, ensure_ascii=False).encode("utf-8", "backslashreplace") + b"\n")
             out.flush()
     except OSError as exc:
@@ -153,6 +155,15 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     for e in errors:
         print(f"line {e['line']}: malformed: {e['error']}", file=sys.stderr)
     return EXIT_BAD_INPUT if errors else EXIT_OK
+
+
+def _stream_name(value: str) -> str:
+    from .adapters.base import check_stream_name
+
+    try:
+        return check_stream_name(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _add_from(parser: argparse.ArgumentParser, *, required: bool) -> None:
@@ -164,6 +175,9 @@ def _add_from(parser: argparse.ArgumentParser, *, required: bool) -> None:
     parser.add_argument("--on-eof", choices=EOF_SETTLEMENTS, default="interrupted",
                         help="with --from: how a turn still open at the end of the file is settled "
                              "(turn.completed interrupted or failed, or left open for the stale-turn bound)")
+    parser.add_argument("--stream", default="", metavar="NAME", type=_stream_name,
+                        help="with --from: a name for this stream, when a thread continues from an earlier one "
+                             "(a resumed session, the next part of a log): keeps its synthesized ids apart")
 
 
 def cmd_verify(args: argparse.Namespace) -> int:

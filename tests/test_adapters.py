@@ -75,7 +75,7 @@ def test_adapting_twice_gives_identical_events_and_a_stream_name_keeps_streams_a
     projector = SessionProjector()
     projector.apply_all(first)
     assert {o.kind.value for o in projector.apply_all(first)} == {"duplicate"}
-    with pytest.raises(ValueError, match="stream"):
+    with pytest.raises(ValueError, match="stream name"):
         make_adapter("codex-exec", stream="a:b")
 
 

@@ -41,6 +41,7 @@ __all__ = [
     "EofSettlement",
     "LineClock",
     "Malformed",
+    "check_stream_name",
     "wire_time",
 ]
 
@@ -70,6 +71,13 @@ def wire_time(moment: datetime) -> str:
     """An aware datetime as the envelope's ISO 8601 UTC text (`...Z`)."""
     aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
     return aware.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def check_stream_name(name: str) -> str:
+    """A stream name goes into ids: at most 32 characters, no ':' (the ids' separator)."""
+    if not isinstance(name, str) or len(name) > 32 or ":" in name:
+        raise ValueError("a stream name has at most 32 characters and no ':'")
+    return name
 
 
 class LineClock:
@@ -156,8 +164,7 @@ class Adapter(ABC):
         """`stream` names this stream when one thread spans several (`codex exec resume`, a
         resumed Claude session, a reconnected ACP agent): positional event ids and synthesized
         turn ids include it, so the second stream's first turn is not taken for the first's."""
-        if not isinstance(stream, str) or len(stream) > 32 or ":" in stream:
-            raise ValueError("stream must be a string of at most 32 characters without ':'")
+        check_stream_name(stream)
         if on_eof not in EOF_SETTLEMENTS:
             raise ValueError(f"on_eof must be one of {list(EOF_SETTLEMENTS)}, got {on_eof!r}")
         if memory < 1:
