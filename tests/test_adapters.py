@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from statemachine import EventError, SessionProjector, builtin_spec
 from statemachine.adapters import FORMATS, Adapter, make_adapter
+from statemachine.adapters.base import BoundedSet
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = json.loads((ROOT / "specs" / "event.schema.json").read_text(encoding="utf-8"))
@@ -40,7 +41,13 @@ def _check_envelopes(events: list[dict[str, Any]]) -> None:
 
 
 def _state(adapter: Adapter) -> Any:
-    return copy.deepcopy((adapter._threads, adapter._save_extra(), list(adapter._replies)))
+    """Everything the adapter remembers about the stream (not its counters and error reports)."""
+    kept = {}
+    for name, value in vars(adapter).items():
+        if name in ("stats", "errors", "last_error", "clock", "_touched"):
+            continue
+        kept[name] = list(value._keys) if isinstance(value, BoundedSet) else copy.deepcopy(value)
+    return kept
 
 
 # -- identity ------------------------------------------------------------------------------------
@@ -387,3 +394,16 @@ def test_every_mapping_table_entry_is_documented() -> None:
             assert mapped in doc, mapped
     for name in sorted(codex_app_server.CODEX_UNATTENDED_REQUESTS):
         assert f"`{name}`" in doc, name
+
+
+def test_a_bounded_memory_undoes_one_line_including_what_it_evicted() -> None:
+    memory = BoundedSet(2)
+    memory.begin()
+    memory.add("a")
+    memory.add("b")
+    memory.begin()
+    memory.add("c")  # evicts "a"
+    memory.add("b")  # already there: no change
+    assert "a" not in memory and len(memory) == 2
+    memory.rollback()
+    assert list(memory._keys) == ["a", "b"]

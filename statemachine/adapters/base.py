@@ -36,6 +36,7 @@ __all__ = [
     "Adapter",
     "AdapterError",
     "AdapterStats",
+    "BoundedSet",
     "Clock",
     "Envelope",
     "EofSettlement",
@@ -370,6 +371,47 @@ class Adapter(ABC):
 
     def _restore_extra(self, extra: Any) -> None:  # noqa: B027 - optional hook, nothing to restore by default
         """Put back what `_save_extra` returned."""
+
+
+class BoundedSet:
+    """A set that forgets its oldest keys beyond `limit`, and can undo the adds of one line.
+
+    Copying a large memory for every line would make a bad line's undo the cost of every line;
+    a journal of what the line changed costs only what it changed.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._keys: OrderedDict[str, None] = OrderedDict()
+        self._limit = limit
+        self._journal: list[tuple[bool, str]] = []  # (added, key): added, or evicted to make room
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._keys
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def add(self, key: str) -> None:
+        if key in self._keys:
+            return
+        self._keys[key] = None
+        self._journal.append((True, key))
+        if len(self._keys) > self._limit:
+            oldest, _ = self._keys.popitem(last=False)
+            self._journal.append((False, oldest))
+
+    def begin(self) -> None:
+        """Start a line: what follows can be undone by `rollback`."""
+        self._journal.clear()
+
+    def rollback(self) -> None:
+        for added, key in reversed(self._journal):
+            if added:
+                del self._keys[key]
+            else:
+                self._keys[key] = None
+                self._keys.move_to_end(key, last=False)
+        self._journal.clear()
 
 
 # -- reading fields: each failure names the field ------------------------------------------------
