@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import hostile
 import jsonschema
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -407,3 +408,19 @@ def test_a_bounded_memory_undoes_one_line_including_what_it_evicted() -> None:
     assert "a" not in memory and len(memory) == 2
     memory.rollback()
     assert list(memory._keys) == ["a", "b"]
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example])
+@given(st.one_of(hostile.valid_events(), hostile.malformed_events()))
+def test_the_schema_and_the_parser_agree_on_envelopes(event: Any) -> None:
+    event = hostile.materialize(event)
+    try:
+        PARSER.parse(event)
+        accepted = True
+    except EventError as exc:
+        accepted, field = False, exc.field
+    if accepted:
+        VALIDATOR.validate(event)
+    elif VALIDATOR.is_valid(event):
+        # The only looser spot: the pattern checks the shape of a date, not the calendar.
+        assert field == "createdAt", (field, event)
