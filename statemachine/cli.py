@@ -131,6 +131,10 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     from .adapters import make_adapter
     from .adapters.replay import adapt_lines
 
+    writes_file = args.output not in (None, "-") and args.file != "-"
+    if writes_file and os.path.abspath(args.output) == os.path.abspath(args.file):
+        print(f"adapt: {args.output} is the input file; writing it would erase what is being read", file=sys.stderr)
+        return EXIT_USAGE
     try:
         stream = _open_input(args.file)
     except OSError as exc:

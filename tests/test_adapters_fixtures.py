@@ -154,6 +154,10 @@ def test_cli_refuses_unknown_format_and_missing_file_without_traceback(tmp_path:
     assert missing.returncode == 2 and "Traceback" not in missing.stderr and "cannot read" in missing.stderr
     missing = _cli("adapt", "--from", "acp", str(tmp_path / "nope.jsonl"))
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    copy_of = tmp_path / "raw.jsonl"
+    copy_of.write_bytes((RAW / "acp_turns.jsonl").read_bytes())
+    same = _cli("adapt", "--from", "acp", str(copy_of), "-o", str(copy_of))
+    assert same.returncode == 2 and copy_of.read_bytes() == (RAW / "acp_turns.jsonl").read_bytes()
     bad_stream = _cli("replay", "--from", "acp", "--stream", "a:b", str(RAW / "acp_turns.jsonl"))
     assert bad_stream.returncode == 2 and "Traceback" not in bad_stream.stderr and "stream name" in bad_stream.stderr
     unwritable = _cli("adapt", "--from", "acp", str(RAW / "acp_turns.jsonl"), "-o", str(tmp_path / "no" / "x.jsonl"))

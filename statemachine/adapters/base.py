@@ -212,7 +212,10 @@ class Adapter(ABC):
         if identity is not None:
             key = identity
         else:
-            canonical = json.dumps(message, sort_keys=True, ensure_ascii=True).encode("ascii")
+            try:
+                canonical = json.dumps(message, sort_keys=True, ensure_ascii=True).encode("ascii")
+            except RecursionError:  # parsed just below the limit, but the caller's stack is deeper
+                return self._malformed(number, "line", "nested too deeply")
             key = f"{self._prefix}L{number}-{hashlib.sha256(canonical).hexdigest()[:12]}"
         line = Line(number, now, key)
         snapshot = self._save()
@@ -241,7 +244,9 @@ class Adapter(ABC):
 
     @abstractmethod
     def _adapt(self, message: dict[str, Any], line: Line) -> list[Envelope]:
-        """The envelopes for one message. Raise `Malformed` before changing any state."""
+        """The envelopes for one message. Raise `Malformed` for a message it cannot read: `feed`
+        then undoes what the line changed (thread records through `thread()`, the rest through
+        `_save_extra` / `_restore_extra`)."""
 
     def _identity(self, message: dict[str, Any]) -> str | None:
         """The message's protocol identity (redeliveries share it), or None to name it by position."""
