@@ -155,7 +155,7 @@ def _replay_or_trace(args: argparse.Namespace, projector: SessionProjector, stre
         from .adapters import make_adapter
         from .adapters.replay import replay_raw
 
-        return replay_raw(projector, make_adapter(args.from_format, on_eof=args.on_eof), stream)
+        return replay_raw(projector, make_adapter(args.from_format, on_eof=args.on_eof, stream=args.stream), stream)
     if not (args.trace or args.trace_out):
         return replay_lines(projector, stream)
     from .trace import TraceRecord, trace_lines
@@ -220,6 +220,10 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     from .adapters import make_adapter
     from .adapters.replay import adapt_lines
 
+    writes_file = args.output not in (None, "-") and args.file != "-"
+    if writes_file and os.path.abspath(args.output) == os.path.abspath(args.file):
+        print(f"adapt: {args.output} is the input file; writing it would erase what is being read", file=sys.stderr)
+        return EXIT_USAGE
     try:
         stream = _open_input(args.file)
     except OSError as exc:
@@ -234,7 +238,8 @@ def cmd_adapt(args: argparse.Namespace) -> int:
                 out: IO[bytes] = sys.stdout.buffer
             else:
                 out = stack.enter_context(open(args.output, "wb"))
-            for event in adapt_lines(make_adapter(args.from_format, on_eof=args.on_eof), stream, errors):
+            adapter = make_adapter(args.from_format, on_eof=args.on_eof, stream=args.stream)
+            for event in adapt_lines(adapter, stream, errors):
                 out.write(json.dumps(event, ensure_ascii=False).encode("utf-8", "backslashreplace") + b"\n")
             out.flush()
     except OSError as exc:
@@ -243,6 +248,15 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     for e in errors:
         print(f"line {e['line']}: malformed: {e['error']}", file=sys.stderr)
     return EXIT_BAD_INPUT if errors else EXIT_OK
+
+
+def _stream_name(value: str) -> str:
+    from .adapters.base import check_stream_name
+
+    try:
+        return check_stream_name(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _add_from(parser: argparse.ArgumentParser, *, required: bool) -> None:
@@ -254,6 +268,9 @@ def _add_from(parser: argparse.ArgumentParser, *, required: bool) -> None:
     parser.add_argument("--on-eof", choices=EOF_SETTLEMENTS, default="interrupted",
                         help="with --from: how a turn still open at the end of the file is settled "
                              "(turn.completed interrupted or failed, or left open for the stale-turn bound)")
+    parser.add_argument("--stream", default="", metavar="NAME", type=_stream_name,
+                        help="with --from: a name for this stream, when a thread continues from an earlier one "
+                             "(a resumed session, the next part of a log): keeps its synthesized ids apart")
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -378,7 +395,7 @@ def cmd_timeline(args: argparse.Namespace) -> int:
         from .adapters import make_adapter
         from .adapters.replay import adapt_lines
 
-        adapter = make_adapter(args.from_format, on_eof=args.on_eof)
+        adapter = make_adapter(args.from_format, on_eof=args.on_eof, stream=args.stream)
         lines = (json.dumps(e) for e in adapt_lines(adapter, stream, raw_errors))
     try:
         data = timeline_data(lines, spec=spec, stale_after=timedelta(seconds=args.stale_after), source=source)
