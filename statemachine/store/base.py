@@ -20,7 +20,6 @@ from ..events import Event, EventError, EventParser
 from ..outcome import Outcome, OutcomeKind
 from ..projector import DEFAULT_MAX_EVENT_IDS, DEFAULT_MAX_FINISHED_TURNS, SessionProjector
 from ..session import Session
-from ..snapshot import SnapshotError
 from ..spec import Spec, builtin_spec
 from .errors import StoreError
 from .schema import MIGRATIONS
@@ -630,6 +629,7 @@ class _Rows:
 
 
 def iter_chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Lists of up to `size` items: keeps an IN (...) list under the databases' parameter limits."""
     chunk: list[T] = []
     for item in items:
         chunk.append(item)
@@ -639,5 +639,3 @@ def iter_chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
     if chunk:
         yield chunk
 
-
-__all__ += ["SnapshotError", "iter_chunks"]
