@@ -127,3 +127,10 @@ def test_the_transitions_contender_agrees_with_the_package_shared_or_not(
         code = naive.apply(from_wire(wire))
         assert (code if code in ("applied", "ignored", "duplicate") else "rejected") == kind.value
     assert {k: r.wire() for k, r in naive.records.items()} == {k: s.to_wire() for k, s in projector.sessions().items()}
+
+
+def test_a_redelivery_drawn_at_distance_zero_repeats_the_oldest_event() -> None:
+    # This seed draws a redelivery distance of 0 from `randrange`, which used to index past the end.
+    stream = generate_stream(1200, 8, seed=16)
+    assert len(stream) == 1200
+    assert len({e["eventId"] for e in stream}) < len(stream)  # redeliveries repeat eventIds
