@@ -14,7 +14,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from typing import IO, Any, NoReturn
+from typing import IO, Any, NoReturn, TypeVar
 
 from . import __version__
 from .projector import SessionProjector
@@ -70,6 +70,29 @@ def _open_input(name: str) -> IO[bytes]:
     return sys.stdin.buffer if name == "-" else open(name, "rb")
 
 
+T = TypeVar("T")
+
+
+def _read_with(command: str, name: str, use: Callable[[IO[bytes]], T]) -> T | None:
+    """Open `name` (- for standard input), run `use` on it, close it. None when it cannot be read
+    (said on standard error, for exit 2); a closed standard output propagates (main ends quietly)."""
+    try:
+        stream = _open_input(name)
+    except OSError as exc:
+        print(f"{command}: cannot read {name}: {exc.strerror or exc}", file=sys.stderr)
+        return None
+    try:
+        return use(stream)
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        print(f"{command}: cannot read {name}: {exc.strerror or exc}", file=sys.stderr)
+        return None
+    finally:
+        if stream is not sys.stdin.buffer:
+            stream.close()
+
+
 def _read_snapshot(path: str, spec: Spec) -> SessionProjector | None:
     try:
         with open(path, "rb") as f:
@@ -119,21 +142,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     projector = _read_snapshot(args.snapshot_in, spec) if args.snapshot_in else SessionProjector(spec)
     if projector is None:
         return EXIT_USAGE
-    try:
-        stream = _open_input(args.file)
-    except OSError as exc:
-        print(f"replay: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        report = _replay_or_trace(args, projector, stream)
-    except BrokenPipeError:
-        raise  # the reader of standard output went away: main() ends quietly
-    except OSError as exc:
-        print(f"replay: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_USAGE
-    finally:
-        if stream is not sys.stdin.buffer:
-            stream.close()
+    report = _read_with("replay", args.file, lambda stream: _replay_or_trace(args, projector, stream))
     if report is None:
         return EXIT_USAGE
     if args.snapshot_out and not _write_snapshot(args.snapshot_out, projector):
@@ -383,28 +392,22 @@ def cmd_timeline(args: argparse.Namespace) -> int:
     from .timeline import page_html, timeline_data
 
     spec = _spec(args)
-    try:
-        stream = _open_input(args.file)
-    except OSError as exc:
-        print(f"timeline: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_USAGE
     source = "standard input" if args.file == "-" else os.path.basename(args.file)
     raw_errors: list[dict[str, Any]] = []
-    lines: Iterable[bytes | str] = stream
-    if args.from_format:  # a raw provider log: its adapter turns it into envelope lines
-        from .adapters import make_adapter
-        from .adapters.replay import adapt_lines
 
-        adapter = make_adapter(args.from_format, on_eof=args.on_eof, stream=args.stream)
-        lines = (json.dumps(e) for e in adapt_lines(adapter, stream, raw_errors))
-    try:
-        data = timeline_data(lines, spec=spec, stale_after=timedelta(seconds=args.stale_after), source=source)
-    except OSError as exc:
-        print(f"timeline: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
+    def draw(stream: IO[bytes]) -> dict[str, Any]:
+        lines: Iterable[bytes | str] = stream
+        if args.from_format:  # a raw provider log: its adapter turns it into envelope lines
+            from .adapters import make_adapter
+            from .adapters.replay import adapt_lines
+
+            adapter = make_adapter(args.from_format, on_eof=args.on_eof, stream=args.stream)
+            lines = (json.dumps(e) for e in adapt_lines(adapter, stream, raw_errors))
+        return timeline_data(lines, spec=spec, stale_after=timedelta(seconds=args.stale_after), source=source)
+
+    data = _read_with("timeline", args.file, draw)
+    if data is None:
         return EXIT_USAGE
-    finally:
-        if stream is not sys.stdin.buffer:
-            stream.close()
     for e in raw_errors:
         print(f"timeline: line {e['line']}: malformed: {e['error']}", file=sys.stderr)
     code = _write_output("timeline", args.output, page_html(data, args.title).encode("ascii"))
@@ -426,23 +429,11 @@ def cmd_audit(args: argparse.Namespace) -> int:
     except AuditError as exc:
         print(f"audit: {args.sessions}: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    try:
-        stream = _open_input(args.log)
-    except OSError as exc:
-        print(f"audit: cannot read {args.log}: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_USAGE
     from .audit import audit_log
 
-    try:
-        report = audit_log(stream, theirs, spec=spec)
-    except BrokenPipeError:
-        raise
-    except OSError as exc:
-        print(f"audit: cannot read {args.log}: {exc.strerror or exc}", file=sys.stderr)
+    report = _read_with("audit", args.log, lambda stream: audit_log(stream, theirs, spec=spec))
+    if report is None:
         return EXIT_USAGE
-    finally:
-        if stream is not sys.stdin.buffer:
-            stream.close()
     if args.json:
         json.dump(report.to_json(), sys.stdout)
         sys.stdout.write("\n")
