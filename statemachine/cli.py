@@ -121,19 +121,34 @@ def _print_replay(data: dict[str, Any], error_count: int) -> None:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from .verify.run import CHECKS, render_text, report_json, run_checks
+    from pathlib import Path
+
+    from .requirements import RequirementsError, load_requirements
+    from .verify.run import CHECKS, render_text, report_json, run_checks, write_counterexamples
 
     unknown = sorted(set(args.skip) - set(CHECKS))
     if unknown:
         print(f"verify: unknown check(s) {unknown}; known: {sorted(CHECKS)}", file=sys.stderr)
         return EXIT_USAGE
     spec = _spec(args)
-    results = run_checks(spec, skip=args.skip)
+    try:
+        requirements = load_requirements(spec, args.requirements)  # the built-in file when None
+    except RequirementsError as exc:
+        print(f"requirements error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    results = run_checks(spec, requirements, skip=args.skip)
+    if args.counterexample_out:
+        try:
+            write_counterexamples(Path(args.counterexample_out), requirements, results)
+        except OSError as exc:
+            print(f"verify: cannot write counterexamples to {args.counterexample_out}: {exc.strerror or exc}",
+                  file=sys.stderr)
+            return EXIT_USAGE
     if args.json:
-        json.dump(report_json(spec, results), sys.stdout)
+        json.dump(report_json(spec, requirements, results), sys.stdout)
         sys.stdout.write("\n")
     else:
-        sys.stdout.write(render_text(spec, results))
+        sys.stdout.write(render_text(spec, requirements, results))
     return EXIT_OK if all(r.ok for r in results) else EXIT_BAD_INPUT
 
 
@@ -226,13 +241,17 @@ def build_parser() -> argparse.ArgumentParser:
                         help="after the log, write every session and its memory here (JSON)")
     replay.set_defaults(handler=cmd_replay)
 
-    verify = sub.add_parser("verify", help="prove the spec's invariants (exit 0 only when every check holds)")
+    verify = sub.add_parser("verify", help="prove the spec against the requirements (exit 0 only when every check holds)")
     verify.add_argument("--spec", help="a spec file instead of the built-in one")
     verify.add_argument("--json", action="store_true", help="print one JSON report")
     verify.add_argument(
         "--skip", action="append", default=[], metavar="CHECK",
         help=f"leave a check out ({', '.join(CHECKS)}); repeatable",
     )
+    verify.add_argument("--requirements", metavar="FILE",
+                        help="a requirements file instead of the built-in one (specs/requirements.yaml)")
+    verify.add_argument("--counterexample-out", metavar="DIR",
+                        help="write each violated requirement's counterexample to DIR/NAME.jsonl")
     verify.set_defaults(handler=cmd_verify)
     export = sub.add_parser("export", help="write the spec in another language (promela: a model for spin)")
     export.add_argument("format", choices=["promela"], help="the output language")
