@@ -241,7 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="after the log, write every session and its memory here (JSON)")
     replay.set_defaults(handler=cmd_replay)
 
-    verify = sub.add_parser("verify", help="prove the spec against the requirements (exit 0 only when every check holds)")
+    verify = sub.add_parser("verify",
+                            help="prove the spec against the requirements (exit 0 only when every check holds)")
     verify.add_argument("--spec", help="a spec file instead of the built-in one")
     verify.add_argument("--json", action="store_true", help="print one JSON report")
     verify.add_argument(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from dataclasses import replace
 from typing import Any, Literal
 
 from ..invariants import state_violations, step_violations
@@ -28,7 +29,7 @@ from ..spec import Spec
 from .report import CheckResult
 from .universe import EventTemplate, event_universe
 
-__all__ = ["THREAD", "counterexample", "explore"]
+__all__ = ["THREAD", "counterexample", "explore", "explore_and_agree"]
 
 THREAD = "counterexample"
 State = tuple[Session, frozenset[str]]
@@ -59,7 +60,35 @@ def explore(
     name: str = "explore",
     check_invariants: bool = True,
 ) -> CheckResult:
+    """One walk; with `reference`, a disagreement between the engines fails it (and ends it)."""
+    return _walk(spec, requirements, max_states, engine, reference, name, check_invariants, split=False)[0]
+
+
+def explore_and_agree(spec: Spec, requirements: Requirements | None = None) -> tuple[CheckResult, CheckResult]:
+    """`explore` and the engine agreement (compiled vs transitions) from one walk, as two results.
+
+    The walk is the expensive part of both; sharing it keeps `verify` within its CPU budget. The
+    agreement's time is what the `transitions` engine took; the explorer's, the rest.
+    """
+    explored, agreed = _walk(spec, requirements, 1_000_000, "compiled", "transitions", "explore", True, split=True)
+    assert agreed is not None
+    return explored, agreed
+
+
+def _walk(
+    spec: Spec,
+    requirements: Requirements | None,
+    max_states: int,
+    engine: Literal["compiled", "transitions"],
+    reference: Literal["compiled", "transitions"] | None,
+    name: str,
+    check_invariants: bool,
+    *,
+    split: bool,
+) -> tuple[CheckResult, CheckResult | None]:
     started = time.perf_counter()
+    reference_seconds = 0.0
+    disagreement: tuple[list[EventTemplate], str] | None = None
     universe = event_universe(spec)
     projector = SessionProjector(spec, engine=engine)
     # Parsed once: a freshly seeded projector has seen no eventId, so one id serves every edge.
@@ -114,7 +143,7 @@ def explore(
             finished = frozenset(projector.finished_turns(THREAD))
             violated: list[str] = []
             if check_invariants:
-                violated += step_violations(spec, outcome) + state_violations(spec, outcome.after, finished)
+                violated += step_violations(spec, outcome)  # state invariants: once per new state, below
                 redelivery = projector.apply(event)
                 if redelivery.kind is not OutcomeKind.DUPLICATE:
                     violated.append("redelivery_is_duplicate")
@@ -123,18 +152,23 @@ def explore(
                     violated += reqs.step_violations(outcome, finished_before, finished, False, fresh[k])
                     finished_again = frozenset(projector.finished_turns(THREAD))
                     violated += reqs.step_violations(redelivery, finished, finished_again, True, again[k])
-            if other is not None:
+            if other is not None and disagreement is None:
+                clock = time.perf_counter()
                 if state is None:
                     other = SessionProjector(spec, engine=other.engine)
                 else:
                     other.seed(state[0], finished_turns=ordered)
                 theirs = other.apply(event)
-                if (theirs.kind, theirs.reason, theirs.after, theirs.transition) != (
+                differ = (theirs.kind, theirs.reason, theirs.after, theirs.transition) != (
                     outcome.kind, outcome.reason, outcome.after, outcome.transition
-                ) or frozenset(other.finished_turns(THREAD)) != finished:
+                ) or frozenset(other.finished_turns(THREAD)) != finished
+                reference_seconds += time.perf_counter() - clock
+                if differ and split:
+                    disagreement = ([*prefix, template], template.label())  # compare no further
+                elif differ:
                     violated.append(f"{engine}_equals_{reference}")
                     record(violated, [*prefix, template], template.label())
-                    return result(False, "")  # the engines disagree: nothing further is meaningful
+                    return result(False, ""), None  # the engines disagree: nothing further is meaningful
             if violated:
                 record(sorted(set(violated)), [*prefix, template], template.label())
             if outcome.kind is OutcomeKind.APPLIED:
@@ -144,19 +178,35 @@ def explore(
             nxt: State = (outcome.after, finished)
             if nxt not in parents:
                 if len(parents) >= max_states:
-                    return CheckResult(name, False, time.perf_counter() - started,
-                                       {"states": len(parents), "edges": edges},
-                                       f"state bound {max_states} reached before a fixpoint")
+                    bound = CheckResult(name, False, time.perf_counter() - started,
+                                        {"states": len(parents), "edges": edges},
+                                        f"state bound {max_states} reached before a fixpoint")
+                    return bound, (replace(bound, name="agreement") if split else None)
                 parents[nxt] = (state, template)
                 frontier.append(nxt)
-                if reqs is not None:
-                    record(reqs.state_violations(*nxt), [*prefix, template], template.label())
+                if check_invariants:
+                    # A state's invariants depend on the state alone; breadth-first, its first path is a shortest.
+                    bad = state_violations(spec, *nxt) + (reqs.state_violations(*nxt) if reqs is not None else [])
+                    record(bad, [*prefix, template], template.label())
 
     untaken = [t.index for t in spec.transitions if t.index not in taken]
     detail = (f"fixpoint: {len(parents)} reachable states; {len(spec.invariants)} spec invariants and "
               f"{len(checked)} requirements hold on every one")
-    if other is not None:
-        detail = f"{engine} and {reference} engines agree on {edges} edges from {len(parents)} reachable states"
+    agreement = f"{engine} and {reference} engines agree on {edges} edges from {len(parents)} reachable states"
+    if other is not None and not split:
+        detail = agreement
     if untaken:
         detail += f"; spec transitions never taken: {untaken}"
-    return result(True, detail)
+    if not split:
+        return result(True, detail), None
+    explored = result(True, detail)
+    explored = replace(explored, seconds=explored.seconds - reference_seconds)
+    covered = {"states": len(parents), "edges": edges}
+    if disagreement is None:
+        return explored, CheckResult("agreement", True, reference_seconds, covered,
+                                     agreement + " (walked together with explore)")
+    path, what = disagreement
+    equality = f"{engine}_equals_{reference}"
+    return explored, CheckResult("agreement", False, reference_seconds, covered,
+                                 f"{equality} violated after {len(path)} event(s): {what}", (equality,),
+                                 counterexample(path), {equality: counterexample(path)})

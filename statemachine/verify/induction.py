@@ -73,6 +73,7 @@ def induction(spec: Spec, requirements: Requirements | None = None) -> CheckResu
     contracts = [requirements.contracts_for(e) for e in events] if requirements is not None else []
     steps = 0
     found: dict[str, tuple[list[dict[str, Any]], str]] = {}
+    judged: dict[tuple[Session, frozenset[str]], list[str]] = {}
     for session, finished in states:
         ordered = sorted(finished)
         for k, (template, event) in enumerate(zip(universe, events, strict=True)):
@@ -80,10 +81,14 @@ def induction(spec: Spec, requirements: Requirements | None = None) -> CheckResu
             projector.seed(session, finished_turns=ordered)
             outcome = projector.apply(event)
             after_finished = frozenset(projector.finished_turns(THREAD))
-            violated = step_violations(spec, outcome) + state_violations(spec, outcome.after, after_finished)
+            violated = step_violations(spec, outcome)
             if requirements is not None:
                 violated += requirements.step_violations(outcome, finished, after_finished, False, contracts[k])
-                violated += requirements.state_violations(outcome.after, after_finished)
+            key = (outcome.after, after_finished)
+            if key not in judged:  # many steps end in the same state: judge each state once
+                judged[key] = state_violations(spec, *key) + (
+                    requirements.state_violations(*key) if requirements is not None else [])
+            violated += judged[key]
             for name in violated:
                 if name not in found:
                     # The start state may be unreachable: this is one step, not a replayable log.

@@ -12,7 +12,7 @@ from typing import Any
 from ..requirements import Requirements
 from ..spec import Spec
 from .declarations import declarations
-from .explore import explore
+from .explore import explore, explore_and_agree
 from .induction import induction
 from .report import CheckResult
 from .static import static_check
@@ -62,7 +62,12 @@ PREFERENCE = ("declarations", "explore", "spin", "induction")
 
 def run_checks(spec: Spec, requirements: Requirements, skip: Iterable[str] = ()) -> list[CheckResult]:
     skipped = set(skip)
-    return [check(spec, requirements) for name, check in CHECKS.items() if name not in skipped]
+    shared: dict[str, CheckResult] = {}
+    if not {"explore", "agreement"} & skipped:
+        # Both walk the same states and edges: one walk serves both (see explore_and_agree).
+        shared = dict(zip(("explore", "agreement"), explore_and_agree(spec, requirements), strict=True))
+    return [shared[name] if name in shared else check(spec, requirements)
+            for name, check in CHECKS.items() if name not in skipped]
 
 
 @dataclass(frozen=True)
@@ -132,7 +137,7 @@ def _replay_hint(spec: Spec) -> str:
 
 
 def render_text(spec: Spec, requirements: Requirements, results: list[CheckResult]) -> str:
-    forms = {f: len(requirements.of_form(f)) for f in ("state", "contract", "temporal")}  # type: ignore[arg-type]
+    forms = {f: len(requirements.of_form(f)) for f in ("state", "contract", "temporal")}
     lines = [
         f"spec: {spec.source} ({len(spec.statuses)} statuses, {len(spec.events)} event types, "
         f"{len(spec.transitions)} transitions, {len(spec.invariants)} invariants)",
@@ -145,8 +150,9 @@ def render_text(spec: Spec, requirements: Requirements, results: list[CheckResul
         lines.append(f"{'':<12} {r.detail}")
     verdicts = requirement_verdicts(requirements, results)
     width = max(len(v.name) for v in verdicts)
-    lines.append(f"requirements, one per line (verdict, form, the checks that evaluated it); a violated one is "
-                 f"followed by its shortest counterexample as JSONL: save it as a .jsonl file and run {_replay_hint(spec)}")
+    lines.append("requirements, one per line (verdict, form, the checks that evaluated it); a violated one is "
+                 "followed by its shortest counterexample as JSONL: save it as a .jsonl file and run "
+                 + _replay_hint(spec))
     for v in verdicts:
         lines.append(f"{v.verdict:<11} {v.name:<{width}}  {v.form:<8}  {', '.join(v.checked_by) or '-'}")
         if v.violated_by:
