@@ -103,8 +103,9 @@ def test_behavioural_checks_agree_on_every_spec(
 
 def test_seed_bug_counterexample_is_the_two_event_path(mutant_results: dict[str, dict[str, CheckResult]]) -> None:
     result = mutant_results["a_seed_ready_keeps_turn"]["explore"]
-    path = result.counterexample
-    assert path is not None and len(path) == 2
+    path = result.counterexamples["no_turn_in_inactive_status"]
+    assert path == result.counterexamples["inactive_status_holds_no_turn"]  # the spec's own, same path
+    assert len(path) == 2
     assert [e["type"] for e in path] == ["turn.started", "session.state.changed"]
     assert path[1]["payload"] == {"state": "ready"}
     # Replaying it on the broken spec reproduces the impossible pair; on the real spec it does not.
