@@ -537,14 +537,21 @@ def _normal(target: str, value: Any) -> Any:
 
 
 def _roots(raw: Any) -> set[str]:
-    """The path roots a raw predicate reads."""
-    if isinstance(raw, str):
-        return {raw.partition(".")[0]} if "." in raw or raw in ("before", "after") else set()
-    if isinstance(raw, list):
-        return set().union(*(_roots(x) for x in raw)) if raw else set()
-    if isinstance(raw, dict):
-        return set().union(*(_roots(v) for v in raw.values())) if raw else set()
-    return set()
+    """The path roots a raw predicate reads (literals, such as trigger names, are not paths)."""
+    ((op, arg),) = raw.items()
+    if op in ("all", "any", "implies"):
+        return set().union(*(_roots(p) for p in arg))
+    if op == "not":
+        return _roots(arg)
+    if op in ("eq", "in"):
+        paths = [arg[0]]
+    elif op == "latest":
+        paths = [arg[0], *arg[1]]
+    elif op == "is_null":
+        paths = [arg]
+    else:
+        paths = list(arg)
+    return {p.partition(".")[0] for p in paths}
 
 
 def _not_earlier(later: Any, earlier: Any) -> bool:
