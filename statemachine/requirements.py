@@ -171,7 +171,11 @@ class Requirements:
         return tuple(r for r in self.items if r.form == form)
 
     def get(self, name: str) -> Requirement:
-        return next(r for r in self.items if r.name == name)
+        """The requirement named `name` (KeyError if there is none)."""
+        for r in self.items:
+            if r.name == name:
+                return r
+        raise KeyError(name)
 
     # -- evaluation --------------------------------------------------------------------------
 
