@@ -283,19 +283,34 @@ def _add_from(parser: argparse.ArgumentParser, *, required: bool) -> None:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from .verify.run import CHECKS, render_text, report_json, run_checks
+    from pathlib import Path
+
+    from .requirements import RequirementsError, load_requirements
+    from .verify.run import CHECKS, render_text, report_json, run_checks, write_counterexamples
 
     unknown = sorted(set(args.skip) - set(CHECKS))
     if unknown:
         print(f"verify: unknown check(s) {unknown}; known: {sorted(CHECKS)}", file=sys.stderr)
         return EXIT_USAGE
     spec = _spec(args)
-    results = run_checks(spec, skip=args.skip)
+    try:
+        requirements = load_requirements(spec, args.requirements)  # the built-in file when None
+    except RequirementsError as exc:
+        print(f"requirements error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    results = run_checks(spec, requirements, skip=args.skip)
+    if args.counterexample_out:
+        try:
+            write_counterexamples(Path(args.counterexample_out), requirements, results)
+        except OSError as exc:
+            print(f"verify: cannot write counterexamples to {args.counterexample_out}: {exc.strerror or exc}",
+                  file=sys.stderr)
+            return EXIT_USAGE
     if args.json:
-        json.dump(report_json(spec, results), sys.stdout)
+        json.dump(report_json(spec, requirements, results), sys.stdout)
         sys.stdout.write("\n")
     else:
-        sys.stdout.write(render_text(spec, results))
+        sys.stdout.write(render_text(spec, requirements, results))
     return EXIT_OK if all(r.ok for r in results) else EXIT_BAD_INPUT
 
 
@@ -499,12 +514,14 @@ def build_parser(prog: str = MODULE_PROG) -> argparse.ArgumentParser:
     adapt.set_defaults(handler=cmd_adapt)
 
     verify = sub.add_parser(
-        "verify", help="prove the spec's invariants (exit 0 only when every check holds)",
+        "verify", help="prove the spec against the requirements (exit 0 only when every check holds)",
         description=(
-            "Prove the spec's invariants: static rules, exhaustive exploration, induction, agreement "
-            "of the compiled engine with the transitions machine, and the spin model checker. Prints what "
-            "each check covered and how long it took. Exit 0 when every check holds, 1 when one fails "
-            "(with a counterexample as JSONL that replay accepts), 2 when the command could not run."
+            "Prove the spec against the requirements (specs/requirements.yaml, or --requirements FILE) and "
+            "its own invariants: static rules, exhaustive exploration, induction, agreement of the compiled "
+            "engine with the transitions machine, and the spin model checker. Prints one line per "
+            "requirement and what each check covered and how long it took. Exit 0 when every check holds, "
+            "1 when one fails (with a counterexample as JSONL that replay accepts), 2 when the command "
+            "could not run."
         ),
     )
     verify.add_argument("--spec", help="a spec file instead of the built-in one")
@@ -513,6 +530,10 @@ def build_parser(prog: str = MODULE_PROG) -> argparse.ArgumentParser:
         "--skip", action="append", default=[], metavar="CHECK",
         help=f"leave a check out ({', '.join(CHECKS)}); repeatable",
     )
+    verify.add_argument("--requirements", metavar="FILE",
+                        help="a requirements file instead of the built-in one (specs/requirements.yaml)")
+    verify.add_argument("--counterexample-out", metavar="DIR",
+                        help="write each violated requirement's counterexample to DIR/NAME.jsonl")
     verify.set_defaults(handler=cmd_verify)
     export = sub.add_parser(
         "export", help="write the spec in another language (promela: a model for spin; python: the compiled engine)",

@@ -7,6 +7,7 @@ outcome. Every checker (explorer, induction, Hypothesis, the stress tests) calls
 from __future__ import annotations
 
 from collections.abc import Callable, Container, Mapping
+from functools import cache
 from typing import TYPE_CHECKING
 
 from .events import parse_timestamp
@@ -53,19 +54,19 @@ STEP_INVARIANTS: Mapping[str, StepCheck] = {
 INVARIANT_KINDS = frozenset(STATE_INVARIANTS) | frozenset(STEP_INVARIANTS)
 
 
+@cache
+def _checks(spec: Spec) -> tuple[tuple[tuple[str, StateCheck], ...], tuple[tuple[str, StepCheck], ...]]:
+    # Looked up once per spec: the checkers call these on every step of every walk.
+    state = tuple((inv.name, STATE_INVARIANTS[inv.kind]) for inv in spec.invariants if inv.kind in STATE_INVARIANTS)
+    step = tuple((inv.name, STEP_INVARIANTS[inv.kind]) for inv in spec.invariants if inv.kind in STEP_INVARIANTS)
+    return state, step
+
+
 def state_violations(spec: Spec, session: Session, finished: Container[str]) -> list[str]:
     """Names of the spec's state invariants that `session` breaks."""
-    return [
-        inv.name
-        for inv in spec.invariants
-        if inv.kind in STATE_INVARIANTS and not STATE_INVARIANTS[inv.kind](spec, session, finished)
-    ]
+    return [name for name, check in _checks(spec)[0] if not check(spec, session, finished)]
 
 
 def step_violations(spec: Spec, outcome: Outcome) -> list[str]:
     """Names of the spec's step invariants that `outcome` breaks."""
-    return [
-        inv.name
-        for inv in spec.invariants
-        if inv.kind in STEP_INVARIANTS and not STEP_INVARIANTS[inv.kind](spec, outcome)
-    ]
+    return [name for name, check in _checks(spec)[1] if not check(spec, outcome)]

@@ -2,8 +2,11 @@
 
 Each state is a session plus its remembered turns; each edge applies one event of the universe
 to a projector seeded with that state (so its eventId is new there), then redelivers it (it
-must be a duplicate that changes nothing). Every invariant of the spec is checked in every state
-and on every step. Breadth-first order makes the first counterexample a shortest one.
+must be a duplicate that changes nothing). In every state and on every step the check evaluates
+the spec's own invariants and every requirement of the requirements file (state requirements on
+each state, contracts on each delivery). Breadth-first order makes the first counterexample of
+each violated name a shortest one; the walk goes on to the fixpoint so that every violated
+requirement gets its own.
 
 With `reference="transitions"` the same walk also steps a projector on the `transitions` engine
 and requires the same outcome, session and remembered turns on every edge: that is how the
@@ -14,25 +17,27 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from dataclasses import replace
 from typing import Any, Literal
 
 from ..invariants import state_violations, step_violations
 from ..outcome import OutcomeKind
 from ..projector import SessionProjector
+from ..requirements import Requirements
 from ..session import Session
 from ..spec import Spec
 from .report import CheckResult
 from .universe import EventTemplate, event_universe
 
-__all__ = ["THREAD", "explore"]
+__all__ = ["THREAD", "counterexample", "explore", "explore_and_agree"]
 
 THREAD = "counterexample"
 State = tuple[Session, frozenset[str]]
 
 
-def _path(parents: dict[State, tuple[State | None, EventTemplate | None]], last: State) -> list[EventTemplate]:
+def _path(parents: dict[State, tuple[State | None, EventTemplate | None]], last: State | None) -> list[EventTemplate]:
     path: list[EventTemplate] = []
-    state: State | None = last
+    state = last
     while state is not None:
         parent, template = parents[state]
         if template is not None:
@@ -47,6 +52,7 @@ def counterexample(templates: list[EventTemplate]) -> list[dict[str, Any]]:
 
 def explore(
     spec: Spec,
+    requirements: Requirements | None = None,
     *,
     max_states: int = 1_000_000,
     engine: Literal["compiled", "transitions"] = "compiled",
@@ -54,59 +60,117 @@ def explore(
     name: str = "explore",
     check_invariants: bool = True,
 ) -> CheckResult:
+    """One walk; with `reference`, a disagreement between the engines fails it (and ends it)."""
+    return _walk(spec, requirements, max_states, engine, reference, name, check_invariants, split=False)[0]
+
+
+def explore_and_agree(spec: Spec, requirements: Requirements | None = None) -> tuple[CheckResult, CheckResult]:
+    """`explore` and the engine agreement (compiled vs transitions) from one walk, as two results.
+
+    The walk is the expensive part of both; sharing it keeps `verify` within its CPU budget. The
+    agreement's time is what the `transitions` engine took; the explorer's, the rest.
+    """
+    explored, agreed = _walk(spec, requirements, 1_000_000, "compiled", "transitions", "explore", True, split=True)
+    assert agreed is not None
+    return explored, agreed
+
+
+def _walk(
+    spec: Spec,
+    requirements: Requirements | None,
+    max_states: int,
+    engine: Literal["compiled", "transitions"],
+    reference: Literal["compiled", "transitions"] | None,
+    name: str,
+    check_invariants: bool,
+    *,
+    split: bool,
+) -> tuple[CheckResult, CheckResult | None]:
     started = time.perf_counter()
+    reference_seconds = 0.0
+    disagreement: tuple[list[EventTemplate], str] | None = None
     universe = event_universe(spec)
     projector = SessionProjector(spec, engine=engine)
     # Parsed once: a freshly seeded projector has seen no eventId, so one id serves every edge.
     events = [projector.parse(t.wire("e", THREAD)) for t in universe]
+    reqs = requirements if check_invariants else None
+    fresh = [reqs.contracts_for(e, False) for e in events] if reqs is not None else []
+    again = [reqs.contracts_for(e, True) for e in events] if reqs is not None else []
     other = SessionProjector(spec, engine=reference) if reference is not None else None
     parents: dict[State, tuple[State | None, EventTemplate | None]] = {}
     frontier: deque[State | None] = deque([None])  # None: the thread before its first event
     edges = applied = 0
     taken: set[int] = set()
+    # Violated name -> (its shortest path, what happened on the last step)
+    found: dict[str, tuple[list[EventTemplate], str]] = {}
+    checked = tuple(r.name for r in reqs.items if r.form != "temporal") if reqs is not None else ()
 
-    def fail(violated: list[str], path: list[EventTemplate], what: str) -> CheckResult:
+    def record(names: list[str], path: list[EventTemplate], what: str) -> None:
+        for n in names:
+            if n not in found:
+                found[n] = (path, what)
+
+    def result(ok: bool, detail: str) -> CheckResult:
+        covered = {"states": len(parents), "edges": edges, "applied_edges": applied, "events": len(universe),
+                   "spec_transitions_taken": len(taken), "spec_transitions": len(spec.transitions)}
+        if not found:
+            return CheckResult(name, ok, time.perf_counter() - started, covered, detail, checked=checked)
+        order = sorted(found, key=lambda n: (len(found[n][0]), n))
+        first = order[0]
+        path, what = found[first]
         return CheckResult(
-            name,
-            False,
-            time.perf_counter() - started,
-            {"states": len(parents), "edges": edges, "events": len(universe)},
-            f"{', '.join(violated)} violated after {len(path)} event(s): {what}",
-            tuple(violated),
-            counterexample(path),
+            name, False, time.perf_counter() - started, covered,
+            f"{len(found)} violated; first: {first} after {len(path)} event(s): {what}",
+            tuple(order), counterexample(path),
+            {n: counterexample(found[n][0]) for n in order},
+            checked=checked,
         )
 
+    if reqs is not None:
+        record(reqs.state_violations(Session(THREAD, spec.initial), ()), [], "the initial state")
     while frontier:
         state = frontier.popleft()
-        prefix = _path(parents, state) if state is not None else []
-        finished_before = sorted(state[1]) if state is not None else []
-        for template, event in zip(universe, events, strict=True):
+        prefix = _path(parents, state)
+        finished_before = frozenset() if state is None else state[1]
+        ordered = sorted(finished_before)
+        for k, (template, event) in enumerate(zip(universe, events, strict=True)):
             if state is None:
                 projector = SessionProjector(spec, engine=engine)  # the creation path of a new thread
             else:
-                projector.seed(state[0], finished_turns=finished_before)
+                projector.seed(state[0], finished_turns=ordered)
             outcome = projector.apply(event)
             edges += 1
             finished = frozenset(projector.finished_turns(THREAD))
-            violated = []
+            violated: list[str] = []
             if check_invariants:
-                violated += step_violations(spec, outcome) + state_violations(spec, outcome.after, finished)
+                violated += step_violations(spec, outcome)  # state invariants: once per new state, below
                 redelivery = projector.apply(event)
                 if redelivery.kind is not OutcomeKind.DUPLICATE:
                     violated.append("redelivery_is_duplicate")
                 violated += step_violations(spec, redelivery)
-            if other is not None:
+                if reqs is not None:
+                    violated += reqs.step_violations(outcome, finished_before, finished, False, fresh[k])
+                    finished_again = frozenset(projector.finished_turns(THREAD))
+                    violated += reqs.step_violations(redelivery, finished, finished_again, True, again[k])
+            if other is not None and disagreement is None:
+                clock = time.perf_counter()
                 if state is None:
                     other = SessionProjector(spec, engine=other.engine)
                 else:
-                    other.seed(state[0], finished_turns=finished_before)
+                    other.seed(state[0], finished_turns=ordered)
                 theirs = other.apply(event)
-                if (theirs.kind, theirs.reason, theirs.after, theirs.transition) != (
+                differ = (theirs.kind, theirs.reason, theirs.after, theirs.transition) != (
                     outcome.kind, outcome.reason, outcome.after, outcome.transition
-                ) or frozenset(other.finished_turns(THREAD)) != finished:
+                ) or frozenset(other.finished_turns(THREAD)) != finished
+                reference_seconds += time.perf_counter() - clock
+                if differ and split:
+                    disagreement = ([*prefix, template], template.label())  # compare no further
+                elif differ:
                     violated.append(f"{engine}_equals_{reference}")
+                    record(violated, [*prefix, template], template.label())
+                    return result(False, ""), None  # the engines disagree: nothing further is meaningful
             if violated:
-                return fail(sorted(set(violated)), [*prefix, template], template.label())
+                record(sorted(set(violated)), [*prefix, template], template.label())
             if outcome.kind is OutcomeKind.APPLIED:
                 applied += 1
                 if outcome.transition is not None:
@@ -114,29 +178,35 @@ def explore(
             nxt: State = (outcome.after, finished)
             if nxt not in parents:
                 if len(parents) >= max_states:
-                    return CheckResult(name, False, time.perf_counter() - started,
-                                       {"states": len(parents), "edges": edges},
-                                       f"state bound {max_states} reached before a fixpoint")
+                    bound = CheckResult(name, False, time.perf_counter() - started,
+                                        {"states": len(parents), "edges": edges},
+                                        f"state bound {max_states} reached before a fixpoint")
+                    return bound, (replace(bound, name="agreement") if split else None)
                 parents[nxt] = (state, template)
                 frontier.append(nxt)
+                if check_invariants:
+                    # A state's invariants depend on the state alone; breadth-first, its first path is a shortest.
+                    bad = state_violations(spec, *nxt) + (reqs.state_violations(*nxt) if reqs is not None else [])
+                    record(bad, [*prefix, template], template.label())
 
     untaken = [t.index for t in spec.transitions if t.index not in taken]
-    detail = f"fixpoint: {len(parents)} reachable states, every invariant holds in each"
-    if other is not None:
-        detail = f"{engine} and {reference} engines agree on {edges} edges from {len(parents)} reachable states"
+    detail = (f"fixpoint: {len(parents)} reachable states; {len(spec.invariants)} spec invariants and "
+              f"{len(checked)} requirements hold on every one")
+    agreement = f"{engine} and {reference} engines agree on {edges} edges from {len(parents)} reachable states"
+    if other is not None and not split:
+        detail = agreement
     if untaken:
         detail += f"; spec transitions never taken: {untaken}"
-    return CheckResult(
-        name,
-        True,
-        time.perf_counter() - started,
-        {
-            "states": len(parents),
-            "edges": edges,
-            "applied_edges": applied,
-            "events": len(universe),
-            "spec_transitions_taken": len(taken),
-            "spec_transitions": len(spec.transitions),
-        },
-        detail,
-    )
+    if not split:
+        return result(True, detail), None
+    explored = result(True, detail)
+    explored = replace(explored, seconds=explored.seconds - reference_seconds)
+    covered = {"states": len(parents), "edges": edges}
+    if disagreement is None:
+        return explored, CheckResult("agreement", True, reference_seconds, covered,
+                                     agreement + " (walked together with explore)")
+    path, what = disagreement
+    equality = f"{engine}_equals_{reference}"
+    return explored, CheckResult("agreement", False, reference_seconds, covered,
+                                 f"{equality} violated after {len(path)} event(s): {what}", (equality,),
+                                 counterexample(path), {equality: counterexample(path)})
