@@ -13,11 +13,13 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from typing import IO, Any, NoReturn
 
+from .ingest_clock import DEFAULT_MAX_CLOCK_SKEW
 from .projector import SessionProjector
 from .replay import MAX_LISTED, replay_lines
-from .snapshot import SnapshotError
+from .snapshot import MAX_SNAPSHOT_BYTES, SnapshotError
 from .spec import Spec, SpecError, builtin_spec, load_spec
 
 __all__ = ["main"]
@@ -63,15 +65,36 @@ def _open_input(name: str) -> IO[bytes]:
     return sys.stdin.buffer if name == "-" else open(name, "rb")
 
 
-def _read_snapshot(path: str, spec: Spec) -> SessionProjector | None:
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _clock_skew(text: str) -> timedelta | None:
+    """`none`, or a non-negative number of seconds with an optional unit: 90, 90s, 30m, 12h, 1d."""
+    if text.strip().lower() == "none":
+        return None
+    number, unit = (text[:-1], text[-1]) if text[-1:] in _DURATION_UNITS else (text, "s")
+    try:
+        seconds = float(number) * _DURATION_UNITS[unit]
+        if not 0 <= seconds <= 10 * 365 * 86400:  # also refuses nan and inf
+            raise ValueError
+        return timedelta(seconds=seconds)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration (90s, 30m, 12h, 1d, up to 10 years) or none"
+        ) from None
+
+
+def _read_snapshot(path: str, spec: Spec, max_clock_skew: timedelta | None) -> SessionProjector | None:
     try:
         with open(path, "rb") as f:
-            data = f.read()
+            # One byte past the limit is enough for restore() to refuse it: an endless file such
+            # as /dev/zero is never read whole.
+            data = f.read(MAX_SNAPSHOT_BYTES + 1)
     except OSError as exc:
         print(f"replay: cannot read snapshot {path}: {exc.strerror or exc}", file=sys.stderr)
         return None
     try:
-        return SessionProjector.restore(data, spec)
+        return SessionProjector.restore(data, spec, max_clock_skew=max_clock_skew)
     except SnapshotError as exc:
         print(f"replay: bad snapshot {path}: {exc}", file=sys.stderr)
         return None
@@ -96,7 +119,11 @@ def _write_snapshot(path: str, projector: SessionProjector) -> bool:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     spec = _spec(args)
-    projector = _read_snapshot(args.snapshot_in, spec) if args.snapshot_in else SessionProjector(spec)
+    skew = args.max_clock_skew
+    if args.snapshot_in:
+        projector = _read_snapshot(args.snapshot_in, spec, skew)
+    else:
+        projector = SessionProjector(spec, max_clock_skew=skew)
     if projector is None:
         return EXIT_USAGE
     try:
@@ -251,6 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="start from this snapshot (written by --snapshot-out) instead of no sessions")
     replay.add_argument("--snapshot-out", metavar="FILE",
                         help="after the log, write every session and its memory here (JSON)")
+    replay.add_argument("--max-clock-skew", metavar="DURATION", type=_clock_skew, default=DEFAULT_MAX_CLOCK_SKEW,
+                        help="reject events whose createdAt is further ahead of this machine's clock "
+                             "(e.g. 90s, 30m, 12h, 1d; default 1d), or none to accept any date")
     replay.set_defaults(handler=cmd_replay)
 
     verify = sub.add_parser("verify", help="prove the spec's invariants (exit 0 only when every check holds)")

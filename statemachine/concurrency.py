@@ -89,7 +89,10 @@ class Applier(Protocol):
 class ConsumeStats:
     """What `consume` did: outcome counts by kind, and malformed events skipped."""
 
-    outcomes: dict[OutcomeKind, int] = field(default_factory=lambda: dict.fromkeys(OutcomeKind, 0))
+    # `deferred` is counted only if it happens (consume run from inside an observer).
+    outcomes: dict[OutcomeKind, int] = field(
+        default_factory=lambda: {k: 0 for k in OutcomeKind if k is not OutcomeKind.DEFERRED}
+    )
     malformed: int = 0
 
     @property
@@ -139,7 +142,7 @@ async def consume(
                 raise
             on_malformed(exc, item)
             return
-        stats.outcomes[outcome.kind] += 1
+        stats.outcomes[outcome.kind] = stats.outcomes.get(outcome.kind, 0) + 1
         if on_outcome is not None:
             on_outcome(outcome)
 
