@@ -167,7 +167,8 @@ def test_expire_stale_turns_settles_them_through_the_machine() -> None:
     assert [(o.kind, o.event.event_id) for o in outcomes] == [
         ("applied", f"{STALE_TURN_EVENT_PREFIX}a:A1"), ("applied", f"{STALE_TURN_EVENT_PREFIX}b:B1"),
     ]
-    assert seen == [f"{STALE_TURN_EVENT_PREFIX}a:A1", f"{STALE_TURN_EVENT_PREFIX}b:B1"]  # observers see it like any event
+    # observers see it like any event
+    assert seen == [f"{STALE_TURN_EVENT_PREFIX}a:A1", f"{STALE_TURN_EVENT_PREFIX}b:B1"]
     first = outcomes[0]
     assert first.event.type == "turn.completed" and first.event.turn_id == "A1"
     assert dict(first.event.payload) == {"state": "interrupted", "reason": STALE_TURN_REASON}
