@@ -40,7 +40,9 @@ class LockedProjector:
     So this class never re-declares the projector's API and cannot drift from it.
 
     Observers run under the lock, in the applying OS thread: keep them quick. The lock is
-    re-entrant, so an observer may use `locked()` to read the projector.
+    re-entrant, so an observer may use `locked()` to read the projector, and an `apply` from an
+    observer is deferred like on the projector itself (applied once the current event's
+    observers have run, still under the same hold of the lock).
     """
 
     def __init__(self, projector: SessionProjector | None = None) -> None:
