@@ -215,7 +215,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     except PromelaError as exc:
         print(f"export: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    return _write_output("export", args.output, text.encode("utf-8"))
+    # A spec file name with undecodable bytes reaches the model's comments as lone surrogates:
+    # written escaped rather than failing the whole export.
+    return _write_output("export", args.output, text.encode("utf-8", "backslashreplace"))
 
 
 def cmd_diagram(args: argparse.Namespace) -> int:
