@@ -14,12 +14,14 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
+from datetime import timedelta
 from typing import IO, Any, NoReturn, TypeVar
 
 from . import __version__
+from .ingest_clock import DEFAULT_MAX_CLOCK_SKEW
 from .projector import SessionProjector
 from .replay import MAX_LISTED, ReplayReport, replay_lines
-from .snapshot import SnapshotError
+from .snapshot import MAX_SNAPSHOT_BYTES, SnapshotError
 from .spec import Spec, SpecError, builtin_spec, load_spec
 
 __all__ = ["main"]
@@ -93,15 +95,36 @@ def _read_with(command: str, name: str, use: Callable[[IO[bytes]], T]) -> T | No
             stream.close()
 
 
-def _read_snapshot(path: str, spec: Spec) -> SessionProjector | None:
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _clock_skew(text: str) -> timedelta | None:
+    """`none`, or a non-negative number of seconds with an optional unit: 90, 90s, 30m, 12h, 1d."""
+    if text.strip().lower() == "none":
+        return None
+    number, unit = (text[:-1], text[-1]) if text[-1:] in _DURATION_UNITS else (text, "s")
+    try:
+        seconds = float(number) * _DURATION_UNITS[unit]
+        if not 0 <= seconds <= 10 * 365 * 86400:  # also refuses nan and inf
+            raise ValueError
+        return timedelta(seconds=seconds)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration (90s, 30m, 12h, 1d, up to 10 years) or none"
+        ) from None
+
+
+def _read_snapshot(path: str, spec: Spec, max_clock_skew: timedelta | None) -> SessionProjector | None:
     try:
         with open(path, "rb") as f:
-            data = f.read()
+            # One byte past the limit is enough for restore() to refuse it: an endless file such
+            # as /dev/zero is never read whole.
+            data = f.read(MAX_SNAPSHOT_BYTES + 1)
     except OSError as exc:
         print(f"replay: cannot read snapshot {path}: {exc.strerror or exc}", file=sys.stderr)
         return None
     try:
-        return SessionProjector.restore(data, spec)
+        return SessionProjector.restore(data, spec, max_clock_skew=max_clock_skew)
     except SnapshotError as exc:
         print(f"replay: bad snapshot {path}: {exc}", file=sys.stderr)
         return None
@@ -139,7 +162,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
         print("replay: --trace reads envelope logs; adapt the raw log first "
               "(python -m statemachine adapt --from FORMAT RAW -o LOG.jsonl)", file=sys.stderr)
         return EXIT_USAGE
-    projector = _read_snapshot(args.snapshot_in, spec) if args.snapshot_in else SessionProjector(spec)
+    skew = args.max_clock_skew
+    if args.snapshot_in:
+        projector = _read_snapshot(args.snapshot_in, spec, skew)
+    else:
+        projector = SessionProjector(spec, max_clock_skew=skew)
     if projector is None:
         return EXIT_USAGE
     report = _read_with("replay", args.file, lambda stream: _replay_or_trace(args, projector, stream))
@@ -343,7 +370,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     except PromelaError as exc:
         print(f"export: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    return _write_output("export", args.output, text.encode("utf-8"))
+    # A spec file name with undecodable bytes reaches the model's comments as lone surrogates:
+    # written escaped rather than failing the whole export.
+    return _write_output("export", args.output, text.encode("utf-8", "backslashreplace"))
 
 
 def cmd_diagram(args: argparse.Namespace) -> int:
@@ -496,6 +525,9 @@ def build_parser(prog: str = MODULE_PROG) -> argparse.ArgumentParser:
                         help="after the log, write every session and its memory here (JSON)")
     _add_from(replay, required=False)
     add_replay_arguments(replay)
+    replay.add_argument("--max-clock-skew", metavar="DURATION", type=_clock_skew, default=DEFAULT_MAX_CLOCK_SKEW,
+                        help="reject events whose createdAt is further ahead of this machine's clock "
+                             "(e.g. 90s, 30m, 12h, 1d; default 1d), or none to accept any date")
     replay.set_defaults(handler=cmd_replay)
 
     adapt = sub.add_parser(

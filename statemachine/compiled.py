@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import linecache
 import re
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -252,8 +253,10 @@ class CompiledMachine:
                 names[(trigger, status)] = gen.function(trigger, status, self.table.get((trigger, status)))
         self.source = gen.module(spec)
         self.filename = f"<statemachine.compiled {spec.name} {spec.digest[:16] or hex(id(self))}>"
-        # Tracebacks and debuggers read the generated source through linecache.
+        # Tracebacks and debuggers read the generated source through linecache; the entry goes
+        # with this engine (projectors hold their engine), so evicted engines leave nothing behind.
         linecache.cache[self.filename] = (len(self.source), None, self.source.splitlines(True), self.filename)
+        weakref.finalize(self, linecache.cache.pop, self.filename, None)
         scope = dict(gen.namespace)
         exec(compile(self.source, self.filename, "exec"), scope)  # source holds only names written here
         self.dispatch: dict[str, dict[str, StepFn]] = {

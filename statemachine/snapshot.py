@@ -1,23 +1,26 @@
 """The snapshot format: every session, its de-duplication memory and its remembered turns, as JSON.
 
 ```
-{"format": "session-lifecycle-snapshot", "version": 1, "spec": "session-lifecycle",
- "maxEventIds": 1024, "maxFinishedTurns": 256,
+{"format": "session-lifecycle-snapshot", "version": 2, "spec": "session-lifecycle",
+ "specDigest": "<sha256 of the spec's content>", "maxEventIds": 1024, "maxFinishedTurns": 256,
  "threads": [{"session": {...Session.to_wire()...}, "seenEventIds": [...], "finishedTurns": [...]}]}
 ```
 
 Lists keep their order (oldest first) because the per-thread memories forget the oldest entry
 first: a restored projector must forget in the same order as the one that was saved. Decoding is
-strict (unknown keys, wrong types, duplicates, over-full memories and states that break the spec's
+strict (unknown keys, wrong types, duplicates, ids past the parser's limit, memories fuller than
+the *restoring* projector's caps, a different spec content, and states that break the spec's
 invariants are all refused) so that a restored projector is one the proofs speak about.
+Version 1 (no `specDigest`) is still read; its spec content is then not checked.
 `SessionProjector.snapshot()` and `SessionProjector.restore()` are the public entry points.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from .events import parse_timestamp
@@ -27,10 +30,28 @@ from .session import Session
 if TYPE_CHECKING:
     from .spec import Spec
 
-__all__ = ["SNAPSHOT_FORMAT", "SNAPSHOT_VERSION", "SnapshotError", "ThreadState", "decode", "encode"]
+__all__ = [
+    "MAX_SNAPSHOT_BYTES",
+    "SNAPSHOT_FORMAT",
+    "SNAPSHOT_VERSION",
+    "Limits",
+    "SnapshotError",
+    "ThreadState",
+    "decode",
+    "encode",
+    "session_violations",
+]
 
 SNAPSHOT_FORMAT = "session-lifecycle-snapshot"
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2
+# Versions this library reads: 1 is version 2 without `specDigest`.
+_READABLE_VERSIONS = (1, 2)
+
+# Longest snapshot text `decode` parses. A thread with full default memories of UUID-sized ids
+# takes about 50 KB, a typical one well under 1 KB: this leaves room for thousands of full
+# threads, or hundreds of thousands of typical ones, and refuses an endless or absurd input before
+# parsing it.
+MAX_SNAPSHOT_BYTES = 256 << 20
 
 _SESSION_FIELDS = {
     "threadId": "thread_id",
@@ -43,7 +64,7 @@ _SESSION_FIELDS = {
     "runtimeMode": "runtime_mode",
 }
 _REQUIRED_SESSION_FIELDS = ("threadId", "status", "providerName", "activeTurnId", "lastError", "updatedAt")
-_TOP_FIELDS = ("format", "version", "spec", "maxEventIds", "maxFinishedTurns", "threads")
+_TOP_FIELDS = ("format", "version", "spec", "specDigest", "maxEventIds", "maxFinishedTurns", "threads")
 _THREAD_FIELDS = ("session", "seenEventIds", "finishedTurns")
 
 
@@ -66,6 +87,19 @@ class ThreadState:
 
 
 @dataclass(frozen=True, slots=True)
+class Limits:
+    """What the restoring projector allows; it wins over whatever the snapshot says."""
+
+    max_event_ids: int
+    max_finished_turns: int
+    max_id_length: int
+    max_bytes: int = MAX_SNAPSHOT_BYTES
+    # Is this `updatedAt` beyond the ingest clock's bound? (`ingest_clock.Horizon.beyond`)
+    in_future: Callable[[datetime], bool] = lambda _: False
+    allow_spec_change: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Decoded:
     max_event_ids: int
     max_finished_turns: int
@@ -77,6 +111,8 @@ def encode(spec: Spec, max_event_ids: int, max_finished_turns: int, threads: Ite
         "format": SNAPSHOT_FORMAT,
         "version": SNAPSHOT_VERSION,
         "spec": spec.name,
+        # A Spec built in code has no digest: null, and its content is then not checked.
+        "specDigest": spec.digest or None,
         "maxEventIds": max_event_ids,
         "maxFinishedTurns": max_finished_turns,
         "threads": [
@@ -128,22 +164,33 @@ def _text(value: object, path: str, *, nullable: bool) -> str | None:
     return value
 
 
-def _ids(value: object, path: str, cap: int, cap_name: str) -> tuple[str, ...]:
+def _length(value: str, path: str, limit: int) -> None:
+    if len(value) > limit:
+        raise SnapshotError(path, f"is {len(value)} characters long; the parser's id length limit is {limit}")
+
+
+def _ids(value: object, path: str, cap: int, cap_name: str, max_length: int) -> tuple[str, ...]:
     if not isinstance(value, list):
         raise SnapshotError(path, f"must be a JSON array, got {_type_name(value)}")
     if len(value) > cap:
-        raise SnapshotError(path, f"holds {len(value)} entries, more than {cap_name}={cap}")
+        raise SnapshotError(path, f"holds {len(value)} entries, more than the restoring projector's "
+                                  f"{cap_name}={cap} (pass a larger {cap_name} to restore())")
     seen: set[str] = set()
     for i, item in enumerate(value):
         if not isinstance(item, str) or not item:
             raise SnapshotError(f"{path}[{i}]", f"must be a non-empty string, got {_type_name(item)}")
+        _length(item, f"{path}[{i}]", max_length)
         if item in seen:
             raise SnapshotError(f"{path}[{i}]", f"repeats {item[:64]!r}")
         seen.add(item)
     return tuple(value)
 
 
-def _session(value: object, path: str, spec: Spec) -> Session:
+# Session fields that are identifiers from events, bounded by the parser's id length limit.
+_ID_FIELDS = ("threadId", "providerName", "activeTurnId", "updatedAt")
+
+
+def _session(value: object, path: str, spec: Spec, limits: Limits) -> Session:
     obj = _object(value, path, tuple(_SESSION_FIELDS))
     fields: dict[str, str | None] = {}
     for name in _SESSION_FIELDS:
@@ -159,15 +206,20 @@ def _session(value: object, path: str, spec: Spec) -> Session:
         text = _text(raw, where, nullable=nullable)
         if text == "" and name in ("threadId", "activeTurnId"):
             raise SnapshotError(where, "must not be empty")
+        if text is not None and name in _ID_FIELDS:
+            _length(text, where, limits.max_id_length)
         fields[_SESSION_FIELDS[name]] = text
     if fields["status"] not in spec.status_names:
         raise SnapshotError(_join(path, "status"), f"unknown status {fields['status']!r} in spec {spec.name!r}")
     updated_at = fields["updated_at"]
     if updated_at is not None:
         try:
-            parse_timestamp(updated_at)
+            updated_dt = parse_timestamp(updated_at)
         except ValueError:
             raise SnapshotError(_join(path, "updatedAt"), f"not an ISO 8601 timestamp: {updated_at[:64]!r}") from None
+        if limits.in_future(updated_dt):
+            raise SnapshotError(_join(path, "updatedAt"), f"{updated_at!r} is further ahead of the clock than the "
+                                                          "restoring projector's max_clock_skew")
     thread_id, status = fields["thread_id"], fields["status"]
     assert thread_id is not None and status is not None  # not nullable, checked above
     return Session(
@@ -182,13 +234,29 @@ def _session(value: object, path: str, spec: Spec) -> Session:
     )
 
 
-def decode(data: object, spec: Spec) -> Decoded:
-    """Validate a snapshot (a parsed JSON value, or JSON text) against `spec`. Raises `SnapshotError`."""
+def session_violations(spec: Spec, session: Session, finished_turns: frozenset[str]) -> tuple[str, ...]:
+    """The requirements a restored session must meet, by name; empty when it meets them all.
+
+    The one place a restored session is judged: today the spec's invariants.
+    """
+    return tuple(state_violations(spec, session, finished_turns))
+
+
+def _parse_text(data: str | bytes | bytearray, max_bytes: int) -> object:
+    if len(data) > max_bytes:
+        unit = "characters" if isinstance(data, str) else "bytes"
+        raise SnapshotError("snapshot", f"is {len(data)} {unit} long; the limit is {max_bytes} (max_bytes)")
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise SnapshotError("snapshot", f"not valid JSON: {str(exc)[:200]}") from None
+
+
+def decode(data: object, spec: Spec, limits: Limits) -> Decoded:
+    """Validate a snapshot (a parsed JSON value, or JSON text) against `spec` and the restoring
+    projector's `limits`. Raises `SnapshotError`."""
     if isinstance(data, (str, bytes, bytearray)):
-        try:
-            data = json.loads(data)
-        except (ValueError, RecursionError) as exc:
-            raise SnapshotError("snapshot", f"not valid JSON: {exc}") from None
+        data = _parse_text(data, limits.max_bytes)
     if not isinstance(data, Mapping):
         raise SnapshotError("snapshot", f"must be a JSON object, got {_type_name(data)}")
     # Check the format and version before anything else: a newer layout gets a version error,
@@ -196,18 +264,25 @@ def decode(data: object, spec: Spec) -> Decoded:
     if data.get("format") != SNAPSHOT_FORMAT:
         raise SnapshotError("format", f"not a session-lifecycle snapshot (format must be {SNAPSHOT_FORMAT!r})")
     version = _int(_field(data, "version", ""), "version")
-    if version != SNAPSHOT_VERSION:
+    if version not in _READABLE_VERSIONS:
         raise SnapshotError("version", f"unsupported snapshot version {version} (this library reads "
-                                       f"{SNAPSHOT_VERSION})")
-    obj = _object(data, "", _TOP_FIELDS)
+                                       f"{', '.join(map(str, _READABLE_VERSIONS))})")
+    obj = _object(data, "", _TOP_FIELDS if version >= 2 else tuple(f for f in _TOP_FIELDS if f != "specDigest"))
     spec_name = _text(_field(obj, "spec", ""), "spec", nullable=False)
     if spec_name != spec.name:
         raise SnapshotError("spec", f"snapshot of spec {spec_name!r}, but the projector runs spec {spec.name!r}")
-    max_event_ids = _int(_field(obj, "maxEventIds", ""), "maxEventIds")
-    max_finished = _int(_field(obj, "maxFinishedTurns", ""), "maxFinishedTurns")
-    if max_event_ids < 1:
+    if version >= 2:
+        digest = _text(_field(obj, "specDigest", ""), "specDigest", nullable=True)
+        if digest is not None and digest != spec.digest and not limits.allow_spec_change:
+            raise SnapshotError("specDigest", f"snapshot of other content of spec {spec.name!r} (digest "
+                                              f"{digest[:16]!r}, the projector's is {spec.digest[:16]!r}); "
+                                              "restore(..., allow_spec_change=True) accepts it")
+    # The caps in the file are checked for shape only: the restoring projector's caps win.
+    saved_event_ids = _int(_field(obj, "maxEventIds", ""), "maxEventIds")
+    saved_finished = _int(_field(obj, "maxFinishedTurns", ""), "maxFinishedTurns")
+    if saved_event_ids < 1:
         raise SnapshotError("maxEventIds", "must be at least 1")
-    if max_finished < 1:
+    if saved_finished < 1:
         raise SnapshotError("maxFinishedTurns", "must be at least 1")
     raw_threads = _field(obj, "threads", "")
     if not isinstance(raw_threads, list):
@@ -217,15 +292,16 @@ def decode(data: object, spec: Spec) -> Decoded:
     for i, raw in enumerate(raw_threads):
         path = f"threads[{i}]"
         entry = _object(raw, path, _THREAD_FIELDS)
-        session = _session(_field(entry, "session", path), f"{path}.session", spec)
+        session = _session(_field(entry, "session", path), f"{path}.session", spec, limits)
         if session.thread_id in thread_ids:
             raise SnapshotError(f"{path}.session.threadId", f"repeats {session.thread_id[:64]!r}")
         thread_ids.add(session.thread_id)
-        seen = _ids(_field(entry, "seenEventIds", path), f"{path}.seenEventIds", max_event_ids, "maxEventIds")
-        finished = _ids(_field(entry, "finishedTurns", path), f"{path}.finishedTurns", max_finished,
-                        "maxFinishedTurns")
-        broken = state_violations(spec, session, frozenset(finished))
+        seen = _ids(_field(entry, "seenEventIds", path), f"{path}.seenEventIds", limits.max_event_ids,
+                    "max_event_ids", limits.max_id_length)
+        finished = _ids(_field(entry, "finishedTurns", path), f"{path}.finishedTurns", limits.max_finished_turns,
+                        "max_finished_turns", limits.max_id_length)
+        broken = session_violations(spec, session, frozenset(finished))
         if broken:
             raise SnapshotError(f"{path}.session", f"breaks invariant(s) {', '.join(broken)}")
         threads.append(ThreadState(session, seen, finished))
-    return Decoded(max_event_ids, max_finished, tuple(threads))
+    return Decoded(limits.max_event_ids, limits.max_finished_turns, tuple(threads))

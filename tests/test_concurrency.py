@@ -115,7 +115,8 @@ def test_eight_threads_share_one_projector() -> None:
     assert sum(total_returned.values()) == sent
     assert observed == total_returned
     assert violations == []
-    assert all(total_returned[k] > 0 for k in OutcomeKind)  # the mix exercised every outcome
+    # the mix exercised every outcome (but deferred, which needs an observer that applies)
+    assert all(total_returned[k] > 0 for k in OutcomeKind if k is not OutcomeKind.DEFERRED)
     # Each owned thread's events came from one producer, so its result is that of a sequential run.
     sequential = SessionProjector(max_event_ids=64, max_finished_turns=16)
     for stream in streams:

@@ -10,6 +10,7 @@ decision and enforces the memory caps, so a store's result equals an in-memory p
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -20,6 +21,7 @@ from ..events import Event, EventError, EventParser
 from ..outcome import Outcome, OutcomeKind
 from ..projector import DEFAULT_MAX_EVENT_IDS, DEFAULT_MAX_FINISHED_TURNS, SessionProjector
 from ..session import Session
+from ..snapshot import MAX_SNAPSHOT_BYTES, SnapshotError
 from ..spec import Spec, builtin_spec
 from .errors import StoreError
 from .schema import MIGRATIONS
@@ -39,6 +41,28 @@ ObserverErrorHandler = Callable[[Exception, Outcome], object]
 T = TypeVar("T")
 
 _log = logging.getLogger("statemachine.observers")
+
+# The outcome kinds a replay counts, one column each in `replay_progress` (a replay has no
+# observers, so no apply is ever deferred).
+REPLAY_KINDS = (OutcomeKind.APPLIED, OutcomeKind.IGNORED, OutcomeKind.DUPLICATE, OutcomeKind.REJECTED)
+
+# The largest memory cap `import_snapshot` takes from a snapshot file.
+MAX_IMPORTED_CAP = 1 << 20
+
+
+def _snapshot_object(data: Mapping[str, Any] | str | bytes) -> Mapping[str, Any]:
+    if isinstance(data, Mapping):
+        return data
+    if len(data) > MAX_SNAPSHOT_BYTES:
+        raise SnapshotError("snapshot", f"is {len(data)} long; the limit is {MAX_SNAPSHOT_BYTES} (MAX_SNAPSHOT_BYTES)")
+    try:
+        obj = json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise SnapshotError("snapshot", f"not valid JSON: {str(exc)[:200]}") from None
+    if not isinstance(obj, dict):
+        raise SnapshotError("snapshot", f"must be a JSON object, got {type(obj).__name__}")
+    return obj
+
 
 _SESSION_COLUMNS = (
     "thread_id, status, provider_name, active_turn_id, last_error, updated_at, provider_instance_id, runtime_mode"
@@ -432,7 +456,7 @@ class SqlStore(SessionStore):
                                 inserts)
 
     def _write_progress(self, cur: _Cursor, p: ReplayProgress) -> None:
-        counts = [p.outcomes.get(k.value, 0) for k in OutcomeKind]
+        counts = [p.outcomes.get(k.value, 0) for k in REPLAY_KINDS]
         cur.execute(
             self._sql("INSERT INTO replay_progress (log_key, position, lines, digest, applied, ignored, duplicate, "
                       "rejected, malformed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (log_key) DO UPDATE SET "
@@ -503,7 +527,7 @@ class SqlStore(SessionStore):
             if row is None:
                 return None
             position, lines, digest, *counts, malformed = row
-            outcomes = {k.value: int(n) for k, n in zip(OutcomeKind, counts, strict=True)}
+            outcomes = {k.value: int(n) for k, n in zip(REPLAY_KINDS, counts, strict=True)}
             cur.execute(self._sql("SELECT line, kind, event_id, message FROM replay_notes WHERE log_key = ? "
                                   "ORDER BY kind, line"), (log_key,))
             notes = [ReplayNote(int(line), kind, event_id, message) for line, kind, event_id, message in cur.fetchall()]
@@ -530,8 +554,19 @@ class SqlStore(SessionStore):
 
     def import_snapshot(self, data: Mapping[str, Any] | str | bytes) -> int:
         """Raises `SnapshotError` for a bad snapshot (nothing written) and `StoreError` when the store
-        already holds threads: an import never merges into or overwrites live sessions."""
-        projector = SessionProjector.restore(data, self.spec)
+        already holds threads: an import never merges into or overwrites live sessions.
+
+        The empty store adopts the snapshot's memory caps, so that it forgets exactly as the projector
+        the snapshot came from did; caps above `MAX_IMPORTED_CAP` are refused (a tampered file must
+        not lift the memory bounds)."""
+        obj = _snapshot_object(data)
+        caps: list[int] = []
+        for key in ("maxEventIds", "maxFinishedTurns"):
+            value = obj.get(key)
+            if type(value) is not int or not 1 <= value <= MAX_IMPORTED_CAP:
+                raise SnapshotError(key, f"must be a whole number from 1 to {MAX_IMPORTED_CAP} (MAX_IMPORTED_CAP)")
+            caps.append(value)
+        projector = SessionProjector.restore(obj, self.spec, max_event_ids=caps[0], max_finished_turns=caps[1])
         threads = [StoredThread(projector[t], projector.seen_event_ids(t), projector.finished_turns(t))
                    for t in projector]
 
