@@ -2,7 +2,8 @@
 
 Each state is a session plus its remembered turns; each edge applies one event of the universe
 to a projector seeded with that state (so its eventId is new there), then redelivers it (it
-must be a duplicate that changes nothing). In every state and on every step the check evaluates
+must be a duplicate that changes nothing; once per distinct state it leads to, since the
+redelivery depends on nothing else). In every state and on every step the check evaluates
 the spec's own invariants and every requirement of the requirements file (state requirements on
 each state, contracts on each delivery). Breadth-first order makes the first counterexample of
 each violated name a shortest one; the walk goes on to the fixpoint so that every violated
