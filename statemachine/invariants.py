@@ -7,7 +7,8 @@ outcome. Every checker (explorer, induction, Hypothesis, the stress tests) calls
 from __future__ import annotations
 
 from collections.abc import Callable, Container, Mapping
-from functools import cache
+from datetime import datetime
+from functools import cache, lru_cache
 from typing import TYPE_CHECKING
 
 from .events import parse_timestamp
@@ -32,11 +33,17 @@ def _active_turn_not_remembered(_: Spec, s: Session, finished: Container[str]) -
     return s.active_turn_id is None or s.active_turn_id not in finished
 
 
+@lru_cache(maxsize=4096)
+def _instant(value: str) -> datetime:
+    # The checkers compare the same few timestamps on every step of a walk.
+    return parse_timestamp(value)
+
+
 def _updated_at_monotonic(_: Spec, o: Outcome) -> bool:
     before, after = o.before.updated_at, o.after.updated_at
-    if before is None:
+    if before is None or before == after:
         return True
-    return after is not None and parse_timestamp(after) >= parse_timestamp(before)
+    return after is not None and _instant(after) >= _instant(before)
 
 
 def _unapplied_is_noop(_: Spec, o: Outcome) -> bool:
