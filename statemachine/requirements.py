@@ -37,6 +37,7 @@ from .events import Event, parse_timestamp
 from .outcome import Outcome, OutcomeKind
 from .session import Session
 from .spec import Spec
+from .spec_cache import SpecCache
 from .spec_loader import MAX_SPEC_BYTES, _check_keys, _json_path, _Refused, _SpecLoader, _specs_dir
 
 __all__ = [
@@ -246,6 +247,22 @@ def load_requirements(spec: Spec, path: str | Path | None = None) -> Requirement
 
 def builtin_requirements(spec: Spec) -> Requirements:
     return load_requirements(spec, None)
+
+
+def _builtin_or_none(spec: Spec) -> Requirements | None:
+    try:
+        return builtin_requirements(spec)
+    except RequirementsError:
+        return None
+
+
+_BUILTIN_FOR: SpecCache[Requirements | None] = SpecCache(_builtin_or_none)
+
+
+def builtin_requirements_if_they_fit(spec: Spec) -> Requirements | None:
+    """The built-in requirements for `spec` (cached by spec content), or None when they do not fit
+    it (a spec with other statuses or events: its own invariants are then all that can be said)."""
+    return _BUILTIN_FOR.get(spec)
 
 
 def parse_requirements(text: str, spec: Spec, source: str = "<memory>") -> Requirements:

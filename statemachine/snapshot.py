@@ -237,9 +237,17 @@ def _session(value: object, path: str, spec: Spec, limits: Limits) -> Session:
 def session_violations(spec: Spec, session: Session, finished_turns: frozenset[str]) -> tuple[str, ...]:
     """The requirements a restored session must meet, by name; empty when it meets them all.
 
-    The one place a restored session is judged: today the spec's invariants.
+    The one place a restored session is judged: the spec's invariants and the built-in
+    requirements' state invariants (those the lifecycle users rely on, which a spec cannot
+    weaken), when they fit the spec.
     """
-    return tuple(state_violations(spec, session, finished_turns))
+    from .requirements import builtin_requirements_if_they_fit  # loaded on the first restore only
+
+    broken = list(state_violations(spec, session, finished_turns))
+    requirements = builtin_requirements_if_they_fit(spec)
+    if requirements is not None:
+        broken += [n for n in requirements.state_violations(session, finished_turns) if n not in broken]
+    return tuple(broken)
 
 
 def _parse_text(data: str | bytes | bytearray, max_bytes: int) -> object:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from statemachine import SessionProjector, SnapshotError, builtin_spec, expire_stale_turns, reconcile
+from statemachine import Session, SessionProjector, SnapshotError, builtin_spec, expire_stale_turns, reconcile
 from statemachine.cli import main
 from statemachine.events import MAX_ID_LENGTH
 from statemachine.spec import parse_spec
@@ -164,3 +164,20 @@ def test_a_refused_snapshot_names_a_broken_invariant() -> None:
         SessionProjector.restore(data)
     assert info.value.path == "threads[0].session"
     assert "inactive_status_holds_no_turn" in str(info.value)
+
+
+def test_a_restored_session_is_checked_against_the_requirements_not_only_the_specs_invariants() -> None:
+    from statemachine.spec import BUILTIN_SPEC, parse_spec
+
+    text = BUILTIN_SPEC.read_text(encoding="utf-8")
+    dropped = text.replace(
+        "  - name: inactive_status_holds_no_turn\n    kind: no_turn_unless_holds_turn\n"
+        "    description: A session whose status may not hold a turn has activeTurnId null.\n", "")
+    assert dropped != text
+    weak = parse_spec(dropped)  # a spec that no longer lists the core invariant
+    source = SessionProjector(weak)
+    source.seed(Session("t", "ready", "codex", "T1"))
+    with pytest.raises(SnapshotError) as info:
+        SessionProjector.restore(source.snapshot(), weak)
+    assert "no_turn_in_inactive_status" in str(info.value)
+    assert "inactive_status_holds_no_turn" not in str(info.value)
