@@ -91,13 +91,16 @@ def _walk(
     reference_seconds = 0.0
     disagreement: tuple[list[EventTemplate], str] | None = None
     universe = event_universe(spec)
-    projector = SessionProjector(spec, engine=engine)
-    # Parsed once: a freshly seeded projector has seen no eventId, so one id serves every edge.
-    events = [projector.parse(t.wire("e", THREAD)) for t in universe]
+    seeded = SessionProjector(spec, engine=engine)
+    # Parsed once, by the projector that applies them (a projector trusts only Events its own
+    # parser returned): a freshly seeded projector has seen no eventId, so one id serves every edge.
+    wires = [t.wire("e", THREAD) for t in universe]
+    events = [seeded.parse(w) for w in wires]
     reqs = requirements if check_invariants else None
     fresh = [reqs.contracts_for(e, False) for e in events] if reqs is not None else []
     again = [reqs.contracts_for(e, True) for e in events] if reqs is not None else []
-    other = SessionProjector(spec, engine=reference) if reference is not None else None
+    other_seeded = SessionProjector(spec, engine=reference) if reference is not None else None
+    other_events = [other_seeded.parse(w) for w in wires] if other_seeded is not None else []
     parents: dict[State, tuple[State | None, EventTemplate | None]] = {}
     frontier: deque[State | None] = deque([None])  # None: the thread before its first event
     edges = applied = 0
@@ -136,11 +139,13 @@ def _walk(
         finished_before = frozenset() if state is None else state[1]
         ordered = sorted(finished_before)
         for k, (template, event) in enumerate(zip(universe, events, strict=True)):
-            if state is None:
-                projector = SessionProjector(spec, engine=engine)  # the creation path of a new thread
+            if state is None:  # the creation path of a new thread: a projector that never saw it
+                projector = SessionProjector(spec, engine=engine)
+                outcome = projector.apply(wires[k])
             else:
+                projector = seeded
                 projector.seed(state[0], finished_turns=ordered)
-            outcome = projector.apply(event)
+                outcome = projector.apply(event)
             edges += 1
             finished_turns = projector.finished_turns(THREAD)
             finished = frozenset(finished_turns)
@@ -160,13 +165,15 @@ def _walk(
                     if reqs is not None:
                         finished_again = frozenset(projector.finished_turns(THREAD))
                         violated += reqs.step_violations(redelivery, finished, finished_again, True, again[k])
-            if other is not None and disagreement is None:
+            if other_seeded is not None and disagreement is None:
                 clock = time.perf_counter()
                 if state is None:
-                    other = SessionProjector(spec, engine=other.engine)
+                    other = SessionProjector(spec, engine=other_seeded.engine)
+                    theirs = other.apply(wires[k])
                 else:
+                    other = other_seeded
                     other.seed(state[0], finished_turns=ordered)
-                theirs = other.apply(event)
+                    theirs = other.apply(other_events[k])
                 differ = (theirs.kind, theirs.reason, theirs.after, theirs.transition) != (
                     outcome.kind, outcome.reason, outcome.after, outcome.transition
                 ) or other.finished_turns(THREAD) != finished_turns
@@ -201,7 +208,7 @@ def _walk(
     detail = (f"fixpoint: {len(parents)} reachable states; {len(spec.invariants)} spec invariants and "
               f"{len(checked)} requirements hold on every one")
     agreement = f"{engine} and {reference} engines agree on {edges} edges from {len(parents)} reachable states"
-    if other is not None and not split:
+    if other_seeded is not None and not split:
         detail = agreement
     if untaken:
         detail += f"; spec transitions never taken: {untaken}"
