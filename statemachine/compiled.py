@@ -255,8 +255,9 @@ class CompiledMachine:
         self.filename = f"<statemachine.compiled {spec.name} {spec.digest[:16] or hex(id(self))}>"
         # Tracebacks and debuggers read the generated source through linecache; the entry goes
         # with this engine (projectors hold their engine), so evicted engines leave nothing behind.
-        linecache.cache[self.filename] = (len(self.source), None, self.source.splitlines(True), self.filename)
-        weakref.finalize(self, linecache.cache.pop, self.filename, None)
+        entry = (len(self.source), None, self.source.splitlines(True), self.filename)
+        linecache.cache[self.filename] = entry
+        weakref.finalize(self, _forget_source, self.filename, entry)
         scope = dict(gen.namespace)
         exec(compile(self.source, self.filename, "exec"), scope)  # source holds only names written here
         self.dispatch: dict[str, dict[str, StepFn]] = {
@@ -268,6 +269,12 @@ class CompiledMachine:
     @property
     def table_size(self) -> int:
         return sum(len(plan.entries) for plan in self.table.values())
+
+
+def _forget_source(filename: str, entry: Any) -> None:
+    # Only our own entry: a later build of the same spec registers the same file name.
+    if linecache.cache.get(filename) is entry:
+        del linecache.cache[filename]
 
 
 _COMPILED: SpecCache[CompiledMachine] = SpecCache(CompiledMachine)
