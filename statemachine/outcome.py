@@ -16,6 +16,7 @@ class OutcomeKind(StrEnum):
     IGNORED = "ignored"  # not a lifecycle event type
     DUPLICATE = "duplicate"  # this thread already processed this eventId
     REJECTED = "rejected"  # a lifecycle event no transition accepts; see `reason`
+    FORGOTTEN = "forgotten"  # applied, and the thread was dropped with its memories (a forget command)
 
 
 class Outcome(NamedTuple):  # built once per event: a tuple is the cheapest immutable value

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Literal
 
-from .engine import ENGINES, EngineName, engine_for
+from .engine import ENGINES, EngineName, StepFn, engine_for
 from .events import Event, EventError, EventParser
 from .outcome import Outcome, OutcomeKind
 from .record import ThreadRecord
@@ -85,7 +85,7 @@ class SessionProjector:
         if engine not in ENGINES:
             raise ValueError(f"engine must be 'compiled' or 'transitions', got {engine!r}")
         self.engine = engine
-        self._dispatch = engine_for(self.spec, engine).dispatch
+        self._dispatch = self._with_forgetting(engine_for(self.spec, engine).dispatch)
         self._threads: dict[str, ThreadRecord] = {}
         self.max_event_ids = max_event_ids
         self.max_finished_turns = max_finished_turns
@@ -182,6 +182,26 @@ class SessionProjector:
         for event_id in seen_event_ids:
             record.seen.add(event_id)
         self._threads[session.thread_id] = record
+
+    def _with_forgetting(self, dispatch: Mapping[str, Mapping[str, StepFn]]) -> Mapping[str, Mapping[str, StepFn]]:
+        """The engine's dispatch, with the steps of forgetting triggers (`forgets_thread` in the
+        spec) wrapped to drop the thread once applied. Wrapping keeps the hot path untouched."""
+        forgetting = {t.name for e in self.spec.events if e.forgets_thread for t in e.trigger_values}
+        if not forgetting:
+            return dispatch
+
+        def forget(step: StepFn) -> StepFn:
+            def run(record: ThreadRecord, ev: Event) -> Outcome:
+                outcome = step(record, ev)
+                if outcome.kind is not OutcomeKind.APPLIED:
+                    return outcome
+                if self._threads.get(ev.thread_id) is record:
+                    del self._threads[ev.thread_id]
+                return outcome._replace(kind=OutcomeKind.FORGOTTEN)
+            return run
+
+        return {status: {trigger: forget(step) if trigger in forgetting else step for trigger, step in steps.items()}
+                for status, steps in dispatch.items()}
 
     def _new_record(self, session: Session) -> ThreadRecord:
         return ThreadRecord(session, self.max_event_ids, self.max_finished_turns)

@@ -92,7 +92,9 @@ def explore(
             if check_invariants:
                 violated += step_violations(spec, outcome) + state_violations(spec, outcome.after, finished)
                 redelivery = projector.apply(event)
-                if redelivery.kind is not OutcomeKind.DUPLICATE:
+                # A forgotten thread forgot the eventId too: the redelivery forgets a new thread.
+                if redelivery.kind is not (OutcomeKind.FORGOTTEN if outcome.kind is OutcomeKind.FORGOTTEN
+                                           else OutcomeKind.DUPLICATE):
                     violated.append("redelivery_is_duplicate")
                 violated += step_violations(spec, redelivery)
             if other is not None:
@@ -107,7 +109,7 @@ def explore(
                     violated.append(f"{engine}_equals_{reference}")
             if violated:
                 return fail(sorted(set(violated)), [*prefix, template], template.label())
-            if outcome.kind is OutcomeKind.APPLIED:
+            if outcome.kind in (OutcomeKind.APPLIED, OutcomeKind.FORGOTTEN):
                 applied += 1
                 if outcome.transition is not None:
                     taken.add(outcome.transition)

@@ -10,7 +10,7 @@ Abstraction (one session):
 - `turn`: the active turn, 0 for none or a turn id 1..N;
 - `fin[t]`: turn t has completed, aborted or been cleared (the thread's remembered turns);
 - each event: one trigger of the spec x a turn (0 = untargeted, 1..N).
-lastError, updatedAt and providerName are not modelled: no guard reads them, so they cannot
+lastError, updatedAt, providerName and awaiting are not modelled: no guard reads them, so they cannot
 change which transition is taken; the effects that only write them render as `skip`. Payload
 fields other than the variant are therefore irrelevant too. The thread's memory of finished turns
 is unbounded here (the projector's is capped), and event ids (de-duplication) are not modelled:
@@ -60,7 +60,17 @@ GUARDS: Mapping[str, str] = {
     "turn_matches": "(ev == 0 || turn == 0 || ev == turn)",
     # The named turn (if any) has not completed, aborted or been cleared.
     "turn_not_finished": "(ev == 0 || !fin[ev])",
+    # A requested turn has not started (`pend`: 0 none, 255 id unknown, else the expected turn).
+    "turn_pending": "(pend != 0)",
+    "no_turn_pending": "(pend == 0)",
+    # The event names the turn the pending request expects.
+    "turn_expected": "(ev != 0 && pend == ev)",
+    "turn_not_expected": "(ev == 0 || pend != ev)",
+    # The stop request is not limited to settled sessions (`opt`: the event's onlyIfSettled).
+    "stop_unconditional": "(opt == 0)",
 }
+# Guards that read the event's payload: their triggers are sent with `opt` 0 and 1.
+PAYLOAD_GUARDS = frozenset({"stop_unconditional"})
 
 EffectRenderer = Callable[[Mapping[str, Any]], str]
 
@@ -82,6 +92,13 @@ EFFECTS: Mapping[str, EffectRenderer] = {
     "set_error": _unmodelled,
     "advance_updated_at": _unmodelled,
     "record_provider": _unmodelled,
+    # A pending turn start: the turn the request names, else one of unknown id (255).
+    "set_pending_turn": lambda _: "if :: ev != 0 -> pend = ev :: else -> pend = 255 fi",
+    "clear_pending_turn": lambda _: "pend = 0",
+    "consume_pending_turn": lambda _: "if :: pend != 0 && (pend == 255 || pend == ev) -> pend = 0 :: else -> skip fi",
+    # awaiting is not modelled either: no guard reads it.
+    "set_awaiting": _unmodelled,
+    "clear_awaiting": _unmodelled,
 }
 
 
@@ -182,7 +199,7 @@ def export_promela(spec: Spec, *, turn_ids: int = DEFAULT_TURN_IDS) -> str:
     out: list[str] = [
         f"/* Generated from {_comment(Path(spec.source).name)} ({_comment(spec.name)}) by statemachine.verify.promela;",
         "   do not edit: export it again from the spec.",
-        "   One session; lastError, updatedAt and providerName are not modelled (no guard reads them).",
+        "   One session; lastError, updatedAt, providerName and awaiting are not modelled (no guard reads them).",
         f"   Turn ids 1..{turn_ids}; 0 means no turn / an untargeted event.",
         f"   State invariants asserted after every event: {_comment(', '.join(n for n, _ in checks) or 'none')}.",
         f"   Step invariants not modelled: {_comment(', '.join(skipped) or 'none')}. */",
@@ -192,7 +209,9 @@ def export_promela(spec: Spec, *, turn_ids: int = DEFAULT_TURN_IDS) -> str:
         "byte turn = 0;            /* the active turn, 0 = none */",
         f"{f'bool fin[{turn_ids + 1}];':<26}/* fin[t]: turn t completed, aborted or cleared; fin[0] unused */",
         # Scratch for one event, back to 0 when it ends so that states differ only by the session.
+        "byte pend = 0;            /* the pending turn start: 0 none, 255 id unknown, else its turn */",
         "byte ev = 0;              /* the current event's turn, 0 = untargeted */",
+        "bit opt = 0;              /* the current event's onlyIfSettled */",
         "short taken = 0;          /* 1 + index of the spec transition taken, 0 = rejected */",
         "",
         "inline check_invariants() {",
@@ -214,10 +233,12 @@ def export_promela(spec: Spec, *, turn_ids: int = DEFAULT_TURN_IDS) -> str:
 
     out += ["", "active proctype session() {", "  check_invariants();", "  do"]
     for k, trigger in enumerate(spec.triggers):
+        reads_payload = any(g in PAYLOAD_GUARDS for t in spec.transitions_for(trigger) for g in t.guards)
         for turn in range(turn_ids + 1):
-            out.append(
-                f"  :: d_step {{ ev = {turn}; printf(\"@event {k} {turn} {_label(trigger)}\\n\"); "
-                f"step_{k}(); ev = 0; check_invariants() }}"
-            )
+            for opt in (0, 1) if reads_payload else (0,):
+                out.append(
+                    f"  :: d_step {{ ev = {turn}; opt = {opt}; printf(\"@event {k} {turn} {_label(trigger)}\\n\"); "
+                    f"step_{k}(); ev = 0; opt = 0; check_invariants() }}"
+                )
     out += ["  od", "}", ""]
     return "\n".join(out)
