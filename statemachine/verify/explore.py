@@ -5,6 +5,12 @@ to a projector seeded with that state (so its eventId is new there), then redeli
 must be a duplicate that changes nothing). Every invariant of the spec is checked in every state
 and on every step. Breadth-first order makes the first counterexample a shortest one.
 
+States are kept up to a renaming of turn ids: the universe holds every event for every turn id,
+and guards only compare turn ids for equality, so two states that differ by a permutation of
+`TURNS` have the same futures up to that permutation. Each state is stored in its least form
+among the permutations, with the renaming that produced it, so a counterexample is still replayed
+with the turn ids it really needs.
+
 With `reference="transitions"` the same walk also steps a projector on the `transitions` engine
 and requires the same outcome, session and remembered turns on every edge: that is how the
 compiled table is proven equal to the machine it was recorded from.
@@ -14,6 +20,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from itertools import permutations
 from typing import Any, Literal
 
 from ..invariants import state_violations, step_violations
@@ -22,23 +29,58 @@ from ..projector import SessionProjector
 from ..session import Session
 from ..spec import Spec
 from .report import CheckResult
-from .universe import EventTemplate, event_universe
+from .universe import TURNS, EventTemplate, event_universe
 
 __all__ = ["THREAD", "explore"]
 
 THREAD = "counterexample"
 State = tuple[Session, frozenset[str]]
+Renaming = dict[str, str]
+Parents = dict[State, tuple[State | None, EventTemplate | None, Renaming]]
+_RENAMINGS: list[Renaming] = [dict(zip(TURNS, p, strict=True)) for p in permutations(TURNS)]
 
 
-def _path(parents: dict[State, tuple[State | None, EventTemplate | None]], last: State) -> list[EventTemplate]:
-    path: list[EventTemplate] = []
+def _renamed(state: State, renaming: Renaming) -> State:
+    session, finished = state
+    turn, pending = session.active_turn_id, session.pending_turn
+    return (
+        session._replace(active_turn_id=renaming.get(turn, turn) if turn is not None else None,
+                         pending_turn=renaming.get(pending, pending) if pending is not None else None),
+        frozenset(renaming.get(t, t) for t in finished),
+    )
+
+
+def _least(state: State) -> tuple[State, Renaming]:
+    """The state's least form under renamings of turn ids, and the renaming that gives it."""
+    def key(candidate: State) -> tuple[str, str, tuple[str, ...]]:
+        session, finished = candidate
+        return (session.active_turn_id or "", "-" if session.pending_turn is None else session.pending_turn,
+                tuple(sorted(finished)))
+    return min(((_renamed(state, r), r) for r in _RENAMINGS), key=lambda pair: key(pair[0]))
+
+
+def _path(parents: Parents, last: State | None, then: EventTemplate) -> list[EventTemplate]:
+    """The events from a new thread to `last` and then `then`, with the turn ids a real replay
+    needs (stored states are renamed forms of the states a replay reaches)."""
+    links: list[tuple[EventTemplate, Renaming]] = []
     state: State | None = last
     while state is not None:
-        parent, template = parents[state]
+        parent, template, renaming = parents[state]
         if template is not None:
-            path.append(template)
+            links.append((template, renaming))
         state = parent
-    return path[::-1]
+    links.reverse()
+    links.append((then, {}))
+    # real = outer(stored); a link stored renaming(result), so after it outer = outer . renaming^-1.
+    path: list[EventTemplate] = []
+    outer: Renaming = {}
+    for template, renaming in links:
+        turn = template.turn_id
+        path.append(EventTemplate(template.type, outer.get(turn, turn) if turn is not None else None,
+                                  template.created_at, template.payload))
+        inverse = {v: k for k, v in renaming.items()}
+        outer = {t: outer.get(inverse.get(t, t), inverse.get(t, t)) for t in TURNS}
+    return path
 
 
 def counterexample(templates: list[EventTemplate]) -> list[dict[str, Any]]:
@@ -60,12 +102,15 @@ def explore(
     # Parsed once: a freshly seeded projector has seen no eventId, so one id serves every edge.
     events = [projector.parse(t.wire("e", THREAD)) for t in universe]
     other = SessionProjector(spec, engine=reference) if reference is not None else None
-    parents: dict[State, tuple[State | None, EventTemplate | None]] = {}
+    parents: Parents = {}
+    least: dict[State, tuple[State, Renaming]] = {}  # each result state's least form, computed once
     frontier: deque[State | None] = deque([None])  # None: the thread before its first event
     edges = applied = 0
     taken: set[int] = set()
 
-    def fail(violated: list[str], path: list[EventTemplate], what: str) -> CheckResult:
+    def fail(violated: list[str], state: State | None, template: EventTemplate) -> CheckResult:
+        path = _path(parents, state, template)
+        what = path[-1].label()
         return CheckResult(
             name,
             False,
@@ -78,7 +123,6 @@ def explore(
 
     while frontier:
         state = frontier.popleft()
-        prefix = _path(parents, state) if state is not None else []
         finished_before = sorted(state[1]) if state is not None else []
         for template, event in zip(universe, events, strict=True):
             if state is None:
@@ -108,18 +152,21 @@ def explore(
                 ) or frozenset(other.finished_turns(THREAD)) != finished:
                     violated.append(f"{engine}_equals_{reference}")
             if violated:
-                return fail(sorted(set(violated)), [*prefix, template], template.label())
+                return fail(sorted(set(violated)), state, template)
             if outcome.kind in (OutcomeKind.APPLIED, OutcomeKind.FORGOTTEN):
                 applied += 1
                 if outcome.transition is not None:
                     taken.add(outcome.transition)
-            nxt: State = (outcome.after, finished)
+            found = least.get((outcome.after, finished))
+            if found is None:
+                found = least[(outcome.after, finished)] = _least((outcome.after, finished))
+            nxt, renaming = found
             if nxt not in parents:
                 if len(parents) >= max_states:
                     return CheckResult(name, False, time.perf_counter() - started,
                                        {"states": len(parents), "edges": edges},
                                        f"state bound {max_states} reached before a fixpoint")
-                parents[nxt] = (state, template)
+                parents[nxt] = (state, template, renaming)
                 frontier.append(nxt)
 
     untaken = [t.index for t in spec.transitions if t.index not in taken]
