@@ -1,7 +1,7 @@
 """The snapshot format: every session, its de-duplication memory and its remembered turns, as JSON.
 
 ```
-{"format": "session-lifecycle-snapshot", "version": 1, "spec": "session-lifecycle",
+{"format": "session-lifecycle-snapshot", "version": 2, "spec": "session-lifecycle",
  "maxEventIds": 1024, "maxFinishedTurns": 256,
  "threads": [{"session": {...Session.to_wire()...}, "seenEventIds": [...], "finishedTurns": [...]}]}
 ```
@@ -10,6 +10,9 @@ Lists keep their order (oldest first) because the per-thread memories forget the
 first: a restored projector must forget in the same order as the one that was saved. Decoding is
 strict (unknown keys, wrong types, duplicates, over-full memories and states that break the spec's
 invariants are all refused) so that a restored projector is one the proofs speak about.
+
+Version 2 added the sessions' `pendingTurn` and `awaiting`; a version 1 snapshot still restores,
+with both null.
 `SessionProjector.snapshot()` and `SessionProjector.restore()` are the public entry points.
 """
 
@@ -30,7 +33,9 @@ if TYPE_CHECKING:
 __all__ = ["SNAPSHOT_FORMAT", "SNAPSHOT_VERSION", "SnapshotError", "ThreadState", "decode", "encode"]
 
 SNAPSHOT_FORMAT = "session-lifecycle-snapshot"
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2
+# Version 1 had no pendingTurn and awaiting; its sessions restore with both null.
+READABLE_VERSIONS = (1, 2)
 
 _SESSION_FIELDS = {
     "threadId": "thread_id",
@@ -42,6 +47,8 @@ _SESSION_FIELDS = {
     "providerInstanceId": "provider_instance_id",
     "runtimeMode": "runtime_mode",
 }
+# The orchestrator's side (version 2): pendingTurn null or {"turnId": id or null}; awaiting null or text.
+_ORCHESTRATOR_FIELDS = ("pendingTurn", "awaiting")
 _REQUIRED_SESSION_FIELDS = ("threadId", "status", "providerName", "activeTurnId", "lastError", "updatedAt")
 _TOP_FIELDS = ("format", "version", "spec", "maxEventIds", "maxFinishedTurns", "threads")
 _THREAD_FIELDS = ("session", "seenEventIds", "finishedTurns")
@@ -143,8 +150,20 @@ def _ids(value: object, path: str, cap: int, cap_name: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _pending_turn(obj: Mapping[str, Any], path: str) -> str | None:
+    raw = obj.get("pendingTurn")
+    if raw is None:
+        return None
+    where = _join(path, "pendingTurn")
+    pending = _object(raw, where, ("turnId",))
+    turn = _text(_field(pending, "turnId", where), _join(where, "turnId"), nullable=True)
+    if turn == "":
+        raise SnapshotError(_join(where, "turnId"), "must not be empty")
+    return "" if turn is None else turn  # "" is Session's spelling of a pending turn of unknown id
+
+
 def _session(value: object, path: str, spec: Spec) -> Session:
-    obj = _object(value, path, tuple(_SESSION_FIELDS))
+    obj = _object(value, path, (*_SESSION_FIELDS, *_ORCHESTRATOR_FIELDS))
     fields: dict[str, str | None] = {}
     for name in _SESSION_FIELDS:
         where = _join(path, name)
@@ -170,6 +189,12 @@ def _session(value: object, path: str, spec: Spec) -> Session:
             raise SnapshotError(_join(path, "updatedAt"), f"not an ISO 8601 timestamp: {updated_at[:64]!r}") from None
     thread_id, status = fields["thread_id"], fields["status"]
     assert thread_id is not None and status is not None  # not nullable, checked above
+    pending = _pending_turn(obj, path)
+    awaiting = _text(obj.get("awaiting"), _join(path, "awaiting"), nullable=True)
+    if awaiting == "":
+        raise SnapshotError(_join(path, "awaiting"), "must not be empty")
+    if not spec.status(status).holds_turn and (pending is not None or awaiting is not None):
+        raise SnapshotError(path, f"a {status} session may not hold a pending turn or await anything")
     return Session(
         thread_id,
         status,
@@ -179,6 +204,8 @@ def _session(value: object, path: str, spec: Spec) -> Session:
         updated_at,
         fields["provider_instance_id"],
         fields["runtime_mode"],
+        pending,
+        awaiting,
     )
 
 
@@ -196,9 +223,9 @@ def decode(data: object, spec: Spec) -> Decoded:
     if data.get("format") != SNAPSHOT_FORMAT:
         raise SnapshotError("format", f"not a session-lifecycle snapshot (format must be {SNAPSHOT_FORMAT!r})")
     version = _int(_field(data, "version", ""), "version")
-    if version != SNAPSHOT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise SnapshotError("version", f"unsupported snapshot version {version} (this library reads "
-                                       f"{SNAPSHOT_VERSION})")
+                                       f"{', '.join(map(str, READABLE_VERSIONS))})")
     obj = _object(data, "", _TOP_FIELDS)
     spec_name = _text(_field(obj, "spec", ""), "spec", nullable=False)
     if spec_name != spec.name:

@@ -116,7 +116,7 @@ def _delete(path: list[Any]) -> Callable[[dict[str, Any]], None]:
 
 
 BAD = [
-    (_set(["version"], 2), "version", "unsupported snapshot version 2"),
+    (_set(["version"], 3), "version", "unsupported snapshot version 3"),
     (_set(["version"], "1"), "version", "must be an integer"),
     (_delete(["version"]), "version", "is required"),
     (_set(["format"], "something-else"), "format", "not a session-lifecycle snapshot"),

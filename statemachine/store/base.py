@@ -42,7 +42,8 @@ T = TypeVar("T")
 _log = logging.getLogger("statemachine.observers")
 
 _SESSION_COLUMNS = (
-    "thread_id, status, provider_name, active_turn_id, last_error, updated_at, provider_instance_id, runtime_mode"
+    "thread_id, status, provider_name, active_turn_id, last_error, updated_at, provider_instance_id, runtime_mode, "
+    "pending_turn, awaiting"
 )
 
 
@@ -365,8 +366,13 @@ class SqlStore(SessionStore):
                         raise StoreError("loading a thread", f"stored row of thread "
                                          f"{rows.session.thread_id!r} is invalid: {exc}") from exc
             outcomes = [projector.apply(e) for e in parsed]
+            # A thread forgotten in this batch loses its rows; if it started again, it is new.
+            for t in dict.fromkeys(o.event.thread_id for o in outcomes if o.kind is OutcomeKind.FORGOTTEN):
+                self._delete_thread(cur, t)
+                stored[t] = None
             for t in thread_ids:
-                self._write_thread(cur, t, stored[t], projector)
+                if t in projector:
+                    self._write_thread(cur, t, stored[t], projector)
             if self.keep_journal and outcomes:
                 cur.executemany(
                     self._sql("INSERT INTO outcomes (thread_id, event_id, kind, reason, transition) "
@@ -395,16 +401,21 @@ class SqlStore(SessionStore):
         finished = [(int(s), str(t)) for s, t in cur.fetchall()]
         return _Rows(Session(*row), seen, finished)
 
+    def _delete_thread(self, cur: _Cursor, thread_id: str) -> None:
+        for table in ("sessions", "seen_events", "finished_turns"):
+            cur.execute(self._sql(f"DELETE FROM {table} WHERE thread_id = ?"), (thread_id,))
+
     def _write_thread(self, cur: _Cursor, thread_id: str, old: _Rows | None, projector: SessionProjector) -> None:
         session = projector[thread_id]
         if old is None or session != old.session:
             cur.execute(
-                self._sql(f"INSERT INTO sessions ({_SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                self._sql(f"INSERT INTO sessions ({_SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                           "ON CONFLICT (thread_id) DO UPDATE SET status = excluded.status, "
                           "provider_name = excluded.provider_name, active_turn_id = excluded.active_turn_id, "
                           "last_error = excluded.last_error, updated_at = excluded.updated_at, "
                           "provider_instance_id = excluded.provider_instance_id, "
-                          "runtime_mode = excluded.runtime_mode"),
+                          "runtime_mode = excluded.runtime_mode, pending_turn = excluded.pending_turn, "
+                          "awaiting = excluded.awaiting"),
                 tuple(session),
             )
         self._write_memory(cur, "seen_events", "event_id", thread_id, old.seen if old else [],
@@ -442,10 +453,10 @@ class SqlStore(SessionStore):
         counts = [p.outcomes.get(k.value, 0) for k in OutcomeKind]
         cur.execute(
             self._sql("INSERT INTO replay_progress (log_key, position, lines, digest, applied, ignored, duplicate, "
-                      "rejected, malformed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (log_key) DO UPDATE SET "
-                      "position = excluded.position, lines = excluded.lines, digest = excluded.digest, "
+                      "rejected, forgotten, malformed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (log_key) "
+                      "DO UPDATE SET position = excluded.position, lines = excluded.lines, digest = excluded.digest, "
                       "applied = excluded.applied, ignored = excluded.ignored, duplicate = excluded.duplicate, "
-                      "rejected = excluded.rejected, malformed = excluded.malformed"),
+                      "rejected = excluded.rejected, forgotten = excluded.forgotten, malformed = excluded.malformed"),
             (p.log_key, p.position, p.lines, p.digest, *counts, p.malformed),
         )
         if p.new_notes:
@@ -504,8 +515,8 @@ class SqlStore(SessionStore):
 
     def progress(self, log_key: str) -> tuple[ReplayProgress, list[ReplayNote]] | None:
         def work(cur: _Cursor) -> tuple[ReplayProgress, list[ReplayNote]] | None:
-            cur.execute(self._sql("SELECT position, lines, digest, applied, ignored, duplicate, rejected, malformed "
-                                  "FROM replay_progress WHERE log_key = ?"), (log_key,))
+            cur.execute(self._sql("SELECT position, lines, digest, applied, ignored, duplicate, rejected, forgotten, "
+                                  "malformed FROM replay_progress WHERE log_key = ?"), (log_key,))
             row = cur.fetchone()
             if row is None:
                 return None
