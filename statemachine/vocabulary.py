@@ -31,14 +31,20 @@ RejectionReason = Literal[
     "targeted",
     "other_turn_active",
     "turn_finished",
+    "no_turn_pending",
+    "turn_pending",
+    "turn_expected",
+    "not_settled",
     "invalid_in_idle",
+    "invalid_in_starting",
+    "invalid_in_running",
     "invalid_in_ready",
     "invalid_in_interrupted",
     "invalid_in_stopped",
     "invalid_in_error",
 ]
 
-OutcomeKindName = Literal["applied", "ignored", "duplicate", "rejected"]
+OutcomeKindName = Literal["applied", "ignored", "duplicate", "rejected", "forgotten"]
 
 STATUSES: Final[tuple[Status, ...]] = get_args(Status)
 # Statuses that may hold an active turn; every other status clears it on entry.
