@@ -258,3 +258,37 @@ def test_rules_hold_on_every_reachable_state(engine: str) -> None:
     assert len(seen) > 50  # the walk reached pending turns, requests and supersessions
     assert any(s.pending_turn == "B" and s.active_turn_id == "A" for s, _ in seen)
     assert any(s.awaiting == "user-input" for s, _ in seen)
+
+
+# -- operations: pending turns and open requests are work in flight ------------------------------
+
+def test_the_reaper_leaves_pending_turns_and_open_requests_alone() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from statemachine.operations import reapable
+
+    later = datetime(2027, 1, 1, tzinfo=UTC)
+    idle = Session("x", "ready", "codex", updated_at="2026-01-01T00:00:00Z")
+    assert reapable(idle, later, threshold=timedelta(minutes=1))
+    assert not reapable(idle.evolve(pending_turn=""), later, threshold=timedelta(minutes=1))
+    assert not reapable(idle.evolve(awaiting="approval"), later, threshold=timedelta(minutes=1))
+
+
+def test_stale_expiry_and_reconcile_clear_pending_turns_and_requests(engine: str) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from statemachine.operations import STALE_PENDING_REASON, expire_stale_turns, reconcile
+
+    p, ev = seeded(engine=engine), Events()
+    p.apply(ev("thread.turn.start"))  # starting, no turn yet, pending
+    later = datetime(2027, 1, 1, tzinfo=UTC)
+    (out,) = expire_stale_turns(p, later, timedelta(minutes=5))
+    assert fields(out.after) == ("error", None, None, None)
+    assert out.after.last_error == STALE_PENDING_REASON
+    # A turn with an open request and a newer request, all lost in a restart.
+    p.apply(ev("turn.started", "A"))
+    p.apply(ev("request.opened", "A"))
+    p.apply(ev("thread.turn.start", "B"))
+    (out,) = reconcile(p, live_thread_ids=(), now=later)
+    assert fields(out.after) == ("error", None, None, None)
+    assert "A" in p.finished_turns("thread-1")
