@@ -9,7 +9,11 @@ Abstraction (one session):
 - `status`: the spec's statuses, as an mtype;
 - `turn`: the active turn, 0 for none or a turn id 1..N;
 - `fin[t]`: turn t has completed, aborted or been cleared (the thread's remembered turns);
-- each event: one trigger of the spec x a turn (0 = untargeted, 1..N).
+- `pend`: the pending turn start, 0 for none, 255 for one whose turn id is unknown, else the
+  expected turn;
+- each event: one trigger of the spec x a turn (0 = untargeted, 1..N), and for a trigger whose
+  guards read the payload (the stop request's onlyIfSettled) x `opt` 0 and 1. A trail replayed
+  as a log (`spin -t`) does not carry `opt`: such a counterexample replays as a stop without it.
 lastError, updatedAt, providerName and awaiting are not modelled: no guard reads them, so they cannot
 change which transition is taken; the effects that only write them render as `skip`. Payload
 fields other than the variant are therefore irrelevant too. The thread's memory of finished turns
