@@ -197,7 +197,9 @@ class SessionProjector:
                     return outcome
                 if self._threads.get(ev.thread_id) is record:
                     del self._threads[ev.thread_id]
-                return outcome._replace(kind=OutcomeKind.FORGOTTEN)
+                # `after` is the session the thread would start from again, as for a new thread.
+                fresh = Session(ev.thread_id, self.spec.initial, ev.provider)
+                return outcome._replace(kind=OutcomeKind.FORGOTTEN, after=fresh)
             return run
 
         return {status: {trigger: forget(step) if trigger in forgetting else step for trigger, step in steps.items()}
