@@ -292,3 +292,11 @@ def test_stale_expiry_and_reconcile_clear_pending_turns_and_requests(engine: str
     (out,) = reconcile(p, live_thread_ids=(), now=later)
     assert fields(out.after) == ("error", None, None, None)
     assert "A" in p.finished_turns("thread-1")
+
+
+def test_a_completion_with_no_active_turn_may_be_the_requested_turn(engine: str) -> None:
+    # The requested turn's start was lost: its completion settles the session and the request.
+    p, ev = seeded(engine=engine), Events()
+    p.apply(ev("thread.turn.start"))
+    out = p.apply(ev("turn.completed", "T1", state="completed"))
+    assert fields(out.after) == ("ready", None, None, None)
