@@ -90,12 +90,25 @@ TRIGGERS = {
 }
 
 
+def make_machine(model: Any) -> Machine:
+    """The lifecycle as a `transitions` Machine; `model=None` gives one that models are added to."""
+    return Machine(
+        model=model,
+        states=_STATES,
+        transitions=_TRANSITIONS,
+        initial="idle",
+        auto_transitions=False,
+        after_state_change=["advance_updated_at", "record_provider"],
+    )
+
+
 class NaiveSession:
     """The model: session fields, bounded memories, and the guard/effect methods by name."""
 
     state: str
 
-    def __init__(self, thread_id: str, provider: str, max_event_ids: int, max_finished_turns: int) -> None:
+    def __init__(self, thread_id: str, provider: str, max_event_ids: int, max_finished_turns: int,
+                 shared: Machine | None = None) -> None:
         self.thread_id = thread_id
         self.provider = provider
         self.turn: str | None = None
@@ -106,14 +119,11 @@ class NaiveSession:
         self.finished: dict[str, None] = {}
         self.max_event_ids = max_event_ids
         self.max_finished_turns = max_finished_turns
-        self.machine = Machine(
-            model=self,
-            states=_STATES,
-            transitions=_TRANSITIONS,
-            initial="idle",
-            auto_transitions=False,
-            after_state_change=["advance_updated_at", "record_provider"],
-        )
+        if shared is not None:
+            shared.add_model(self)  # the library's idiom for many objects: one Machine, many models
+            self.machine = shared
+        else:
+            self.machine = make_machine(self)
 
     def _finish(self, turn: str) -> None:
         remember(self.finished, turn, self.max_finished_turns)
@@ -187,15 +197,19 @@ class NaiveSession:
 
 
 class NaiveProjector:
-    def __init__(self, max_event_ids: int = 1024, max_finished_turns: int = 256) -> None:
+    """`shared=True`: one Machine for every session (`add_model`, the documented idiom);
+    `shared=False`: a Machine per session."""
+
+    def __init__(self, max_event_ids: int = 1024, max_finished_turns: int = 256, *, shared: bool = True) -> None:
         self.records: dict[str, NaiveSession] = {}
+        self.shared = make_machine(None) if shared else None
         self.max_event_ids = max_event_ids
         self.max_finished_turns = max_finished_turns
 
     def apply(self, ev: Ev) -> str:
         session = self.records.get(ev[1])
         if session is None:
-            session = NaiveSession(ev[1], ev[2], self.max_event_ids, self.max_finished_turns)
+            session = NaiveSession(ev[1], ev[2], self.max_event_ids, self.max_finished_turns, self.shared)
             self.records[ev[1]] = session
         if ev[0] in session.seen:
             return DUPLICATE

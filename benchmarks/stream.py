@@ -246,7 +246,8 @@ def generate_stream(events: int, sessions: int, seed: int = 1) -> list[dict[str,
         now = int(len(out) * step_ms)
         if out and rng.random() < 0.05:
             # Redelivery: mostly recent, sometimes much older (beyond the de-dup memory).
-            back = 1 + int(rng.expovariate(1 / 50)) if rng.random() < 0.9 else rng.randrange(len(out))
+            # (randrange may give 0, which would point past the end: it stands for the oldest.)
+            back = 1 + int(rng.expovariate(1 / 50)) if rng.random() < 0.9 else rng.randrange(len(out)) or len(out)
             out.append(dict(out[max(0, len(out) - back)]))
             continue
         if recent and rng.random() < 0.5:

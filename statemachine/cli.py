@@ -14,12 +14,14 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from typing import IO, Any, NoReturn
+from datetime import timedelta
+from typing import IO, Any, NoReturn, TypeVar
 
 from . import __version__
+from .ingest_clock import DEFAULT_MAX_CLOCK_SKEW
 from .projector import SessionProjector
 from .replay import MAX_LISTED, ReplayReport, replay_lines
-from .snapshot import SnapshotError
+from .snapshot import MAX_SNAPSHOT_BYTES, SnapshotError
 from .spec import Spec, SpecError, builtin_spec, load_spec
 
 __all__ = ["main"]
@@ -70,15 +72,59 @@ def _open_input(name: str) -> IO[bytes]:
     return sys.stdin.buffer if name == "-" else open(name, "rb")
 
 
-def _read_snapshot(path: str, spec: Spec) -> SessionProjector | None:
+T = TypeVar("T")
+
+
+def _read_with(command: str, name: str, use: Callable[[IO[bytes]], T]) -> T | None:
+    """Open `name` (- for standard input), run `use` on it, close it. None when it cannot be read
+    (said on standard error, for exit 2); a closed standard output propagates (main ends quietly)."""
+    try:
+        stream = _open_input(name)
+    except OSError as exc:
+        print(f"{command}: cannot read {name}: {exc.strerror or exc}", file=sys.stderr)
+        return None
+    try:
+        return use(stream)
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        print(f"{command}: cannot read {name}: {exc.strerror or exc}", file=sys.stderr)
+        return None
+    finally:
+        if stream is not sys.stdin.buffer:
+            stream.close()
+
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _clock_skew(text: str) -> timedelta | None:
+    """`none`, or a non-negative number of seconds with an optional unit: 90, 90s, 30m, 12h, 1d."""
+    if text.strip().lower() == "none":
+        return None
+    number, unit = (text[:-1], text[-1]) if text[-1:] in _DURATION_UNITS else (text, "s")
+    try:
+        seconds = float(number) * _DURATION_UNITS[unit]
+        if not 0 <= seconds <= 10 * 365 * 86400:  # also refuses nan and inf
+            raise ValueError
+        return timedelta(seconds=seconds)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration (90s, 30m, 12h, 1d, up to 10 years) or none"
+        ) from None
+
+
+def _read_snapshot(path: str, spec: Spec, max_clock_skew: timedelta | None) -> SessionProjector | None:
     try:
         with open(path, "rb") as f:
-            data = f.read()
+            # One byte past the limit is enough for restore() to refuse it: an endless file such
+            # as /dev/zero is never read whole.
+            data = f.read(MAX_SNAPSHOT_BYTES + 1)
     except OSError as exc:
         print(f"replay: cannot read snapshot {path}: {exc.strerror or exc}", file=sys.stderr)
         return None
     try:
-        return SessionProjector.restore(data, spec)
+        return SessionProjector.restore(data, spec, max_clock_skew=max_clock_skew)
     except SnapshotError as exc:
         print(f"replay: bad snapshot {path}: {exc}", file=sys.stderr)
         return None
@@ -116,24 +162,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
         print("replay: --trace reads envelope logs; adapt the raw log first "
               "(python -m statemachine adapt --from FORMAT RAW -o LOG.jsonl)", file=sys.stderr)
         return EXIT_USAGE
-    projector = _read_snapshot(args.snapshot_in, spec) if args.snapshot_in else SessionProjector(spec)
+    skew = args.max_clock_skew
+    if args.snapshot_in:
+        projector = _read_snapshot(args.snapshot_in, spec, skew)
+    else:
+        projector = SessionProjector(spec, max_clock_skew=skew)
     if projector is None:
         return EXIT_USAGE
-    try:
-        stream = _open_input(args.file)
-    except OSError as exc:
-        print(f"replay: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        report = _replay_or_trace(args, projector, stream)
-    except BrokenPipeError:
-        raise  # the reader of standard output went away: main() ends quietly
-    except OSError as exc:
-        print(f"replay: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_USAGE
-    finally:
-        if stream is not sys.stdin.buffer:
-            stream.close()
+    report = _read_with("replay", args.file, lambda stream: _replay_or_trace(args, projector, stream))
     if report is None:
         return EXIT_USAGE
     if args.snapshot_out and not _write_snapshot(args.snapshot_out, projector):
@@ -155,7 +191,7 @@ def _replay_or_trace(args: argparse.Namespace, projector: SessionProjector, stre
         from .adapters import make_adapter
         from .adapters.replay import replay_raw
 
-        return replay_raw(projector, make_adapter(args.from_format, on_eof=args.on_eof), stream)
+        return replay_raw(projector, make_adapter(args.from_format, on_eof=args.on_eof, stream=args.stream), stream)
     if not (args.trace or args.trace_out):
         return replay_lines(projector, stream)
     from .trace import TraceRecord, trace_lines
@@ -220,6 +256,10 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     from .adapters import make_adapter
     from .adapters.replay import adapt_lines
 
+    writes_file = args.output not in (None, "-") and args.file != "-"
+    if writes_file and os.path.abspath(args.output) == os.path.abspath(args.file):
+        print(f"adapt: {args.output} is the input file; writing it would erase what is being read", file=sys.stderr)
+        return EXIT_USAGE
     try:
         stream = _open_input(args.file)
     except OSError as exc:
@@ -234,7 +274,8 @@ def cmd_adapt(args: argparse.Namespace) -> int:
                 out: IO[bytes] = sys.stdout.buffer
             else:
                 out = stack.enter_context(open(args.output, "wb"))
-            for event in adapt_lines(make_adapter(args.from_format, on_eof=args.on_eof), stream, errors):
+            adapter = make_adapter(args.from_format, on_eof=args.on_eof, stream=args.stream)
+            for event in adapt_lines(adapter, stream, errors):
                 out.write(json.dumps(event, ensure_ascii=False).encode("utf-8", "backslashreplace") + b"\n")
             out.flush()
     except OSError as exc:
@@ -243,6 +284,15 @@ def cmd_adapt(args: argparse.Namespace) -> int:
     for e in errors:
         print(f"line {e['line']}: malformed: {e['error']}", file=sys.stderr)
     return EXIT_BAD_INPUT if errors else EXIT_OK
+
+
+def _stream_name(value: str) -> str:
+    from .adapters.base import check_stream_name
+
+    try:
+        return check_stream_name(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _add_from(parser: argparse.ArgumentParser, *, required: bool) -> None:
@@ -254,22 +304,40 @@ def _add_from(parser: argparse.ArgumentParser, *, required: bool) -> None:
     parser.add_argument("--on-eof", choices=EOF_SETTLEMENTS, default="interrupted",
                         help="with --from: how a turn still open at the end of the file is settled "
                              "(turn.completed interrupted or failed, or left open for the stale-turn bound)")
+    parser.add_argument("--stream", default="", metavar="NAME", type=_stream_name,
+                        help="with --from: a name for this stream, when a thread continues from an earlier one "
+                             "(a resumed session, the next part of a log): keeps its synthesized ids apart")
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from .verify.run import CHECKS, render_text, report_json, run_checks
+    from pathlib import Path
+
+    from .requirements import RequirementsError, load_requirements
+    from .verify.run import CHECKS, render_text, report_json, run_checks, write_counterexamples
 
     unknown = sorted(set(args.skip) - set(CHECKS))
     if unknown:
         print(f"verify: unknown check(s) {unknown}; known: {sorted(CHECKS)}", file=sys.stderr)
         return EXIT_USAGE
     spec = _spec(args)
-    results = run_checks(spec, skip=args.skip)
+    try:
+        requirements = load_requirements(spec, args.requirements)  # the built-in file when None
+    except RequirementsError as exc:
+        print(f"requirements error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    results = run_checks(spec, requirements, skip=args.skip)
+    if args.counterexample_out:
+        try:
+            write_counterexamples(Path(args.counterexample_out), requirements, results)
+        except OSError as exc:
+            print(f"verify: cannot write counterexamples to {args.counterexample_out}: {exc.strerror or exc}",
+                  file=sys.stderr)
+            return EXIT_USAGE
     if args.json:
-        json.dump(report_json(spec, results), sys.stdout)
+        json.dump(report_json(spec, requirements, results), sys.stdout)
         sys.stdout.write("\n")
     else:
-        sys.stdout.write(render_text(spec, results))
+        sys.stdout.write(render_text(spec, requirements, results))
     return EXIT_OK if all(r.ok for r in results) else EXIT_BAD_INPUT
 
 
@@ -302,7 +370,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     except PromelaError as exc:
         print(f"export: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    return _write_output("export", args.output, text.encode("utf-8"))
+    # A spec file name with undecodable bytes reaches the model's comments as lone surrogates:
+    # written escaped rather than failing the whole export.
+    return _write_output("export", args.output, text.encode("utf-8", "backslashreplace"))
 
 
 def cmd_diagram(args: argparse.Namespace) -> int:
@@ -366,28 +436,22 @@ def cmd_timeline(args: argparse.Namespace) -> int:
     from .timeline import page_html, timeline_data
 
     spec = _spec(args)
-    try:
-        stream = _open_input(args.file)
-    except OSError as exc:
-        print(f"timeline: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_USAGE
     source = "standard input" if args.file == "-" else os.path.basename(args.file)
     raw_errors: list[dict[str, Any]] = []
-    lines: Iterable[bytes | str] = stream
-    if args.from_format:  # a raw provider log: its adapter turns it into envelope lines
-        from .adapters import make_adapter
-        from .adapters.replay import adapt_lines
 
-        adapter = make_adapter(args.from_format, on_eof=args.on_eof)
-        lines = (json.dumps(e) for e in adapt_lines(adapter, stream, raw_errors))
-    try:
-        data = timeline_data(lines, spec=spec, stale_after=timedelta(seconds=args.stale_after), source=source)
-    except OSError as exc:
-        print(f"timeline: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
+    def draw(stream: IO[bytes]) -> dict[str, Any]:
+        lines: Iterable[bytes | str] = stream
+        if args.from_format:  # a raw provider log: its adapter turns it into envelope lines
+            from .adapters import make_adapter
+            from .adapters.replay import adapt_lines
+
+            adapter = make_adapter(args.from_format, on_eof=args.on_eof, stream=args.stream)
+            lines = (json.dumps(e) for e in adapt_lines(adapter, stream, raw_errors))
+        return timeline_data(lines, spec=spec, stale_after=timedelta(seconds=args.stale_after), source=source)
+
+    data = _read_with("timeline", args.file, draw)
+    if data is None:
         return EXIT_USAGE
-    finally:
-        if stream is not sys.stdin.buffer:
-            stream.close()
     for e in raw_errors:
         print(f"timeline: line {e['line']}: malformed: {e['error']}", file=sys.stderr)
     code = _write_output("timeline", args.output, page_html(data, args.title).encode("ascii"))
@@ -409,23 +473,11 @@ def cmd_audit(args: argparse.Namespace) -> int:
     except AuditError as exc:
         print(f"audit: {args.sessions}: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    try:
-        stream = _open_input(args.log)
-    except OSError as exc:
-        print(f"audit: cannot read {args.log}: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_USAGE
     from .audit import audit_log
 
-    try:
-        report = audit_log(stream, theirs, spec=spec)
-    except BrokenPipeError:
-        raise
-    except OSError as exc:
-        print(f"audit: cannot read {args.log}: {exc.strerror or exc}", file=sys.stderr)
+    report = _read_with("audit", args.log, lambda stream: audit_log(stream, theirs, spec=spec))
+    if report is None:
         return EXIT_USAGE
-    finally:
-        if stream is not sys.stdin.buffer:
-            stream.close()
     if args.json:
         json.dump(report.to_json(), sys.stdout)
         sys.stdout.write("\n")
@@ -473,6 +525,9 @@ def build_parser(prog: str = MODULE_PROG) -> argparse.ArgumentParser:
                         help="after the log, write every session and its memory here (JSON)")
     _add_from(replay, required=False)
     add_replay_arguments(replay)
+    replay.add_argument("--max-clock-skew", metavar="DURATION", type=_clock_skew, default=DEFAULT_MAX_CLOCK_SKEW,
+                        help="reject events whose createdAt is further ahead of this machine's clock "
+                             "(e.g. 90s, 30m, 12h, 1d; default 1d), or none to accept any date")
     replay.set_defaults(handler=cmd_replay)
 
     adapt = sub.add_parser(
@@ -491,12 +546,14 @@ def build_parser(prog: str = MODULE_PROG) -> argparse.ArgumentParser:
     adapt.set_defaults(handler=cmd_adapt)
 
     verify = sub.add_parser(
-        "verify", help="prove the spec's invariants (exit 0 only when every check holds)",
+        "verify", help="prove the spec against the requirements (exit 0 only when every check holds)",
         description=(
-            "Prove the spec's invariants: static rules, exhaustive exploration, induction, agreement "
-            "of the compiled engine with the transitions machine, and the spin model checker. Prints what "
-            "each check covered and how long it took. Exit 0 when every check holds, 1 when one fails "
-            "(with a counterexample as JSONL that replay accepts), 2 when the command could not run."
+            "Prove the spec against the requirements (specs/requirements.yaml, or --requirements FILE) and "
+            "its own invariants: static rules, exhaustive exploration, induction, agreement of the compiled "
+            "engine with the transitions machine, and the spin model checker. Prints one line per "
+            "requirement and what each check covered and how long it took. Exit 0 when every check holds, "
+            "1 when one fails (with a counterexample as JSONL that replay accepts), 2 when the command "
+            "could not run."
         ),
     )
     verify.add_argument("--spec", help="a spec file instead of the built-in one")
@@ -505,6 +562,10 @@ def build_parser(prog: str = MODULE_PROG) -> argparse.ArgumentParser:
         "--skip", action="append", default=[], metavar="CHECK",
         help=f"leave a check out ({', '.join(CHECKS)}); repeatable",
     )
+    verify.add_argument("--requirements", metavar="FILE",
+                        help="a requirements file instead of the built-in one (specs/requirements.yaml)")
+    verify.add_argument("--counterexample-out", metavar="DIR",
+                        help="write each violated requirement's counterexample to DIR/NAME.jsonl")
     verify.set_defaults(handler=cmd_verify)
     export = sub.add_parser(
         "export", help="write the spec in another language (promela: a model for spin; python: the compiled engine)",

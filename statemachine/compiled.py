@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import linecache
 import re
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -184,10 +185,10 @@ class _Codegen:
         updated_dt = "upd_dt" if "upd_dt" in slots else "rec.updated_dt"
         return [
             *loads,
-            *(["done = []", "remember = done.append"] if remembers else []),
+            *(["remember = rec.finished.add"] if remembers else []),
             *body,
             f"after = new(Session, ({fields}))",
-            f"rec.commit(after, {updated_dt}, {'done' if remembers else '()'})",
+            f"rec.commit(after, {updated_dt})",
             f"return new(Outcome, (APPLIED, ev, s, after, None, {self.const(entry.transition)}))",
         ]
 
@@ -253,8 +254,11 @@ class CompiledMachine:
                 names[(trigger, status)] = gen.function(trigger, status, self.table.get((trigger, status)))
         self.source = gen.module(spec)
         self.filename = f"<statemachine.compiled {spec.name} {spec.digest[:16] or hex(id(self))}>"
-        # Tracebacks and debuggers read the generated source through linecache.
-        linecache.cache[self.filename] = (len(self.source), None, self.source.splitlines(True), self.filename)
+        # Tracebacks and debuggers read the generated source through linecache; the entry goes
+        # with this engine (projectors hold their engine), so evicted engines leave nothing behind.
+        entry = (len(self.source), None, self.source.splitlines(True), self.filename)
+        linecache.cache[self.filename] = entry
+        weakref.finalize(self, _forget_source, self.filename, entry)
         scope = dict(gen.namespace)
         exec(compile(self.source, self.filename, "exec"), scope)  # source holds only names written here
         self.dispatch: dict[str, dict[str, StepFn]] = {
@@ -266,6 +270,12 @@ class CompiledMachine:
     @property
     def table_size(self) -> int:
         return sum(len(plan.entries) for plan in self.table.values())
+
+
+def _forget_source(filename: str, entry: Any) -> None:
+    # Only our own entry: a later build of the same spec registers the same file name.
+    if linecache.cache.get(filename) is entry:
+        del linecache.cache[filename]
 
 
 _COMPILED: SpecCache[CompiledMachine] = SpecCache(CompiledMachine)

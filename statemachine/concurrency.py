@@ -40,7 +40,9 @@ class LockedProjector:
     So this class never re-declares the projector's API and cannot drift from it.
 
     Observers run under the lock, in the applying OS thread: keep them quick. The lock is
-    re-entrant, so an observer may use `locked()` to read the projector.
+    re-entrant, so an observer may use `locked()` to read the projector, and an `apply` from an
+    observer is deferred like on the projector itself (applied once the current event's
+    observers have run, still under the same hold of the lock).
     """
 
     def __init__(self, projector: SessionProjector | None = None) -> None:
@@ -89,7 +91,10 @@ class Applier(Protocol):
 class ConsumeStats:
     """What `consume` did: outcome counts by kind, and malformed events skipped."""
 
-    outcomes: dict[OutcomeKind, int] = field(default_factory=lambda: dict.fromkeys(OutcomeKind, 0))
+    # `deferred` is counted only if it happens (consume run from inside an observer).
+    outcomes: dict[OutcomeKind, int] = field(
+        default_factory=lambda: {k: 0 for k in OutcomeKind if k is not OutcomeKind.DEFERRED}
+    )
     malformed: int = 0
 
     @property
@@ -139,7 +144,7 @@ async def consume(
                 raise
             on_malformed(exc, item)
             return
-        stats.outcomes[outcome.kind] += 1
+        stats.outcomes[outcome.kind] = stats.outcomes.get(outcome.kind, 0) + 1
         if on_outcome is not None:
             on_outcome(outcome)
 

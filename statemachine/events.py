@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .spec import Spec
 
-__all__ = ["MAX_ID_LENGTH", "Event", "EventError", "EventParser", "parse_timestamp"]
+__all__ = ["MAX_ID_LENGTH", "SYNTHETIC_EVENT_PREFIX", "Event", "EventError", "EventParser", "parse_timestamp"]
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
@@ -27,6 +27,11 @@ _EMPTY: Mapping[str, Any] = MappingProxyType({})
 # Identifiers are kept in per-thread memory (sessions, de-duplication, finished turns), so their
 # length bounds that memory; real ones are UUIDs or short names, far below this.
 MAX_ID_LENGTH = 256
+
+# eventIds starting with this belong to the events the library makes itself (stale-turn expiry,
+# restart reconciliation). The parser refuses them on the wire, so a provider can never send an id
+# that makes a later synthetic event a duplicate.
+SYNTHETIC_EVENT_PREFIX = "~lifecycle:"
 
 
 class EventError(ValueError):
@@ -57,8 +62,10 @@ class Event:
     # The machine trigger (`type` or `type[variant]`), or None when not a lifecycle event.
     trigger: str | None = None
     created_dt: datetime = field(default=datetime.min.replace(tzinfo=UTC), compare=False, repr=False)
-    # The spec whose parser checked this event; None for an Event built by hand.
-    checked_by: object = field(default=None, compare=False, repr=False)
+    # The parser that returned this very object; None for any Event built otherwise (by hand, or
+    # by `dataclasses.replace`, which does not copy a field outside `__init__`). Only the parser
+    # sets it, so a projector can trust exactly the objects its own parser made.
+    checked_by: object = field(default=None, init=False, compare=False, repr=False)
 
     def to_wire(self) -> dict[str, Any]:
         wire: dict[str, Any] = {
@@ -103,10 +110,23 @@ class EventParser:
         self.max_id_length = max_id_length
 
     def parse(self, data: object) -> Event:
+        return self._parse(data, synthetic=False)
+
+    def _parse_synthetic(self, data: object) -> Event:
+        """The library's own events (`statemachine.operations`): their eventId must be in the
+        reserved namespace that `parse` refuses; everything else is checked as usual."""
+        return self._parse(data, synthetic=True)
+
+    def _parse(self, data: object, *, synthetic: bool) -> Event:
         if not isinstance(data, Mapping):
             raise EventError("event", f"must be a JSON object, got {type(data).__name__}")
         limit = self.max_id_length
         event_id = _text(data, "eventId", limit)
+        if event_id.startswith(SYNTHETIC_EVENT_PREFIX) is not synthetic:
+            if synthetic:
+                raise EventError("eventId", f"a synthetic event's id must start with {SYNTHETIC_EVENT_PREFIX!r}")
+            raise EventError("eventId", f"ids starting with {SYNTHETIC_EVENT_PREFIX!r} are reserved for the "
+                                        "library's own events")
         type_ = _text(data, "type", limit)
         provider = _text(data, "provider", limit)
         thread_id = _text(data, "threadId", limit)
@@ -149,9 +169,9 @@ class EventParser:
                     raise EventError(where, f"must be one of {list(f.enum)}, got {str(value)[:64]!r}")
                 if f.name == event_type.variant_by:
                     trigger = f"{type_}[{value}]"
-        return Event(
-            event_id, type_, provider, thread_id, created_at, turn_id, payload, trigger, created_dt, self._spec
-        )
+        event = Event(event_id, type_, provider, thread_id, created_at, turn_id, payload, trigger, created_dt)
+        object.__setattr__(event, "checked_by", self)
+        return event
 
     def parse_line(self, line: str | bytes) -> Event:
         """One JSONL line -> Event."""
@@ -163,9 +183,27 @@ class EventParser:
 
     def coerce(self, event: Event | Mapping[str, Any] | str | bytes) -> Event:
         if isinstance(event, Event):
-            # Trust only what this spec's parser checked: an Event built by hand, or parsed for
-            # another spec, is checked again like any wire event (its trigger is recomputed).
-            return event if event.checked_by is self._spec else self.parse(event.to_wire())
+            # Trust only the very objects this parser returned. Any other Event (built by hand,
+            # replaced, a subclass, parsed by another parser) is checked again in full from its
+            # fields, read as they are: its trigger and parsed time are recomputed, never believed.
+            if type(event) is Event and event.checked_by is self:
+                return event
+            return self.parse(_fields_of(event))
         if isinstance(event, (str, bytes)):
             return self.parse_line(event)
         return self.parse(event)
+
+
+def _fields_of(event: Event) -> dict[str, object]:
+    """An Event's fields as a wire dict, without assuming their types (`to_wire` would)."""
+    wire: dict[str, object] = {
+        "eventId": event.event_id,
+        "type": event.type,
+        "provider": event.provider,
+        "threadId": event.thread_id,
+        "createdAt": event.created_at,
+        "payload": event.payload,
+    }
+    if event.turn_id is not None:
+        wire["turnId"] = event.turn_id
+    return wire

@@ -7,6 +7,8 @@ outcome. Every checker (explorer, induction, Hypothesis, the stress tests) calls
 from __future__ import annotations
 
 from collections.abc import Callable, Container, Mapping
+from datetime import datetime
+from functools import cache, lru_cache
 from typing import TYPE_CHECKING
 
 from .events import parse_timestamp
@@ -31,13 +33,19 @@ def _active_turn_not_remembered(_: Spec, s: Session, finished: Container[str]) -
     return s.active_turn_id is None or s.active_turn_id not in finished
 
 
+@lru_cache(maxsize=4096)
+def _instant(value: str) -> datetime:
+    # The checkers compare the same few timestamps on every step of a walk.
+    return parse_timestamp(value)
+
+
 def _updated_at_monotonic(_: Spec, o: Outcome) -> bool:
     before, after = o.before.updated_at, o.after.updated_at
     if o.kind is OutcomeKind.FORGOTTEN:
         return True  # the thread is gone; a new one starts its own clock
-    if before is None:
+    if before is None or before == after:
         return True
-    return after is not None and parse_timestamp(after) >= parse_timestamp(before)
+    return after is not None and _instant(after) >= _instant(before)
 
 
 def _unapplied_is_noop(_: Spec, o: Outcome) -> bool:
@@ -55,19 +63,19 @@ STEP_INVARIANTS: Mapping[str, StepCheck] = {
 INVARIANT_KINDS = frozenset(STATE_INVARIANTS) | frozenset(STEP_INVARIANTS)
 
 
+@cache
+def _checks(spec: Spec) -> tuple[tuple[tuple[str, StateCheck], ...], tuple[tuple[str, StepCheck], ...]]:
+    # Looked up once per spec: the checkers call these on every step of every walk.
+    state = tuple((inv.name, STATE_INVARIANTS[inv.kind]) for inv in spec.invariants if inv.kind in STATE_INVARIANTS)
+    step = tuple((inv.name, STEP_INVARIANTS[inv.kind]) for inv in spec.invariants if inv.kind in STEP_INVARIANTS)
+    return state, step
+
+
 def state_violations(spec: Spec, session: Session, finished: Container[str]) -> list[str]:
     """Names of the spec's state invariants that `session` breaks."""
-    return [
-        inv.name
-        for inv in spec.invariants
-        if inv.kind in STATE_INVARIANTS and not STATE_INVARIANTS[inv.kind](spec, session, finished)
-    ]
+    return [name for name, check in _checks(spec)[0] if not check(spec, session, finished)]
 
 
 def step_violations(spec: Spec, outcome: Outcome) -> list[str]:
     """Names of the spec's step invariants that `outcome` breaks."""
-    return [
-        inv.name
-        for inv in spec.invariants
-        if inv.kind in STEP_INVARIANTS and not STEP_INVARIANTS[inv.kind](spec, outcome)
-    ]
+    return [name for name, check in _checks(spec)[1] if not check(spec, outcome)]

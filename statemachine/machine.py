@@ -174,7 +174,9 @@ class LifecycleMachine:
         if isinstance(result, str):
             return Outcome(OutcomeKind.REJECTED, event, before, before, result)
         after = result.session_after(before)
-        record.commit(after, result.updated_dt, result.newly_finished)
+        for turn in result.newly_finished:
+            record.finished.add(turn)
+        record.commit(after, result.updated_dt)
         return Outcome(OutcomeKind.APPLIED, event, before, after, None, result.taken)
 
 

@@ -16,8 +16,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Collection, Container, Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from .events import parse_timestamp
+from .events import SYNTHETIC_EVENT_PREFIX, parse_timestamp
+from .ingest_clock import DEFAULT_MAX_CLOCK_SKEW, Clock, Horizon
 from .outcome import Outcome
 from .projector import SessionProjector
 from .session import Session
@@ -42,10 +44,11 @@ __all__ = [
 
 DEFAULT_IDLE_THRESHOLD = timedelta(minutes=30)
 
-STALE_TURN_EVENT_PREFIX = "stale-turn:"
+# Synthetic eventIds live under the parser's reserved prefix: no provider event can take one.
+STALE_TURN_EVENT_PREFIX = SYNTHETIC_EVENT_PREFIX + "stale-turn:"
 STALE_TURN_REASON = "Turn expired: no event for it within the stale-turn bound"
 STALE_PENDING_REASON = "Requested turn did not start within the stale-turn bound"
-RESTART_EVENT_PREFIX = "restart:"
+RESTART_EVENT_PREFIX = SYNTHETIC_EVENT_PREFIX + "restart:"
 RESTART_REASON = "Provider session did not survive a server restart"
 # The provider named on a synthetic event when the session has never recorded one.
 SYNTHETIC_PROVIDER = "session-lifecycle"
@@ -74,10 +77,17 @@ def _event_id(projector: SessionProjector, prefix: str, *parts: str) -> str:
     """`prefix` + parts joined by ":"; past the parser's id length limit the parts are hashed, so
     the synthetic event is never refused as malformed and stays recognisable by its prefix."""
     event_id = prefix + ":".join(parts)
-    limit: int = getattr(projector.parser, "max_id_length", 256)
-    if len(event_id) <= limit:
+    if len(event_id) <= projector.parser.max_id_length:
         return event_id
-    return prefix + hashlib.sha256(":".join(parts).encode()).hexdigest()
+    return prefix + hashlib.sha256(":".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _apply_synthetic(projector: SessionProjector, wires: list[dict[str, Any]]) -> list[Outcome]:
+    """Apply a sweep's events. All are built first, through the parser's internal path (the only
+    one that accepts the reserved id prefix): one that cannot be built (a seeded session holding
+    an id past the parser's limit) raises `EventError` before any of the sweep is applied."""
+    events = [projector.parser._parse_synthetic(wire) for wire in wires]
+    return [projector.apply(ev) for ev in events]
 
 
 class ActivityClock:
@@ -86,14 +96,22 @@ class ActivityClock:
 
     Its `last_seen` is what `stale_turns` and `reapable_sessions` take. It is not part of a
     snapshot: after a restore it starts empty and the operations fall back to `updatedAt`.
+    It follows the projector's time rule: a `createdAt` more than `max_clock_skew` ahead of
+    `clock()` (default: the wall clock, UTC) is not recorded, so one event dated years ahead cannot
+    keep a thread looking busy forever (`None`: no bound).
     """
 
-    def __init__(self) -> None:
+    def __init__(
+        self, *, max_clock_skew: timedelta | None = DEFAULT_MAX_CLOCK_SKEW, clock: Clock | None = None
+    ) -> None:
         self.last_seen: dict[str, datetime] = {}
+        self._horizon = Horizon(max_clock_skew, clock)
 
     def __call__(self, outcome: Outcome) -> None:
         ev = outcome.event
-        at = parse_timestamp(ev.created_at)
+        at = ev.created_dt
+        if at > self._horizon.limit and self._horizon.beyond(at):
+            return
         previous = self.last_seen.get(ev.thread_id)
         if previous is None or at > previous:
             self.last_seen[ev.thread_id] = at
@@ -203,44 +221,42 @@ def expire_stale_turns(
 ) -> list[Outcome]:
     """Settle each stale turn by applying `turn.completed {state: interrupted}` for it.
 
-    The event is `stale-turn:<threadId>:<turnId>` (hashed after the prefix if too long),
+    The event is `~lifecycle:stale-turn:<threadId>:<turnId>` (hashed after the prefix if too long),
     createdAt `now`, provider the session's, `payload.reason` = `reason`. The machine decides the
     result (on the built-in spec: `interrupted`, turn cleared and remembered, so a late completion
     for it is rejected). A session whose requested turn never started (a pending turn) gets
     `session.state.changed {state: error, reason: STALE_PENDING_REASON}` instead, event
-    `stale-turn:<threadId>:<turnId or "pending">:<now>`: settling clears the pending start and
+    `~lifecycle:stale-turn:<threadId>:<turnId or "pending">:<now>`: settling clears the pending start and
     any open request. Returns one outcome per stale session, in projector order.
     """
-    outcomes = []
+    at = _wire_time(_aware(now, "now"))
+    events = []
     for s in stale_turns(projector, now, max_age, last_seen=last_seen):
         turn = s.active_turn_id
         if s.pending_turn is not None or turn is None:
             # The requested turn never started: the session is in error, which clears the turn,
             # the pending start and any open request (all remembered as over).
-            outcomes.append(projector.apply({
-                "eventId": _event_id(projector, STALE_TURN_EVENT_PREFIX, s.thread_id, turn or "pending",
-                                     _wire_time(_aware(now, "now"))),
+            events.append({
+                "eventId": _event_id(projector, STALE_TURN_EVENT_PREFIX, s.thread_id, turn or "pending", at),
                 "type": "session.state.changed",
                 "provider": s.provider_name or SYNTHETIC_PROVIDER,
                 "threadId": s.thread_id,
-                "createdAt": _wire_time(_aware(now, "now")),
+                "createdAt": at,
                 "payload": {"state": "error", "reason": STALE_PENDING_REASON},
-            }))
+            })
             continue
-        outcomes.append(
-            projector.apply(
-                {
-                    "eventId": _event_id(projector, STALE_TURN_EVENT_PREFIX, s.thread_id, turn),
-                    "type": "turn.completed",
-                    "provider": s.provider_name or SYNTHETIC_PROVIDER,
-                    "threadId": s.thread_id,
-                    "createdAt": _wire_time(_aware(now, "now")),
-                    "turnId": turn,
-                    "payload": {"state": "interrupted", "reason": reason},
-                }
-            )
+        events.append(
+            {
+                "eventId": _event_id(projector, STALE_TURN_EVENT_PREFIX, s.thread_id, turn),
+                "type": "turn.completed",
+                "provider": s.provider_name or SYNTHETIC_PROVIDER,
+                "threadId": s.thread_id,
+                "createdAt": at,
+                "turnId": turn,
+                "payload": {"state": "interrupted", "reason": reason},
+            }
         )
-    return outcomes
+    return _apply_synthetic(projector, events)
 
 
 # -- restart reconciliation --------------------------------------------------------------------
@@ -258,29 +274,27 @@ def reconcile(
     hold a turn, starting and running in the built-in one) or holding a turn,
     whose thread is not in `live_thread_ids`, gets `session.state.changed {state: error, reason}`.
 
-    The event is `restart:<threadId>:<now>` (hashed after the prefix if too long), createdAt
+    The event is `~lifecycle:restart:<threadId>:<now>` (hashed after the prefix if too long), createdAt
     `now` (default: the current time). On the built-in spec the session becomes `error` with
     `lastError = reason`, and entering `error` clears (and remembers) its turn. Returns one
     outcome per session reconciled.
     """
     when = _wire_time(_aware(now, "now") if now is not None else datetime.now(UTC))
     working = projector.spec.turn_statuses if statuses is None else statuses
-    outcomes = []
+    events = []
     for s in projector.sessions().values():
         if s.thread_id in live_thread_ids:
             continue
         if s.status not in working and not _in_flight(s):
             continue
-        outcomes.append(
-            projector.apply(
-                {
-                    "eventId": _event_id(projector, RESTART_EVENT_PREFIX, s.thread_id, when),
-                    "type": "session.state.changed",
-                    "provider": s.provider_name or SYNTHETIC_PROVIDER,
-                    "threadId": s.thread_id,
-                    "createdAt": when,
-                    "payload": {"state": "error", "reason": reason},
-                }
-            )
+        events.append(
+            {
+                "eventId": _event_id(projector, RESTART_EVENT_PREFIX, s.thread_id, when),
+                "type": "session.state.changed",
+                "provider": s.provider_name or SYNTHETIC_PROVIDER,
+                "threadId": s.thread_id,
+                "createdAt": when,
+                "payload": {"state": "error", "reason": reason},
+            }
         )
-    return outcomes
+    return _apply_synthetic(projector, events)

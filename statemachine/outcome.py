@@ -15,7 +15,8 @@ class OutcomeKind(StrEnum):
     APPLIED = "applied"  # a transition was taken
     IGNORED = "ignored"  # not a lifecycle event type
     DUPLICATE = "duplicate"  # this thread already processed this eventId
-    REJECTED = "rejected"  # a lifecycle event no transition accepts; see `reason`
+    REJECTED = "rejected"  # a lifecycle event no transition accepts, or dated too far ahead; see `reason`
+    DEFERRED = "deferred"  # applied by an observer: queued, applied once the observers of the current event ran
     FORGOTTEN = "forgotten"  # applied, and the thread was dropped with its memories (a forget command)
 
 

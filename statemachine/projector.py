@@ -9,18 +9,23 @@ from __future__ import annotations
 
 import inspect
 import logging
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import timedelta
 from typing import Any, Literal
 
 from .engine import ENGINES, EngineName, StepFn, engine_for
 from .events import Event, EventError, EventParser
+from .ingest_clock import CREATED_IN_FUTURE, DEFAULT_MAX_CLOCK_SKEW, Clock, Horizon
 from .outcome import Outcome, OutcomeKind
 from .record import ThreadRecord
 from .session import Session
-from .snapshot import SnapshotError, ThreadState, decode, encode
+from .snapshot import MAX_SNAPSHOT_BYTES, Limits, SnapshotError, ThreadState, decode, encode
 from .spec import Spec, builtin_spec
 
 __all__ = [
+    "CREATED_IN_FUTURE",
+    "DEFAULT_MAX_CLOCK_SKEW",
     "DEFAULT_MAX_EVENT_IDS",
     "DEFAULT_MAX_FINISHED_TURNS",
     "Observer",
@@ -46,7 +51,7 @@ _log = logging.getLogger("statemachine.observers")
 
 # For the hot path: builds an Outcome without the NamedTuple's Python-level __new__ (every field given).
 _new = tuple.__new__
-_DUPLICATE, _IGNORED = OutcomeKind.DUPLICATE, OutcomeKind.IGNORED
+_DUPLICATE, _IGNORED, _REJECTED = OutcomeKind.DUPLICATE, OutcomeKind.IGNORED, OutcomeKind.REJECTED
 
 
 class _Subscription:
@@ -72,10 +77,16 @@ class SessionProjector:
         max_event_ids: int = DEFAULT_MAX_EVENT_IDS,
         max_finished_turns: int = DEFAULT_MAX_FINISHED_TURNS,
         engine: EngineName = "compiled",
+        max_clock_skew: timedelta | None = DEFAULT_MAX_CLOCK_SKEW,
+        clock: Clock | None = None,
     ) -> None:
         """`engine="transitions"` steps every event through the `transitions` machine itself (the
         reference, slower, handy for debugging callbacks); the default answers from the table
-        recorded from that same machine (`statemachine.compiled`), proven equal by `verify`."""
+        recorded from that same machine (`statemachine.compiled`), proven equal by `verify`.
+
+        An event whose `createdAt` is more than `max_clock_skew` ahead of `clock()` (default: the
+        wall clock, UTC) is rejected as `created_in_future`; `max_clock_skew=None` lifts the bound
+        (replaying logs written ahead of this machine's clock). See `statemachine.ingest_clock`."""
         if max_event_ids < 1:
             raise ValueError("max_event_ids must be at least 1")
         if max_finished_turns < 1:
@@ -85,13 +96,18 @@ class SessionProjector:
         if engine not in ENGINES:
             raise ValueError(f"engine must be 'compiled' or 'transitions', got {engine!r}")
         self.engine = engine
-        self._dispatch = self._with_forgetting(engine_for(self.spec, engine).dispatch)
+        # The engine itself is kept: its generated source stays readable (linecache) while in use.
+        self._engine = engine_for(self.spec, engine)
+        self._dispatch = self._with_forgetting(self._engine.dispatch)
+        self._horizon = Horizon(max_clock_skew, clock)
         self._threads: dict[str, ThreadRecord] = {}
         self.max_event_ids = max_event_ids
         self.max_finished_turns = max_finished_turns
         # Replaced, never mutated: a notification in progress keeps iterating the tuple it started
         # with, even if an observer (un)subscribes meanwhile.
         self._observers: tuple[_Subscription, ...] = ()
+        # Events applied by observers, while observers run: None when none are running.
+        self._pending: deque[Event] | None = None
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -130,30 +146,55 @@ class SessionProjector:
         """Validate without applying. Raises `EventError`."""
         return self.parser.coerce(event)
 
+    @property
+    def max_clock_skew(self) -> timedelta | None:
+        return self._horizon.max_clock_skew
+
     def apply(self, event: Event | Mapping[str, Any] | str | bytes) -> Outcome:
         """Apply one event (an `Event`, a wire dict, or one JSON line) and say what happened.
 
-        Raises `EventError` for malformed input, before anything changes. Observers (see
-        `subscribe`) are told after the session is updated; their failures never reach the caller.
+        Raises `EventError` for malformed input, before anything changes. An `Event` is trusted
+        only if it is the very object this projector's parser returned; any other is checked in
+        full. Observers (see `subscribe`) are told after the session is updated; their failures
+        never reach the caller. Called from inside an observer, the event is checked at once,
+        queued, and applied once every observer of the current event has run: the outcome
+        returned then is `DEFERRED` (see `subscribe`).
         """
+        ev = event if type(event) is Event and event.checked_by is self.parser else self.parser.coerce(event)
+        if self._pending is not None:
+            return self._defer(ev)
+        outcome = self._step(ev)
+        if self._observers:
+            self._run_observers(outcome)
+        return outcome
+
+    def _step(self, ev: Event) -> Outcome:
         # The hot path: written out in one function on purpose (a call costs as much as a step).
-        ev = event if type(event) is Event and event.checked_by is self.spec else self.parser.coerce(event)
         record = self._threads.get(ev.thread_id)
         if record is None:
             # A thread not seen before starts in the initial status, with no turn.
             session = Session(ev.thread_id, self.spec.initial, ev.provider)
             record = self._threads[ev.thread_id] = self._new_record(session)
-        if not record.see(ev.event_id):
+        if not record.seen.add(ev.event_id):
             before = record.session
-            outcome = _new(Outcome, (_DUPLICATE, ev, before, before, None, None))
-        elif ev.trigger is None:
+            return _new(Outcome, (_DUPLICATE, ev, before, before, None, None))
+        if ev.created_dt > self._horizon.limit and self._horizon.beyond(ev.created_dt):
+            # Refused before the spec sees it: no lifecycle rule may depend on a time that would
+            # pin updatedAt. The eventId stays remembered, like any rejection.
             before = record.session
-            outcome = _new(Outcome, (_IGNORED, ev, before, before, None, None))
-        else:
-            outcome = self._dispatch[record.session.status][ev.trigger](record, ev)
-        if self._observers:
-            self._notify(outcome)
-        return outcome
+            return _new(Outcome, (_REJECTED, ev, before, before, CREATED_IN_FUTURE, None))
+        if ev.trigger is None:
+            before = record.session
+            return _new(Outcome, (_IGNORED, ev, before, before, None, None))
+        return self._dispatch[record.session.status][ev.trigger](record, ev)
+
+    def _defer(self, ev: Event) -> Outcome:
+        record = self._threads.get(ev.thread_id)
+        # Nothing changes now, not even a new thread: the session is the one held (or would be).
+        before = record.session if record is not None else Session(ev.thread_id, self.spec.initial, ev.provider)
+        assert self._pending is not None
+        self._pending.append(ev)
+        return Outcome(OutcomeKind.DEFERRED, ev, before, before)
 
     def apply_all(self, events: Iterable[Event | Mapping[str, Any] | str | bytes]) -> list[Outcome]:
         """Apply in order; stops at the first malformed event (raising `EventError`)."""
@@ -223,12 +264,21 @@ class SessionProjector:
         that changed the session), "status" (only those that changed its status).
 
         Observers run synchronously inside `apply()`, in subscription order, once the session and
-        both memories are already updated. An observer that raises an `Exception` cannot undo or
-        corrupt that: the exception goes to its `on_error(exc, outcome)` (default: logged on the
+        both memories are already updated. They run to completion: an `apply()` made by an observer
+        checks its event at once (a malformed one raises `EventError` and is not queued), queues
+        it and returns an outcome of kind `DEFERRED` (session unchanged, nothing remembered). Once
+        every observer of the current event has run, the queued events are applied in the order
+        they were queued, each told to every observer in turn (their own queued events after
+        them), before the outermost `apply()` returns. So every observer sees every outcome, in
+        the order the events were applied, and an observer is never re-entered.
+
+        An observer that raises an `Exception` cannot undo or corrupt that: the exception goes to
+        its `on_error(exc, outcome)` (default: logged on the
         `statemachine.observers` logger), the remaining observers still run, the observer stays
         subscribed, and `apply()` returns the outcome as usual. A failing `on_error` is logged too.
         A `BaseException` (KeyboardInterrupt, SystemExit) is not caught: it propagates from
-        `apply()` after the event was applied, and later observers miss that one outcome.
+        `apply()` after the event was applied, later observers miss that one outcome, and events
+        still queued by observers are dropped.
         """
         if what not in ("outcome", "change", "status"):
             raise ValueError(f"what must be 'outcome', 'change' or 'status', got {what!r}")
@@ -248,6 +298,15 @@ class SessionProjector:
             self._observers = tuple(s for s in self._observers if s is not subscription)
 
         return unsubscribe
+
+    def _run_observers(self, outcome: Outcome) -> None:
+        pending = self._pending = deque()
+        try:
+            self._notify(outcome)
+            while pending:
+                self._notify(self._step(pending.popleft()))
+        finally:
+            self._pending = None
 
     def _notify(self, outcome: Outcome) -> None:
         for sub in self._observers:
@@ -278,8 +337,8 @@ class SessionProjector:
     def snapshot(self) -> dict[str, Any]:
         """Every session and both per-thread memories as a JSON-able dict (see `statemachine.snapshot`).
 
-        Carries the format version, the spec's name and the memory caps. Observers and the engine
-        choice are not state and are not saved.
+        Carries the format version, the spec's name and content digest, and the memory caps.
+        Observers, the engine choice and the clock bound are not state and are not saved.
         """
         return encode(
             self.spec,
@@ -295,18 +354,40 @@ class SessionProjector:
         spec: Spec | None = None,
         *,
         engine: EngineName = "compiled",
+        max_event_ids: int = DEFAULT_MAX_EVENT_IDS,
+        max_finished_turns: int = DEFAULT_MAX_FINISHED_TURNS,
+        max_clock_skew: timedelta | None = DEFAULT_MAX_CLOCK_SKEW,
+        clock: Clock | None = None,
+        allow_spec_change: bool = False,
+        max_bytes: int = MAX_SNAPSHOT_BYTES,
     ) -> SessionProjector:
-        """A projector equal to the one `data` was taken from (a `snapshot()` dict, or its JSON text).
+        """A projector holding what `data` holds (a `snapshot()` dict, or its JSON text).
 
-        `spec` must have the snapshot's spec name (default: the built-in spec). Raises
-        `SnapshotError` (a `ValueError`, with `.path`) for a wrong format or version, a wrong type
-        anywhere, an unknown status, or a session that breaks the spec's invariants.
+        The restoring projector is built from these arguments, not from the file: its caps are
+        `max_event_ids` and `max_finished_turns`, and a thread remembering more ids than they
+        allow is refused (the caps in the file are only informative). `spec` (default: the
+        built-in one) must have the snapshot's spec name and, unless `allow_spec_change`, its
+        content digest. JSON text longer than `max_bytes` is refused unread.
+
+        Raises `SnapshotError` (a `ValueError`, with `.path`) for a wrong format or version, a
+        wrong type anywhere, an id longer than the parser's limit, an unknown status, an
+        `updatedAt` beyond the clock bound, or a session that breaks the spec's invariants.
+        Nothing is restored unless everything is valid.
         """
-        projector = cls(spec, engine=engine)
-        decoded = decode(data, projector.spec)
-        projector.max_event_ids = decoded.max_event_ids
-        projector.max_finished_turns = decoded.max_finished_turns
-        for t in decoded.threads:
+        projector = cls(
+            spec, engine=engine, max_event_ids=max_event_ids, max_finished_turns=max_finished_turns,
+            max_clock_skew=max_clock_skew, clock=clock,
+        )
+        horizon = projector._horizon
+        limits = Limits(
+            max_event_ids=max_event_ids,
+            max_finished_turns=max_finished_turns,
+            max_id_length=projector.parser.max_id_length,
+            max_bytes=max_bytes,
+            in_future=horizon.beyond,
+            allow_spec_change=allow_spec_change,
+        )
+        for t in decode(data, projector.spec, limits).threads:
             record = projector._new_record(t.session)
             for event_id in t.seen_event_ids:
                 record.seen.add(event_id)

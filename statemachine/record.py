@@ -29,11 +29,8 @@ class BoundedSet:
         for member in members:
             self.add(member)
 
-    def add(self, key: str) -> None:
-        self.add_new(key)
-
-    def add_new(self, key: str) -> bool:
-        """Add `key`; False if it was already a member (the de-duplication test and update)."""
+    def add(self, key: str) -> bool:
+        """Add `key`; False if it was already a member (the de-duplication test and update in one)."""
         members = self._members
         if key in members:
             return False
@@ -41,7 +38,7 @@ class BoundedSet:
         ring = self._ring
         if len(ring) < self.cap:
             ring.append(key)
-        else:  # the same eviction as `add`, written out: this runs once per event
+        else:  # full: the oldest member makes room
             head = self._head
             del members[ring[head]]
             ring[head] = key
@@ -66,8 +63,9 @@ class BoundedSet:
 class ThreadRecord:
     """Per-thread memory. Internal and mutable; callers only ever see `Session` values.
 
-    Every change to it goes through `see` (de-duplication) or `commit` (an applied step), which
-    both engines call: the session, its parsed `updatedAt` and the finished turns change together.
+    Its memories change only through `BoundedSet.add` (the one FIFO implementation: `seen` on
+    de-duplication, `finished` when an applied step remembers a turn), and its session only
+    through `commit`, which both engines call: the session and its parsed `updatedAt` together.
     """
 
     __slots__ = ("finished", "seen", "session", "updated_dt")
@@ -80,13 +78,8 @@ class ThreadRecord:
         self.seen = BoundedSet(max_event_ids)  # processed eventIds
         self.finished = BoundedSet(max_finished_turns)  # turns completed, aborted or cleared
 
-    def see(self, event_id: str) -> bool:
-        """Remember `event_id` as processed; False when it already was (a duplicate)."""
-        return self.seen.add_new(event_id)
-
-    def commit(self, session: Session, updated_dt: datetime | None, finished: Iterable[str]) -> None:
-        """An applied step: the new session, its parsed `updatedAt`, the turns it finished."""
+    def commit(self, session: Session, updated_dt: datetime | None) -> None:
+        """An applied step: the new session and its parsed `updatedAt` (the turns it finished are
+        already in `finished`: effects add them as they run, after every guard was read)."""
         self.session = session
         self.updated_dt = updated_dt
-        for turn in finished:
-            self.finished.add(turn)

@@ -1,26 +1,28 @@
 """The snapshot format: every session, its de-duplication memory and its remembered turns, as JSON.
 
 ```
-{"format": "session-lifecycle-snapshot", "version": 2, "spec": "session-lifecycle",
- "maxEventIds": 1024, "maxFinishedTurns": 256,
+{"format": "session-lifecycle-snapshot", "version": 3, "spec": "session-lifecycle",
+ "specDigest": "<sha256 of the spec's content>", "maxEventIds": 1024, "maxFinishedTurns": 256,
  "threads": [{"session": {...Session.to_wire()...}, "seenEventIds": [...], "finishedTurns": [...]}]}
 ```
 
 Lists keep their order (oldest first) because the per-thread memories forget the oldest entry
 first: a restored projector must forget in the same order as the one that was saved. Decoding is
-strict (unknown keys, wrong types, duplicates, over-full memories and states that break the spec's
+strict (unknown keys, wrong types, duplicates, ids past the parser's limit, memories fuller than
+the *restoring* projector's caps, a different spec content, and states that break the spec's
 invariants are all refused) so that a restored projector is one the proofs speak about.
-
-Version 2 added the sessions' `pendingTurn` and `awaiting`; a version 1 snapshot still restores,
-with both null.
+Version 3 added the sessions' `pendingTurn` and `awaiting`; version 2 added `specDigest`. Older
+snapshots still restore: version 2 sessions with both new fields null, and version 1 without its
+spec content checked.
 `SessionProjector.snapshot()` and `SessionProjector.restore()` are the public entry points.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from .events import parse_timestamp
@@ -30,12 +32,29 @@ from .session import Session
 if TYPE_CHECKING:
     from .spec import Spec
 
-__all__ = ["SNAPSHOT_FORMAT", "SNAPSHOT_VERSION", "SnapshotError", "ThreadState", "decode", "encode"]
+__all__ = [
+    "MAX_SNAPSHOT_BYTES",
+    "SNAPSHOT_FORMAT",
+    "SNAPSHOT_VERSION",
+    "Limits",
+    "SnapshotError",
+    "ThreadState",
+    "decode",
+    "encode",
+    "session_violations",
+]
 
 SNAPSHOT_FORMAT = "session-lifecycle-snapshot"
-SNAPSHOT_VERSION = 2
-# Version 1 had no pendingTurn and awaiting; its sessions restore with both null.
-READABLE_VERSIONS = (1, 2)
+SNAPSHOT_VERSION = 3
+# Versions this library reads: 2 is version 3 without the sessions' `pendingTurn` and `awaiting`
+# (both restore null); 1 is version 2 without `specDigest`.
+READABLE_VERSIONS = (1, 2, 3)
+
+# Longest snapshot text `decode` parses. A thread with full default memories of UUID-sized ids
+# takes about 50 KB, a typical one well under 1 KB: this leaves room for thousands of full
+# threads, or hundreds of thousands of typical ones, and refuses an endless or absurd input before
+# parsing it.
+MAX_SNAPSHOT_BYTES = 256 << 20
 
 _SESSION_FIELDS = {
     "threadId": "thread_id",
@@ -47,10 +66,10 @@ _SESSION_FIELDS = {
     "providerInstanceId": "provider_instance_id",
     "runtimeMode": "runtime_mode",
 }
-# The orchestrator's side (version 2): pendingTurn null or {"turnId": id or null}; awaiting null or text.
+# The orchestrator's side (version 3): pendingTurn null or {"turnId": id or null}; awaiting null or text.
 _ORCHESTRATOR_FIELDS = ("pendingTurn", "awaiting")
 _REQUIRED_SESSION_FIELDS = ("threadId", "status", "providerName", "activeTurnId", "lastError", "updatedAt")
-_TOP_FIELDS = ("format", "version", "spec", "maxEventIds", "maxFinishedTurns", "threads")
+_TOP_FIELDS = ("format", "version", "spec", "specDigest", "maxEventIds", "maxFinishedTurns", "threads")
 _THREAD_FIELDS = ("session", "seenEventIds", "finishedTurns")
 
 
@@ -73,6 +92,19 @@ class ThreadState:
 
 
 @dataclass(frozen=True, slots=True)
+class Limits:
+    """What the restoring projector allows; it wins over whatever the snapshot says."""
+
+    max_event_ids: int
+    max_finished_turns: int
+    max_id_length: int
+    max_bytes: int = MAX_SNAPSHOT_BYTES
+    # Is this `updatedAt` beyond the ingest clock's bound? (`ingest_clock.Horizon.beyond`)
+    in_future: Callable[[datetime], bool] = lambda _: False
+    allow_spec_change: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Decoded:
     max_event_ids: int
     max_finished_turns: int
@@ -84,6 +116,8 @@ def encode(spec: Spec, max_event_ids: int, max_finished_turns: int, threads: Ite
         "format": SNAPSHOT_FORMAT,
         "version": SNAPSHOT_VERSION,
         "spec": spec.name,
+        # A Spec built in code has no digest: null, and its content is then not checked.
+        "specDigest": spec.digest or None,
         "maxEventIds": max_event_ids,
         "maxFinishedTurns": max_finished_turns,
         "threads": [
@@ -135,22 +169,33 @@ def _text(value: object, path: str, *, nullable: bool) -> str | None:
     return value
 
 
-def _ids(value: object, path: str, cap: int, cap_name: str) -> tuple[str, ...]:
+def _length(value: str, path: str, limit: int) -> None:
+    if len(value) > limit:
+        raise SnapshotError(path, f"is {len(value)} characters long; the parser's id length limit is {limit}")
+
+
+def _ids(value: object, path: str, cap: int, cap_name: str, max_length: int) -> tuple[str, ...]:
     if not isinstance(value, list):
         raise SnapshotError(path, f"must be a JSON array, got {_type_name(value)}")
     if len(value) > cap:
-        raise SnapshotError(path, f"holds {len(value)} entries, more than {cap_name}={cap}")
+        raise SnapshotError(path, f"holds {len(value)} entries, more than the restoring projector's "
+                                  f"{cap_name}={cap} (pass a larger {cap_name} to restore())")
     seen: set[str] = set()
     for i, item in enumerate(value):
         if not isinstance(item, str) or not item:
             raise SnapshotError(f"{path}[{i}]", f"must be a non-empty string, got {_type_name(item)}")
+        _length(item, f"{path}[{i}]", max_length)
         if item in seen:
             raise SnapshotError(f"{path}[{i}]", f"repeats {item[:64]!r}")
         seen.add(item)
     return tuple(value)
 
 
-def _pending_turn(obj: Mapping[str, Any], path: str) -> str | None:
+# Session fields that are identifiers from events, bounded by the parser's id length limit.
+_ID_FIELDS = ("threadId", "providerName", "activeTurnId", "updatedAt")
+
+
+def _pending_turn(obj: Mapping[str, Any], path: str, limits: Limits) -> str | None:
     raw = obj.get("pendingTurn")
     if raw is None:
         return None
@@ -159,11 +204,14 @@ def _pending_turn(obj: Mapping[str, Any], path: str) -> str | None:
     turn = _text(_field(pending, "turnId", where), _join(where, "turnId"), nullable=True)
     if turn == "":
         raise SnapshotError(_join(where, "turnId"), "must not be empty")
+    if turn is not None:
+        _length(turn, _join(where, "turnId"), limits.max_id_length)
     return "" if turn is None else turn  # "" is Session's spelling of a pending turn of unknown id
 
 
-def _session(value: object, path: str, spec: Spec) -> Session:
-    obj = _object(value, path, (*_SESSION_FIELDS, *_ORCHESTRATOR_FIELDS))
+def _session(value: object, path: str, spec: Spec, limits: Limits, version: int) -> Session:
+    # The orchestrator's fields exist from version 3 on.
+    obj = _object(value, path, (*_SESSION_FIELDS, *_ORCHESTRATOR_FIELDS) if version >= 3 else tuple(_SESSION_FIELDS))
     fields: dict[str, str | None] = {}
     for name in _SESSION_FIELDS:
         where = _join(path, name)
@@ -178,21 +226,28 @@ def _session(value: object, path: str, spec: Spec) -> Session:
         text = _text(raw, where, nullable=nullable)
         if text == "" and name in ("threadId", "activeTurnId"):
             raise SnapshotError(where, "must not be empty")
+        if text is not None and name in _ID_FIELDS:
+            _length(text, where, limits.max_id_length)
         fields[_SESSION_FIELDS[name]] = text
     if fields["status"] not in spec.status_names:
         raise SnapshotError(_join(path, "status"), f"unknown status {fields['status']!r} in spec {spec.name!r}")
     updated_at = fields["updated_at"]
     if updated_at is not None:
         try:
-            parse_timestamp(updated_at)
+            updated_dt = parse_timestamp(updated_at)
         except ValueError:
             raise SnapshotError(_join(path, "updatedAt"), f"not an ISO 8601 timestamp: {updated_at[:64]!r}") from None
+        if limits.in_future(updated_dt):
+            raise SnapshotError(_join(path, "updatedAt"), f"{updated_at!r} is further ahead of the clock than the "
+                                                          "restoring projector's max_clock_skew")
     thread_id, status = fields["thread_id"], fields["status"]
     assert thread_id is not None and status is not None  # not nullable, checked above
-    pending = _pending_turn(obj, path)
+    pending = _pending_turn(obj, path, limits)
     awaiting = _text(obj.get("awaiting"), _join(path, "awaiting"), nullable=True)
     if awaiting == "":
         raise SnapshotError(_join(path, "awaiting"), "must not be empty")
+    if awaiting is not None:
+        _length(awaiting, _join(path, "awaiting"), limits.max_id_length)
     if not spec.status(status).holds_turn and (pending is not None or awaiting is not None):
         raise SnapshotError(path, f"a {status} session may not hold a pending turn or await anything")
     return Session(
@@ -209,13 +264,37 @@ def _session(value: object, path: str, spec: Spec) -> Session:
     )
 
 
-def decode(data: object, spec: Spec) -> Decoded:
-    """Validate a snapshot (a parsed JSON value, or JSON text) against `spec`. Raises `SnapshotError`."""
+def session_violations(spec: Spec, session: Session, finished_turns: frozenset[str]) -> tuple[str, ...]:
+    """The requirements a restored session must meet, by name; empty when it meets them all.
+
+    The one place a restored session is judged: the spec's invariants and the built-in
+    requirements' state invariants (those the lifecycle users rely on, which a spec cannot
+    weaken), when they fit the spec.
+    """
+    from .requirements import builtin_requirements_if_they_fit  # loaded on the first restore only
+
+    broken = list(state_violations(spec, session, finished_turns))
+    requirements = builtin_requirements_if_they_fit(spec)
+    if requirements is not None:
+        broken += [n for n in requirements.state_violations(session, finished_turns) if n not in broken]
+    return tuple(broken)
+
+
+def _parse_text(data: str | bytes | bytearray, max_bytes: int) -> object:
+    if len(data) > max_bytes:
+        unit = "characters" if isinstance(data, str) else "bytes"
+        raise SnapshotError("snapshot", f"is {len(data)} {unit} long; the limit is {max_bytes} (max_bytes)")
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise SnapshotError("snapshot", f"not valid JSON: {str(exc)[:200]}") from None
+
+
+def decode(data: object, spec: Spec, limits: Limits) -> Decoded:
+    """Validate a snapshot (a parsed JSON value, or JSON text) against `spec` and the restoring
+    projector's `limits`. Raises `SnapshotError`."""
     if isinstance(data, (str, bytes, bytearray)):
-        try:
-            data = json.loads(data)
-        except (ValueError, RecursionError) as exc:
-            raise SnapshotError("snapshot", f"not valid JSON: {exc}") from None
+        data = _parse_text(data, limits.max_bytes)
     if not isinstance(data, Mapping):
         raise SnapshotError("snapshot", f"must be a JSON object, got {_type_name(data)}")
     # Check the format and version before anything else: a newer layout gets a version error,
@@ -226,15 +305,22 @@ def decode(data: object, spec: Spec) -> Decoded:
     if version not in READABLE_VERSIONS:
         raise SnapshotError("version", f"unsupported snapshot version {version} (this library reads "
                                        f"{', '.join(map(str, READABLE_VERSIONS))})")
-    obj = _object(data, "", _TOP_FIELDS)
+    obj = _object(data, "", _TOP_FIELDS if version >= 2 else tuple(f for f in _TOP_FIELDS if f != "specDigest"))
     spec_name = _text(_field(obj, "spec", ""), "spec", nullable=False)
     if spec_name != spec.name:
         raise SnapshotError("spec", f"snapshot of spec {spec_name!r}, but the projector runs spec {spec.name!r}")
-    max_event_ids = _int(_field(obj, "maxEventIds", ""), "maxEventIds")
-    max_finished = _int(_field(obj, "maxFinishedTurns", ""), "maxFinishedTurns")
-    if max_event_ids < 1:
+    if version >= 2:
+        digest = _text(_field(obj, "specDigest", ""), "specDigest", nullable=True)
+        if digest is not None and digest != spec.digest and not limits.allow_spec_change:
+            raise SnapshotError("specDigest", f"snapshot of other content of spec {spec.name!r} (digest "
+                                              f"{digest[:16]!r}, the projector's is {spec.digest[:16]!r}); "
+                                              "restore(..., allow_spec_change=True) accepts it")
+    # The caps in the file are checked for shape only: the restoring projector's caps win.
+    saved_event_ids = _int(_field(obj, "maxEventIds", ""), "maxEventIds")
+    saved_finished = _int(_field(obj, "maxFinishedTurns", ""), "maxFinishedTurns")
+    if saved_event_ids < 1:
         raise SnapshotError("maxEventIds", "must be at least 1")
-    if max_finished < 1:
+    if saved_finished < 1:
         raise SnapshotError("maxFinishedTurns", "must be at least 1")
     raw_threads = _field(obj, "threads", "")
     if not isinstance(raw_threads, list):
@@ -244,15 +330,16 @@ def decode(data: object, spec: Spec) -> Decoded:
     for i, raw in enumerate(raw_threads):
         path = f"threads[{i}]"
         entry = _object(raw, path, _THREAD_FIELDS)
-        session = _session(_field(entry, "session", path), f"{path}.session", spec)
+        session = _session(_field(entry, "session", path), f"{path}.session", spec, limits, version)
         if session.thread_id in thread_ids:
             raise SnapshotError(f"{path}.session.threadId", f"repeats {session.thread_id[:64]!r}")
         thread_ids.add(session.thread_id)
-        seen = _ids(_field(entry, "seenEventIds", path), f"{path}.seenEventIds", max_event_ids, "maxEventIds")
-        finished = _ids(_field(entry, "finishedTurns", path), f"{path}.finishedTurns", max_finished,
-                        "maxFinishedTurns")
-        broken = state_violations(spec, session, frozenset(finished))
+        seen = _ids(_field(entry, "seenEventIds", path), f"{path}.seenEventIds", limits.max_event_ids,
+                    "max_event_ids", limits.max_id_length)
+        finished = _ids(_field(entry, "finishedTurns", path), f"{path}.finishedTurns", limits.max_finished_turns,
+                        "max_finished_turns", limits.max_id_length)
+        broken = session_violations(spec, session, frozenset(finished))
         if broken:
             raise SnapshotError(f"{path}.session", f"breaks invariant(s) {', '.join(broken)}")
         threads.append(ThreadState(session, seen, finished))
-    return Decoded(max_event_ids, max_finished, tuple(threads))
+    return Decoded(limits.max_event_ids, limits.max_finished_turns, tuple(threads))

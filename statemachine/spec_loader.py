@@ -144,7 +144,9 @@ def read_spec_text(text: str, source: str = "<memory>") -> dict[str, Any]:
     validator = jsonschema.Draft202012Validator(_schema())
     error = jsonschema.exceptions.best_match(validator.iter_errors(raw))
     if error is not None:
-        raise SpecError(source, _json_path(error.absolute_path), error.message)
+        # The schema's message quotes the offending value, which may be the whole file: shorten it.
+        message = error.message if len(error.message) <= 300 else error.message[:300] + "... (shortened)"
+        raise SpecError(source, _json_path(error.absolute_path), message)
     data: dict[str, Any] = raw
     return data
 

@@ -23,7 +23,8 @@ __all__ = [
 Status = Literal["idle", "starting", "running", "ready", "interrupted", "stopped", "error"]
 
 # The `rejects_as` name of every guard, then `invalid_in_<status>` for each status some trigger
-# cannot leave (see docs/semantics.md, "Rejection reasons").
+# cannot leave (see docs/semantics.md, "Rejection reasons"), then the projector's own
+# `created_in_future` (an event dated beyond the ingest clock's bound).
 RejectionReason = Literal[
     "no_active_turn",
     "turn_active",
@@ -42,9 +43,10 @@ RejectionReason = Literal[
     "invalid_in_interrupted",
     "invalid_in_stopped",
     "invalid_in_error",
+    "created_in_future",
 ]
 
-OutcomeKindName = Literal["applied", "ignored", "duplicate", "rejected", "forgotten"]
+OutcomeKindName = Literal["applied", "ignored", "duplicate", "rejected", "deferred", "forgotten"]
 
 STATUSES: Final[tuple[Status, ...]] = get_args(Status)
 # Statuses that may hold an active turn; every other status clears it on entry.

@@ -5,9 +5,11 @@ built-in lifecycle and on each mutant. Event kinds come from the spec object: on
 trigger (`type` or `type[variant]`), with payloads built from the spec's payload fields.
 
 Two kinds of failure are kept apart on purpose: `InvariantViolation` means the spec's own
-invariants (`state_violations`, `step_violations`) broke; a plain `AssertionError` means the
-projector broke a contract that holds for every spec (outcomes, de-duplication, malformed input).
-A broken spec must produce the first kind only.
+invariants (`state_violations`, `step_violations`) or the requirements (`specs/requirements.yaml`:
+state invariants and per-event contracts, checked after every step; the spec's declarations,
+checked once) broke; a plain `AssertionError` means the projector broke a contract that holds for
+every spec (outcomes, de-duplication, malformed input). A broken spec must produce the first kind
+only.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from hypothesis.stateful import (
 
 from statemachine import EventError, Outcome, OutcomeKind, SessionProjector, Spec
 from statemachine.invariants import state_violations, step_violations
+from statemachine.requirements import Requirements, builtin_requirements
 from statemachine.semantics import SETS_TURN
 from statemachine.spec import EventType, PayloadField
 
@@ -156,9 +159,13 @@ def _corruptions(spec: Spec) -> list[Corruption]:
 
 
 def make_lifecycle_machine(
-    spec: Spec, *, projector: Callable[[Spec], SessionProjector] = SessionProjector
+    spec: Spec, *, projector: Callable[[Spec], SessionProjector] = SessionProjector,
+    requirements: Requirements | None = None,
 ) -> type[RuleBasedStateMachine]:
-    """A stateful test of `projector(spec)`; one rule per trigger the spec declares."""
+    """A stateful test of `projector(spec)` against the spec's invariants and the requirements
+    (the built-in file unless given); one rule per trigger the spec declares."""
+    reqs = requirements if requirements is not None else builtin_requirements(spec)
+    declared = reqs.declaration_violations()
     triggers = spec.triggers
     assert triggers, "a spec without events leaves nothing to test"
     other_types = [t for t in OTHER_TYPES if spec.event_type(t) is None]
@@ -176,6 +183,8 @@ def make_lifecycle_machine(
 
         def __init__(self) -> None:
             super().__init__()
+            if declared:  # the spec contradicts a requirement by its declarations alone
+                raise InvariantViolation(sorted(declared), "; ".join(declared.values()))
             self.projector = projector(spec)
             self.clock = EPOCH
             self.next_id = 0
@@ -310,14 +319,21 @@ def make_lifecycle_machine(
                 assert outcome.transition is None
                 assert outcome.after == outcome.before and new_finished == finished
 
-            bad = step_violations(spec, outcome)
+            # Everything this step broke, reported together: the spec's step invariants, the
+            # requirements' contracts for this delivery, and the state invariants afterwards.
+            bad = step_violations(spec, outcome) + reqs.step_violations(
+                outcome, finished, new_finished, redelivered=event_id in seen
+            ) + self._session_violations(thread)
             if bad:
-                raise InvariantViolation(bad, f"{outcome.kind} {wire}")
-            self._check_session(thread)
+                raise InvariantViolation(bad, f"{outcome.kind} {wire} -> {outcome.after}")
             return outcome
 
+        def _session_violations(self, thread: str) -> list[str]:
+            session, finished = self.projector[thread], self.projector.finished_turns(thread)
+            return state_violations(spec, session, finished) + reqs.state_violations(session, finished)
+
         def _check_session(self, thread: str) -> None:
-            bad = state_violations(spec, self.projector[thread], self.projector.finished_turns(thread))
+            bad = self._session_violations(thread)
             if bad:
                 raise InvariantViolation(bad, f"session {self.projector[thread]}")
 

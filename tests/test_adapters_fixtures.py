@@ -154,6 +154,12 @@ def test_cli_refuses_unknown_format_and_missing_file_without_traceback(tmp_path:
     assert missing.returncode == 2 and "Traceback" not in missing.stderr and "cannot read" in missing.stderr
     missing = _cli("adapt", "--from", "acp", str(tmp_path / "nope.jsonl"))
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    copy_of = tmp_path / "raw.jsonl"
+    copy_of.write_bytes((RAW / "acp_turns.jsonl").read_bytes())
+    same = _cli("adapt", "--from", "acp", str(copy_of), "-o", str(copy_of))
+    assert same.returncode == 2 and copy_of.read_bytes() == (RAW / "acp_turns.jsonl").read_bytes()
+    bad_stream = _cli("replay", "--from", "acp", "--stream", "a:b", str(RAW / "acp_turns.jsonl"))
+    assert bad_stream.returncode == 2 and "Traceback" not in bad_stream.stderr and "stream name" in bad_stream.stderr
     unwritable = _cli("adapt", "--from", "acp", str(RAW / "acp_turns.jsonl"), "-o", str(tmp_path / "no" / "x.jsonl"))
     assert unwritable.returncode == 2 and "Traceback" not in unwritable.stderr
 
@@ -171,3 +177,30 @@ def test_cli_reports_malformed_raw_lines_and_exits_1(tmp_path: Path) -> None:
     data = json.loads(proc.stdout)
     assert [e["line"] for e in data["errors"]] == [2, 3]
     assert data["sessions"]["t-1"]["status"] == "interrupted"
+
+
+def test_a_raw_log_in_parts_keeps_its_turns_apart_with_stream_names(tmp_path: Path) -> None:
+    lines = (RAW / "claude_turns.jsonl").read_text().splitlines(keepends=True)
+    first, second = tmp_path / "part1.jsonl", tmp_path / "part2.jsonl"
+    first.write_text("".join(lines[:9]))  # the first turn, through its idle
+    second.write_text("".join(lines[9:]))
+    whole = json.loads(_cli("replay", "--json", "--from", "claude-stream-json", str(RAW / "claude_turns.jsonl")).stdout)
+
+    def in_parts(*stream: str) -> dict[str, Any]:
+        state = tmp_path / "state.json"
+        one = _cli("replay", "--from", "claude-stream-json", "--on-eof", "leave", "--snapshot-out", str(state),
+                   str(first))
+        assert one.returncode == 0, one.stderr
+        two = _cli("replay", "--json", "--from", "claude-stream-json", *stream, "--snapshot-in", str(state),
+                   str(second))
+        assert two.returncode == 0, two.stderr
+        return dict(json.loads(two.stdout))
+
+    def brief(data: dict[str, Any]) -> dict[str, Any]:
+        return {t: (s["status"], s["activeTurnId"], s["lastError"]) for t, s in data["sessions"].items()}
+
+    named = in_parts("--stream", "part2")
+    assert brief(named) == brief(whole) and named["rejected"] == []
+    # Unnamed, the second part numbers its turns from 1 again: taken for the first part's finished turn.
+    unnamed = in_parts()
+    assert [r["reason"] for r in unnamed["rejected"]][:1] == ["turn_finished"]

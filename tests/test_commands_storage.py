@@ -1,4 +1,4 @@
-"""The orchestrator's side survives storage: snapshots (version 2, and version 1 still restores),
+"""The orchestrator's side survives storage: snapshots (version 3; versions 1 and 2 still restore),
 and the SQLite store (a migration adds the columns; a forgotten thread loses its rows)."""
 
 from __future__ import annotations
@@ -36,9 +36,12 @@ def test_a_snapshot_carries_the_pending_turn_and_the_request() -> None:
     assert restored.apply(Events("t")("turn.started", "B")).after.active_turn_id == "B"
 
 
-def test_a_version_1_snapshot_still_restores() -> None:
+@pytest.mark.parametrize("version", [1, 2])
+def test_an_older_snapshot_still_restores(version: int) -> None:
     data = copy.deepcopy(_busy().snapshot())
-    data["version"] = 1
+    data["version"] = version
+    if version == 1:
+        del data["specDigest"]  # version 2 added it
     for thread in data["threads"]:
         del thread["session"]["pendingTurn"], thread["session"]["awaiting"]
     session = SessionProjector.restore(data)["t"]

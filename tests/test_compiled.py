@@ -158,3 +158,14 @@ def test_the_same_spec_loaded_twice_compiles_once_and_the_cache_is_bounded() -> 
     built = [compiled_for(v) for v in variants]
     assert len({id(b) for b in built}) == 12
     assert len(compiled_module._COMPILED) <= compiled_module._COMPILED.maxsize
+
+
+def test_a_second_build_of_the_same_spec_keeps_its_source_when_the_first_is_collected() -> None:
+    import gc
+
+    first = CompiledMachine(builtin_spec())
+    second = CompiledMachine(builtin_spec())
+    assert first.filename == second.filename
+    del first
+    gc.collect()
+    assert "def step_" in "".join(linecache.getlines(second.filename))

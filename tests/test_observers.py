@@ -156,3 +156,100 @@ def test_a_base_exception_propagates_after_the_event_is_applied() -> None:
 def test_what_is_checked() -> None:
     with pytest.raises(ValueError, match="what"):
         SessionProjector().subscribe(print, what="everything")  # type: ignore[arg-type]
+
+
+# -- observers run to completion: an apply from inside one is queued ------------------------------
+
+
+def test_an_apply_from_an_observer_is_deferred_until_every_observer_ran() -> None:
+    p = SessionProjector()
+    log: list[tuple[str, str, str]] = []
+    returned: list[Outcome] = []
+
+    def first(o: Outcome) -> None:
+        log.append(("first", o.event.event_id, o.kind.value))
+        if o.event.event_id == "e1":
+            returned.append(p.apply(wire("e2", "turn.completed", "T1")))
+            returned.append(p.apply(wire("e3", "runtime.warning", message="w")))
+
+    def second(o: Outcome) -> None:
+        log.append(("second", o.event.event_id, o.kind.value))
+        # what the outcome says is what the projector holds while observers of it run
+        assert p["t1"] == o.after
+
+    p.subscribe(first)
+    p.subscribe(second)
+    outer = p.apply(wire("e1", "turn.started", "T1"))
+    assert [(o.kind.value, o.event.event_id) for o in returned] == [("deferred", "e2"), ("deferred", "e3")]
+    # a deferred outcome changed nothing when it was returned
+    assert all(o.before == o.after == outer.after for o in returned)
+    assert log == [
+        ("first", "e1", "applied"), ("second", "e1", "applied"),
+        ("first", "e2", "applied"), ("second", "e2", "applied"),
+        ("first", "e3", "ignored"), ("second", "e3", "ignored"),
+    ]
+    assert outer.kind == "applied" and outer.after.status == "running"
+    assert p["t1"].status == "ready"  # the queued events were applied before apply() returned
+
+
+def test_a_malformed_event_from_an_observer_raises_at_once_and_queues_nothing() -> None:
+    p = SessionProjector()
+    errors: list[str] = []
+
+    def observer(o: Outcome) -> None:
+        if o.event.event_id == "e1":
+            try:
+                p.apply(wire("e2", "turn.completed", "T1", state="exploded"))
+            except EventError as exc:
+                errors.append(exc.field)
+
+    p.subscribe(observer)
+    p.apply(wire("e1", "turn.started", "T1"))
+    assert errors == ["payload.state"]
+    assert p.seen_event_ids("t1") == ("e1",) and p["t1"].status == "running"
+
+
+def test_events_queued_by_queued_events_come_after_them_in_order() -> None:
+    p = SessionProjector()
+    seen: list[str] = []
+    chain = {"a": ["b", "c"], "b": ["d"], "c": [], "d": []}
+
+    def observer(o: Outcome) -> None:
+        seen.append(o.event.event_id)
+        for nxt in chain[o.event.event_id]:
+            assert p.apply(wire(nxt, "runtime.warning", message=nxt)).kind == "deferred"
+
+    p.subscribe(observer)
+    p.apply(wire("a", "runtime.warning", message="a"))
+    assert seen == ["a", "b", "c", "d"]
+    assert p.apply(wire("e", "runtime.warning", message="e")).kind == "ignored"  # not deferred any more
+
+
+def test_a_deferred_event_for_a_new_thread_creates_nothing_until_applied() -> None:
+    p = SessionProjector()
+    sizes: list[int] = []
+
+    def observer(o: Outcome) -> None:
+        if o.event.event_id == "e1":
+            deferred = p.apply(wire("n1", "session.started", thread="new"))
+            assert deferred.kind == "deferred" and deferred.before.status == "idle"
+            sizes.append(len(p))
+
+    p.subscribe(observer)
+    p.apply(wire("e1", "session.started"))
+    assert sizes == [1] and p["new"].status == "ready"
+
+
+def test_a_base_exception_drops_the_queue_and_leaves_the_projector_usable() -> None:
+    p = SessionProjector()
+
+    def observer(o: Outcome) -> None:
+        if o.event.event_id == "e1":
+            p.apply(wire("e2", "session.started", thread="other"))
+            raise KeyboardInterrupt
+
+    p.subscribe(observer)
+    with pytest.raises(KeyboardInterrupt):
+        p.apply(wire("e1", "session.started"))
+    assert "other" not in p
+    assert p.apply(wire("e3", "session.started", thread="other")).kind == "applied"

@@ -19,7 +19,7 @@ from statemachine import (
     stale_turns,
 )
 from statemachine.invariants import state_violations, step_violations
-from statemachine.operations import RESTART_REASON, STALE_TURN_REASON
+from statemachine.operations import RESTART_EVENT_PREFIX, RESTART_REASON, STALE_TURN_EVENT_PREFIX, STALE_TURN_REASON
 
 T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 
@@ -165,9 +165,10 @@ def test_expire_stale_turns_settles_them_through_the_machine() -> None:
     p.subscribe(lambda o: seen.append(o.event.event_id))
     outcomes = expire_stale_turns(p, at(18), timedelta(minutes=10))
     assert [(o.kind, o.event.event_id) for o in outcomes] == [
-        ("applied", "stale-turn:a:A1"), ("applied", "stale-turn:b:B1"),
+        ("applied", f"{STALE_TURN_EVENT_PREFIX}a:A1"), ("applied", f"{STALE_TURN_EVENT_PREFIX}b:B1"),
     ]
-    assert seen == ["stale-turn:a:A1", "stale-turn:b:B1"]  # observers see it like any event
+    # observers see it like any event
+    assert seen == [f"{STALE_TURN_EVENT_PREFIX}a:A1", f"{STALE_TURN_EVENT_PREFIX}b:B1"]
     first = outcomes[0]
     assert first.event.type == "turn.completed" and first.event.turn_id == "A1"
     assert dict(first.event.payload) == {"state": "interrupted", "reason": STALE_TURN_REASON}
@@ -188,7 +189,7 @@ def test_a_stale_turn_finished_meanwhile_is_rejected_not_forced() -> None:
     [stale] = stale_turns(p, at(11), timedelta(minutes=10))
     p.apply(wire("turn.completed", "a", "A1", minute=11, state="failed", errorMessage="real end"))
     outcome = p.apply({
-        "eventId": f"stale-turn:a:{stale.active_turn_id}", "type": "turn.completed", "provider": "codex",
+        "eventId": f"expiry-a-{stale.active_turn_id}", "type": "turn.completed", "provider": "codex",
         "threadId": "a", "createdAt": iso(11), "turnId": stale.active_turn_id,
         "payload": {"state": "interrupted", "reason": STALE_TURN_REASON},
     })
@@ -203,7 +204,7 @@ def test_synthetic_event_ids_stay_within_the_id_limit() -> None:
     p.apply(wire("turn.started", thread, turn, minute=0))
     [outcome] = expire_stale_turns(p, at(30), timedelta(minutes=10))
     assert outcome.kind == "applied"
-    assert outcome.event.event_id.startswith("stale-turn:") and len(outcome.event.event_id) <= limit
+    assert outcome.event.event_id.startswith(STALE_TURN_EVENT_PREFIX) and len(outcome.event.event_id) <= limit
 
 
 # -- restart reconciliation ----------------------------------------------------------------------
@@ -234,7 +235,7 @@ def test_reconcile_moves_sessions_without_a_live_provider_to_error() -> None:
     for o in outcomes:
         assert o.event.type == "session.state.changed"
         assert dict(o.event.payload) == {"state": "error", "reason": RESTART_REASON}
-        assert o.event.event_id == f"restart:{o.event.thread_id}:{iso(30)}"
+        assert o.event.event_id == f"{RESTART_EVENT_PREFIX}{o.event.thread_id}:{iso(30)}"
         assert o.after.status == "error" and o.after.last_error == RESTART_REASON
         assert o.after.active_turn_id is None and o.after.updated_at == iso(30)
         assert step_violations(p.spec, o) == []

@@ -163,9 +163,12 @@ def test_outcome_to_wire() -> None:
     json.dumps(rejected)  # JSON as is
 
 
+from statemachine.ingest_clock import CREATED_IN_FUTURE  # noqa: E402
+
+
 def _possible_rejections() -> set[str]:
     spec = builtin_spec()
-    reasons = {g.rejects_as for g in spec.guards.values()}
+    reasons = {g.rejects_as for g in spec.guards.values()} | {CREATED_IN_FUTURE}
     for status in spec.status_names:
         if any(not any(status in t.sources for t in spec.transitions_for(trig)) for trig in spec.triggers):
             reasons.add(f"invalid_in_{status}")

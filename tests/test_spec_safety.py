@@ -127,3 +127,11 @@ def test_invalid_utf8_file_is_a_spec_error(tmp_path: Path) -> None:
     path.write_bytes(b"name: \xff\xfe\n")
     with pytest.raises(SpecError, match="cannot read"):
         load_spec(path)
+
+
+def test_a_file_that_is_not_a_spec_is_named_without_quoting_all_of_it(tmp_path: Path) -> None:
+    text_file = tmp_path / "notes.txt"
+    text_file.write_text("a line of plain text\n" * 2000, encoding="utf-8")
+    with pytest.raises(SpecError) as info:
+        load_spec(text_file)
+    assert info.value.path == "$" and len(str(info.value)) < 500

@@ -3,7 +3,9 @@ schema, typed errors, observers after commit, the CLI, and a replay killed at 50
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import sqlite3
 import sys
 import threading
@@ -340,3 +342,21 @@ def test_postgresql_without_psycopg_says_what_to_install(monkeypatch: pytest.Mon
     monkeypatch.setitem(sys.modules, "psycopg", None)  # as if the [postgres] extra was not installed
     with pytest.raises(StoreError, match=r"agent-session-lifecycle\[postgres\]"):
         open_store("postgresql://localhost/sessions")
+
+
+def test_a_pipe_with_other_bytes_under_a_recorded_key_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    db = str(tmp_path / "s.db")
+
+    def replay_from_pipe(lines: list[str]) -> int:
+        read_fd, write_fd = os.pipe()
+        os.write(write_fd, "".join(line + "\n" for line in lines).encode())
+        os.close(write_fd)
+        with open(read_fd, "rb") as pipe:  # a pipe cannot seek: it cannot be read twice
+            monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(pipe))
+            return run_cli(["replay", "--store", db, "-"])[0]
+
+    assert replay_from_pipe(log_lines(200, 3, seed=20)) == 1
+    assert replay_from_pipe(log_lines(200, 3, seed=20)) == 1  # the same bytes: nothing new to apply
+    assert replay_from_pipe(log_lines(200, 3, seed=22)) == 2
+    assert "another --log-key" in capsys.readouterr().err

@@ -36,11 +36,13 @@ __all__ = [
     "Adapter",
     "AdapterError",
     "AdapterStats",
+    "BoundedSet",
     "Clock",
     "Envelope",
     "EofSettlement",
     "LineClock",
     "Malformed",
+    "check_stream_name",
     "wire_time",
 ]
 
@@ -70,6 +72,13 @@ def wire_time(moment: datetime) -> str:
     """An aware datetime as the envelope's ISO 8601 UTC text (`...Z`)."""
     aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
     return aware.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def check_stream_name(name: str) -> str:
+    """A stream name goes into ids: at most 32 characters, no ':' (the ids' separator)."""
+    if not isinstance(name, str) or len(name) > 32 or ":" in name:
+        raise ValueError("a stream name has at most 32 characters and no ':'")
+    return name
 
 
 class LineClock:
@@ -156,8 +165,7 @@ class Adapter(ABC):
         """`stream` names this stream when one thread spans several (`codex exec resume`, a
         resumed Claude session, a reconnected ACP agent): positional event ids and synthesized
         turn ids include it, so the second stream's first turn is not taken for the first's."""
-        if not isinstance(stream, str) or len(stream) > 32 or ":" in stream:
-            raise ValueError("stream must be a string of at most 32 characters without ':'")
+        check_stream_name(stream)
         if on_eof not in EOF_SETTLEMENTS:
             raise ValueError(f"on_eof must be one of {list(EOF_SETTLEMENTS)}, got {on_eof!r}")
         if memory < 1:
@@ -204,7 +212,10 @@ class Adapter(ABC):
         if identity is not None:
             key = identity
         else:
-            canonical = json.dumps(message, sort_keys=True, ensure_ascii=True).encode("ascii")
+            try:
+                canonical = json.dumps(message, sort_keys=True, ensure_ascii=True).encode("ascii")
+            except RecursionError:  # parsed just below the limit, but the caller's stack is deeper
+                return self._malformed(number, "line", "nested too deeply")
             key = f"{self._prefix}L{number}-{hashlib.sha256(canonical).hexdigest()[:12]}"
         line = Line(number, now, key)
         snapshot = self._save()
@@ -233,7 +244,9 @@ class Adapter(ABC):
 
     @abstractmethod
     def _adapt(self, message: dict[str, Any], line: Line) -> list[Envelope]:
-        """The envelopes for one message. Raise `Malformed` before changing any state."""
+        """The envelopes for one message. Raise `Malformed` for a message it cannot read: `feed`
+        then undoes what the line changed (thread records through `thread()`, the rest through
+        `_save_extra` / `_restore_extra`)."""
 
     def _identity(self, message: dict[str, Any]) -> str | None:
         """The message's protocol identity (redeliveries share it), or None to name it by position."""
@@ -363,6 +376,47 @@ class Adapter(ABC):
 
     def _restore_extra(self, extra: Any) -> None:  # noqa: B027 - optional hook, nothing to restore by default
         """Put back what `_save_extra` returned."""
+
+
+class BoundedSet:
+    """A set that forgets its oldest keys beyond `limit`, and can undo the adds of one line.
+
+    Copying a large memory for every line would make a bad line's undo the cost of every line;
+    a journal of what the line changed costs only what it changed.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._keys: OrderedDict[str, None] = OrderedDict()
+        self._limit = limit
+        self._journal: list[tuple[bool, str]] = []  # (added, key): added, or evicted to make room
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._keys
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def add(self, key: str) -> None:
+        if key in self._keys:
+            return
+        self._keys[key] = None
+        self._journal.append((True, key))
+        if len(self._keys) > self._limit:
+            oldest, _ = self._keys.popitem(last=False)
+            self._journal.append((False, oldest))
+
+    def begin(self) -> None:
+        """Start a line: what follows can be undone by `rollback`."""
+        self._journal.clear()
+
+    def rollback(self) -> None:
+        for added, key in reversed(self._journal):
+            if added:
+                del self._keys[key]
+            else:
+                self._keys[key] = None
+                self._keys.move_to_end(key, last=False)
+        self._journal.clear()
 
 
 # -- reading fields: each failure names the field ------------------------------------------------

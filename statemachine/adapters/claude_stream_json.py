@@ -8,10 +8,9 @@ id: a turn opens at a prompt (`user` message that is not only tool results) or a
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Any
 
-from .base import MAX_PROTOCOL_ID, Adapter, Envelope, Line, Malformed, optional_text, protocol_id
+from .base import MAX_PROTOCOL_ID, Adapter, BoundedSet, Envelope, Line, Malformed, optional_text, protocol_id
 
 __all__ = ["CLAUDE_SESSION_STATES", "CLAUDE_SUCCESS_SUBTYPE", "ClaudeStreamJsonAdapter"]
 
@@ -40,13 +39,14 @@ class ClaudeStreamJsonAdapter(Adapter):
 
     def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
-        self._messages: OrderedDict[str, None] = OrderedDict()  # assistant message ids seen
+        self._messages = BoundedSet(MAX_MESSAGES)  # assistant message ids seen
 
     def _save_extra(self) -> Any:
-        return OrderedDict(self._messages)
+        self._messages.begin()
+        return None
 
     def _restore_extra(self, extra: Any) -> None:
-        self._messages = extra
+        self._messages.rollback()
 
     def _identity(self, message: dict[str, Any]) -> str | None:
         uuid = message.get("uuid")
@@ -80,9 +80,7 @@ class ClaudeStreamJsonAdapter(Adapter):
             if message_id is not None and message_id in self._messages:
                 return self.ignored()
             if message_id is not None:
-                self._messages[message_id] = None
-                if len(self._messages) > MAX_MESSAGES:
-                    self._messages.popitem(last=False)
+                self._messages.add(message_id)
             events = []
             started = self.open_turn(line, session)
             if started is not None:

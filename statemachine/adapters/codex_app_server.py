@@ -9,13 +9,13 @@ de-duplicates), server requests by their method and JSON-RPC id, everything else
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any
 
 from .base import (
     MAX_PROTOCOL_ID,
     Adapter,
+    BoundedSet,
     Envelope,
     Line,
     Malformed,
@@ -71,13 +71,14 @@ class CodexAppServerAdapter(Adapter):
 
     def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
-        self._finished: OrderedDict[str, None] = OrderedDict()
+        self._finished = BoundedSet(MAX_FINISHED_TURNS)
 
     def _save_extra(self) -> Any:
-        return OrderedDict(self._finished)
+        self._finished.begin()
+        return None
 
     def _restore_extra(self, extra: Any) -> None:
-        self._finished = extra
+        self._finished.rollback()
 
     def _identity(self, message: dict[str, Any]) -> str | None:
         method = message.get("method")
@@ -236,9 +237,7 @@ class CodexAppServerAdapter(Adapter):
             self.close_turn(thread)
         for done in (turn, open_turn if turn is None else None):
             if done is not None:
-                self._finished[done] = None
-                if len(self._finished) > MAX_FINISHED_TURNS:
-                    self._finished.popitem(last=False)
+                self._finished.add(done)
 
 
 def _unix_time(value: object) -> datetime | None:

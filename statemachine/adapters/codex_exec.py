@@ -67,7 +67,11 @@ class CodexExecAdapter(Adapter):
             error = obj(message, "error")
             payload["errorMessage"] = optional_text(error, "message") or "Turn failed"
         elif isinstance(message.get("usage"), dict):
-            payload["usage"] = message["usage"]
+            # Token counts only: the payload stays small and flat whatever the line holds.
+            payload["usage"] = {
+                k: v for k, v in message["usage"].items()
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and len(k) <= 64
+            }
         turn = self.close_turn(thread_id)
         if turn is None:
             # A turn end with no turn open (its start was lost): name no turn; the projector

@@ -10,6 +10,7 @@ decision and enforces the memory caps, so a store's result equals an in-memory p
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -20,7 +21,7 @@ from ..events import Event, EventError, EventParser
 from ..outcome import Outcome, OutcomeKind
 from ..projector import DEFAULT_MAX_EVENT_IDS, DEFAULT_MAX_FINISHED_TURNS, SessionProjector
 from ..session import Session
-from ..snapshot import SnapshotError
+from ..snapshot import MAX_SNAPSHOT_BYTES, SnapshotError
 from ..spec import Spec, builtin_spec
 from .errors import StoreError
 from .schema import MIGRATIONS
@@ -40,6 +41,29 @@ ObserverErrorHandler = Callable[[Exception, Outcome], object]
 T = TypeVar("T")
 
 _log = logging.getLogger("statemachine.observers")
+
+# The outcome kinds a replay counts, one column each in `replay_progress` (a replay has no
+# observers, so no apply is ever deferred).
+REPLAY_KINDS = (OutcomeKind.APPLIED, OutcomeKind.IGNORED, OutcomeKind.DUPLICATE, OutcomeKind.REJECTED,
+                OutcomeKind.FORGOTTEN)
+
+# The largest memory cap `import_snapshot` takes from a snapshot file.
+MAX_IMPORTED_CAP = 1 << 20
+
+
+def _snapshot_object(data: Mapping[str, Any] | str | bytes) -> Mapping[str, Any]:
+    if isinstance(data, Mapping):
+        return data
+    if len(data) > MAX_SNAPSHOT_BYTES:
+        raise SnapshotError("snapshot", f"is {len(data)} long; the limit is {MAX_SNAPSHOT_BYTES} (MAX_SNAPSHOT_BYTES)")
+    try:
+        obj = json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise SnapshotError("snapshot", f"not valid JSON: {str(exc)[:200]}") from None
+    if not isinstance(obj, dict):
+        raise SnapshotError("snapshot", f"must be a JSON object, got {type(obj).__name__}")
+    return obj
+
 
 _SESSION_COLUMNS = (
     "thread_id, status, provider_name, active_turn_id, last_error, updated_at, provider_instance_id, runtime_mode, "
@@ -353,26 +377,23 @@ class SqlStore(SessionStore):
 
         def work(cur: _Cursor) -> list[Outcome]:
             self._lock_threads(cur, sorted(thread_ids))
-            stored = {t: self._load(cur, t) for t in thread_ids}
+            stored = self._load(cur, thread_ids)
             projector = SessionProjector(
                 self.spec, max_event_ids=self.max_event_ids, max_finished_turns=self.max_finished_turns
             )
             for rows in stored.values():
-                if rows is not None:
-                    try:
-                        projector.seed(rows.session, finished_turns=(t for _, t in rows.finished),
-                                       seen_event_ids=(e for _, e in rows.seen))
-                    except EventError as exc:
-                        raise StoreError("loading a thread", f"stored row of thread "
-                                         f"{rows.session.thread_id!r} is invalid: {exc}") from exc
+                try:
+                    projector.seed(rows.session, finished_turns=(t for _, t in rows.finished),
+                                   seen_event_ids=(e for _, e in rows.seen))
+                except EventError as exc:
+                    raise StoreError("loading a thread", f"stored row of thread "
+                                     f"{rows.session.thread_id!r} is invalid: {exc}") from exc
             outcomes = [projector.apply(e) for e in parsed]
             # A thread forgotten in this batch loses its rows; if it started again, it is new.
             for t in dict.fromkeys(o.event.thread_id for o in outcomes if o.kind is OutcomeKind.FORGOTTEN):
                 self._delete_thread(cur, t)
-                stored[t] = None
-            for t in thread_ids:
-                if t in projector:
-                    self._write_thread(cur, t, stored[t], projector)
+                stored.pop(t, None)
+            self._write_threads(cur, [t for t in thread_ids if t in projector], stored, projector)
             if self.keep_journal and outcomes:
                 cur.executemany(
                     self._sql("INSERT INTO outcomes (thread_id, event_id, kind, reason, transition) "
@@ -389,26 +410,40 @@ class SqlStore(SessionStore):
                 self._notify(outcome)
         return outcomes
 
-    def _load(self, cur: _Cursor, thread_id: str) -> _Rows | None:
-        cur.execute(self._sql(f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE thread_id = ?"), (thread_id,))
-        row = cur.fetchone()
-        if row is None:
-            return None
-        cur.execute(self._sql("SELECT seq, event_id FROM seen_events WHERE thread_id = ? ORDER BY seq"), (thread_id,))
-        seen = [(int(s), str(e)) for s, e in cur.fetchall()]
-        cur.execute(self._sql("SELECT seq, turn_id FROM finished_turns WHERE thread_id = ? ORDER BY seq"),
-                    (thread_id,))
-        finished = [(int(s), str(t)) for s, t in cur.fetchall()]
-        return _Rows(Session(*row), seen, finished)
+    def _load(self, cur: _Cursor, thread_ids: Sequence[str]) -> dict[str, _Rows]:
+        """The rows of these threads (absent: no row yet), three queries per 500 threads."""
+        loaded: dict[str, _Rows] = {}
+        for chunk in iter_chunks(thread_ids, 500):
+            where = f"thread_id IN ({', '.join('?' * len(chunk))})"
+            cur.execute(self._sql(f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE {where}"), chunk)
+            rows = cur.fetchall()
+            if not rows:
+                continue  # all new threads: no memory rows either (they are written together)
+            for row in rows:
+                loaded[row[0]] = _Rows(Session(*row), [], [])
+            for table, column, attr in (("seen_events", "event_id", "seen"), ("finished_turns", "turn_id", "finished")):
+                cur.execute(self._sql(f"SELECT thread_id, seq, {column} FROM {table} WHERE {where} "
+                                      "ORDER BY thread_id, seq"), chunk)
+                for thread_id, seq, value in cur.fetchall():
+                    getattr(loaded[thread_id], attr).append((int(seq), str(value)))
+        return loaded
 
     def _delete_thread(self, cur: _Cursor, thread_id: str) -> None:
         for table in ("sessions", "seen_events", "finished_turns"):
             cur.execute(self._sql(f"DELETE FROM {table} WHERE thread_id = ?"), (thread_id,))
 
-    def _write_thread(self, cur: _Cursor, thread_id: str, old: _Rows | None, projector: SessionProjector) -> None:
-        session = projector[thread_id]
-        if old is None or session != old.session:
-            cur.execute(
+    def _write_threads(
+        self, cur: _Cursor, thread_ids: Sequence[str], old: Mapping[str, _Rows], projector: SessionProjector
+    ) -> None:
+        """Write what changed for these threads, one statement per kind of change."""
+        sessions = []
+        for thread_id in thread_ids:
+            session = projector[thread_id]
+            before = old.get(thread_id)
+            if before is None or session != before.session:
+                sessions.append(tuple(session))
+        if sessions:
+            cur.executemany(
                 self._sql(f"INSERT INTO sessions ({_SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                           "ON CONFLICT (thread_id) DO UPDATE SET status = excluded.status, "
                           "provider_name = excluded.provider_name, active_turn_id = excluded.active_turn_id, "
@@ -416,41 +451,23 @@ class SqlStore(SessionStore):
                           "provider_instance_id = excluded.provider_instance_id, "
                           "runtime_mode = excluded.runtime_mode, pending_turn = excluded.pending_turn, "
                           "awaiting = excluded.awaiting"),
-                tuple(session),
+                sessions,
             )
-        self._write_memory(cur, "seen_events", "event_id", thread_id, old.seen if old else [],
-                           projector.seen_event_ids(thread_id))
-        self._write_memory(cur, "finished_turns", "turn_id", thread_id, old.finished if old else [],
-                           projector.finished_turns(thread_id))
-
-    def _write_memory(
-        self, cur: _Cursor, table: str, column: str, thread_id: str, old: list[tuple[int, str]], new: tuple[str, ...]
-    ) -> None:
-        """Rows for what the projector added, deletes for what it forgot; sequence numbers keep the
-        order (oldest first) that the next load seeds back.
-
-        A FIFO memory only forgets from the front and adds at the back, so `new` is a suffix of
-        `old` followed by added entries (an entry forgotten and added again within one batch is
-        both: deleted, then added at the back).
-        """
-        values = tuple(value for _, value in old)
-        start = len(old)
-        if new and values:
-            with contextlib.suppress(ValueError):
-                first = values.index(new[0])
-                if values[first:] == new[:len(values) - first]:
-                    start = first
-        kept = len(old) - start
-        if start:
-            cur.executemany(self._sql(f"DELETE FROM {table} WHERE thread_id = ? AND seq = ?"),
-                            [(thread_id, seq) for seq, _ in old[:start]])
-        next_seq = old[-1][0] + 1 if old else 1
-        added = [(thread_id, next_seq + i, value) for i, value in enumerate(new[kept:])]
-        if added:
-            cur.executemany(self._sql(f"INSERT INTO {table} (thread_id, seq, {column}) VALUES (?, ?, ?)"), added)
+        for table, column, attr, read in (("seen_events", "event_id", "seen", projector.seen_event_ids),
+                                          ("finished_turns", "turn_id", "finished", projector.finished_turns)):
+            deletes: list[tuple[str, int]] = []
+            inserts: list[tuple[str, int, str]] = []
+            for thread_id in thread_ids:
+                before = old.get(thread_id)
+                _memory_changes(thread_id, getattr(before, attr) if before else [], read(thread_id), deletes, inserts)
+            if deletes:
+                cur.executemany(self._sql(f"DELETE FROM {table} WHERE thread_id = ? AND seq < ?"), deletes)
+            if inserts:
+                cur.executemany(self._sql(f"INSERT INTO {table} (thread_id, seq, {column}) VALUES (?, ?, ?)"),
+                                inserts)
 
     def _write_progress(self, cur: _Cursor, p: ReplayProgress) -> None:
-        counts = [p.outcomes.get(k.value, 0) for k in OutcomeKind]
+        counts = [p.outcomes.get(k.value, 0) for k in REPLAY_KINDS]
         cur.execute(
             self._sql("INSERT INTO replay_progress (log_key, position, lines, digest, applied, ignored, duplicate, "
                       "rejected, forgotten, malformed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (log_key) "
@@ -477,7 +494,7 @@ class SqlStore(SessionStore):
 
     def thread(self, thread_id: str) -> StoredThread | None:
         def work(cur: _Cursor) -> StoredThread | None:
-            rows = self._load(cur, thread_id)
+            rows = self._load(cur, [thread_id]).get(thread_id)
             return rows.stored() if rows is not None else None
 
         return self._transaction("reading a thread", work, write=False)
@@ -521,7 +538,7 @@ class SqlStore(SessionStore):
             if row is None:
                 return None
             position, lines, digest, *counts, malformed = row
-            outcomes = {k.value: int(n) for k, n in zip(OutcomeKind, counts, strict=True)}
+            outcomes = {k.value: int(n) for k, n in zip(REPLAY_KINDS, counts, strict=True)}
             cur.execute(self._sql("SELECT line, kind, event_id, message FROM replay_notes WHERE log_key = ? "
                                   "ORDER BY kind, line"), (log_key,))
             notes = [ReplayNote(int(line), kind, event_id, message) for line, kind, event_id, message in cur.fetchall()]
@@ -548,8 +565,19 @@ class SqlStore(SessionStore):
 
     def import_snapshot(self, data: Mapping[str, Any] | str | bytes) -> int:
         """Raises `SnapshotError` for a bad snapshot (nothing written) and `StoreError` when the store
-        already holds threads: an import never merges into or overwrites live sessions."""
-        projector = SessionProjector.restore(data, self.spec)
+        already holds threads: an import never merges into or overwrites live sessions.
+
+        The empty store adopts the snapshot's memory caps, so that it forgets exactly as the projector
+        the snapshot came from did; caps above `MAX_IMPORTED_CAP` are refused (a tampered file must
+        not lift the memory bounds)."""
+        obj = _snapshot_object(data)
+        caps: list[int] = []
+        for key in ("maxEventIds", "maxFinishedTurns"):
+            value = obj.get(key)
+            if type(value) is not int or not 1 <= value <= MAX_IMPORTED_CAP:
+                raise SnapshotError(key, f"must be a whole number from 1 to {MAX_IMPORTED_CAP} (MAX_IMPORTED_CAP)")
+            caps.append(value)
+        projector = SessionProjector.restore(obj, self.spec, max_event_ids=caps[0], max_finished_turns=caps[1])
         threads = [StoredThread(projector[t], projector.seen_event_ids(t), projector.finished_turns(t))
                    for t in projector]
 
@@ -563,8 +591,7 @@ class SqlStore(SessionStore):
                         (str(projector.max_event_ids),))
             cur.execute(self._sql("UPDATE store_meta SET value = ? WHERE key = 'maxFinishedTurns'"),
                         (str(projector.max_finished_turns),))
-            for t in threads:
-                self._write_thread(cur, t.session.thread_id, None, projector)
+            self._write_threads(cur, [t.session.thread_id for t in threads], {}, projector)
             return len(threads)
 
         count = self._transaction("importing a snapshot", work)
@@ -609,6 +636,34 @@ class SqlStore(SessionStore):
                            outcome.event.event_id, outcome.event.thread_id, exc_info=exc)
 
 
+def _memory_changes(
+    thread_id: str,
+    old: list[tuple[int, str]],
+    new: tuple[str, ...],
+    deletes: list[tuple[str, int]],
+    inserts: list[tuple[str, int, str]],
+) -> None:
+    """Rows for what a memory added, a delete for what it forgot; sequence numbers keep the order
+    (oldest first) that the next load seeds back.
+
+    A FIFO memory only forgets from the front and adds at the back, so `new` is a suffix of `old`
+    followed by added entries (an entry forgotten and added again within one batch is both:
+    deleted, then added at the back). The forgotten ones are those below the first kept `seq`.
+    """
+    values = tuple(value for _, value in old)
+    start = len(old)
+    if new and values:
+        with contextlib.suppress(ValueError):
+            first = values.index(new[0])
+            if values[first:] == new[:len(values) - first]:
+                start = first
+    next_seq = old[-1][0] + 1 if old else 1
+    if start:
+        deletes.append((thread_id, old[start][0] if start < len(old) else next_seq))
+    kept = len(old) - start
+    inserts.extend((thread_id, next_seq + i, value) for i, value in enumerate(new[kept:]))
+
+
 @dataclass(slots=True)
 class _Rows:
     session: Session
@@ -620,6 +675,7 @@ class _Rows:
 
 
 def iter_chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Lists of up to `size` items: keeps an IN (...) list under the databases' parameter limits."""
     chunk: list[T] = []
     for item in items:
         chunk.append(item)
@@ -629,5 +685,3 @@ def iter_chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
     if chunk:
         yield chunk
 
-
-__all__ += ["SnapshotError", "iter_chunks"]

@@ -21,7 +21,7 @@ from typing import IO, Any
 from ..events import Event, EventError
 from ..outcome import Outcome, OutcomeKind
 from ..replay import MAX_LINE_BYTES, MAX_LISTED
-from .base import ReplayNote, ReplayProgress, SessionStore
+from .base import REPLAY_KINDS, ReplayNote, ReplayProgress, SessionStore
 
 __all__ = ["DEFAULT_BATCH", "LogMismatch", "StoreReplay", "replay_into_store"]
 
@@ -90,7 +90,7 @@ def _skip_prefix(stream: IO[bytes], position: int, hasher: Any) -> bool:
 
 def _resume(store: SessionStore, stream: IO[bytes], log_key: str) -> tuple[StoreReplay, Any]:
     fresh = StoreReplay(ReplayProgress(log_key, 0, 0, hashlib.sha256().hexdigest(),
-                                       {k.value: 0 for k in OutcomeKind}, 0))
+                                       {k.value: 0 for k in REPLAY_KINDS}, 0))
     recorded = store.progress(log_key)
     if recorded is None:
         return fresh, hashlib.sha256()

@@ -1,7 +1,10 @@
-"""Checks that prove the spec's invariants, each derived from the spec file.
+"""Checks that prove the spec against the requirements (specs/requirements.yaml) and its own
+invariants, each derived from the spec file and the requirements file.
 
-- explore:   breadth-first over every reachable state of the real projector (bounded universe)
-- induction: every invariant-satisfying abstract state x every abstract event stays satisfying
-- static:    structural rules over the spec's transition table
-- spin:      an independent model check of a Promela model exported from the spec
+- static:       structural rules over the spec's transition table
+- declarations: the spec's status flags against the statuses the requirements name
+- explore:      breadth-first over every reachable state of the real projector (bounded universe)
+- induction:    every requirement-satisfying abstract state x every abstract event stays satisfying
+- agreement:    the compiled engine against the `transitions` machine, on the explorer's walk
+- spin:         an independent model check of a Promela model exported from the spec, with LTL
 """

@@ -2,8 +2,12 @@
 
 Each state is a session plus its remembered turns; each edge applies one event of the universe
 to a projector seeded with that state (so its eventId is new there), then redelivers it (it
-must be a duplicate that changes nothing). Every invariant of the spec is checked in every state
-and on every step. Breadth-first order makes the first counterexample a shortest one.
+must be a duplicate that changes nothing; once per distinct state it leads to, since the
+redelivery depends on nothing else). In every state and on every step the check evaluates
+the spec's own invariants and every requirement of the requirements file (state requirements on
+each state, contracts on each delivery). Breadth-first order makes the first counterexample of
+each violated name a shortest one; the walk goes on to the fixpoint so that every violated
+requirement gets its own.
 
 States are kept up to a renaming of turn ids: the universe holds every event for every turn id,
 and guards only compare turn ids for equality, so two states that differ by a permutation of
@@ -20,18 +24,20 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from dataclasses import replace
 from itertools import permutations
 from typing import Any, Literal
 
 from ..invariants import state_violations, step_violations
 from ..outcome import OutcomeKind
 from ..projector import SessionProjector
+from ..requirements import Requirements
 from ..session import Session
 from ..spec import Spec
 from .report import CheckResult
 from .universe import TURNS, EventTemplate, event_universe
 
-__all__ = ["THREAD", "explore"]
+__all__ = ["THREAD", "counterexample", "explore", "explore_and_agree"]
 
 THREAD = "counterexample"
 State = tuple[Session, frozenset[str]]
@@ -59,9 +65,10 @@ def _least(state: State) -> tuple[State, Renaming]:
     return min(((_renamed(state, r), r) for r in _RENAMINGS), key=lambda pair: key(pair[0]))
 
 
-def _path(parents: Parents, last: State | None, then: EventTemplate) -> list[EventTemplate]:
-    """The events from a new thread to `last` and then `then`, with the turn ids a real replay
-    needs (stored states are renamed forms of the states a replay reaches)."""
+def _path(parents: Parents, last: State | None) -> tuple[list[EventTemplate], Renaming]:
+    """The events from a new thread to `last`, with the turn ids a real replay needs (stored
+    states are renamed forms of the states a replay reaches), and the renaming that turns an
+    event from the stored `last` into the one the replay sends next (see `_real`)."""
     links: list[tuple[EventTemplate, Renaming]] = []
     state: State | None = last
     while state is not None:
@@ -70,7 +77,6 @@ def _path(parents: Parents, last: State | None, then: EventTemplate) -> list[Eve
             links.append((template, renaming))
         state = parent
     links.reverse()
-    links.append((then, {}))
     # real = outer(stored); a link stored renaming(result), so after it outer = outer . renaming^-1.
     path: list[EventTemplate] = []
     outer: Renaming = {}
@@ -80,7 +86,14 @@ def _path(parents: Parents, last: State | None, then: EventTemplate) -> list[Eve
                                   template.created_at, template.payload))
         inverse = {v: k for k, v in renaming.items()}
         outer = {t: outer.get(inverse.get(t, t), inverse.get(t, t)) for t in TURNS}
-    return path
+    return path, outer
+
+
+def _real(template: EventTemplate, outer: Renaming) -> EventTemplate:
+    turn = template.turn_id
+    if turn is None or outer.get(turn, turn) == turn:
+        return template
+    return EventTemplate(template.type, outer[turn], template.created_at, template.payload)
 
 
 def counterexample(templates: list[EventTemplate]) -> list[dict[str, Any]]:
@@ -89,6 +102,7 @@ def counterexample(templates: list[EventTemplate]) -> list[dict[str, Any]]:
 
 def explore(
     spec: Spec,
+    requirements: Requirements | None = None,
     *,
     max_states: int = 1_000_000,
     engine: Literal["compiled", "transitions"] = "compiled",
@@ -96,96 +110,174 @@ def explore(
     name: str = "explore",
     check_invariants: bool = True,
 ) -> CheckResult:
+    """One walk; with `reference`, a disagreement between the engines fails it (and ends it)."""
+    return _walk(spec, requirements, max_states, engine, reference, name, check_invariants, split=False)[0]
+
+
+def explore_and_agree(spec: Spec, requirements: Requirements | None = None) -> tuple[CheckResult, CheckResult]:
+    """`explore` and the engine agreement (compiled vs transitions) from one walk, as two results.
+
+    The walk is the expensive part of both; sharing it keeps `verify` within its CPU budget. The
+    agreement's time is what the `transitions` engine took; the explorer's, the rest.
+    """
+    explored, agreed = _walk(spec, requirements, 1_000_000, "compiled", "transitions", "explore", True, split=True)
+    assert agreed is not None
+    return explored, agreed
+
+
+def _walk(
+    spec: Spec,
+    requirements: Requirements | None,
+    max_states: int,
+    engine: Literal["compiled", "transitions"],
+    reference: Literal["compiled", "transitions"] | None,
+    name: str,
+    check_invariants: bool,
+    *,
+    split: bool,
+) -> tuple[CheckResult, CheckResult | None]:
     started = time.perf_counter()
+    reference_seconds = 0.0
+    disagreement: tuple[list[EventTemplate], str] | None = None
     universe = event_universe(spec)
     projector = SessionProjector(spec, engine=engine)
-    # Parsed once: a freshly seeded projector has seen no eventId, so one id serves every edge.
-    events = [projector.parse(t.wire("e", THREAD)) for t in universe]
-    other = SessionProjector(spec, engine=reference) if reference is not None else None
+    seeded = projector
+    # Parsed once, by the projector that applies them (a projector trusts only Events its own
+    # parser returned): a freshly seeded projector has seen no eventId, so one id serves every edge.
+    wires = [t.wire("e", THREAD) for t in universe]
+    events = [seeded.parse(w) for w in wires]
+    reqs = requirements if check_invariants else None
+    fresh = [reqs.contracts_for(e, False) for e in events] if reqs is not None else []
+    again = [reqs.contracts_for(e, True) for e in events] if reqs is not None else []
+    other_seeded = SessionProjector(spec, engine=reference) if reference is not None else None
+    other_events = [other_seeded.parse(w) for w in wires] if other_seeded is not None else []
     parents: Parents = {}
     least: dict[State, tuple[State, Renaming]] = {}  # each result state's least form, computed once
     frontier: deque[State | None] = deque([None])  # None: the thread before its first event
     edges = applied = 0
     taken: set[int] = set()
+    # Violated name -> (its shortest path, what happened on the last step)
+    found: dict[str, tuple[list[EventTemplate], str]] = {}
+    checked = tuple(r.name for r in reqs.items if r.form != "temporal") if reqs is not None else ()
+    redelivered: set[tuple[Session, frozenset[str], int]] = set()
 
-    def fail(violated: list[str], state: State | None, template: EventTemplate) -> CheckResult:
-        path = _path(parents, state, template)
-        what = path[-1].label()
+    def record(names: list[str], path: list[EventTemplate], what: str) -> None:
+        for n in names:
+            if n not in found:
+                found[n] = (path, what)
+
+    def result(ok: bool, detail: str) -> CheckResult:
+        covered = {"states": len(parents), "edges": edges, "applied_edges": applied, "events": len(universe),
+                   "spec_transitions_taken": len(taken), "spec_transitions": len(spec.transitions)}
+        if not found:
+            return CheckResult(name, ok, time.perf_counter() - started, covered, detail, checked=checked)
+        order = sorted(found, key=lambda n: (len(found[n][0]), n))
+        first = order[0]
+        path, what = found[first]
         return CheckResult(
-            name,
-            False,
-            time.perf_counter() - started,
-            {"states": len(parents), "edges": edges, "events": len(universe)},
-            f"{', '.join(violated)} violated after {len(path)} event(s): {what}",
-            tuple(violated),
-            counterexample(path),
+            name, False, time.perf_counter() - started, covered,
+            f"{len(found)} violated; first: {first} after {len(path)} event(s): {what}",
+            tuple(order), counterexample(path),
+            {n: counterexample(found[n][0]) for n in order},
+            checked=checked,
         )
 
+    if reqs is not None:
+        record(reqs.state_violations(Session(THREAD, spec.initial), ()), [], "the initial state")
     while frontier:
         state = frontier.popleft()
-        finished_before = sorted(state[1]) if state is not None else []
-        for template, event in zip(universe, events, strict=True):
-            if state is None:
-                projector = SessionProjector(spec, engine=engine)  # the creation path of a new thread
+        prefix, outer = _path(parents, state)
+        finished_before = frozenset() if state is None else state[1]
+        ordered = sorted(finished_before)
+        for k, (template, event) in enumerate(zip(universe, events, strict=True)):
+            if state is None:  # the creation path of a new thread: a projector that never saw it
+                projector = SessionProjector(spec, engine=engine)
+                outcome = projector.apply(wires[k])
             else:
-                projector.seed(state[0], finished_turns=finished_before)
-            outcome = projector.apply(event)
+                projector = seeded
+                projector.seed(state[0], finished_turns=ordered)
+                outcome = projector.apply(event)
             edges += 1
-            finished = frozenset(projector.finished_turns(THREAD))
-            violated = []
+            finished_turns = projector.finished_turns(THREAD)
+            finished = frozenset(finished_turns)
+            violated: list[str] = []
             if check_invariants:
-                violated += step_violations(spec, outcome) + state_violations(spec, outcome.after, finished)
-                redelivery = projector.apply(event)
-                # A forgotten thread forgot the eventId too: the redelivery forgets a new thread.
-                if redelivery.kind is not (OutcomeKind.FORGOTTEN if outcome.kind is OutcomeKind.FORGOTTEN
-                                           else OutcomeKind.DUPLICATE):
-                    violated.append("redelivery_is_duplicate")
-                violated += step_violations(spec, redelivery)
-            if other is not None:
+                violated += step_violations(spec, outcome)  # state invariants: once per new state, below
+                if reqs is not None:
+                    violated += reqs.step_violations(outcome, finished_before, finished, False, fresh[k])
+                # A redelivery depends only on the state it meets and the event: many edges end in
+                # the same state, and the same check on the same input is done once.
+                if (outcome.after, finished, k) not in redelivered:
+                    redelivered.add((outcome.after, finished, k))
+                    redelivery = projector.apply(event)
+                    # A forgotten thread forgot the eventId too: the redelivery forgets a new thread.
+                    if redelivery.kind is not (OutcomeKind.FORGOTTEN if outcome.kind is OutcomeKind.FORGOTTEN
+                                               else OutcomeKind.DUPLICATE):
+                        violated.append("redelivery_is_duplicate")
+                    violated += step_violations(spec, redelivery)
+                    if reqs is not None:
+                        finished_again = frozenset(projector.finished_turns(THREAD))
+                        violated += reqs.step_violations(redelivery, finished, finished_again, True, again[k])
+            if other_seeded is not None and disagreement is None:
+                clock = time.perf_counter()
                 if state is None:
-                    other = SessionProjector(spec, engine=other.engine)
+                    other = SessionProjector(spec, engine=other_seeded.engine)
+                    theirs = other.apply(wires[k])
                 else:
-                    other.seed(state[0], finished_turns=finished_before)
-                theirs = other.apply(event)
-                if (theirs.kind, theirs.reason, theirs.after, theirs.transition) != (
+                    other = other_seeded
+                    other.seed(state[0], finished_turns=ordered)
+                    theirs = other.apply(other_events[k])
+                differ = (theirs.kind, theirs.reason, theirs.after, theirs.transition) != (
                     outcome.kind, outcome.reason, outcome.after, outcome.transition
-                ) or frozenset(other.finished_turns(THREAD)) != finished:
+                ) or other.finished_turns(THREAD) != finished_turns
+                reference_seconds += time.perf_counter() - clock
+                if differ and split:
+                    disagreement = ([*prefix, _real(template, outer)], template.label())  # compare no further
+                elif differ:
                     violated.append(f"{engine}_equals_{reference}")
+                    record(violated, [*prefix, _real(template, outer)], template.label())
+                    return result(False, ""), None  # the engines disagree: nothing further is meaningful
             if violated:
-                return fail(sorted(set(violated)), state, template)
+                record(sorted(set(violated)), [*prefix, _real(template, outer)], template.label())
             if outcome.kind in (OutcomeKind.APPLIED, OutcomeKind.FORGOTTEN):
                 applied += 1
                 if outcome.transition is not None:
                     taken.add(outcome.transition)
-            found = least.get((outcome.after, finished))
-            if found is None:
-                found = least[(outcome.after, finished)] = _least((outcome.after, finished))
-            nxt, renaming = found
+            canonical = least.get((outcome.after, finished))
+            if canonical is None:
+                canonical = least[(outcome.after, finished)] = _least((outcome.after, finished))
+            nxt, renaming = canonical
             if nxt not in parents:
                 if len(parents) >= max_states:
-                    return CheckResult(name, False, time.perf_counter() - started,
-                                       {"states": len(parents), "edges": edges},
-                                       f"state bound {max_states} reached before a fixpoint")
+                    bound = CheckResult(name, False, time.perf_counter() - started,
+                                        {"states": len(parents), "edges": edges},
+                                        f"state bound {max_states} reached before a fixpoint")
+                    return bound, (replace(bound, name="agreement") if split else None)
                 parents[nxt] = (state, template, renaming)
                 frontier.append(nxt)
+                if check_invariants:
+                    # A state's invariants depend on the state alone; breadth-first, its first path is a shortest.
+                    bad = state_violations(spec, *nxt) + (reqs.state_violations(*nxt) if reqs is not None else [])
+                    record(bad, [*prefix, _real(template, outer)], template.label())
 
     untaken = [t.index for t in spec.transitions if t.index not in taken]
-    detail = f"fixpoint: {len(parents)} reachable states, every invariant holds in each"
-    if other is not None:
-        detail = f"{engine} and {reference} engines agree on {edges} edges from {len(parents)} reachable states"
+    detail = (f"fixpoint: {len(parents)} reachable states; {len(spec.invariants)} spec invariants and "
+              f"{len(checked)} requirements hold on every one")
+    agreement = f"{engine} and {reference} engines agree on {edges} edges from {len(parents)} reachable states"
+    if other_seeded is not None and not split:
+        detail = agreement
     if untaken:
         detail += f"; spec transitions never taken: {untaken}"
-    return CheckResult(
-        name,
-        True,
-        time.perf_counter() - started,
-        {
-            "states": len(parents),
-            "edges": edges,
-            "applied_edges": applied,
-            "events": len(universe),
-            "spec_transitions_taken": len(taken),
-            "spec_transitions": len(spec.transitions),
-        },
-        detail,
-    )
+    if not split:
+        return result(True, detail), None
+    explored = result(True, detail)
+    explored = replace(explored, seconds=explored.seconds - reference_seconds)
+    covered = {"states": len(parents), "edges": edges}
+    if disagreement is None:
+        return explored, CheckResult("agreement", True, reference_seconds, covered,
+                                     agreement + " (walked together with explore)")
+    path, what = disagreement
+    equality = f"{engine}_equals_{reference}"
+    return explored, CheckResult("agreement", False, reference_seconds, covered,
+                                 f"{equality} violated after {len(path)} event(s): {what}", (equality,),
+                                 counterexample(path), {equality: counterexample(path)})

@@ -1,10 +1,12 @@
-"""Inductive check: invariants are preserved by every event from every state that satisfies them.
+"""Inductive check: every event, from every state that satisfies the state invariants and state
+requirements, keeps them satisfied and keeps every contract.
 
 The explorer covers what is reachable from `idle` within the event universe. This check drops
 reachability: it enumerates every abstract state (status x active turn x finished turns x
-lastError x updatedAt) that satisfies the state invariants, reachable or not, applies every event
-of the universe to it through the real projector, and checks the invariants again. If that
-holds, no history of any length can break them: each step preserves them, and the initial state
+lastError x updatedAt) that satisfies the spec's state invariants and the requirements' state
+invariants, reachable or not, applies every event of the universe to it through the real
+projector, and checks the invariants, the state requirements and the contracts. If that holds,
+no history of any length can break them: each step preserves them, and the initial state
 satisfies them (checked too).
 """
 
@@ -12,9 +14,11 @@ from __future__ import annotations
 
 import time
 from itertools import chain, combinations, product
+from typing import Any
 
 from ..invariants import state_violations, step_violations
 from ..projector import SessionProjector
+from ..requirements import Requirements
 from ..session import Session
 from ..spec import Spec
 from .explore import THREAD, counterexample
@@ -26,56 +30,81 @@ __all__ = ["abstract_states", "induction"]
 ERRORS = (None, "earlier error")
 
 
-def abstract_states(spec: Spec) -> list[tuple[Session, frozenset[str]]]:
-    """Every abstract state that satisfies the spec's state invariants."""
+def abstract_states(spec: Spec, requirements: Requirements | None = None) -> list[tuple[Session, frozenset[str]]]:
+    """Every abstract state that satisfies the spec's state invariants and the state requirements."""
     subsets = list(chain.from_iterable(combinations(TURNS, n) for n in range(len(TURNS) + 1)))
     states = []
     for status, turn, finished, error, updated in product(
         spec.status_names, (None, *TURNS), subsets, ERRORS, (None, *TIMES)
     ):
         session = Session(THREAD, status, PROVIDER, turn, error, updated)
-        if not state_violations(spec, session, finished):
-            states.append((session, frozenset(finished)))
+        if state_violations(spec, session, finished):
+            continue
+        if requirements is not None and requirements.state_violations(session, finished):
+            continue
+        states.append((session, frozenset(finished)))
     return states
 
 
-def induction(spec: Spec) -> CheckResult:
+def _where(session: Session, finished: frozenset[str]) -> str:
+    return (f"from {session.status}/turn={session.active_turn_id}/lastError={session.last_error}"
+            f"/updatedAt={session.updated_at}/finished={sorted(finished)}")
+
+
+def induction(spec: Spec, requirements: Requirements | None = None) -> CheckResult:
     started = time.perf_counter()
+    # Each step is a first delivery: contracts about redeliveries are the explorer's.
+    checked = tuple(
+        r.name for r in requirements.items if r.form != "temporal" and r.applies_to != "redelivered"
+    ) if requirements else ()
     initial = Session(THREAD, spec.initial, PROVIDER)
     base = state_violations(spec, initial, ())
+    if requirements is not None:
+        base += requirements.state_violations(initial, ())
     if base:
-        return CheckResult("induction", False, time.perf_counter() - started, {}, "the initial state breaks "
-                           + ", ".join(base), tuple(base), [])
+        return CheckResult("induction", False, time.perf_counter() - started, {},
+                           "the initial state breaks " + ", ".join(base), tuple(base), [],
+                           {n: [] for n in base}, checked=checked)
     universe = event_universe(spec)
-    states = abstract_states(spec)
+    states = abstract_states(spec, requirements)
     projector = SessionProjector(spec)
     # Parsed once: each step seeds a fresh thread record, so one eventId serves every step.
     events = [projector.parse(t.wire("e", THREAD)) for t in universe]
+    contracts = [requirements.contracts_for(e) for e in events] if requirements is not None else []
     steps = 0
+    found: dict[str, tuple[list[dict[str, Any]], str]] = {}
+    judged: dict[tuple[Session, frozenset[str]], list[str]] = {}
     for session, finished in states:
         ordered = sorted(finished)
-        for template, event in zip(universe, events, strict=True):
+        for k, (template, event) in enumerate(zip(universe, events, strict=True)):
             steps += 1
             projector.seed(session, finished_turns=ordered)
             outcome = projector.apply(event)
-            after_finished = projector.finished_turns(THREAD)
-            violated = step_violations(spec, outcome) + state_violations(spec, outcome.after, after_finished)
-            if violated:
-                return CheckResult(
-                    "induction",
-                    False,
-                    time.perf_counter() - started,
-                    {"states": len(states), "steps": steps},
-                    f"{', '.join(violated)} broken by {template.label()} from {session.status}"
-                    f"/turn={session.active_turn_id}/finished={sorted(finished)}",
-                    tuple(violated),
+            after_finished = frozenset(projector.finished_turns(THREAD))
+            violated = step_violations(spec, outcome)
+            if requirements is not None:
+                violated += requirements.step_violations(outcome, finished, after_finished, False, contracts[k])
+            key = (outcome.after, after_finished)
+            if key not in judged:  # many steps end in the same state: judge each state once
+                judged[key] = state_violations(spec, *key) + (
+                    requirements.state_violations(*key) if requirements is not None else [])
+            violated += judged[key]
+            for name in violated:
+                if name not in found:
                     # The start state may be unreachable: this is one step, not a replayable log.
-                    counterexample([template]),
-                )
+                    found[name] = (counterexample([template]), f"{template.label()} {_where(session, finished)}")
+    covered = {"states": len(states), "events": len(universe), "steps": steps}
+    if found:
+        first = min(found)
+        return CheckResult(
+            "induction", False, time.perf_counter() - started, covered,
+            f"{len(found)} violated; {first} broken by {found[first][1]}",
+            tuple(sorted(found)), found[first][0], {n: cx for n, (cx, _) in sorted(found.items())},
+            checked=checked,
+        )
     return CheckResult(
-        "induction",
-        True,
-        time.perf_counter() - started,
-        {"states": len(states), "events": len(universe), "steps": steps},
-        f"every invariant-satisfying state ({len(states)}) stays satisfying under every event",
+        "induction", True, time.perf_counter() - started, covered,
+        f"every state ({len(states)}) satisfying the state invariants and requirements stays so under every "
+        "event, and every contract holds on each step",
+        checked=checked,
     )

@@ -36,7 +36,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from ..requirements import Requirements
 from ..spec import EffectRef, Spec, TransitionSpec
+from .promela_requirements import Expr, render_contract, render_state, render_temporal
 
 __all__ = ["DEFAULT_TURN_IDS", "EFFECTS", "GUARDS", "INVARIANTS", "PromelaError", "export_promela"]
 
@@ -181,16 +183,55 @@ def _transition(spec: Spec, t: TransitionSpec, status: Mapping[str, str], on_ent
     return "\n".join(lines)
 
 
-def export_promela(spec: Spec, *, turn_ids: int = DEFAULT_TURN_IDS) -> str:
-    """The spec as a Promela model: one session, any sequence of events, invariants asserted."""
-    if not 1 <= turn_ids <= 100:
-        raise ValueError("turn_ids must be between 1 and 100")
+def _status_names(spec: Spec) -> dict[str, str]:
     status = {s.name: _identifier("S_", s.name) for s in spec.statuses}
     if len(set(status.values())) != len(status):
         raise PromelaError("two status names map to the same Promela identifier")
-    on_enter = {s.name: _effects(s.on_enter, f"statuses[{i}].on_enter") for i, s in enumerate(spec.statuses)}
+    return status
 
-    checks: list[tuple[str, str]] = []
+
+def requirement_coverage(spec: Spec, requirements: Requirements) -> tuple[list[str], list[str]]:
+    """(requirements the model checks, requirements it leaves out because they read unmodelled fields)."""
+    status = _status_names(spec)
+    modelled: list[str] = []
+    left_out: list[str] = []
+    for req in requirements.items:
+        if req.form == "state":
+            ok = render_state(spec, status, req) is not None
+        elif req.form == "contract":
+            ok = render_contract(spec, status, req) is not None
+        else:
+            ok = True
+        (modelled if ok else left_out).append(req.name)
+    return modelled, left_out
+
+
+def _assertions(checks: list[tuple[str, Expr]]) -> list[str]:
+    """One printf per broken name (to name it in the trail), then a single assertion."""
+    live = [(n, "false" if e is False else e) for n, e in checks if e is not True]
+    out = [f"  if :: !{expr} -> printf(\"@violated {_label(name)}\\n\") :: else -> skip fi;" for name, expr in live]
+    out.append("  assert(" + " && ".join(str(e) for _, e in live) + ")" if live else "  skip")
+    return out
+
+
+def export_promela(
+    spec: Spec, requirements: Requirements | None = None, *, turn_ids: int = DEFAULT_TURN_IDS, temporal: bool = False
+) -> str:
+    """The spec as a Promela model: one session, any sequence of events.
+
+    The safety model (the default) asserts the spec's state invariants and the requirements'
+    state invariants and contracts after every event. With `temporal=True` it asserts nothing and
+    carries one `ltl` claim per temporal requirement instead, with the environment of the
+    temporal requirements: the provider may go quiet (`quiet`) and the stale-turn expiry is an
+    event enabled whenever a turn is active.
+    """
+    if not 1 <= turn_ids <= 100:
+        raise ValueError("turn_ids must be between 1 and 100")
+    status = _status_names(spec)
+    on_enter = {s.name: _effects(s.on_enter, f"statuses[{i}].on_enter") for i, s in enumerate(spec.statuses)}
+    triggers = spec.triggers
+
+    checks: list[tuple[str, Expr]] = []
     skipped: list[str] = []
     for inv in spec.invariants:
         if inv.kind in INVARIANTS:
@@ -199,14 +240,47 @@ def export_promela(spec: Spec, *, turn_ids: int = DEFAULT_TURN_IDS) -> str:
             skipped.append(inv.name)
         else:
             raise PromelaError(f"invariant {inv.name!r}: no Promela rendering for kind {inv.kind!r}")
+    contracts: dict[str, list[tuple[str, Expr]]] = {t: [] for t in triggers}
+    claims: list[tuple[str, str]] = []
+    stale: int | None = None
+    if requirements is not None:
+        for req in requirements.items:
+            if req.form == "state":
+                expr = render_state(spec, status, req)
+                if expr is not None:
+                    checks.append((req.name, expr))
+            elif req.form == "contract":
+                rendered = render_contract(spec, status, req)
+                for trigger, e in (rendered or {}).items():
+                    contracts[trigger].append((req.name, e))
+            elif req.ltl is not None:
+                claims.append((req.name, render_temporal(req.ltl, status, triggers.index)))
+        if requirements.stale_expiry is not None:
+            stale = triggers.index(requirements.stale_expiry.trigger)
+    if temporal:
+        if stale is None:
+            raise PromelaError("the temporal model needs requirements with a stale_expiry trigger")
+        checks, contracts = [], {t: [] for t in triggers}
+    snapshots = any(contracts.values())
+    fins = range(1, turn_ids + 1)
 
     out: list[str] = [
         f"/* Generated from {_comment(Path(spec.source).name)} ({_comment(spec.name)}) by statemachine.verify.promela;",
         "   do not edit: export it again from the spec.",
         "   One session; lastError, updatedAt, providerName and awaiting are not modelled (no guard reads them).",
         f"   Turn ids 1..{turn_ids}; 0 means no turn / an untargeted event.",
-        f"   State invariants asserted after every event: {_comment(', '.join(n for n, _ in checks) or 'none')}.",
-        f"   Step invariants not modelled: {_comment(', '.join(skipped) or 'none')}. */",
+        f"   Asserted after every event: {_comment(', '.join(n for n, _ in checks) or 'nothing')}.",
+        f"   Step invariants not modelled: {_comment(', '.join(skipped) or 'none')}.",
+    ]
+    if any(contracts.values()):
+        names = sorted({n for items in contracts.values() for n, _ in items})
+        out.append(f"   Contracts asserted on each event: {_comment(', '.join(names))}.")
+    if temporal:
+        out.append(f"   Temporal model: LTL claims {_comment(', '.join(n for n, _ in claims))}; the provider may")
+        out.append(f"   go quiet, and the stale-turn expiry ({_comment(triggers[stale or 0])} for the active turn) is")
+        out.append("   enabled whenever a turn is active.")
+    out[-1] += " */"
+    out += [
         "",
         "mtype = { " + ", ".join(status.values()) + " };",
         f"mtype status = {status[spec.initial]};",
@@ -217,32 +291,67 @@ def export_promela(spec: Spec, *, turn_ids: int = DEFAULT_TURN_IDS) -> str:
         "byte ev = 0;              /* the current event's turn, 0 = untargeted */",
         "bit opt = 0;              /* the current event's onlyIfSettled */",
         "short taken = 0;          /* 1 + index of the spec transition taken, 0 = rejected */",
-        "",
-        "inline check_invariants() {",
     ]
-    for name, expr in checks:
-        out.append(f"  if :: !{expr} -> printf(\"@violated {_label(name)}\\n\") :: else -> skip fi;")
-    out.append("  assert(" + " && ".join(expr for _, expr in checks) + ")" if checks else "  skip")
-    out.append("}")
+    if snapshots:
+        out += [
+            f"mtype pstatus = {status[spec.initial]};   /* before the current event (contracts) */",
+            "byte pturn = 0;",
+            f"bool pfin[{turn_ids + 1}];",
+        ]
+    if temporal:
+        out += [
+            "bool quiet = 0;           /* the provider sends no more events */",
+            "byte last = 0;            /* 1 + trigger index of the last event, 0 = none yet */",
+        ]
+    out += ["", "inline check_invariants() {", *_assertions(checks), "}"]
 
-    for k, trigger in enumerate(spec.triggers):
+    for k, trigger in enumerate(triggers):
         out += ["", f"/* {_comment(trigger)}: its transitions in file order, the first that applies is taken */"]
         out.append(f"inline step_{k}() {{")
         out.append("  taken = 0;")
         for t in spec.transitions_for(trigger):
             out.append(_transition(spec, t, status, on_enter))
-        out.append("  printf(\"@taken %d\\n\", taken);")
-        out.append("  taken = 0")
+        out.append("  printf(\"@taken %d\\n\", taken)")
         out.append("}")
+        if contracts[trigger]:
+            out += [f"inline contracts_{k}() {{", *_assertions(contracts[trigger]), "}"]
 
-    out += ["", "active proctype session() {", "  check_invariants();", "  do"]
-    for k, trigger in enumerate(spec.triggers):
-        reads_payload = any(g in PAYLOAD_GUARDS for t in spec.transitions_for(trigger) for g in t.guards)
-        for turn in range(turn_ids + 1):
-            for opt in (0, 1) if reads_payload else (0,):
-                out.append(
-                    f"  :: d_step {{ ev = {turn}; opt = {opt}; printf(\"@event {k} {turn} {_label(trigger)}\\n\"); "
-                    f"step_{k}(); ev = 0; opt = 0; check_invariants() }}"
-                )
-    out += ["  od", "}", ""]
+    def options(k: int) -> tuple[int, ...]:
+        # A trigger whose guards read the payload is sent with `opt` 0 and 1.
+        return (0, 1) if any(g in PAYLOAD_GUARDS for t in spec.transitions_for(triggers[k]) for g in t.guards) else (0,)
+
+    def event(k: int, turn: str, label: str, opt: int = 0) -> str:
+        save = (["pstatus = status", "pturn = turn", *(f"pfin[{i}] = fin[{i}]" for i in fins)]
+                if contracts[triggers[k]] else [])
+        reset = ([f"pstatus = {status[spec.initial]}", "pturn = 0", *(f"pfin[{i}] = 0" for i in fins)]
+                 if contracts[triggers[k]] else [])
+        body = [f"ev = {turn}", *([f"opt = {opt}"] if opt else []),
+                f"printf(\"@event {k} %d {_label(label)}\\n\", ev)", *save, f"step_{k}()"]
+        if contracts[triggers[k]]:
+            body.append(f"contracts_{k}()")
+        body += ["taken = 0", "ev = 0", *(["opt = 0"] if opt else []), *reset]
+        body.append(f"last = {k + 1}" if temporal else "check_invariants()")
+        return "d_step { " + "; ".join(body) + " }"
+
+    out += ["", "active proctype session() {", "  check_invariants();"]
+    if temporal:
+        # `end`: once the provider is quiet and no turn is active, nothing is left to happen.
+        out += ["end:", "  do"]
+        for k, trigger in enumerate(triggers):
+            for turn in range(turn_ids + 1):
+                for opt in options(k):
+                    out.append(f"  :: !quiet -> {event(k, str(turn), trigger, opt)}")
+        out.append("  :: !quiet -> printf(\"@quiet\\n\"); quiet = 1")
+        out.append(f"  :: turn != 0 -> {event(stale or 0, 'turn', 'stale expiry')}")
+        out += ["  od", "}", ""]
+        for name, formula in claims:
+            out.append(f"ltl {_identifier('', name)} {{ {formula} }}")
+        out.append("")
+    else:
+        out.append("  do")
+        for k, trigger in enumerate(triggers):
+            for turn in range(turn_ids + 1):
+                for opt in options(k):
+                    out.append(f"  :: {event(k, str(turn), trigger, opt)}")
+        out += ["  od", "}", ""]
     return "\n".join(out)

@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from ..invariants import state_violations
-from ..outcome import OutcomeKind
 from ..projector import SessionProjector
+from ..requirements import Requirements
 from ..spec import Spec
-from .promela import DEFAULT_TURN_IDS, PromelaError, export_promela
+from .promela import DEFAULT_TURN_IDS, PromelaError, export_promela, requirement_coverage
 from .report import CheckResult
 
 __all__ = ["PROVIDER", "THREAD", "check_spin", "counterexample_events"]
@@ -32,10 +32,13 @@ NAME = "spin"
 THREAD = "counterexample"
 PROVIDER = "codex"
 MODEL = "model.pml"
+TEMPORAL_MODEL = "temporal.pml"
 _EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
 # The search is a few hundred states: compiling pan.c dominates, and -O0 compiles it fastest.
 CFLAGS = ("-O0", "-DSAFETY", "-DBFS", "-DPRINTF", "-w")
+# LTL claims need the nested depth-first search (acceptance cycles): no -DSAFETY, no -DBFS.
+LTL_CFLAGS = ("-O0", "-DPRINTF", "-w")
 PAN_ARGS = ("-w18",)  # hash table of 2^18 slots: a few MB, ample for models this size
 
 _EVENT = re.compile(r"^@event (\d+) (\d+) ", re.MULTILINE)
@@ -96,21 +99,71 @@ def counterexample_events(spec: Spec, path: Sequence[tuple[str, int]]) -> list[d
     return events
 
 
-def _reproduces(spec: Spec, events: list[dict[str, Any]]) -> list[str]:
-    """The state invariants the real projector breaks at the end of the path (a cross-check)."""
+def _reproduces(spec: Spec, events: list[dict[str, Any]], requirements: Requirements | None) -> list[str]:
+    """The state invariants and requirements the real projector breaks on the path (a cross-check)."""
     projector = SessionProjector(spec)
-    outcomes = projector.apply_all(events)
-    if not outcomes or outcomes[-1].kind is not OutcomeKind.APPLIED:
-        return []
-    return state_violations(spec, outcomes[-1].after, frozenset(projector.finished_turns(THREAD)))
+    broken: list[str] = []
+    finished: frozenset[str] = frozenset()
+    for event in events:
+        outcome = projector.apply(event)
+        after = frozenset(projector.finished_turns(THREAD))
+        broken += state_violations(spec, outcome.after, after)
+        if requirements is not None:
+            broken += requirements.state_violations(outcome.after, after)
+            broken += requirements.step_violations(outcome, finished, after)
+        finished = after
+    return broken
 
 
 def _skipped(started: float, detail: str) -> CheckResult:
     return CheckResult(NAME, False, time.perf_counter() - started, detail=detail, skipped=True)
 
 
-def check_spin(spec: Spec, *, turn_ids: int = DEFAULT_TURN_IDS, timeout: float = 60.0) -> CheckResult:
-    """Exhaustive search of the spec's Promela model; fails on the first violated state invariant."""
+def _labels(path: Sequence[tuple[str, int]]) -> str:
+    return ", ".join(f"{trigger}{f'(turn-{turn})' if turn else ''}" for trigger, turn in path)
+
+
+def _path(spec: Spec, trail: str) -> list[tuple[str, int]]:
+    return [(spec.triggers[int(k)], int(turn)) for k, turn in _EVENT.findall(trail)]
+
+
+def _temporal(
+    spec: Spec, requirements: Requirements, tools: tuple[str, str], work: Path, turn_ids: int, timeout: float
+) -> tuple[dict[str, list[dict[str, Any]]], dict[str, int]]:
+    """Each temporal requirement's LTL claim over the temporal model: {violated name: its path}, and coverage."""
+    spin, cc = tools
+    model = export_promela(spec, requirements, turn_ids=turn_ids, temporal=True)
+    (work / TEMPORAL_MODEL).write_text(model, encoding="utf-8")
+    _run([spin, "-a", TEMPORAL_MODEL], work, timeout)
+    _run([cc, *LTL_CFLAGS, "-o", "pan_ltl", "pan.c"], work, timeout)
+    violated: dict[str, list[dict[str, Any]]] = {}
+    states = 0
+    for req in requirements.of_form("temporal"):
+        trail_file = work / f"{TEMPORAL_MODEL}.trail"
+        trail_file.unlink(missing_ok=True)
+        report = _run(["./pan_ltl", "-a", "-N", req.name, *PAN_ARGS], work, timeout)
+        states = max(states, _count(r"(\d+) states, stored", report))
+        if _count(r"errors: (\d+)", report) == 0:
+            continue
+        if not trail_file.is_file():
+            raise _Failed(f"pan found a violation of {req.name} but wrote no trail")
+        # Replayed on a copy of the model with only this claim: `spin -t` takes the model's claim.
+        single = f"{req.name}.pml"
+        claim = f"ltl {req.name} "
+        (work / single).write_text("\n".join(line for line in model.splitlines()
+                                             if not line.startswith("ltl ") or line.startswith(claim)),
+                                   encoding="utf-8")
+        trail_file.rename(work / f"{single}.trail")
+        trail = _run([spin, "-T", "-t", single], work, timeout)
+        violated[req.name] = counterexample_events(spec, _path(spec, trail))
+    return violated, {"ltl_states": states, "ltl_claims": len(requirements.of_form("temporal"))}
+
+
+def check_spin(
+    spec: Spec, requirements: Requirements | None = None, *, turn_ids: int = DEFAULT_TURN_IDS, timeout: float = 60.0
+) -> CheckResult:
+    """Exhaustive search of the spec's Promela model against the spec's state invariants and the
+    requirements spin can model (assertions), then each temporal requirement's LTL claim."""
     started = time.perf_counter()
     spin = shutil.which("spin")
     if spin is None:
@@ -123,10 +176,12 @@ def check_spin(spec: Spec, *, turn_ids: int = DEFAULT_TURN_IDS, timeout: float =
         return CheckResult(NAME, False, time.perf_counter() - started, covered or {}, detail)
 
     try:
-        model = export_promela(spec, turn_ids=turn_ids)
+        model = export_promela(spec, requirements, turn_ids=turn_ids)
     except PromelaError as exc:
         return failed(f"cannot export the spec to Promela: {exc}")
+    modelled, left_out = requirement_coverage(spec, requirements) if requirements is not None else ([], [])
 
+    trail = ""
     with tempfile.TemporaryDirectory(prefix="statemachine-spin-") as tmp:
         work = Path(tmp)
         (work / MODEL).write_text(model, encoding="utf-8")
@@ -144,31 +199,50 @@ def check_spin(spec: Spec, *, turn_ids: int = DEFAULT_TURN_IDS, timeout: float =
             taken = {int(n) - 1 for n in _TAKEN.findall(report) if int(n) > 0}
             covered["spec_transitions_taken"] = len(taken)
             covered["spec_transitions"] = len(spec.transitions)
-            if errors == 0:
-                untaken = [t.index for t in spec.transitions if t.index not in taken]
-                detail = (
-                    f"no assertion violated in {covered['states']} states x {covered['events']} events "
-                    f"(turn ids 1..{turn_ids}; lastError, updatedAt, provider and step invariants not modelled)"
-                )
-                if untaken:
-                    detail += f"; spec transitions never taken: {untaken}"
-                return CheckResult(NAME, True, time.perf_counter() - started, covered, detail)
-            if not (work / f"{MODEL}.trail").is_file():
-                return failed(f"pan found {errors} error(s) but wrote no trail", covered)
-            trail = _run([spin, "-T", "-t", MODEL], work, timeout)
-        except _Failed as exc:
+            if errors:
+                if not (work / f"{MODEL}.trail").is_file():
+                    return failed(f"pan found {errors} error(s) but wrote no trail", covered)
+                trail = _run([spin, "-T", "-t", MODEL], work, timeout)
+            ltl: dict[str, list[dict[str, Any]]] = {}
+            if requirements is not None and requirements.of_form("temporal"):
+                ltl, ltl_covered = _temporal(spec, requirements, (spin, cc), work, turn_ids, timeout)
+                covered.update(ltl_covered)
+        except (_Failed, PromelaError) as exc:
             return failed(str(exc))
 
-    triggers = spec.triggers
-    path = [(triggers[int(k)], int(turn)) for k, turn in _EVENT.findall(trail)]
-    violated = tuple(dict.fromkeys(_VIOLATED.findall(trail)))
-    events = counterexample_events(spec, path)
-    labels = ", ".join(f"{trigger}{f'(turn-{turn})' if turn else ''}" for trigger, turn in path)
-    detail = f"{', '.join(violated) or 'an assertion'} violated after {len(path)} event(s): {labels}"
-    # The path is spin's; say whether the real projector agrees, since the two implement the
-    # guard and effect names independently.
-    if set(violated) & set(_reproduces(spec, events)):
-        detail += "; the projector reproduces it"
-    else:
-        detail += "; the projector does NOT reproduce it (statemachine.semantics and the Promela rendering disagree)"
-    return CheckResult(NAME, False, time.perf_counter() - started, covered, detail, violated, events)
+    scope = (f"turn ids 1..{turn_ids}; {len(modelled)} requirements modelled, "
+             f"{len(left_out)} read fields the model leaves out (lastError, updatedAt, provider, reasons, duplicates)")
+    if not errors and not ltl:
+        untaken = [t.index for t in spec.transitions if t.index not in taken]
+        detail = (f"no assertion or LTL claim violated in {covered['states']} states x {covered['events']} events "
+                  f"({scope})")
+        if untaken:
+            detail += f"; spec transitions never taken: {untaken}"
+        return CheckResult(NAME, True, time.perf_counter() - started, covered, detail, checked=tuple(modelled))
+
+    violated_here: tuple[str, ...] = ()
+    counterexamples: dict[str, list[dict[str, Any]]] = {}
+    notes: list[str] = []
+    events: list[dict[str, Any]] | None = None
+    if errors:
+        path = _path(spec, trail)
+        violated_here = tuple(dict.fromkeys(_VIOLATED.findall(trail)))
+        events = counterexample_events(spec, path)
+        counterexamples = {name: events for name in violated_here}
+        note = f"{', '.join(violated_here) or 'an assertion'} violated after {len(path)} event(s): {_labels(path)}"
+        # The path is spin's; say whether the real projector agrees, since the two implement the
+        # guard and effect names independently.
+        if set(violated_here) & set(_reproduces(spec, events, requirements)):
+            note += "; the projector reproduces it"
+        else:
+            note += "; the projector does NOT reproduce it (statemachine.semantics and the Promela rendering disagree)"
+        notes.append(note)
+    for name, path_events in ltl.items():
+        counterexamples[name] = path_events
+        notes.append(f"LTL {name} violated by a run of {len(path_events)} event(s) (its cycle repeats forever)")
+    violated = (*violated_here, *ltl)
+    # A safety search stops at its first violation: only the temporal claims were decided in full.
+    checked = tuple(n for n in modelled if n in violated or (not errors and n not in ltl)
+                    or requirements is None or requirements.get(n).form == "temporal")
+    return CheckResult(NAME, False, time.perf_counter() - started, covered, "; ".join(notes), violated,
+                       events if events is not None else next(iter(ltl.values())), counterexamples, checked=checked)

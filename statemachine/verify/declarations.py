@@ -1,0 +1,30 @@
+"""The spec's declarations against the requirements: a status flag may not weaken a requirement.
+
+A state requirement may name statuses that never hold a turn (`no_turn_statuses`). The spec
+declares its own `holds_turn` flags, and other parts of the package trust them (the stale-turn and
+reconciliation operations, the diagrams). A spec that marks one of those statuses as holding a
+turn contradicts the requirement even when no event happens to expose it, so it fails here.
+"""
+
+from __future__ import annotations
+
+import time
+
+from ..requirements import Requirements
+from ..spec import Spec
+from .report import CheckResult
+
+__all__ = ["declarations"]
+
+
+def declarations(spec: Spec, requirements: Requirements) -> CheckResult:
+    started = time.perf_counter()
+    bad = requirements.declaration_violations()
+    checked = tuple(r.name for r in requirements.of_form("state") if r.no_turn_statuses)
+    covered = {"statuses": len(spec.statuses), "requirements": len(checked)}
+    if bad:
+        return CheckResult("declarations", False, time.perf_counter() - started, covered,
+                           "; ".join(f"{name}: {why}" for name, why in bad.items()), tuple(bad),
+                           counterexamples={name: [] for name in bad}, checked=checked)
+    return CheckResult("declarations", True, time.perf_counter() - started, covered,
+                       f"the spec's holds_turn flags agree with {len(checked)} requirement(s)", checked=checked)

@@ -1,0 +1,164 @@
+"""Every mutant in specs/mutants/ fails `verify`, caught by the requirements its header names, and
+every requirement that a spec can break is shown failing on at least one mutant.
+
+The checks run here are those whose counterexamples replay from a new thread (declarations,
+explore, spin); `induction` and `agreement` on mutants are covered in test_verify.py.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+from statemachine import SessionProjector, builtin_spec, load_spec
+from statemachine.requirements import Requirements, builtin_requirements
+from statemachine.verify.report import CheckResult
+from statemachine.verify.run import render_text, requirement_verdicts, run_checks
+
+ROOT = Path(__file__).resolve().parent.parent
+MUTANTS = sorted((ROOT / "specs" / "mutants").glob("*.yaml"))
+SKIPPED_HERE = ["induction", "agreement"]
+# No spec can break these: the projector keeps them for every spec. test_requirements.py shows
+# each failing on a projector broken on purpose.
+PROJECTOR_GUARANTEES = {
+    "redelivery_is_duplicate", "fresh_event_is_not_duplicate", "unapplied_changes_nothing",
+    "only_rejections_have_reasons", "updated_at_never_decreases",
+    # The exhaustive universe has one provider: a spec that stops recording it is caught by the
+    # Hypothesis test (two providers) and by test_requirements.py, not by `verify`.
+    "applied_records_provider",
+}
+
+
+def _header(path: Path) -> dict[str, str]:
+    """`# Key: value` lines of a mutant's header, continuation lines (`#   ...`) joined."""
+    fields: dict[str, str] = {}
+    key = None
+    for line in path.read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        match = re.match(r"# ([A-Z][^:]*): (.*)", line)
+        if match:
+            key = match.group(1)
+            fields[key] = match.group(2)
+        elif line.startswith("#   ") and key is not None:
+            fields[key] += " " + line[4:]
+    return fields
+
+
+def caught_by(path: Path) -> set[str]:
+    return {n.strip() for n in _header(path)["Caught by (declarations, explore, spin)"].split(",")}
+
+
+@cache
+def _run(path: Path) -> tuple[Requirements, tuple[CheckResult, ...]]:
+    spec = load_spec(path)
+    requirements = builtin_requirements(spec)
+    return requirements, tuple(run_checks(spec, requirements, skip=SKIPPED_HERE))
+
+
+def test_there_are_mutants_for_each_requirement_class() -> None:
+    assert len(MUTANTS) >= 12
+    classes = {_header(m).get("MUTANT (wrong on purpose)", "") for m in MUTANTS}
+    text = " ".join(classes)
+    for kind in ("guard dropped", "memory effect dropped", "status flag flipped", "spec invariant deleted",
+                 "source set widened", "destination changed", "on_applied effect dropped", "on_enter hook added",
+                 "error field changed"):
+        assert kind in text, kind
+
+
+@pytest.mark.parametrize("mutant", MUTANTS, ids=lambda m: m.stem)
+def test_each_mutant_is_the_spec_with_one_small_change(mutant: Path) -> None:
+    # A stale copy would test another lifecycle. One change: at most one line edited and, for the
+    # mutant that deletes an invariant, its three lines.
+    def body(path: Path) -> list[str]:
+        lines = path.read_text().splitlines()
+        return lines[next(i for i, line in enumerate(lines) if line.startswith("spec_version")):]
+
+    diff = [d for d in difflib.ndiff(body(ROOT / "specs" / "session_lifecycle.yaml"), body(mutant))
+            if d[:2] in ("- ", "+ ")]
+    assert 1 <= len(diff) <= 5, diff
+    fields = _header(mutant)
+    assert fields.get("Breaks") and caught_by(mutant), fields
+    assert "agreement check passes" in fields["Before the requirements"]
+
+
+@pytest.mark.parametrize("mutant", MUTANTS, ids=lambda m: m.stem)
+def test_verify_fails_each_mutant_with_the_requirements_its_header_names(mutant: Path) -> None:
+    requirements, results = _run(mutant)
+    assert not all(r.ok for r in results)
+    violated = {n for r in results for n in r.violated if n in set(requirements.names)}
+    assert violated == caught_by(mutant)
+    text = render_text(load_spec(mutant), requirements, list(results))
+    for name in violated:
+        assert re.search(rf"^VIOLATED +{name} ", text, re.MULTILINE), name
+
+
+@pytest.mark.parametrize("mutant", MUTANTS, ids=lambda m: m.stem)
+def test_each_counterexample_replays_into_its_violation(mutant: Path) -> None:
+    requirements, results = _run(mutant)
+    spec = load_spec(mutant)
+    for verdict in requirement_verdicts(requirements, list(results)):
+        if not verdict.violated_by:
+            continue
+        assert verdict.counterexample is not None
+        if verdict.source == "declarations":
+            assert verdict.counterexample == []  # the declaration alone breaks it
+            continue
+        if requirements.get(verdict.name).form == "temporal":
+            continue  # a lasso of spin's: replaying its prefix cannot show "forever" (test_spin.py)
+        assert verdict.replayable
+        projector = SessionProjector(spec)
+        broken: set[str] = set()
+        finished: tuple[str, ...] = ()
+        for event in verdict.counterexample:
+            redelivered = projector.get("counterexample") is not None and event["eventId"] in \
+                projector.seen_event_ids("counterexample")
+            outcome = projector.apply(event)
+            after = projector.finished_turns("counterexample")
+            broken |= set(requirements.step_violations(outcome, finished, after, redelivered))
+            broken |= set(requirements.state_violations(outcome.after, after))
+            finished = after
+        assert verdict.name in broken, (verdict.name, verdict.counterexample)
+
+
+def test_every_requirement_a_spec_can_break_fails_on_some_mutant() -> None:
+    names = set(builtin_requirements(builtin_spec()).names)
+    shown = set().union(*(caught_by(m) for m in MUTANTS))
+    assert shown <= names
+    assert names - shown == PROJECTOR_GUARANTEES
+
+
+def test_a_spec_that_only_flips_a_flag_fails() -> None:
+    mutant = ROOT / "specs" / "mutants" / "h_stopped_flag_flipped.yaml"
+    _, results = _run(mutant)
+    failed = {r.name: r.violated for r in results if not r.ok}
+    assert failed == {"declarations": ("no_turn_in_inactive_status",)}
+
+
+def test_a_spec_that_deletes_an_invariant_still_fails_on_its_bug() -> None:
+    mutant = ROOT / "specs" / "mutants" / "i_invariant_deleted_late_start.yaml"
+    spec = load_spec(mutant)
+    assert "active_turn_not_finished" not in {i.name for i in spec.invariants}
+    _, results = _run(mutant)
+    explored = next(r for r in results if r.name == "explore")
+    assert "active_turn_never_finished" in explored.violated
+    assert "active_turn_not_finished" not in explored.violated  # the spec no longer promises it
+
+
+def test_the_requirements_table_in_the_docs_lists_every_requirement_and_a_mutant_for_it() -> None:
+    doc = (ROOT / "docs" / "verification.md").read_text()
+    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| `([a-z0-9_]+)` \|.*\| ([^|]+) \|$", doc, re.MULTILINE)}
+    names = builtin_requirements(builtin_spec()).names
+    assert set(names) <= set(rows)
+    for name in names:
+        if name in PROJECTOR_GUARANTEES:
+            assert "broken projector" in rows[name], name
+            continue
+        shown = re.findall(r"`([a-z0-9_]+)`", rows[name])
+        assert shown, name
+        for mutant in shown:
+            assert name in caught_by(ROOT / "specs" / "mutants" / f"{mutant}.yaml"), (name, mutant)
