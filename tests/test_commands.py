@@ -281,7 +281,8 @@ def test_stale_expiry_and_reconcile_clear_pending_turns_and_requests(engine: str
 
     p, ev = seeded(engine=engine), Events()
     p.apply(ev("thread.turn.start"))  # starting, no turn yet, pending
-    later = datetime(2027, 1, 1, tzinfo=UTC)
+    # The sweep's events are dated `later`: it must not be ahead of the wall clock (ingest clock).
+    later = datetime.now(UTC)
     (out,) = expire_stale_turns(p, later, timedelta(minutes=5))
     assert fields(out.after) == ("error", None, None, None)
     assert out.after.last_error == STALE_PENDING_REASON

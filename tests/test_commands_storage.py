@@ -27,7 +27,7 @@ def _busy() -> SessionProjector:
 def test_a_snapshot_carries_the_pending_turn_and_the_request() -> None:
     p = _busy()
     data = p.snapshot()
-    assert data["version"] == 2
+    assert data["version"] == 3
     assert data["threads"][0]["session"]["pendingTurn"] == {"turnId": "B"}
     assert data["threads"][0]["session"]["awaiting"] == "user-input"
     restored = SessionProjector.restore(data)

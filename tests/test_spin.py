@@ -246,7 +246,8 @@ def test_temporal_model_has_the_environment_and_one_claim_per_temporal_requireme
     model = export_promela(spec, reqs, temporal=True)
     for req in reqs.of_form("temporal"):
         assert f"ltl {req.name} {{" in model
-    assert ":: !quiet -> printf" in model and ":: turn != 0 -> d_step { ev = turn" in model
+    assert ":: !quiet -> printf" in model and ":: turn != 0 && pend == 0 -> d_step { ev = turn" in model
+    assert ":: pend != 0 -> d_step { ev = 0" in model  # a requested turn that never started expires too
     assert "assert(" not in model  # the temporal model judges by its claims only
     safety = export_promela(spec, reqs)
     assert "ltl " not in safety and "@violated no_turn_in_inactive_status" in safety

@@ -243,6 +243,7 @@ def export_promela(
     contracts: dict[str, list[tuple[str, Expr]]] = {t: [] for t in triggers}
     claims: list[tuple[str, str]] = []
     stale: int | None = None
+    stale_pending: int | None = None  # the expiry of a requested turn that never started
     if requirements is not None:
         for req in requirements.items:
             if req.form == "state":
@@ -257,6 +258,8 @@ def export_promela(
                 claims.append((req.name, render_temporal(req.ltl, status, triggers.index)))
         if requirements.stale_expiry is not None:
             stale = triggers.index(requirements.stale_expiry.trigger)
+            if requirements.stale_expiry.pending_trigger is not None:
+                stale_pending = triggers.index(requirements.stale_expiry.pending_trigger)
     if temporal:
         if stale is None:
             raise PromelaError("the temporal model needs requirements with a stale_expiry trigger")
@@ -278,7 +281,8 @@ def export_promela(
     if temporal:
         out.append(f"   Temporal model: LTL claims {_comment(', '.join(n for n, _ in claims))}; the provider may")
         out.append(f"   go quiet, and the stale-turn expiry ({_comment(triggers[stale or 0])} for the active turn) is")
-        out.append("   enabled whenever a turn is active.")
+        pending = " (or a requested turn is pending)" if stale_pending is not None else ""
+        out.append(f"   enabled whenever a turn is active{pending}.")
     out[-1] += " */"
     out += [
         "",
@@ -342,7 +346,12 @@ def export_promela(
                 for opt in options(k):
                     out.append(f"  :: !quiet -> {event(k, str(turn), trigger, opt)}")
         out.append("  :: !quiet -> printf(\"@quiet\\n\"); quiet = 1")
-        out.append(f"  :: turn != 0 -> {event(stale or 0, 'turn', 'stale expiry')}")
+        if stale_pending is None:
+            out.append(f"  :: turn != 0 -> {event(stale or 0, 'turn', 'stale expiry')}")
+        else:
+            # As expire_stale_turns: a session with a pending turn is settled by its own event.
+            out.append(f"  :: turn != 0 && pend == 0 -> {event(stale or 0, 'turn', 'stale expiry')}")
+            out.append(f"  :: pend != 0 -> {event(stale_pending, '0', 'stale expiry of a pending turn')}")
         out += ["  od", "}", ""]
         for name, formula in claims:
             out.append(f"ltl {_identifier('', name)} {{ {formula} }}")
