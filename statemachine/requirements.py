@@ -34,6 +34,7 @@ from typing import Any, Literal, NamedTuple
 import yaml
 
 from .events import Event, parse_timestamp
+from .invariants import INVARIANT_KINDS
 from .outcome import Outcome, OutcomeKind
 from .session import Session
 from .spec import Spec
@@ -138,6 +139,9 @@ class Requirement:
     applies_to: Literal["fresh", "redelivered", "every"] = "fresh"  # contract: which deliveries
     # state: statuses the spec must declare with `holds_turn: false` (a flag may not weaken it)
     no_turn_statuses: tuple[str, ...] = ()
+    # state: the invariant kind the spec must list, its own statement of this requirement (the
+    # spec's docs, its restores and its Hypothesis test read that list)
+    spec_invariant: str | None = None
     index: int = 0
     check: Check | None = field(default=None, compare=False, repr=False)
     when_check: Check | None = field(default=None, compare=False, repr=False)
@@ -206,13 +210,18 @@ class Requirements:
         return [r.name for r in chosen if r.broken is not None and r.broken(ctx)]
 
     def declaration_violations(self) -> dict[str, str]:
-        """Requirements the spec contradicts by declaration alone (a status flag), with why."""
+        """Requirements the spec contradicts by declaration alone (a status flag, a missing
+        invariant), with why."""
         out: dict[str, str] = {}
+        listed = {inv.kind for inv in self.spec.invariants}
         for r in self.of_form("state"):
             flagged = [s for s in r.no_turn_statuses if self.spec.status(s).holds_turn]
             if flagged:
                 out[r.name] = (f"the spec declares {', '.join(flagged)} with holds_turn: true; "
                                f"this requirement says {', '.join(r.no_turn_statuses)} never hold a turn")
+            elif r.spec_invariant is not None and r.spec_invariant not in listed:
+                out[r.name] = (f"the spec lists no invariant of kind {r.spec_invariant}, its own statement of "
+                               "this requirement")
         return out
 
 
@@ -493,7 +502,12 @@ class _Builder:
                 for k, s in enumerate(no_turn):
                     self.status(s, f"{path}.no_turn_statuses[{k}]")
                 check = self.predicate(r["holds"], STATE_ROOTS, f"{path}.holds")
-                items.append(Requirement(**common, holds=r["holds"], no_turn_statuses=no_turn, check=check))
+                kind = r.get("spec_invariant")
+                if kind is not None and kind not in INVARIANT_KINDS:
+                    raise self.fail(f"{path}.spec_invariant", f"unknown invariant kind {kind!r} "
+                                    f"(known: {sorted(INVARIANT_KINDS)})")
+                items.append(Requirement(**common, holds=r["holds"], no_turn_statuses=no_turn, spec_invariant=kind,
+                                         check=check))
             elif r["form"] == "contract":
                 when = r.get("when", {"all": []})
                 conjuncts = when.get("all", [when])

@@ -313,3 +313,21 @@ def test_projector_guarantees_fail_in_explore_on_a_projector_that_breaks_them(
     assert not result.ok
     assert requirement in result.violated, result.violated
     assert requirement in result.counterexamples
+
+
+@pytest.mark.parametrize(("name", "kind", "requirement"), [
+    ("inactive_status_holds_no_turn", "no_turn_unless_holds_turn", "no_turn_in_inactive_status"),
+    ("active_turn_not_finished", "active_turn_not_remembered", "active_turn_never_finished"),
+])
+def test_a_spec_that_only_deletes_an_invariant_fails_its_declarations(name: str, kind: str, requirement: str) -> None:
+    from statemachine.spec import BUILTIN_SPEC, parse_spec
+    from statemachine.verify.declarations import declarations
+
+    text = BUILTIN_SPEC.read_text(encoding="utf-8")
+    start = text.index(f"  - name: {name}\n")
+    end = text.index("\n  - name:", start + 1) + 1 if "\n  - name:" in text[start + 1:] else len(text)
+    weakened = parse_spec(text[:start] + text[end:])
+    assert all(inv.kind != kind for inv in weakened.invariants)
+    result = declarations(weakened, builtin_requirements(weakened))
+    assert not result.ok and result.violated == (requirement,)
+    assert declarations(builtin_spec(), builtin_requirements(builtin_spec())).ok
