@@ -37,10 +37,9 @@ class SpecCache(Generic[T]):
     def get(self, spec: Spec) -> T:
         key = self.key(spec)
         with self._lock:
-            item = self._items.get(key)
-            if item is not None:
+            if key in self._items:  # a cached build may be None (e.g. "no built-in requirements fit")
                 self._items.move_to_end(key)
-                return item
+                return self._items[key]
         built = self._build(spec)  # outside the lock: building may take a while
         with self._lock:
             item = self._items.setdefault(key, built)

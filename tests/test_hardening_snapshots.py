@@ -181,3 +181,4 @@ def test_a_restored_session_is_checked_against_the_requirements_not_only_the_spe
         SessionProjector.restore(source.snapshot(), weak)
     assert "no_turn_in_inactive_status" in str(info.value)
     assert "inactive_status_holds_no_turn" not in str(info.value)
+
