@@ -190,6 +190,9 @@ class NaiveSession:
             "activeTurnId": self.turn,
             "lastError": self.error,
             "updatedAt": self.updated_at,
+            # The stream carries no commands or provider requests: nothing is ever pending or awaited.
+            "pendingTurn": None,
+            "awaiting": None,
         }
 
 

@@ -20,7 +20,8 @@ MAX_LISTED = 1000
 
 def replay(path: str) -> dict[str, Any]:
     projector = HandwrittenProjector()
-    counts = {APPLIED: 0, IGNORED: 0, DUPLICATE: 0, "rejected": 0, "malformed": 0}
+    # The same keys as `replay --json`: a provider stream has no forgotten outcomes (no commands).
+    counts = {APPLIED: 0, IGNORED: 0, DUPLICATE: 0, "rejected": 0, "forgotten": 0, "malformed": 0}
     rejected: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []
     with open(path, "rb") as f:

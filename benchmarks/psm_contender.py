@@ -166,6 +166,9 @@ class Lifecycle(StateMachine):  # type: ignore[misc]
             "activeTurnId": self.active_turn,
             "lastError": self.last_error,
             "updatedAt": self.updated_at,
+            # The stream carries no commands or provider requests: nothing is ever pending or awaited.
+            "pendingTurn": None,
+            "awaiting": None,
         }
 
 

@@ -6,7 +6,8 @@ orchestrator projected (`theirs`: threadId -> {status, activeTurnId, lastError, 
 
 - the differing fields, ours and theirs side by side. Only fields their session gives are
   compared (`status`, `activeTurnId`, `lastError`, `providerName`, `updatedAt`,
-  `providerInstanceId`, `runtimeMode`); `updatedAt` is compared as a point in time;
+  `providerInstanceId`, `runtimeMode`, `pendingTurn`, `awaiting`); `updatedAt` is compared as a
+  point in time;
 - whether their state is impossible: an unknown status, or a status that may not hold a turn
   (the spec's `holds_turn: false`) holding one;
 - the first divergence: the line of the log after which our session could no longer have become
@@ -36,9 +37,10 @@ __all__ = ["COMPARED_FIELDS", "AuditError", "AuditReport", "ThreadAudit", "audit
 
 # Wire fields compared when their session gives them; the first three decide divergence.
 COMPARED_FIELDS = ("status", "activeTurnId", "lastError", "providerName", "updatedAt",
-                   "providerInstanceId", "runtimeMode")
+                   "providerInstanceId", "runtimeMode", "pendingTurn", "awaiting")
 _LIFECYCLE = ("status", "activeTurnId", "lastError")
-_NULLABLE_TEXT = ("activeTurnId", "lastError", "providerName", "updatedAt", "providerInstanceId", "runtimeMode")
+_NULLABLE_TEXT = ("activeTurnId", "lastError", "providerName", "updatedAt", "providerInstanceId", "runtimeMode",
+                  "awaiting")
 
 
 class AuditError(ValueError):

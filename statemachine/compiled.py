@@ -236,7 +236,8 @@ class _Codegen:
 
 # Loaded at the top of every function that uses them, in this order (`s`, the session, always):
 # what guards read, so that every branch sees them.
-_PROLOGUE = {"s": "rec.session", "turn": SLOTS["turn"].load, "t": SLOTS["t"].load, "fin": SLOTS["fin"].load}
+_PROLOGUE = {"s": "rec.session", "turn": SLOTS["turn"].load, "t": SLOTS["t"].load, "fin": SLOTS["fin"].load,
+             "pend": SLOTS["pend"].load}
 
 
 class CompiledMachine:

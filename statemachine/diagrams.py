@@ -9,7 +9,10 @@ refinements over a plain drawing keep the picture readable and say what the spec
 - transitions sharing trigger, guards and destination are merged; when they leave (almost) every
   status they are drawn once, from a dashed pseudo-state "any status [except ...]";
 - statuses that may not hold a turn are grouped and styled apart, each showing its on-enter hook
-  (`entry / clear_turn`).
+  (`entry / clear_turn`);
+- transitions taken on the orchestrator's commands (event types marked `source: command` in the
+  spec) get edges of their own, drawn bold and coloured in Graphviz and labelled `cmd:` in
+  Mermaid (whose state diagrams cannot style edges).
 
 Mermaid needs nothing beyond this package; DOT needs the `graphviz` Python package; SVG and PNG
 also need Graphviz's `dot` program.
@@ -128,18 +131,27 @@ def _transition_label(t: Mapping[str, Any]) -> str:
     return label
 
 
-def _edge_labels(transitions: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], list[str]]:
-    """(source, dest) -> label lines, in spec order.
+Edge = tuple[str, str, bool]  # (source, dest, drawn for commands)
+
+
+def _commands(spec: Spec) -> frozenset[str]:
+    """The triggers of the event types the spec marks as the orchestrator's commands."""
+    return frozenset(t.name for e in spec.events if e.is_command for t in e.trigger_values)
+
+
+def _edge_labels(transitions: Iterable[Mapping[str, Any]], commands: frozenset[str] = frozenset()
+                 ) -> dict[Edge, list[str]]:
+    """(source, dest, is a command edge) -> label lines, in spec order.
 
     Triggers sharing an edge and the same guards are listed together, UML style
-    (`a, b [g1 & g2]`).
+    (`a, b [g1 & g2]`); commands never share an edge with provider events.
     """
-    by_edge: dict[tuple[str, str], dict[tuple[Any, ...], list[str]]] = {}
+    by_edge: dict[Edge, dict[tuple[Any, ...], list[str]]] = {}
     for t in transitions:
         guards = (tuple(t.get("conditions", ())), tuple(t.get("unless", ())), "dest" not in t)
-        triggers = by_edge.setdefault((t["source"], t.get("dest", t["source"])), {}).setdefault(guards, [])
-        triggers.append(t["trigger"])
-    labels: dict[tuple[str, str], list[str]] = {}
+        edge = (t["source"], t.get("dest", t["source"]), t["trigger"] in commands)
+        by_edge.setdefault(edge, {}).setdefault(guards, []).append(t["trigger"])
+    labels: dict[Edge, list[str]] = {}
     for edge, groups in by_edge.items():
         lines = labels.setdefault(edge, [])
         for (conditions, unless, internal), triggers in groups.items():
@@ -217,8 +229,9 @@ def _graphviz(spec: Spec, markup: Mapping[str, Any]) -> Any:
     for pseudo in pseudos:
         graph.node(pseudo.id, label=pseudo.label, **styles["node"]["any"])
     pseudo_ids = {p.id for p in pseudos}
-    for (src, dest), labels in _edge_labels(edges).items():
-        style = styles["edge"]["from_any"] if src in pseudo_ids else {}
+    for (src, dest, command), labels in _edge_labels(edges, _commands(spec)).items():
+        style = {**(styles["edge"]["from_any"] if src in pseudo_ids else {}),
+                 **(styles["edge"]["command"] if command else {})}
         # A borderless table, one left-aligned row per line: Graphviz sizes HTML labels exactly,
         # so neighbouring edges keep clear of them (plain multi-line labels get grazed).
         rows = "".join(f'<tr><td align="left">{_html(line)}</td></tr>' for line in labels)
@@ -260,7 +273,8 @@ def _mermaid(spec: Spec, markup: Mapping[str, Any]) -> str:
         body.append(f'state "{pseudo.label}" as {pseudo.id}')
         body.append(f"class {pseudo.id} s_any")
     body.append("")
-    body += [f"{src} --> {dest}: {'<br/>'.join(labels)}" for (src, dest), labels in _edge_labels(edges).items()]
+    body += [f"{src} --> {dest}: {'cmd: ' if command else ''}{'<br/>'.join(labels)}"
+             for (src, dest, command), labels in _edge_labels(edges, _commands(spec)).items()]
     body.append(f"[*] --> {spec.initial}")
     return "\n".join([*lines, *("  " + line if line else "  " for line in body)]) + "\n"
 
@@ -285,6 +299,8 @@ STYLES: Styles = {
     "edge": {
         "default": {"color": "#1f2937", "fontname": "Helvetica", "fontsize": "11", "arrowsize": "0.7"},
         "from_any": {"color": "#64748b", "style": "dashed"},
+        # The orchestrator's commands, apart from provider events.
+        "command": {"color": "#b45309", "fontcolor": "#92400e", "penwidth": "2"},
     },
     "graph": {"default": {"color": "black", "fillcolor": "white", "style": "solid", "fontname": "Helvetica"}},
     "cluster": {

@@ -48,7 +48,12 @@ def _cell(outcome: Outcome) -> str:
     after = outcome.after
     turn = after.active_turn_id or "—"
     error = "null" if after.last_error is None else f"`{after.last_error}`"
-    return f"**{after.status}** · {turn} · {error}"
+    cell = f"**{after.status}** · {turn} · {error}"
+    if after.pending_turn is not None:
+        cell += f" · pending {after.pending_turn or '(id unknown)'}"
+    if after.awaiting is not None:
+        cell += f" · awaiting {after.awaiting}"
+    return cell
 
 
 # -- semantics tables ------------------------------------------------------------------------
@@ -176,11 +181,7 @@ def semantics_tables(spec: Spec) -> str:
         " outcomes are merged.",
         "",
     ]
-    for trigger in triggers(spec):
-        lines.append(f"### `{trigger.name}`")
-        lines.append("")
-        lines.extend(trigger_table(spec, trigger))
-        lines.append("")
+    lines += _trigger_sections(spec, [t for t in triggers(spec) if not t.event_type.is_command])
     lines += [
         "### When the payload leaves the field out",
         "",
@@ -195,6 +196,29 @@ def semantics_tables(spec: Spec) -> str:
     lines.extend(_table(["event", "session", "outcome", "effect"], bookkeeping_rows(spec)))
     lines.append("")
     return "\n".join(lines)
+
+
+def _trigger_sections(spec: Spec, chosen: Sequence[ProbeTrigger]) -> list[str]:
+    lines: list[str] = []
+    for trigger in chosen:
+        lines += [f"### `{trigger.name}`", "", *trigger_table(spec, trigger), ""]
+    return lines
+
+
+def command_tables(spec: Spec) -> str:
+    """The same measured tables for the orchestrator's commands (`source: command` in the spec)."""
+    commands = [t for t in triggers(spec) if t.event_type.is_command]
+    if not commands:
+        return ""
+    lines = [
+        "## What each command does",
+        "",
+        "The orchestrator's requests (`source: command` in the spec), probed like the events above. A",
+        "cell also shows the pending turn and what the session awaits, when set; `forgotten` means the",
+        "thread was dropped with its memories.",
+        "",
+    ]
+    return "\n".join(lines + _trigger_sections(spec, commands))
 
 
 # -- the lifecycle page ----------------------------------------------------------------------
@@ -300,6 +324,7 @@ def lifecycle_markdown(spec: Spec) -> str:
         "## What each event does",
         "",
         semantics_tables(spec),
+        command_tables(spec),
     ]
     return "\n".join(lines).rstrip("\n") + "\n"
 

@@ -41,13 +41,15 @@ def _instant(value: str) -> datetime:
 
 def _updated_at_monotonic(_: Spec, o: Outcome) -> bool:
     before, after = o.before.updated_at, o.after.updated_at
+    if o.kind is OutcomeKind.FORGOTTEN:
+        return True  # the thread is gone; a new one starts its own clock
     if before is None or before == after:
         return True
     return after is not None and _instant(after) >= _instant(before)
 
 
 def _unapplied_is_noop(_: Spec, o: Outcome) -> bool:
-    return o.kind is OutcomeKind.APPLIED or o.before == o.after
+    return o.kind in (OutcomeKind.APPLIED, OutcomeKind.FORGOTTEN) or o.before == o.after
 
 
 STATE_INVARIANTS: Mapping[str, StateCheck] = {

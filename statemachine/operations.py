@@ -29,6 +29,7 @@ __all__ = [
     "DEFAULT_IDLE_THRESHOLD",
     "RESTART_EVENT_PREFIX",
     "RESTART_REASON",
+    "STALE_PENDING_REASON",
     "STALE_TURN_EVENT_PREFIX",
     "STALE_TURN_REASON",
     "SYNTHETIC_PROVIDER",
@@ -46,6 +47,7 @@ DEFAULT_IDLE_THRESHOLD = timedelta(minutes=30)
 # Synthetic eventIds live under the parser's reserved prefix: no provider event can take one.
 STALE_TURN_EVENT_PREFIX = SYNTHETIC_EVENT_PREFIX + "stale-turn:"
 STALE_TURN_REASON = "Turn expired: no event for it within the stale-turn bound"
+STALE_PENDING_REASON = "Requested turn did not start within the stale-turn bound"
 RESTART_EVENT_PREFIX = SYNTHETIC_EVENT_PREFIX + "restart:"
 RESTART_REASON = "Provider session did not survive a server restart"
 # The provider named on a synthetic event when the session has never recorded one.
@@ -124,6 +126,11 @@ def idle_since(session: Session, last_seen: datetime | None = None) -> datetime 
     return _latest(_updated(session), _aware(last_seen, "last_seen") if last_seen is not None else None)
 
 
+def _in_flight(session: Session) -> bool:
+    """Work under way: a turn, a requested turn that has not started, or an open request."""
+    return session.active_turn_id is not None or session.pending_turn is not None or session.awaiting is not None
+
+
 def reapable(
     session: Session,
     now: datetime,
@@ -148,7 +155,7 @@ def reapable(
     now = _aware(now, "now")
     if statuses is None:
         statuses = (spec if spec is not None else builtin_spec()).reapable_statuses
-    if busy or session.status not in statuses or session.active_turn_id is not None:
+    if busy or session.status not in statuses or _in_flight(session):
         return False
     since = idle_since(session, last_seen)
     return since is not None and now - since >= threshold
@@ -181,7 +188,8 @@ def stale_turns(
     *,
     last_seen: Mapping[str, datetime] | None = None,
 ) -> list[Session]:
-    """Sessions holding a turn with no event for at least `max_age`.
+    """Sessions holding a turn, or a requested turn that has not started, with no event for at
+    least `max_age`.
 
     `updatedAt` is when the session's last applied event happened; `last_seen` (by threadId, e.g.
     an `ActivityClock`'s) adds events that do not move it. "No event since" is
@@ -194,7 +202,7 @@ def stale_turns(
     seen = last_seen or {}
     stale = []
     for tid, s in projector.sessions().items():
-        if s.active_turn_id is None:
+        if s.active_turn_id is None and s.pending_turn is None:
             continue
         raw = seen.get(tid)
         since = _latest(_updated(s), _aware(raw, "last_seen") if raw is not None else None)
@@ -216,13 +224,27 @@ def expire_stale_turns(
     The event is `~lifecycle:stale-turn:<threadId>:<turnId>` (hashed after the prefix if too long),
     createdAt `now`, provider the session's, `payload.reason` = `reason`. The machine decides the
     result (on the built-in spec: `interrupted`, turn cleared and remembered, so a late completion
-    for it is rejected). Returns one outcome per stale session, in projector order.
+    for it is rejected). A session whose requested turn never started (a pending turn) gets
+    `session.state.changed {state: error, reason: STALE_PENDING_REASON}` instead, event
+    `~lifecycle:stale-turn:<threadId>:<turnId or "pending">:<now>`: settling clears the pending start and
+    any open request. Returns one outcome per stale session, in projector order.
     """
     at = _wire_time(_aware(now, "now"))
     events = []
     for s in stale_turns(projector, now, max_age, last_seen=last_seen):
         turn = s.active_turn_id
-        assert turn is not None  # stale_turns only lists sessions holding a turn
+        if s.pending_turn is not None or turn is None:
+            # The requested turn never started: the session is in error, which clears the turn,
+            # the pending start and any open request (all remembered as over).
+            events.append({
+                "eventId": _event_id(projector, STALE_TURN_EVENT_PREFIX, s.thread_id, turn or "pending", at),
+                "type": "session.state.changed",
+                "provider": s.provider_name or SYNTHETIC_PROVIDER,
+                "threadId": s.thread_id,
+                "createdAt": at,
+                "payload": {"state": "error", "reason": STALE_PENDING_REASON},
+            })
+            continue
         events.append(
             {
                 "eventId": _event_id(projector, STALE_TURN_EVENT_PREFIX, s.thread_id, turn),
@@ -263,7 +285,7 @@ def reconcile(
     for s in projector.sessions().values():
         if s.thread_id in live_thread_ids:
             continue
-        if s.status not in working and s.active_turn_id is None:
+        if s.status not in working and not _in_flight(s):
             continue
         events.append(
             {

@@ -17,6 +17,7 @@ class OutcomeKind(StrEnum):
     DUPLICATE = "duplicate"  # this thread already processed this eventId
     REJECTED = "rejected"  # a lifecycle event no transition accepts, or dated too far ahead; see `reason`
     DEFERRED = "deferred"  # applied by an observer: queued, applied once the observers of the current event ran
+    FORGOTTEN = "forgotten"  # applied, and the thread was dropped with its memories (a forget command)
 
 
 class Outcome(NamedTuple):  # built once per event: a tuple is the cheapest immutable value

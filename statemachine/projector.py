@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import timedelta
 from typing import Any, Literal
 
-from .engine import ENGINES, EngineName, engine_for
+from .engine import ENGINES, EngineName, StepFn, engine_for
 from .events import Event, EventError, EventParser
 from .ingest_clock import CREATED_IN_FUTURE, DEFAULT_MAX_CLOCK_SKEW, Clock, Horizon
 from .outcome import Outcome, OutcomeKind
@@ -79,7 +79,6 @@ class SessionProjector:
         engine: EngineName = "compiled",
         max_clock_skew: timedelta | None = DEFAULT_MAX_CLOCK_SKEW,
         clock: Clock | None = None,
-        parser: EventParser | None = None,
     ) -> None:
         """`engine="transitions"` steps every event through the `transitions` machine itself (the
         reference, slower, handy for debugging callbacks); the default answers from the table
@@ -87,25 +86,19 @@ class SessionProjector:
 
         An event whose `createdAt` is more than `max_clock_skew` ahead of `clock()` (default: the
         wall clock, UTC) is rejected as `created_in_future`; `max_clock_skew=None` lifts the bound
-        (replaying logs written ahead of this machine's clock). See `statemachine.ingest_clock`.
-
-        `parser` shares one `EventParser` (of the same spec) between projectors: an `Event` is
-        trusted as is only when the parser this projector uses returned it, so events parsed once
-        can be applied to several projectors without being validated again."""
+        (replaying logs written ahead of this machine's clock). See `statemachine.ingest_clock`."""
         if max_event_ids < 1:
             raise ValueError("max_event_ids must be at least 1")
         if max_finished_turns < 1:
             raise ValueError("max_finished_turns must be at least 1")
         self.spec = spec if spec is not None else builtin_spec()
-        if parser is not None and parser.spec is not self.spec:
-            raise ValueError("parser must be an EventParser of this projector's spec")
-        self.parser = parser if parser is not None else EventParser(self.spec)
+        self.parser = EventParser(self.spec)
         if engine not in ENGINES:
             raise ValueError(f"engine must be 'compiled' or 'transitions', got {engine!r}")
         self.engine = engine
         # The engine itself is kept: its generated source stays readable (linecache) while in use.
         self._engine = engine_for(self.spec, engine)
-        self._dispatch = self._engine.dispatch
+        self._dispatch = self._with_forgetting(self._engine.dispatch)
         self._horizon = Horizon(max_clock_skew, clock)
         self._threads: dict[str, ThreadRecord] = {}
         self.max_event_ids = max_event_ids
@@ -230,6 +223,28 @@ class SessionProjector:
         for event_id in seen_event_ids:
             record.seen.add(event_id)
         self._threads[session.thread_id] = record
+
+    def _with_forgetting(self, dispatch: Mapping[str, Mapping[str, StepFn]]) -> Mapping[str, Mapping[str, StepFn]]:
+        """The engine's dispatch, with the steps of forgetting triggers (`forgets_thread` in the
+        spec) wrapped to drop the thread once applied. Wrapping keeps the hot path untouched."""
+        forgetting = {t.name for e in self.spec.events if e.forgets_thread for t in e.trigger_values}
+        if not forgetting:
+            return dispatch
+
+        def forget(step: StepFn) -> StepFn:
+            def run(record: ThreadRecord, ev: Event) -> Outcome:
+                outcome = step(record, ev)
+                if outcome.kind is not OutcomeKind.APPLIED:
+                    return outcome
+                if self._threads.get(ev.thread_id) is record:
+                    del self._threads[ev.thread_id]
+                # `after` is the session the thread would start from again, as for a new thread.
+                fresh = Session(ev.thread_id, self.spec.initial, ev.provider)
+                return outcome._replace(kind=OutcomeKind.FORGOTTEN, after=fresh)
+            return run
+
+        return {status: {trigger: forget(step) if trigger in forgetting else step for trigger, step in steps.items()}
+                for status, steps in dispatch.items()}
 
     def _new_record(self, session: Session) -> ThreadRecord:
         return ThreadRecord(session, self.max_event_ids, self.max_finished_turns)

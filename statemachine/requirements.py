@@ -65,6 +65,10 @@ SESSION_FIELDS = {
     "lastError": "last_error",
     "updatedAt": "updated_at",
     "providerName": "provider_name",
+    # The orchestrator's side: a requested turn not started yet ("" when its id is unknown), and
+    # what the provider waits on.
+    "pendingTurn": "pending_turn",
+    "awaiting": "awaiting",
 }
 EVENT_FIELDS = {
     "eventId": "event_id",
@@ -156,9 +160,14 @@ class Requirement:
 
 @dataclass(frozen=True)
 class StaleExpiry:
-    """The environment move of the temporal model: a turn with no event for too long is settled."""
+    """The environment move of the temporal model: a turn with no event for too long is settled.
+
+    `pending_trigger`, when given, settles instead a session whose requested turn has not started
+    (a pending turn), as `expire_stale_turns` does.
+    """
 
     trigger: str
+    pending_trigger: str | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -486,8 +495,9 @@ class _Builder:
                 raise self.fail(f"ignored_types[{i}]", "must be a non-empty type name")
         stale = None
         if "stale_expiry" in self.raw:
-            stale = StaleExpiry(self.raw["stale_expiry"]["trigger"])
+            stale = StaleExpiry(self.raw["stale_expiry"]["trigger"], self.raw["stale_expiry"].get("pending_trigger"))
             self.trigger(stale.trigger, "stale_expiry.trigger")
+            self.trigger(stale.pending_trigger, "stale_expiry.pending_trigger")
         items: list[Requirement] = []
         seen: set[str] = set()
         for i, r in enumerate(self.raw["requirements"]):

@@ -72,6 +72,8 @@ SLOTS: Mapping[str, Slot] = {
     "t": Slot("event_turn", "ev.turn_id", None, "the event's turnId"),
     "ev": Slot("event", "ev", None, "the event"),
     "fin": Slot("finished", "rec.finished", None, "the thread's finished turns before the step"),
+    "pend": Slot("pending_turn", "s.pending_turn", "pending_turn", "pendingTurn (\"\" when its id is unknown)"),
+    "aw": Slot("awaiting", "s.awaiting", "awaiting", "awaiting"),
 }
 READ_ONLY = frozenset({"t", "ev", "fin"})
 
@@ -90,12 +92,14 @@ class Cursor:
 
     __slots__ = (
         "active_turn",
+        "awaiting",
         "depth",
         "event",
         "event_turn",
         "finished",
         "last_error",
         "newly_finished",
+        "pending_turn",
         "provider",
         "reason",
         "status",
@@ -111,6 +115,8 @@ class Cursor:
         self.updated_at = session.updated_at
         self.updated_dt = updated_dt
         self.provider = session.provider_name
+        self.pending_turn = session.pending_turn
+        self.awaiting = session.awaiting
         self.event = event
         self.event_turn = event.turn_id
         self.finished = finished  # the thread's remembered turns, read-only here
@@ -123,7 +129,8 @@ class Cursor:
     def session_after(self, before: Session) -> Session:
         """The session the step produced; fields the lifecycle never touches come from `before`."""
         return Session(before.thread_id, self.status, self.provider, self.active_turn, self.last_error,
-                       self.updated_at, before.provider_instance_id, before.runtime_mode)
+                       self.updated_at, before.provider_instance_id, before.runtime_mode, self.pending_turn,
+                       self.awaiting)
 
 
 GuardFn = Callable[[Cursor], bool]
@@ -180,10 +187,14 @@ class Guard:
     negates: str | None = None
     implied_by: tuple[str, ...] = ()
     classes: frozenset[str] = frozenset()
+    # Payload fields the expression reads (through `ev`): the verification universe varies them.
+    payload_fields: tuple[str, ...] = ()
     fn: GuardFn = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         _check_slots(self.name, self.reads, ())
+        if self.payload_fields and "ev" not in self.reads:
+            raise ValueError(f"guard {self.name}: declares payload_fields but does not read the event (ev)")
         _check_code(self.name, f"return {self.expr}", self.reads, ())
         wrapped = _bind(f"return {self.expr}", self.reads, (), (), self.name)
         object.__setattr__(self, "fn", lambda c: bool(wrapped(c, {})))
@@ -269,7 +280,7 @@ class Vocabulary:
     def fingerprint(self) -> tuple[Any, ...]:
         """What identifies this vocabulary's meaning (part of the compile cache key)."""
         return (
-            tuple((g.name, g.expr, g.reads, g.negates, g.implied_by) for g in self.guards.values()),
+            tuple((g.name, g.expr, g.reads, g.negates, g.implied_by, g.payload_fields) for g in self.guards.values()),
             tuple((e.name, e.code, e.reads, e.writes, e.params) for e in self.effects.values()),
         )
 
@@ -290,6 +301,20 @@ _GUARDS = (
     Guard("turn_not_finished", "t is None or t not in fin", ("t", "fin"),
           "The turn the event names has not completed, aborted or been cleared.",
           implied_by=("untargeted",), classes=frozenset({EXCLUDES_FINISHED})),
+    # The orchestrator's side: pending turn starts and stop requests.
+    Guard("turn_pending", "pend is not None", ("pend",), "The orchestrator has requested a turn that has not started.",
+          negates="no_turn_pending"),
+    Guard("no_turn_pending", "pend is None", ("pend",), "No requested turn is waiting to start.",
+          negates="turn_pending"),
+    # An empty `pend` is a request whose turn id is unknown: it never names the event's turn.
+    Guard("turn_expected", "t is not None and t == pend", ("t", "pend"),
+          "The event names the turn the orchestrator's pending request expects.", negates="turn_not_expected"),
+    Guard("turn_not_expected", "t is None or t != pend", ("t", "pend"),
+          "The event names no turn, or not the one the pending request expects.", negates="turn_expected",
+          implied_by=("untargeted", "no_turn_pending")),
+    Guard("stop_unconditional", "not ev.payload.get('onlyIfSettled')", ("ev",),
+          "The stop request does not ask to stop only a settled session (onlyIfSettled).",
+          payload_fields=("onlyIfSettled",)),
 )
 
 _EFFECTS = (
@@ -314,6 +339,17 @@ _EFFECTS = (
            ("ev", "upd", "upd_dt"), ("upd", "upd_dt"),
            "Set updatedAt to max(updatedAt, the event's createdAt); it never moves backwards."),
     Effect("record_provider", "prov = ev.provider", ("ev",), ("prov",), "Set providerName to the event's provider."),
+    # The orchestrator's side: a pending turn start, and what the provider waits on.
+    Effect("set_pending_turn", "pend = t if t is not None else ''", ("t",), ("pend",),
+           "Record a pending turn start: the turn the request names, or an unknown one."),
+    Effect("clear_pending_turn", "pend = None", (), ("pend",), "Set pendingTurn to null."),
+    Effect("consume_pending_turn", "if pend is not None and (pend == '' or pend == t):\n    pend = None",
+           ("pend", "t"), ("pend",),
+           "A turn started: the pending start it fulfils (the one expected, or one of unknown id) is over."),
+    Effect("set_awaiting", "aw = what", (), ("aw",),
+           "Set awaiting to `what` (approval, user-input): the provider waits on the orchestrator.",
+           params=("what",)),
+    Effect("clear_awaiting", "aw = None", (), ("aw",), "Set awaiting to null: nothing is asked of the orchestrator."),
 )
 
 VOCABULARY = Vocabulary.of(_GUARDS, _EFFECTS)

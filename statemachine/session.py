@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-__all__ = ["Session"]
+__all__ = ["PENDING_UNKNOWN", "Session"]
+
+# A pending turn start whose turn id is not known yet.
+PENDING_UNKNOWN = ""
 
 
 class Session(NamedTuple):
@@ -23,6 +26,11 @@ class Session(NamedTuple):
     # Carried through for the orchestrator, never interpreted by the lifecycle.
     provider_instance_id: str | None = None
     runtime_mode: str | None = None
+    # The orchestrator's side (docs/semantics.md, "Commands"). `pending_turn` is
+    # None when no turn start is pending, else the turn id the orchestrator expects, or
+    # PENDING_UNKNOWN ("") when it does not know the id yet (no real turn id is empty).
+    pending_turn: str | None = None
+    awaiting: str | None = None  # None, "approval" or "user-input": what the provider waits on
 
     def to_wire(self) -> dict[str, Any]:
         """The session as JSON, with T3's field names."""
@@ -33,6 +41,8 @@ class Session(NamedTuple):
             "activeTurnId": self.active_turn_id,
             "lastError": self.last_error,
             "updatedAt": self.updated_at,
+            "pendingTurn": None if self.pending_turn is None else {"turnId": self.pending_turn or None},
+            "awaiting": self.awaiting,
         }
         if self.provider_instance_id is not None:
             wire["providerInstanceId"] = self.provider_instance_id

@@ -1,7 +1,7 @@
 """The snapshot format: every session, its de-duplication memory and its remembered turns, as JSON.
 
 ```
-{"format": "session-lifecycle-snapshot", "version": 2, "spec": "session-lifecycle",
+{"format": "session-lifecycle-snapshot", "version": 3, "spec": "session-lifecycle",
  "specDigest": "<sha256 of the spec's content>", "maxEventIds": 1024, "maxFinishedTurns": 256,
  "threads": [{"session": {...Session.to_wire()...}, "seenEventIds": [...], "finishedTurns": [...]}]}
 ```
@@ -11,7 +11,9 @@ first: a restored projector must forget in the same order as the one that was sa
 strict (unknown keys, wrong types, duplicates, ids past the parser's limit, memories fuller than
 the *restoring* projector's caps, a different spec content, and states that break the spec's
 invariants are all refused) so that a restored projector is one the proofs speak about.
-Version 1 (no `specDigest`) is still read; its spec content is then not checked.
+Version 3 added the sessions' `pendingTurn` and `awaiting`; version 2 added `specDigest`. Older
+snapshots still restore: version 2 sessions with both new fields null, and version 1 without its
+spec content checked.
 `SessionProjector.snapshot()` and `SessionProjector.restore()` are the public entry points.
 """
 
@@ -43,9 +45,10 @@ __all__ = [
 ]
 
 SNAPSHOT_FORMAT = "session-lifecycle-snapshot"
-SNAPSHOT_VERSION = 2
-# Versions this library reads: 1 is version 2 without `specDigest`.
-_READABLE_VERSIONS = (1, 2)
+SNAPSHOT_VERSION = 3
+# Versions this library reads: 2 is version 3 without the sessions' `pendingTurn` and `awaiting`
+# (both restore null); 1 is version 2 without `specDigest`.
+READABLE_VERSIONS = (1, 2, 3)
 
 # Longest snapshot text `decode` parses. A thread with full default memories of UUID-sized ids
 # takes about 50 KB, a typical one well under 1 KB: this leaves room for thousands of full
@@ -63,6 +66,8 @@ _SESSION_FIELDS = {
     "providerInstanceId": "provider_instance_id",
     "runtimeMode": "runtime_mode",
 }
+# The orchestrator's side (version 3): pendingTurn null or {"turnId": id or null}; awaiting null or text.
+_ORCHESTRATOR_FIELDS = ("pendingTurn", "awaiting")
 _REQUIRED_SESSION_FIELDS = ("threadId", "status", "providerName", "activeTurnId", "lastError", "updatedAt")
 _TOP_FIELDS = ("format", "version", "spec", "specDigest", "maxEventIds", "maxFinishedTurns", "threads")
 _THREAD_FIELDS = ("session", "seenEventIds", "finishedTurns")
@@ -190,8 +195,23 @@ def _ids(value: object, path: str, cap: int, cap_name: str, max_length: int) -> 
 _ID_FIELDS = ("threadId", "providerName", "activeTurnId", "updatedAt")
 
 
-def _session(value: object, path: str, spec: Spec, limits: Limits) -> Session:
-    obj = _object(value, path, tuple(_SESSION_FIELDS))
+def _pending_turn(obj: Mapping[str, Any], path: str, limits: Limits) -> str | None:
+    raw = obj.get("pendingTurn")
+    if raw is None:
+        return None
+    where = _join(path, "pendingTurn")
+    pending = _object(raw, where, ("turnId",))
+    turn = _text(_field(pending, "turnId", where), _join(where, "turnId"), nullable=True)
+    if turn == "":
+        raise SnapshotError(_join(where, "turnId"), "must not be empty")
+    if turn is not None:
+        _length(turn, _join(where, "turnId"), limits.max_id_length)
+    return "" if turn is None else turn  # "" is Session's spelling of a pending turn of unknown id
+
+
+def _session(value: object, path: str, spec: Spec, limits: Limits, version: int) -> Session:
+    # The orchestrator's fields exist from version 3 on.
+    obj = _object(value, path, (*_SESSION_FIELDS, *_ORCHESTRATOR_FIELDS) if version >= 3 else tuple(_SESSION_FIELDS))
     fields: dict[str, str | None] = {}
     for name in _SESSION_FIELDS:
         where = _join(path, name)
@@ -222,6 +242,14 @@ def _session(value: object, path: str, spec: Spec, limits: Limits) -> Session:
                                                           "restoring projector's max_clock_skew")
     thread_id, status = fields["thread_id"], fields["status"]
     assert thread_id is not None and status is not None  # not nullable, checked above
+    pending = _pending_turn(obj, path, limits)
+    awaiting = _text(obj.get("awaiting"), _join(path, "awaiting"), nullable=True)
+    if awaiting == "":
+        raise SnapshotError(_join(path, "awaiting"), "must not be empty")
+    if awaiting is not None:
+        _length(awaiting, _join(path, "awaiting"), limits.max_id_length)
+    if not spec.status(status).holds_turn and (pending is not None or awaiting is not None):
+        raise SnapshotError(path, f"a {status} session may not hold a pending turn or await anything")
     return Session(
         thread_id,
         status,
@@ -231,6 +259,8 @@ def _session(value: object, path: str, spec: Spec, limits: Limits) -> Session:
         updated_at,
         fields["provider_instance_id"],
         fields["runtime_mode"],
+        pending,
+        awaiting,
     )
 
 
@@ -272,9 +302,9 @@ def decode(data: object, spec: Spec, limits: Limits) -> Decoded:
     if data.get("format") != SNAPSHOT_FORMAT:
         raise SnapshotError("format", f"not a session-lifecycle snapshot (format must be {SNAPSHOT_FORMAT!r})")
     version = _int(_field(data, "version", ""), "version")
-    if version not in _READABLE_VERSIONS:
+    if version not in READABLE_VERSIONS:
         raise SnapshotError("version", f"unsupported snapshot version {version} (this library reads "
-                                       f"{', '.join(map(str, _READABLE_VERSIONS))})")
+                                       f"{', '.join(map(str, READABLE_VERSIONS))})")
     obj = _object(data, "", _TOP_FIELDS if version >= 2 else tuple(f for f in _TOP_FIELDS if f != "specDigest"))
     spec_name = _text(_field(obj, "spec", ""), "spec", nullable=False)
     if spec_name != spec.name:
@@ -300,7 +330,7 @@ def decode(data: object, spec: Spec, limits: Limits) -> Decoded:
     for i, raw in enumerate(raw_threads):
         path = f"threads[{i}]"
         entry = _object(raw, path, _THREAD_FIELDS)
-        session = _session(_field(entry, "session", path), f"{path}.session", spec, limits)
+        session = _session(_field(entry, "session", path), f"{path}.session", spec, limits, version)
         if session.thread_id in thread_ids:
             raise SnapshotError(f"{path}.session.threadId", f"repeats {session.thread_id[:64]!r}")
         thread_ids.add(session.thread_id)

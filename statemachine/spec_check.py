@@ -130,7 +130,8 @@ class _Builder:
                     raise self.fail(f"events[{i}].variant_by", f"{variant_by!r} must name a payload field with an enum")
                 if not (selector.required or selector.default is not None):
                     raise self.fail(f"events[{i}].variant_by", f"{variant_by!r} must be required or have a default")
-            events.append(EventType(e["type"], payload, variant_by))
+            events.append(EventType(e["type"], payload, variant_by, e.get("source", "provider"),
+                                    bool(e.get("forgets_thread", False))))
         return events
 
     def transitions(

@@ -100,6 +100,14 @@ class EventType:
     type: str
     payload: tuple[PayloadField, ...]
     variant_by: str | None = None
+    # Who sends it: "provider" (runtime events) or "command" (the orchestrator's requests).
+    source: str = "provider"
+    # An applied event of this type drops the thread and its memories (the outcome is FORGOTTEN).
+    forgets_thread: bool = False
+
+    @property
+    def is_command(self) -> bool:
+        return self.source == "command"
 
     def field(self, name: str) -> PayloadField | None:
         return next((f for f in self.payload if f.name == name), None)

@@ -32,7 +32,13 @@ RejectionReason = Literal[
     "targeted",
     "other_turn_active",
     "turn_finished",
+    "no_turn_pending",
+    "turn_pending",
+    "turn_expected",
+    "not_settled",
     "invalid_in_idle",
+    "invalid_in_starting",
+    "invalid_in_running",
     "invalid_in_ready",
     "invalid_in_interrupted",
     "invalid_in_stopped",
@@ -40,7 +46,7 @@ RejectionReason = Literal[
     "created_in_future",
 ]
 
-OutcomeKindName = Literal["applied", "ignored", "duplicate", "rejected", "deferred"]
+OutcomeKindName = Literal["applied", "ignored", "duplicate", "rejected", "deferred", "forgotten"]
 
 STATUSES: Final[tuple[Status, ...]] = get_args(Status)
 # Statuses that may hold an active turn; every other status clears it on entry.

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+from hypothesis import assume
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
@@ -187,6 +188,7 @@ def make_lifecycle_machine(
             self.projector = projector(spec)
             self.clock = EPOCH
             self.next_id = 0
+            self.dropped_ids: set[str] = set()  # eventIds whose thread was forgotten since
             self.known_turns: set[str] = set()
 
         # -- building events ---------------------------------------------------------------
@@ -274,6 +276,14 @@ def make_lifecycle_machine(
                 fields = (outcome.before.status, outcome.before.active_turn_id, outcome.before.last_error,
                           outcome.before.updated_at)
                 assert fields == (spec.initial, None, None, None), outcome.before
+            if outcome.kind is OutcomeKind.FORGOTTEN:
+                # The thread is dropped with its memories; a spec's forgetting command did it.
+                event_type = spec.event_type(wire["type"])
+                assert event_type is not None and event_type.forgets_thread, wire
+                assert thread not in p and p.seen_event_ids(thread) == () and p.finished_turns(thread) == ()
+                self.dropped_ids.update((*seen, event_id))
+                assert {t: s for t, s in p.sessions().items()} == {t: s for t, s in sessions.items() if t != thread}
+                return outcome
             assert outcome.after == p[thread]
             # Nothing outside this thread moved.
             assert {t: s for t, s in p.sessions().items() if t != thread} == {
@@ -366,6 +376,8 @@ def make_lifecycle_machine(
                       zone: str) -> None:
             # Same eventId and thread, anything else may differ: still the event already processed.
             thread = original["threadId"]
+            # A thread forgotten since then forgot the eventId with it: the event would be new.
+            assume(original["eventId"] not in self.dropped_ids)
             wire = self._lifecycle(data, trigger, thread, original["provider"], self._created_at(tick, zone),
                                    self._turn(data, thread), event_id=original["eventId"])
             assert original["eventId"] in self.projector.seen_event_ids(thread)

@@ -64,7 +64,7 @@ def _documented() -> tuple[dict[str, Any], dict[str, Any], dict[str, str]]:
             line, reason = item.split(":")
             rejections.append((int(line), reason.strip()))
         outcomes[row["fixture"]] = {
-            "outcomes": {k: int(row[k]) for k in ("applied", "ignored", "duplicate", "rejected")},
+            "outcomes": {k: int(row[k]) for k in ("applied", "ignored", "duplicate", "rejected", "forgotten")},
             "malformed": int(row["malformed"]),
             "rejections": rejections,
         }

@@ -20,7 +20,8 @@ from statemachine.replay import replay_lines
 
 ROOT = Path(__file__).resolve().parent.parent
 MUTANT_A = ROOT / "specs" / "mutants" / "a_seed_ready_keeps_turn.yaml"
-SESSION_KEYS = {"threadId", "status", "activeTurnId", "lastError", "providerName", "updatedAt"}
+SESSION_KEYS = {"threadId", "status", "activeTurnId", "lastError", "providerName", "updatedAt",
+                "pendingTurn", "awaiting"}
 
 
 def run(*args: str, stdin: bytes | None = None, cwd: Path = ROOT) -> subprocess.CompletedProcess[bytes]:
@@ -44,7 +45,7 @@ def assert_shape(data: dict[str, Any]) -> None:
     for tid, session in data["sessions"].items():
         assert set(session) == SESSION_KEYS
         assert session["threadId"] == tid
-    assert set(data["outcomes"]) == {"applied", "ignored", "duplicate", "rejected", "malformed"}
+    assert set(data["outcomes"]) == {"applied", "ignored", "duplicate", "rejected", "forgotten", "malformed"}
     assert all(isinstance(n, int) for n in data["outcomes"].values())
     for r in data["rejected"]:
         assert set(r) == {"line", "eventId", "reason"}
@@ -85,7 +86,8 @@ def test_json_output_shape_and_values(tmp_path: Path) -> None:
     assert_shape(data)
     assert {tid: {k: s[k] for k in MIXED_SESSIONS[tid]} for tid, s in data["sessions"].items()} == MIXED_SESSIONS
     assert data["sessions"]["thr-a"]["updatedAt"] == events[1]["createdAt"]
-    assert data["outcomes"] == {"applied": 4, "ignored": 1, "duplicate": 1, "rejected": 1, "malformed": 0}
+    assert data["outcomes"] == {"applied": 4, "ignored": 1, "duplicate": 1, "rejected": 1, "forgotten": 0,
+                                "malformed": 0}
     assert data["rejected"] == [{"line": 5, "eventId": events[4]["eventId"], "reason": "other_turn_active"}]
     assert data["errors"] == []
 
@@ -122,7 +124,8 @@ def test_empty_input_and_blank_lines() -> None:
     proc = run("replay", "--json", "-", stdin=b"")
     assert proc.returncode == 0
     assert one_json_object(proc.stdout) == {
-        "sessions": {}, "outcomes": {"applied": 0, "ignored": 0, "duplicate": 0, "rejected": 0, "malformed": 0},
+        "sessions": {},
+        "outcomes": {"applied": 0, "ignored": 0, "duplicate": 0, "rejected": 0, "forgotten": 0, "malformed": 0},
         "rejected": [], "errors": [],
     }
     ev = Events()
@@ -325,7 +328,7 @@ def test_replay_memory_does_not_grow_with_the_number_of_lines() -> None:
     assert large_counts == {k: 5 * v for k, v in small_counts.items()}
     # Per ten lines: start, ignored item, rejected completion, malformed, duplicate, failure, 4 starts.
     assert small_counts == {
-        "applied": 6_000, "ignored": 1_000, "duplicate": 1_000, "rejected": 1_000, "malformed": 1_000,
+        "applied": 6_000, "ignored": 1_000, "duplicate": 1_000, "rejected": 1_000, "forgotten": 0, "malformed": 1_000,
     }
 
 

@@ -41,8 +41,8 @@ def test_a_pair_no_transition_leaves_compiles_to_its_rejection() -> None:
 
 
 def test_guards_that_change_nothing_are_not_tested() -> None:
-    # session.state.changed[ready] has no guard: its function is straight-line code.
-    source = compiled_for(builtin_spec()).sources[("session.state.changed[ready]", "running")]
+    # session.state.changed[stopped] has no guard: its function is straight-line code.
+    source = compiled_for(builtin_spec()).sources[("session.state.changed[stopped]", "running")]
     assert "\n    if turn is not None:" in source  # clear_turn's own test, not a guard
     assert "else:" not in source
     # turn.started reads five guards; its function branches on them.

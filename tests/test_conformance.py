@@ -95,3 +95,44 @@ def test_case_9_items_never_start_turns(engine: str) -> None:
     step(p, ev("session.started"), APPLIED, ("ready", None, None))
     step(p, ev("thread.started"), APPLIED, ("ready", None, None))
     step(p, ev("item.started", itemType="command_execution"), IGNORED, ("ready", None, None))
+
+
+# -- T3's ingestion cases that need the orchestrator's side (its command reactor) ----------------
+# T3 writes the pending turn start from its `thread.turn.start` command; here that command is an
+# input of its own. Each case is also an example log (examples/t3_*.jsonl) replayed by the CLI.
+
+
+def test_case_10_reconnect_keeps_a_pending_turn_starting(engine: str) -> None:
+    # T3: "keeps a reconnecting pending turn starting while ready clears stale active state".
+    p, ev = seeded(engine=engine), Events()
+    step(p, ev("turn.started", "turn-stale-before-reconnect"), APPLIED,
+         ("running", "turn-stale-before-reconnect", None))
+    step(p, ev("thread.turn.start", message={"role": "user", "text": "resume after reconnect"}), APPLIED,
+         ("running", "turn-stale-before-reconnect", None))
+    step(p, ev("session.state.changed", state="starting"), APPLIED, ("starting", "turn-stale-before-reconnect", None))
+    # The provider reconnects: ready must not settle a session whose requested turn has not started.
+    step(p, ev("session.state.changed", state="ready"), APPLIED, ("starting", None, None))
+    assert p["thread-1"].pending_turn is not None
+    step(p, ev("session.started"), APPLIED, ("starting", None, None))
+    step(p, ev("turn.started", "turn-after-reconnect"), APPLIED, ("running", "turn-after-reconnect", None))
+    assert p["thread-1"].pending_turn is None
+    step(p, ev("session.started"), APPLIED, ("running", "turn-after-reconnect", None))
+    assert "turn-stale-before-reconnect" in p.finished_turns("thread-1")
+
+
+def test_case_11_steer_supersedes_the_running_turn(engine: str) -> None:
+    # T3: "accepts a conflicting turn.started for a pending turn start when the provider expects
+    # that turn". The expected id travels in the command's turnId.
+    p, ev = seeded(engine=engine), Events()
+    step(p, ev("turn.started", "turn-steered-over"), APPLIED, ("running", "turn-steered-over", None))
+    step(p, ev("thread.turn.start", "turn-from-steer"), APPLIED, ("running", "turn-steered-over", None))
+    step(p, ev("turn.started", "turn-from-steer"), APPLIED, ("running", "turn-from-steer", None))
+    # The superseded turn is over: its late completion cannot settle the new one.
+    step(p, ev("turn.completed", "turn-steered-over", state="completed"), REJECTED,
+         ("running", "turn-from-steer", None))
+
+
+def test_case_11_without_the_request_the_conflicting_start_is_rejected(engine: str) -> None:
+    p, ev = seeded(engine=engine), Events()
+    step(p, ev("turn.started", "turn-steered-over"), APPLIED, ("running", "turn-steered-over", None))
+    step(p, ev("turn.started", "turn-from-steer"), REJECTED, ("running", "turn-steered-over", None))

@@ -96,7 +96,10 @@ def mermaid_edges(text: str) -> dict[tuple[str, str], str]:
     for line in text.splitlines():
         m = re.fullmatch(r"\s*(\w+) --> (\w+): (.*)", line)
         if m:
-            edges[(m.group(1), m.group(2))] = _unwrap(m.group(3).split("<br/>"))
+            # Commands get edges of their own: a pair of statuses may have two, joined here by " | ".
+            label = _unwrap(m.group(3).split("<br/>"))
+            key = (m.group(1), m.group(2))
+            edges[key] = f"{edges[key]} | {label}" if key in edges else label
     return edges
 
 
@@ -106,26 +109,29 @@ def dot_edges(text: str) -> dict[tuple[str, str], str]:
         m = re.fullmatch(r"\s*(\w+) -> (\w+) \[label=<(.*)>.*\]", line)
         if m:
             cells = re.findall(r"<td[^>]*>(.*?)</td>", m.group(3))
-            edges[(m.group(1), m.group(2))] = _unwrap([c.replace("&amp;", "&") for c in cells])
+            label = _unwrap([c.replace("&amp;", "&") for c in cells])
+            key = (m.group(1), m.group(2))
+            edges[key] = f"{edges[key]} | {label}" if key in edges else label
     return edges
 
 
 def test_every_transition_is_an_edge_carrying_its_trigger_and_guards() -> None:
     edges = mermaid_edges(mermaid_text())
     for t in SPEC.transitions:
-        assert t.dest is not None
         guards = f"[{' & '.join(t.guards)}]" if t.guards else ""
-        carrying = [label for (_, dest), label in edges.items() if dest == t.dest and t.trigger in label
-                    and guards in label]
-        assert carrying, f"transition {t.index} ({t.trigger} -> {t.dest} {guards}) is not drawn"
+        # An internal transition is a loop on each status it stays in.
+        for dest in (t.dest,) if t.dest is not None else t.sources:
+            carrying = [label for (_, d), label in edges.items() if d == dest and t.trigger in label
+                        and guards in label]
+            assert carrying, f"transition {t.index} ({t.trigger} -> {dest} {guards}) is not drawn"
 
 
 def test_graphviz_edges_carry_triggers_and_guards(graphviz_available: None) -> None:
     edges = dot_edges(dot_text())
     for t in SPEC.transitions:
         guards = f"[{' & '.join(t.guards)}]" if t.guards else ""
-        assert any(dest == t.dest and t.trigger in label and guards in label
-                   for (_, dest), label in edges.items()), t
+        for dest in (t.dest,) if t.dest is not None else t.sources:
+            assert any(d == dest and t.trigger in label and guards in label for (_, d), label in edges.items()), t
 
 
 def test_labels_are_wrapped_to_stay_narrow() -> None:
@@ -153,8 +159,8 @@ def test_inactive_statuses_are_marked_with_their_clearing_hook() -> None:
     for status in SPEC.statuses:
         style = "s_holds_turn" if status.holds_turn else "s_no_turn"
         assert f"class {status.name} {style}" in text
-        hook = f"{status.name} : entry / clear_turn"
-        assert (hook in text) is (not status.holds_turn)
+        hook = re.search(rf"^\s*{status.name} : entry / (.*)$", text, re.M)
+        assert (hook is not None and hook.group(1).endswith("clear_turn")) is (not status.holds_turn)
     assert re.search(r"classDef s_no_turn .*stroke-dasharray", text)
 
 
@@ -167,7 +173,7 @@ def test_graphviz_groups_inactive_statuses(graphviz_available: None) -> None:
         declared = re.search(rf"^\t+{status.name} \[label=<(.*)>", text, re.M)
         assert declared is not None, status.name
         assert (f"\t\t{status.name} [" in cluster) is (not status.holds_turn)
-        assert ("entry / clear_turn" in declared.group(1)) is (not status.holds_turn)
+        assert bool(re.search(r"entry / [^<]*clear_turn<", declared.group(1))) is (not status.holds_turn)
 
 
 def test_no_state_is_highlighted_as_current(graphviz_available: None) -> None:
@@ -179,8 +185,21 @@ def test_no_state_is_highlighted_as_current(graphviz_available: None) -> None:
 def test_the_drawing_follows_the_spec_file() -> None:
     # This mutant adds an internal transition on `ready`: the picture must show it.
     mutant = render(load_spec(MUTANT_C), "mermaid").decode("utf-8")
-    assert mermaid_edges(mutant)[("ready", "ready")] == "turn.started [internal] [targeted]"
-    assert ("ready", "ready") not in mermaid_edges(mermaid_text())
+    assert mermaid_edges(mutant)[("ready", "ready")].startswith("turn.started [internal] [targeted]")
+    assert "turn.started" not in mermaid_edges(mermaid_text())[("ready", "ready")]
+
+
+def test_commands_are_drawn_apart_from_provider_events(graphviz_available: None) -> None:
+    commands = {e.type for e in SPEC.events if e.is_command}
+    edges = mermaid_edges(mermaid_text())
+    for (_, _), label in edges.items():
+        drawn = {t for t in commands if t in label}
+        # An edge carries commands only, marked as such, or provider events only.
+        for part in label.split(" | "):
+            assert not {t for t in drawn if t in part} or part.startswith("cmd: "), part
+    assert edges[("any_status", "idle")] == "cmd: thread.delete"
+    styled = [line for line in dot_text().splitlines() if "thread.session.stop" in line]
+    assert styled and all("color=\"#b45309\"" in line and "penwidth=2" in line for line in styled)
 
 
 # -- the command ------------------------------------------------------------------------------

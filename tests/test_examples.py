@@ -64,7 +64,8 @@ def _documented() -> tuple[dict[str, dict[str, dict[str, Any]]], dict[str, dict[
             line, reason = item.split(":")
             rejections.append((int(line), reason.strip()))
         outcomes[row["log"]] = {
-            "outcomes": {k: int(row[k]) for k in ("applied", "ignored", "duplicate", "rejected", "malformed")},
+            "outcomes": {k: int(row[k]) for k in ("applied", "ignored", "duplicate", "rejected", "forgotten",
+                                                  "malformed")},
             "malformed": int(row["malformed"]),
             "rejections": rejections,
         }

@@ -77,7 +77,8 @@ def test_replay_json_counts_malformed_lines_with_the_outcomes(
     log.write_text(json.dumps(ev("session.started")) + "\n{broken\n" + json.dumps({"eventId": "x"}) + "\n")
     assert main(["replay", "--json", str(log)]) == 1
     data = json.loads(capsys.readouterr().out)
-    assert data["outcomes"] == {"applied": 1, "ignored": 0, "duplicate": 0, "rejected": 0, "malformed": 2}
+    assert data["outcomes"] == {"applied": 1, "ignored": 0, "duplicate": 0, "rejected": 0, "forgotten": 0,
+                                "malformed": 2}
 
 
 @pytest.mark.parametrize("name", ["x.jpg", "x.txt", "lifecycle.svg.bak"])

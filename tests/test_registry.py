@@ -37,8 +37,11 @@ def _spec_text() -> str:
     )
     # turn.started (targeted) now guards with the new name; stopped notes its reason.
     text = text.replace(
-        "    guards: [targeted, turn_not_finished, turn_matches]\n    effects: [set_turn]",
-        "    guards: [targeted, turn_is_fresh, turn_matches]\n    effects: [set_turn]",
+        "    guards: [targeted, turn_not_finished, turn_matches]\n    effects: [set_turn, consume_pending_turn]",
+        "    guards: [targeted, turn_is_fresh, turn_matches]\n    effects: [set_turn, consume_pending_turn]",
+    ).replace(
+        "    guards: [targeted, turn_not_finished, turn_expected]\n",
+        "    guards: [targeted, turn_is_fresh, turn_expected]\n",
     )
     return text.replace(
         '{trigger: "session.state.changed[stopped]", sources: "*", dest: stopped}',

@@ -253,7 +253,8 @@ class _ForgetsEventIds(SessionProjector):
     def apply(self, event: Any) -> Outcome:
         outcome = super().apply(event)
         thread = outcome.event.thread_id
-        self.seed(self[thread], finished_turns=self.finished_turns(thread))
+        if thread in self:  # a forgotten thread is gone already
+            self.seed(self[thread], finished_turns=self.finished_turns(thread))
         return outcome
 
 

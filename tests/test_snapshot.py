@@ -120,7 +120,7 @@ def _delete(path: list[Any]) -> Callable[[dict[str, Any]], None]:
 
 
 BAD = [
-    (_set(["version"], 3), "version", "unsupported snapshot version 3"),
+    (_set(["version"], 4), "version", "unsupported snapshot version 4"),
     (_set(["version"], 1), "specDigest", "unknown field"),  # version 1 had no digest
     (_set(["version"], "1"), "version", "must be an integer"),
     (_delete(["version"]), "version", "is required"),

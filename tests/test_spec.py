@@ -75,8 +75,11 @@ def test_the_builtin_spec_loads_with_the_reference_vocabulary() -> None:
     assert set(spec.inactive_statuses) == {"idle", "ready", "interrupted", "stopped", "error"}
     assert spec.initial == "idle"
     lifecycle = {"session.started", "thread.started", "session.state.changed", "session.exited", "turn.started",
-                 "turn.completed", "turn.aborted", "runtime.error"}
-    assert {e.type for e in spec.events} == lifecycle
+                 "turn.completed", "turn.aborted", "runtime.error", "request.opened", "user-input.requested",
+                 "request.resolved"}
+    commands = {"thread.turn.start", "thread.session.stop", "thread.session.start", "thread.delete"}
+    assert {e.type for e in spec.events if not e.is_command} == lifecycle
+    assert {e.type for e in spec.events if e.is_command} == commands
     state = spec.event_type("session.state.changed").field("state")  # type: ignore[union-attr]
     assert state is not None and state.required
     assert set(state.enum or ()) == {"starting", "ready", "running", "waiting", "stopped", "error"}
@@ -256,7 +259,7 @@ def test_unknown_effect_in_a_transition() -> None:
 def test_unknown_effect_on_enter() -> None:
     i = status_index(builtin_raw(), "ready")
     error = spec_error(lambda r: r["statuses"][status_index(r, "ready")]["on_enter"].append("page_someone"))
-    assert error.path == f"statuses[{i}].on_enter[1]"
+    assert error.path == f"statuses[{i}].on_enter[{len(builtin_raw()['statuses'][i]['on_enter'])}]"
 
 
 def test_unknown_effect_on_applied() -> None:

@@ -233,8 +233,11 @@ def test_model_is_derived_from_the_spec() -> None:
     for trigger in builtin_spec().triggers:
         assert f" {trigger}\\n" in model  # each trigger is an event of the model
     assert model.count("taken = ") >= len(builtin_spec().transitions)
-    # Two turn ids still give a model; the event loop grows with them.
-    assert export_promela(builtin_spec(), turn_ids=2).count(":: d_step") == 3 * len(builtin_spec().triggers)
+    # Two turn ids still give a model; the event loop grows with them (and a trigger whose guards
+    # read the payload is sent with each value of it: the stop request's onlyIfSettled).
+    reads_payload = 1
+    assert export_promela(builtin_spec(), turn_ids=2).count(":: d_step") == 3 * (len(builtin_spec().triggers)
+                                                                                 + reads_payload)
 
 
 def test_temporal_model_has_the_environment_and_one_claim_per_temporal_requirement() -> None:
@@ -243,7 +246,8 @@ def test_temporal_model_has_the_environment_and_one_claim_per_temporal_requireme
     model = export_promela(spec, reqs, temporal=True)
     for req in reqs.of_form("temporal"):
         assert f"ltl {req.name} {{" in model
-    assert ":: !quiet -> printf" in model and ":: turn != 0 -> d_step { ev = turn" in model
+    assert ":: !quiet -> printf" in model and ":: turn != 0 && pend == 0 -> d_step { ev = turn" in model
+    assert ":: pend != 0 -> d_step { ev = 0" in model  # a requested turn that never started expires too
     assert "assert(" not in model  # the temporal model judges by its claims only
     safety = export_promela(spec, reqs)
     assert "ltl " not in safety and "@violated no_turn_in_inactive_status" in safety

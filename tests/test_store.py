@@ -206,11 +206,11 @@ def test_schema_is_versioned_and_a_newer_database_is_refused(tmp_path: Path) -> 
     open_store(str(path)).close()
     open_store(str(path)).close()  # a second open applies nothing again
     conn = sqlite3.connect(path)
-    assert conn.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
-    conn.execute("UPDATE schema_version SET version = 2")
+    assert conn.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+    conn.execute("UPDATE schema_version SET version = 3")
     conn.commit()
     conn.close()
-    with pytest.raises(StoreError, match="schema version 2, newer than this package's 1"):
+    with pytest.raises(StoreError, match="schema version 3, newer than this package's 2"):
         open_store(str(path))
 
 

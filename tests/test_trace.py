@@ -52,7 +52,8 @@ def test_trace_has_one_record_per_non_blank_line(tmp_path: Path, capsys: pytest.
     assert "eventId" not in records[6] and records[6]["error"].startswith("event")
     assert records[-1]["session"] == {"threadId": "t1", "status": "error", "providerName": "codex",
                                       "activeTurnId": None, "lastError": "boom",
-                                      "updatedAt": json.loads(lines[8])["createdAt"]}
+                                      "updatedAt": json.loads(lines[8])["createdAt"],
+                                      "pendingTurn": None, "awaiting": None}
 
 
 def test_trace_out_writes_the_file_and_keeps_the_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -62,7 +63,7 @@ def test_trace_out_writes_the_file_and_keeps_the_summary(tmp_path: Path, capsys:
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(records) == 14
     assert records[-1]["session"] == summary["sessions"]["thr-codex-01"]
-    assert [r["outcome"] for r in records].count("ignored") == summary["outcomes"]["ignored"] == 6
+    assert [r["outcome"] for r in records].count("ignored") == summary["outcomes"]["ignored"] == 4
 
 
 def test_trace_out_that_cannot_be_written_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -88,7 +89,7 @@ def test_trace_lines_streams_and_matches_the_final_sessions() -> None:
     seen: list[int] = []
     report = trace_lines(projector, (EXAMPLES / "out_of_order.jsonl").open("rb"), lambda r: seen.append(r["line"]))
     assert seen == list(range(1, 11))
-    assert report.outcomes == {"applied": 4, "ignored": 0, "duplicate": 2, "rejected": 4}
+    assert report.outcomes == {"applied": 4, "ignored": 0, "duplicate": 2, "rejected": 4, "forgotten": 0}
 
 
 def test_trace_survives_strings_stdout_cannot_encode(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

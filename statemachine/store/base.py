@@ -44,7 +44,8 @@ _log = logging.getLogger("statemachine.observers")
 
 # The outcome kinds a replay counts, one column each in `replay_progress` (a replay has no
 # observers, so no apply is ever deferred).
-REPLAY_KINDS = (OutcomeKind.APPLIED, OutcomeKind.IGNORED, OutcomeKind.DUPLICATE, OutcomeKind.REJECTED)
+REPLAY_KINDS = (OutcomeKind.APPLIED, OutcomeKind.IGNORED, OutcomeKind.DUPLICATE, OutcomeKind.REJECTED,
+                OutcomeKind.FORGOTTEN)
 
 # The largest memory cap `import_snapshot` takes from a snapshot file.
 MAX_IMPORTED_CAP = 1 << 20
@@ -65,7 +66,8 @@ def _snapshot_object(data: Mapping[str, Any] | str | bytes) -> Mapping[str, Any]
 
 
 _SESSION_COLUMNS = (
-    "thread_id, status, provider_name, active_turn_id, last_error, updated_at, provider_instance_id, runtime_mode"
+    "thread_id, status, provider_name, active_turn_id, last_error, updated_at, provider_instance_id, runtime_mode, "
+    "pending_turn, awaiting"
 )
 
 
@@ -387,7 +389,11 @@ class SqlStore(SessionStore):
                     raise StoreError("loading a thread", f"stored row of thread "
                                      f"{rows.session.thread_id!r} is invalid: {exc}") from exc
             outcomes = [projector.apply(e) for e in parsed]
-            self._write_threads(cur, thread_ids, stored, projector)
+            # A thread forgotten in this batch loses its rows; if it started again, it is new.
+            for t in dict.fromkeys(o.event.thread_id for o in outcomes if o.kind is OutcomeKind.FORGOTTEN):
+                self._delete_thread(cur, t)
+                stored.pop(t, None)
+            self._write_threads(cur, [t for t in thread_ids if t in projector], stored, projector)
             if self.keep_journal and outcomes:
                 cur.executemany(
                     self._sql("INSERT INTO outcomes (thread_id, event_id, kind, reason, transition) "
@@ -422,6 +428,10 @@ class SqlStore(SessionStore):
                     getattr(loaded[thread_id], attr).append((int(seq), str(value)))
         return loaded
 
+    def _delete_thread(self, cur: _Cursor, thread_id: str) -> None:
+        for table in ("sessions", "seen_events", "finished_turns"):
+            cur.execute(self._sql(f"DELETE FROM {table} WHERE thread_id = ?"), (thread_id,))
+
     def _write_threads(
         self, cur: _Cursor, thread_ids: Sequence[str], old: Mapping[str, _Rows], projector: SessionProjector
     ) -> None:
@@ -434,12 +444,13 @@ class SqlStore(SessionStore):
                 sessions.append(tuple(session))
         if sessions:
             cur.executemany(
-                self._sql(f"INSERT INTO sessions ({_SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                self._sql(f"INSERT INTO sessions ({_SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                           "ON CONFLICT (thread_id) DO UPDATE SET status = excluded.status, "
                           "provider_name = excluded.provider_name, active_turn_id = excluded.active_turn_id, "
                           "last_error = excluded.last_error, updated_at = excluded.updated_at, "
                           "provider_instance_id = excluded.provider_instance_id, "
-                          "runtime_mode = excluded.runtime_mode"),
+                          "runtime_mode = excluded.runtime_mode, pending_turn = excluded.pending_turn, "
+                          "awaiting = excluded.awaiting"),
                 sessions,
             )
         for table, column, attr, read in (("seen_events", "event_id", "seen", projector.seen_event_ids),
@@ -459,10 +470,10 @@ class SqlStore(SessionStore):
         counts = [p.outcomes.get(k.value, 0) for k in REPLAY_KINDS]
         cur.execute(
             self._sql("INSERT INTO replay_progress (log_key, position, lines, digest, applied, ignored, duplicate, "
-                      "rejected, malformed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (log_key) DO UPDATE SET "
-                      "position = excluded.position, lines = excluded.lines, digest = excluded.digest, "
+                      "rejected, forgotten, malformed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (log_key) "
+                      "DO UPDATE SET position = excluded.position, lines = excluded.lines, digest = excluded.digest, "
                       "applied = excluded.applied, ignored = excluded.ignored, duplicate = excluded.duplicate, "
-                      "rejected = excluded.rejected, malformed = excluded.malformed"),
+                      "rejected = excluded.rejected, forgotten = excluded.forgotten, malformed = excluded.malformed"),
             (p.log_key, p.position, p.lines, p.digest, *counts, p.malformed),
         )
         if p.new_notes:
@@ -521,8 +532,8 @@ class SqlStore(SessionStore):
 
     def progress(self, log_key: str) -> tuple[ReplayProgress, list[ReplayNote]] | None:
         def work(cur: _Cursor) -> tuple[ReplayProgress, list[ReplayNote]] | None:
-            cur.execute(self._sql("SELECT position, lines, digest, applied, ignored, duplicate, rejected, malformed "
-                                  "FROM replay_progress WHERE log_key = ?"), (log_key,))
+            cur.execute(self._sql("SELECT position, lines, digest, applied, ignored, duplicate, rejected, forgotten, "
+                                  "malformed FROM replay_progress WHERE log_key = ?"), (log_key,))
             row = cur.fetchone()
             if row is None:
                 return None

@@ -72,6 +72,15 @@ CREATE TABLE replay_notes (
 """
 
 
+# The orchestrator's side of a session (a pending turn start, what the provider waits on), and the
+# count of events that forgot their thread.
+_V2 = """
+ALTER TABLE sessions ADD COLUMN pending_turn TEXT;
+ALTER TABLE sessions ADD COLUMN awaiting TEXT;
+ALTER TABLE replay_progress ADD COLUMN forgotten BIGINT NOT NULL DEFAULT 0
+"""
+
+
 def _statements(text: str, serial: str) -> tuple[str, ...]:
     return tuple(s.strip() for s in text.format(serial=serial).split(";") if s.strip())
 
@@ -79,6 +88,6 @@ def _statements(text: str, serial: str) -> tuple[str, ...]:
 # dialect -> migrations; migration N (1-based) is MIGRATIONS[dialect][N - 1].
 MIGRATIONS: dict[str, tuple[tuple[str, ...], ...]] = {
     # INTEGER PRIMARY KEY is SQLite's rowid: numbered in insertion order.
-    "sqlite": (_statements(_V1, "INTEGER PRIMARY KEY"),),
-    "postgresql": (_statements(_V1, "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"),),
+    "sqlite": (_statements(_V1, "INTEGER PRIMARY KEY"), _statements(_V2, "")),
+    "postgresql": (_statements(_V1, "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"), _statements(_V2, "")),
 }

@@ -9,6 +9,12 @@ each state, contracts on each delivery). Breadth-first order makes the first cou
 each violated name a shortest one; the walk goes on to the fixpoint so that every violated
 requirement gets its own.
 
+States are kept up to a renaming of turn ids: the universe holds every event for every turn id,
+and guards only compare turn ids for equality, so two states that differ by a permutation of
+`TURNS` have the same futures up to that permutation. Each state is stored in its least form
+among the permutations, with the renaming that produced it, so a counterexample is still replayed
+with the turn ids it really needs.
+
 With `reference="transitions"` the same walk also steps a projector on the `transitions` engine
 and requires the same outcome, session and remembered turns on every edge: that is how the
 compiled table is proven equal to the machine it was recorded from.
@@ -19,6 +25,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from dataclasses import replace
+from itertools import permutations
 from typing import Any, Literal
 
 from ..invariants import state_violations, step_violations
@@ -28,23 +35,65 @@ from ..requirements import Requirements
 from ..session import Session
 from ..spec import Spec
 from .report import CheckResult
-from .universe import EventTemplate, event_universe
+from .universe import TURNS, EventTemplate, event_universe
 
 __all__ = ["THREAD", "counterexample", "explore", "explore_and_agree"]
 
 THREAD = "counterexample"
 State = tuple[Session, frozenset[str]]
+Renaming = dict[str, str]
+Parents = dict[State, tuple[State | None, EventTemplate | None, Renaming]]
+_RENAMINGS: list[Renaming] = [dict(zip(TURNS, p, strict=True)) for p in permutations(TURNS)]
 
 
-def _path(parents: dict[State, tuple[State | None, EventTemplate | None]], last: State | None) -> list[EventTemplate]:
-    path: list[EventTemplate] = []
-    state = last
+def _renamed(state: State, renaming: Renaming) -> State:
+    session, finished = state
+    turn, pending = session.active_turn_id, session.pending_turn
+    return (
+        session._replace(active_turn_id=renaming.get(turn, turn) if turn is not None else None,
+                         pending_turn=renaming.get(pending, pending) if pending is not None else None),
+        frozenset(renaming.get(t, t) for t in finished),
+    )
+
+
+def _least(state: State) -> tuple[State, Renaming]:
+    """The state's least form under renamings of turn ids, and the renaming that gives it."""
+    def key(candidate: State) -> tuple[str, str, tuple[str, ...]]:
+        session, finished = candidate
+        return (session.active_turn_id or "", "-" if session.pending_turn is None else session.pending_turn,
+                tuple(sorted(finished)))
+    return min(((_renamed(state, r), r) for r in _RENAMINGS), key=lambda pair: key(pair[0]))
+
+
+def _path(parents: Parents, last: State | None) -> tuple[list[EventTemplate], Renaming]:
+    """The events from a new thread to `last`, with the turn ids a real replay needs (stored
+    states are renamed forms of the states a replay reaches), and the renaming that turns an
+    event from the stored `last` into the one the replay sends next (see `_real`)."""
+    links: list[tuple[EventTemplate, Renaming]] = []
+    state: State | None = last
     while state is not None:
-        parent, template = parents[state]
+        parent, template, renaming = parents[state]
         if template is not None:
-            path.append(template)
+            links.append((template, renaming))
         state = parent
-    return path[::-1]
+    links.reverse()
+    # real = outer(stored); a link stored renaming(result), so after it outer = outer . renaming^-1.
+    path: list[EventTemplate] = []
+    outer: Renaming = {}
+    for template, renaming in links:
+        turn = template.turn_id
+        path.append(EventTemplate(template.type, outer.get(turn, turn) if turn is not None else None,
+                                  template.created_at, template.payload))
+        inverse = {v: k for k, v in renaming.items()}
+        outer = {t: outer.get(inverse.get(t, t), inverse.get(t, t)) for t in TURNS}
+    return path, outer
+
+
+def _real(template: EventTemplate, outer: Renaming) -> EventTemplate:
+    turn = template.turn_id
+    if turn is None or outer.get(turn, turn) == turn:
+        return template
+    return EventTemplate(template.type, outer[turn], template.created_at, template.payload)
 
 
 def counterexample(templates: list[EventTemplate]) -> list[dict[str, Any]]:
@@ -91,7 +140,8 @@ def _walk(
     reference_seconds = 0.0
     disagreement: tuple[list[EventTemplate], str] | None = None
     universe = event_universe(spec)
-    seeded = SessionProjector(spec, engine=engine)
+    projector = SessionProjector(spec, engine=engine)
+    seeded = projector
     # Parsed once, by the projector that applies them (a projector trusts only Events its own
     # parser returned): a freshly seeded projector has seen no eventId, so one id serves every edge.
     wires = [t.wire("e", THREAD) for t in universe]
@@ -101,7 +151,8 @@ def _walk(
     again = [reqs.contracts_for(e, True) for e in events] if reqs is not None else []
     other_seeded = SessionProjector(spec, engine=reference) if reference is not None else None
     other_events = [other_seeded.parse(w) for w in wires] if other_seeded is not None else []
-    parents: dict[State, tuple[State | None, EventTemplate | None]] = {}
+    parents: Parents = {}
+    least: dict[State, tuple[State, Renaming]] = {}  # each result state's least form, computed once
     frontier: deque[State | None] = deque([None])  # None: the thread before its first event
     edges = applied = 0
     taken: set[int] = set()
@@ -135,7 +186,7 @@ def _walk(
         record(reqs.state_violations(Session(THREAD, spec.initial), ()), [], "the initial state")
     while frontier:
         state = frontier.popleft()
-        prefix = _path(parents, state)
+        prefix, outer = _path(parents, state)
         finished_before = frozenset() if state is None else state[1]
         ordered = sorted(finished_before)
         for k, (template, event) in enumerate(zip(universe, events, strict=True)):
@@ -159,7 +210,9 @@ def _walk(
                 if (outcome.after, finished, k) not in redelivered:
                     redelivered.add((outcome.after, finished, k))
                     redelivery = projector.apply(event)
-                    if redelivery.kind is not OutcomeKind.DUPLICATE:
+                    # A forgotten thread forgot the eventId too: the redelivery forgets a new thread.
+                    if redelivery.kind is not (OutcomeKind.FORGOTTEN if outcome.kind is OutcomeKind.FORGOTTEN
+                                               else OutcomeKind.DUPLICATE):
                         violated.append("redelivery_is_duplicate")
                     violated += step_violations(spec, redelivery)
                     if reqs is not None:
@@ -179,30 +232,33 @@ def _walk(
                 ) or other.finished_turns(THREAD) != finished_turns
                 reference_seconds += time.perf_counter() - clock
                 if differ and split:
-                    disagreement = ([*prefix, template], template.label())  # compare no further
+                    disagreement = ([*prefix, _real(template, outer)], template.label())  # compare no further
                 elif differ:
                     violated.append(f"{engine}_equals_{reference}")
-                    record(violated, [*prefix, template], template.label())
+                    record(violated, [*prefix, _real(template, outer)], template.label())
                     return result(False, ""), None  # the engines disagree: nothing further is meaningful
             if violated:
-                record(sorted(set(violated)), [*prefix, template], template.label())
-            if outcome.kind is OutcomeKind.APPLIED:
+                record(sorted(set(violated)), [*prefix, _real(template, outer)], template.label())
+            if outcome.kind in (OutcomeKind.APPLIED, OutcomeKind.FORGOTTEN):
                 applied += 1
                 if outcome.transition is not None:
                     taken.add(outcome.transition)
-            nxt: State = (outcome.after, finished)
+            canonical = least.get((outcome.after, finished))
+            if canonical is None:
+                canonical = least[(outcome.after, finished)] = _least((outcome.after, finished))
+            nxt, renaming = canonical
             if nxt not in parents:
                 if len(parents) >= max_states:
                     bound = CheckResult(name, False, time.perf_counter() - started,
                                         {"states": len(parents), "edges": edges},
                                         f"state bound {max_states} reached before a fixpoint")
                     return bound, (replace(bound, name="agreement") if split else None)
-                parents[nxt] = (state, template)
+                parents[nxt] = (state, template, renaming)
                 frontier.append(nxt)
                 if check_invariants:
                     # A state's invariants depend on the state alone; breadth-first, its first path is a shortest.
                     bad = state_violations(spec, *nxt) + (reqs.state_violations(*nxt) if reqs is not None else [])
-                    record(bad, [*prefix, template], template.label())
+                    record(bad, [*prefix, _real(template, outer)], template.label())
 
     untaken = [t.index for t in spec.transitions if t.index not in taken]
     detail = (f"fixpoint: {len(parents)} reachable states; {len(spec.invariants)} spec invariants and "

@@ -9,8 +9,12 @@ Abstraction (one session):
 - `status`: the spec's statuses, as an mtype;
 - `turn`: the active turn, 0 for none or a turn id 1..N;
 - `fin[t]`: turn t has completed, aborted or been cleared (the thread's remembered turns);
-- each event: one trigger of the spec x a turn (0 = untargeted, 1..N).
-lastError, updatedAt and providerName are not modelled: no guard reads them, so they cannot
+- `pend`: the pending turn start, 0 for none, 255 for one whose turn id is unknown, else the
+  expected turn;
+- each event: one trigger of the spec x a turn (0 = untargeted, 1..N), and for a trigger whose
+  guards read the payload (the stop request's onlyIfSettled) x `opt` 0 and 1. A trail replayed
+  as a log (`spin -t`) does not carry `opt`: such a counterexample replays as a stop without it.
+lastError, updatedAt, providerName and awaiting are not modelled: no guard reads them, so they cannot
 change which transition is taken; the effects that only write them render as `skip`. Payload
 fields other than the variant are therefore irrelevant too. The thread's memory of finished turns
 is unbounded here (the projector's is capped), and event ids (de-duplication) are not modelled:
@@ -62,7 +66,17 @@ GUARDS: Mapping[str, str] = {
     "turn_matches": "(ev == 0 || turn == 0 || ev == turn)",
     # The named turn (if any) has not completed, aborted or been cleared.
     "turn_not_finished": "(ev == 0 || !fin[ev])",
+    # A requested turn has not started (`pend`: 0 none, 255 id unknown, else the expected turn).
+    "turn_pending": "(pend != 0)",
+    "no_turn_pending": "(pend == 0)",
+    # The event names the turn the pending request expects.
+    "turn_expected": "(ev != 0 && pend == ev)",
+    "turn_not_expected": "(ev == 0 || pend != ev)",
+    # The stop request is not limited to settled sessions (`opt`: the event's onlyIfSettled).
+    "stop_unconditional": "(opt == 0)",
 }
+# Guards that read the event's payload: their triggers are sent with `opt` 0 and 1.
+PAYLOAD_GUARDS = frozenset({"stop_unconditional"})
 
 EffectRenderer = Callable[[Mapping[str, Any]], str]
 
@@ -84,6 +98,13 @@ EFFECTS: Mapping[str, EffectRenderer] = {
     "set_error": _unmodelled,
     "advance_updated_at": _unmodelled,
     "record_provider": _unmodelled,
+    # A pending turn start: the turn the request names, else one of unknown id (255).
+    "set_pending_turn": lambda _: "if :: ev != 0 -> pend = ev :: else -> pend = 255 fi",
+    "clear_pending_turn": lambda _: "pend = 0",
+    "consume_pending_turn": lambda _: "if :: pend != 0 && (pend == 255 || pend == ev) -> pend = 0 :: else -> skip fi",
+    # awaiting is not modelled either: no guard reads it.
+    "set_awaiting": _unmodelled,
+    "clear_awaiting": _unmodelled,
 }
 
 
@@ -222,6 +243,7 @@ def export_promela(
     contracts: dict[str, list[tuple[str, Expr]]] = {t: [] for t in triggers}
     claims: list[tuple[str, str]] = []
     stale: int | None = None
+    stale_pending: int | None = None  # the expiry of a requested turn that never started
     if requirements is not None:
         for req in requirements.items:
             if req.form == "state":
@@ -236,6 +258,8 @@ def export_promela(
                 claims.append((req.name, render_temporal(req.ltl, status, triggers.index)))
         if requirements.stale_expiry is not None:
             stale = triggers.index(requirements.stale_expiry.trigger)
+            if requirements.stale_expiry.pending_trigger is not None:
+                stale_pending = triggers.index(requirements.stale_expiry.pending_trigger)
     if temporal:
         if stale is None:
             raise PromelaError("the temporal model needs requirements with a stale_expiry trigger")
@@ -246,7 +270,7 @@ def export_promela(
     out: list[str] = [
         f"/* Generated from {_comment(Path(spec.source).name)} ({_comment(spec.name)}) by statemachine.verify.promela;",
         "   do not edit: export it again from the spec.",
-        "   One session; lastError, updatedAt and providerName are not modelled (no guard reads them).",
+        "   One session; lastError, updatedAt, providerName and awaiting are not modelled (no guard reads them).",
         f"   Turn ids 1..{turn_ids}; 0 means no turn / an untargeted event.",
         f"   Asserted after every event: {_comment(', '.join(n for n, _ in checks) or 'nothing')}.",
         f"   Step invariants not modelled: {_comment(', '.join(skipped) or 'none')}.",
@@ -257,7 +281,8 @@ def export_promela(
     if temporal:
         out.append(f"   Temporal model: LTL claims {_comment(', '.join(n for n, _ in claims))}; the provider may")
         out.append(f"   go quiet, and the stale-turn expiry ({_comment(triggers[stale or 0])} for the active turn) is")
-        out.append("   enabled whenever a turn is active.")
+        pending = " (or a requested turn is pending)" if stale_pending is not None else ""
+        out.append(f"   enabled whenever a turn is active{pending}.")
     out[-1] += " */"
     out += [
         "",
@@ -266,7 +291,9 @@ def export_promela(
         "byte turn = 0;            /* the active turn, 0 = none */",
         f"{f'bool fin[{turn_ids + 1}];':<26}/* fin[t]: turn t completed, aborted or cleared; fin[0] unused */",
         # Scratch for one event, back to 0 when it ends so that states differ only by the session.
+        "byte pend = 0;            /* the pending turn start: 0 none, 255 id unknown, else its turn */",
         "byte ev = 0;              /* the current event's turn, 0 = untargeted */",
+        "bit opt = 0;              /* the current event's onlyIfSettled */",
         "short taken = 0;          /* 1 + index of the spec transition taken, 0 = rejected */",
     ]
     if snapshots:
@@ -293,15 +320,20 @@ def export_promela(
         if contracts[trigger]:
             out += [f"inline contracts_{k}() {{", *_assertions(contracts[trigger]), "}"]
 
-    def event(k: int, turn: str, label: str) -> str:
+    def options(k: int) -> tuple[int, ...]:
+        # A trigger whose guards read the payload is sent with `opt` 0 and 1.
+        return (0, 1) if any(g in PAYLOAD_GUARDS for t in spec.transitions_for(triggers[k]) for g in t.guards) else (0,)
+
+    def event(k: int, turn: str, label: str, opt: int = 0) -> str:
         save = (["pstatus = status", "pturn = turn", *(f"pfin[{i}] = fin[{i}]" for i in fins)]
                 if contracts[triggers[k]] else [])
         reset = ([f"pstatus = {status[spec.initial]}", "pturn = 0", *(f"pfin[{i}] = 0" for i in fins)]
                  if contracts[triggers[k]] else [])
-        body = [f"ev = {turn}", f"printf(\"@event {k} %d {_label(label)}\\n\", ev)", *save, f"step_{k}()"]
+        body = [f"ev = {turn}", *([f"opt = {opt}"] if opt else []),
+                f"printf(\"@event {k} %d {_label(label)}\\n\", ev)", *save, f"step_{k}()"]
         if contracts[triggers[k]]:
             body.append(f"contracts_{k}()")
-        body += ["taken = 0", "ev = 0", *reset]
+        body += ["taken = 0", "ev = 0", *(["opt = 0"] if opt else []), *reset]
         body.append(f"last = {k + 1}" if temporal else "check_invariants()")
         return "d_step { " + "; ".join(body) + " }"
 
@@ -311,9 +343,15 @@ def export_promela(
         out += ["end:", "  do"]
         for k, trigger in enumerate(triggers):
             for turn in range(turn_ids + 1):
-                out.append(f"  :: !quiet -> {event(k, str(turn), trigger)}")
+                for opt in options(k):
+                    out.append(f"  :: !quiet -> {event(k, str(turn), trigger, opt)}")
         out.append("  :: !quiet -> printf(\"@quiet\\n\"); quiet = 1")
-        out.append(f"  :: turn != 0 -> {event(stale or 0, 'turn', 'stale expiry')}")
+        if stale_pending is None:
+            out.append(f"  :: turn != 0 -> {event(stale or 0, 'turn', 'stale expiry')}")
+        else:
+            # As expire_stale_turns: a session with a pending turn is settled by its own event.
+            out.append(f"  :: turn != 0 && pend == 0 -> {event(stale or 0, 'turn', 'stale expiry')}")
+            out.append(f"  :: pend != 0 -> {event(stale_pending, '0', 'stale expiry of a pending turn')}")
         out += ["  od", "}", ""]
         for name, formula in claims:
             out.append(f"ltl {_identifier('', name)} {{ {formula} }}")
@@ -322,6 +360,7 @@ def export_promela(
         out.append("  do")
         for k, trigger in enumerate(triggers):
             for turn in range(turn_ids + 1):
-                out.append(f"  :: {event(k, str(turn), trigger)}")
+                for opt in options(k):
+                    out.append(f"  :: {event(k, str(turn), trigger, opt)}")
         out += ["  od", "}", ""]
     return "\n".join(out)

@@ -63,12 +63,15 @@ MAX_PAYLOAD_COMBINATIONS = 64
 def fields_read(spec: Spec, trigger: str) -> tuple[str, ...]:
     """The payload fields that can change what `trigger` does: those the effects it may run
     declare they read (its transitions' effects, the on-enter hooks of their destinations, and
-    on_applied)."""
+    on_applied), and those its guards declare they read."""
     vocabulary = vocabulary_of(spec)
     refs = [e for t in spec.transitions_for(trigger) for e in t.effects]
     refs += [e for t in spec.transitions_for(trigger) if t.dest is not None for e in spec.status(t.dest).on_enter]
     refs += list(spec.on_applied)
-    return tuple(dict.fromkeys(f for e in refs for f in vocabulary.effects[e.name].payload_fields(e.param_map)))
+    fields = [f for e in refs for f in vocabulary.effects[e.name].payload_fields(e.param_map)]
+    # Guards that read the payload (a stop request's onlyIfSettled) declare those fields too.
+    fields += [f for t in spec.transitions_for(trigger) for g in t.guards for f in vocabulary.guards[g].payload_fields]
+    return tuple(dict.fromkeys(fields))
 
 
 def _present(event_type: EventType, name: str) -> Any:

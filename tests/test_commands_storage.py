@@ -1,0 +1,109 @@
+"""The orchestrator's side survives storage: snapshots (version 3; versions 1 and 2 still restore),
+and the SQLite store (a migration adds the columns; a forgotten thread loses its rows)."""
+
+from __future__ import annotations
+
+import copy
+import sqlite3
+from pathlib import Path
+
+import pytest
+from helpers import Events
+
+from statemachine import OutcomeKind, SessionProjector
+from statemachine.snapshot import SnapshotError
+from statemachine.store import open_store
+from statemachine.store.schema import MIGRATIONS
+
+
+def _busy() -> SessionProjector:
+    p, ev = SessionProjector(), Events("t")
+    p.apply(ev("turn.started", "A"))
+    p.apply(ev("user-input.requested", "A"))
+    p.apply(ev("thread.turn.start", "B"))
+    return p
+
+
+def test_a_snapshot_carries_the_pending_turn_and_the_request() -> None:
+    p = _busy()
+    data = p.snapshot()
+    assert data["version"] == 3
+    assert data["threads"][0]["session"]["pendingTurn"] == {"turnId": "B"}
+    assert data["threads"][0]["session"]["awaiting"] == "user-input"
+    restored = SessionProjector.restore(data)
+    assert restored["t"] == p["t"]
+    # And it goes on from there: the requested turn supersedes the running one.
+    assert restored.apply(Events("t")("turn.started", "B")).after.active_turn_id == "B"
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_an_older_snapshot_still_restores(version: int) -> None:
+    data = copy.deepcopy(_busy().snapshot())
+    data["version"] = version
+    if version == 1:
+        del data["specDigest"]  # version 2 added it
+    for thread in data["threads"]:
+        del thread["session"]["pendingTurn"], thread["session"]["awaiting"]
+    session = SessionProjector.restore(data)["t"]
+    assert (session.status, session.active_turn_id, session.pending_turn, session.awaiting) == (
+        "running", "A", None, None)
+
+
+@pytest.mark.parametrize(("field", "value", "path"), [
+    ("pendingTurn", {"turnId": ""}, "threads[0].session.pendingTurn.turnId"),
+    ("pendingTurn", {"turn": "B"}, "threads[0].session.pendingTurn.turn"),
+    ("pendingTurn", "B", "threads[0].session.pendingTurn"),
+    ("awaiting", 3, "threads[0].session.awaiting"),
+])
+def test_a_bad_orchestrator_field_is_refused_naming_it(field: str, value: object, path: str) -> None:
+    data = copy.deepcopy(_busy().snapshot())
+    data["threads"][0]["session"][field] = value
+    with pytest.raises(SnapshotError) as info:
+        SessionProjector.restore(data)
+    assert info.value.path == path
+
+
+def test_a_settled_session_with_a_pending_turn_is_refused() -> None:
+    data = copy.deepcopy(_busy().snapshot())
+    session = data["threads"][0]["session"]
+    session.update(status="ready", activeTurnId=None, awaiting=None)
+    with pytest.raises(SnapshotError, match="may not hold a pending turn"):
+        SessionProjector.restore(data)
+
+
+def test_the_store_keeps_the_fields_and_forgets_a_thread(tmp_path: Path) -> None:
+    path = str(tmp_path / "s.db")
+    ev = Events("t")
+    with open_store(path) as store:
+        store.apply(ev("turn.started", "A"))
+        store.apply(ev("request.opened", "A"))
+        store.apply(ev("thread.turn.start", "B"))
+        session = store.get("t")
+        assert session is not None and (session.pending_turn, session.awaiting) == ("B", "approval")
+        assert store.apply(ev("thread.delete")).kind is OutcomeKind.FORGOTTEN
+        assert store.get("t") is None and store.threads() == []
+        # Forgotten and started again in one batch: only the new thread's memories are stored.
+        again = ev("session.started")
+        store.apply_batch([ev("turn.started", "C"), ev("thread.delete"), again])
+        thread = store.thread("t")
+        assert thread is not None
+        assert (thread.session.status, thread.seen_event_ids, thread.finished_turns) == (
+            "ready", (again["eventId"],), ())
+
+
+def test_a_version_1_store_is_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    for statement in MIGRATIONS["sqlite"][0]:
+        conn.execute(statement)
+    conn.execute("INSERT INTO schema_version (version) VALUES (1)")
+    conn.execute("INSERT INTO sessions (thread_id, status, provider_name) VALUES ('t', 'ready', 'codex')")
+    conn.commit()
+    conn.close()
+    with open_store(str(path)) as store:
+        session = store.get("t")
+        assert session is not None and (session.status, session.pending_turn, session.awaiting) == (
+            "ready", None, None)
+        assert store.apply(Events("t")("thread.turn.start")).after.pending_turn == ""
+    assert sqlite3.connect(path).execute("SELECT version FROM schema_version").fetchall() == [(2,)]
