@@ -20,6 +20,7 @@ checks that its vocabulary equals this one.
 
 from __future__ import annotations
 
+import ast
 import symtable
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -152,6 +153,24 @@ def _check_code(name: str, code: str, reads: tuple[str, ...], writes: tuple[str,
             raise ValueError(f"{name}: its code reads slot {slot!r}, which it does not declare in reads")
 
 
+# What code may read of the event through `ev`. Its turn is read only through slot `t`, so a
+# declaration's `reads` says whether it depends on the event's turn (the verification universe
+# varies turn ids only for triggers where something does).
+EVENT_ATTRIBUTES = frozenset({"payload", "created_at", "created_dt", "provider", "type", "trigger"})
+
+
+def _check_event_uses(name: str, code: str) -> None:
+    tree = ast.parse("def _():\n" + "".join("    " + line + "\n" for line in code.splitlines()))
+    attribute_bases = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "ev":
+            if node.attr not in EVENT_ATTRIBUTES:
+                raise ValueError(f"{name}: its code reads ev.{node.attr}; it may read only "
+                                 f"{', '.join(sorted(EVENT_ATTRIBUTES))} of the event (its turn through slot t)")
+        elif isinstance(node, ast.Name) and node.id == "ev" and id(node) not in attribute_bases:
+            raise ValueError(f"{name}: its code uses the event (ev) other than by reading one of its attributes")
+
+
 def _bind(code: str, reads: tuple[str, ...], writes: tuple[str, ...], params: tuple[str, ...], label: str) -> Any:
     """Build the reference engine's function for a declaration from its own code: load the
     declared reads from the cursor, run the code, store the declared writes back.
@@ -196,6 +215,7 @@ class Guard:
         if self.payload_fields and "ev" not in self.reads:
             raise ValueError(f"guard {self.name}: declares payload_fields but does not read the event (ev)")
         _check_code(self.name, f"return {self.expr}", self.reads, ())
+        _check_event_uses(self.name, f"return {self.expr}")
         wrapped = _bind(f"return {self.expr}", self.reads, (), (), self.name)
         object.__setattr__(self, "fn", lambda c: bool(wrapped(c, {})))
 
@@ -229,6 +249,7 @@ class Effect:
         if unknown:
             raise ValueError(f"effect {self.name}: payload_params {sorted(unknown)} are not params")
         _check_code(self.name, self.code, self.reads, self.writes)
+        _check_event_uses(self.name, self.code)
         object.__setattr__(self, "fn", _bind(self.code, self.reads, self.writes, self.params, self.name))
 
     @property

@@ -31,7 +31,7 @@ from typing import Any, Literal
 from ..invariants import state_violations, step_violations
 from ..outcome import OutcomeKind
 from ..projector import SessionProjector
-from ..requirements import Requirements
+from ..requirements import Requirements, StepContext
 from ..session import Session
 from ..spec import Spec
 from .report import CheckResult
@@ -139,7 +139,7 @@ def _walk(
     started = time.perf_counter()
     reference_seconds = 0.0
     disagreement: tuple[list[EventTemplate], str] | None = None
-    universe = event_universe(spec)
+    universe = event_universe(spec, requirements)
     projector = SessionProjector(spec, engine=engine)
     seeded = projector
     # Parsed once, by the projector that applies them (a projector trusts only Events its own
@@ -147,8 +147,8 @@ def _walk(
     wires = [t.wire("e", THREAD) for t in universe]
     events = [seeded.parse(w) for w in wires]
     reqs = requirements if check_invariants else None
-    fresh = [reqs.contracts_for(e, False) for e in events] if reqs is not None else []
-    again = [reqs.contracts_for(e, True) for e in events] if reqs is not None else []
+    fresh = [reqs.step_checker(e, False) for e in events] if reqs is not None else []
+    again = [reqs.step_checker(e, True) for e in events] if reqs is not None else []
     other_seeded = SessionProjector(spec, engine=reference) if reference is not None else None
     other_events = [other_seeded.parse(w) for w in wires] if other_seeded is not None else []
     parents: Parents = {}
@@ -204,7 +204,7 @@ def _walk(
             if check_invariants:
                 violated += step_violations(spec, outcome)  # state invariants: once per new state, below
                 if reqs is not None:
-                    violated += reqs.step_violations(outcome, finished_before, finished, False, fresh[k])
+                    violated += fresh[k](StepContext(outcome, finished_before, finished, False))
                 # A redelivery depends only on the state it meets and the event: many edges end in
                 # the same state, and the same check on the same input is done once.
                 if (outcome.after, finished, k) not in redelivered:
@@ -217,7 +217,7 @@ def _walk(
                     violated += step_violations(spec, redelivery)
                     if reqs is not None:
                         finished_again = frozenset(projector.finished_turns(THREAD))
-                        violated += reqs.step_violations(redelivery, finished, finished_again, True, again[k])
+                        violated += again[k](StepContext(redelivery, finished, finished_again, True))
             if other_seeded is not None and disagreement is None:
                 clock = time.perf_counter()
                 if state is None:

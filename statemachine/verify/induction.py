@@ -18,7 +18,7 @@ from typing import Any
 
 from ..invariants import state_violations, step_violations
 from ..projector import SessionProjector
-from ..requirements import Requirements
+from ..requirements import Requirements, StepContext
 from ..session import Session
 from ..spec import Spec
 from .explore import THREAD, counterexample
@@ -65,12 +65,12 @@ def induction(spec: Spec, requirements: Requirements | None = None) -> CheckResu
         return CheckResult("induction", False, time.perf_counter() - started, {},
                            "the initial state breaks " + ", ".join(base), tuple(base), [],
                            {n: [] for n in base}, checked=checked)
-    universe = event_universe(spec)
+    universe = event_universe(spec, requirements)
     states = abstract_states(spec, requirements)
     projector = SessionProjector(spec)
     # Parsed once: each step seeds a fresh thread record, so one eventId serves every step.
     events = [projector.parse(t.wire("e", THREAD)) for t in universe]
-    contracts = [requirements.contracts_for(e) for e in events] if requirements is not None else []
+    checkers = [requirements.step_checker(e) for e in events] if requirements is not None else []
     steps = 0
     found: dict[str, tuple[list[dict[str, Any]], str]] = {}
     judged: dict[tuple[Session, frozenset[str]], list[str]] = {}
@@ -83,7 +83,7 @@ def induction(spec: Spec, requirements: Requirements | None = None) -> CheckResu
             after_finished = frozenset(projector.finished_turns(THREAD))
             violated = step_violations(spec, outcome)
             if requirements is not None:
-                violated += requirements.step_violations(outcome, finished, after_finished, False, contracts[k])
+                violated += checkers[k](StepContext(outcome, finished, after_finished, False))
             key = (outcome.after, after_finished)
             if key not in judged:  # many steps end in the same state: judge each state once
                 judged[key] = state_violations(spec, *key) + (
