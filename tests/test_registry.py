@@ -97,6 +97,44 @@ def test_the_universe_varies_the_payload_field_the_new_effect_reads() -> None:
     assert stopped == {(("state", "stopped"),), (("state", "stopped"), ("reason", "reason text"))}
 
 
+def test_code_reads_the_events_turn_only_through_its_slot() -> None:
+    with pytest.raises(ValueError, match=r"reads ev\.turn_id"):
+        Guard("sneaky", "ev.turn_id is None", ("ev",), "Reads the turn behind the slot's back.")
+    with pytest.raises(ValueError, match="other than by reading one of its attributes"):
+        Effect("leak", "err = str(ev)", ("ev",), ("err",), "Passes the whole event on.")
+
+
+def test_the_universe_sends_a_turn_only_to_triggers_where_something_reads_it() -> None:
+    spec = parse_spec(SPEC_TEXT)
+    turns = {(t.type, t.turn_id) for t in event_universe(spec)}
+    assert {turn for type_, turn in turns if type_ == "session.exited"} == {None}
+    assert {turn for type_, turn in turns if type_ == "turn.started"} == {None, "turn-1", "turn-2", "turn-3"}
+    # A guard reading the event's turn on session.exited brings the turn ids back for it.
+    targeted = SPEC_TEXT.replace('{trigger: session.exited, sources: "*", dest: stopped}',
+                                 '{trigger: session.exited, sources: "*", dest: stopped, guards: [turn_matches]}')
+    assert {t.turn_id for t in event_universe(parse_spec(targeted)) if t.type == "session.exited"} == {
+        None, "turn-1", "turn-2", "turn-3"}
+
+
+def test_a_contract_keeps_the_payload_field_it_reads_in_the_universe_when_the_spec_stops_reading_it() -> None:
+    from statemachine.requirements import builtin_requirements
+
+    # The stop request's guard is the only code reading onlyIfSettled; with it gone, the spec
+    # alone would no longer vary the field, but the requirement about it still does.
+    text = SPEC_TEXT.replace("dest: stopped, guards: [stop_unconditional]}", "dest: stopped}")
+    assert text != SPEC_TEXT
+    spec = parse_spec(text)
+    assert fields_read(spec, "thread.session.stop") == ()
+    requirements = builtin_requirements(spec)
+    assert fields_read(spec, "thread.session.stop", requirements) == ("onlyIfSettled",)
+    stops = {t.payload for t in event_universe(spec, requirements) if t.type == "thread.session.stop"}
+    assert (("onlyIfSettled", True),) in stops and () in stops
+    # ... and only where a contract can read it once the trigger is known: the reason of a
+    # state change matters to the requirements only for state error.
+    assert fields_read(spec, "session.state.changed[ready]", requirements) == ()
+    assert fields_read(spec, "session.state.changed[error]", requirements) == ("reason",)
+
+
 def test_the_generated_docs_show_the_new_declarations() -> None:
     spec = parse_spec(_spec_text(), vocabulary=_vocabulary())  # type: ignore[arg-type]
     page = lifecycle_markdown(spec)

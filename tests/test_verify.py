@@ -224,3 +224,25 @@ def test_agreement_fails_when_the_compiled_table_differs_from_the_machine(monkey
     assert not result.ok
     assert result.violated == ("compiled_equals_transitions",)
     assert result.counterexample is not None and result.counterexample[-1]["payload"] == {"state": "ready"}
+
+
+def test_induction_starts_from_pending_turns_and_open_requests_too() -> None:
+    from statemachine.requirements import BUILTIN_REQUIREMENTS, parse_requirements
+    from statemachine.verify.induction import abstract_states, induction
+
+    spec = builtin_spec()
+    requirements = builtin_requirements(spec)
+    states = abstract_states(spec, requirements)
+    assert any(s.pending_turn == "" for s, _ in states) and any(s.pending_turn == "turn-1" for s, _ in states)
+    assert {s.awaiting for s, _ in states} == {None, "approval", "user-input"}
+    # Without the state requirement that a session awaits only while a turn runs, the contract
+    # that says so is not inductive: from an (unreachable) state awaiting with no turn, an event
+    # keeps it so. The induction now meets such states and says which contract breaks.
+    text = BUILTIN_REQUIREMENTS.read_text(encoding="utf-8")
+    start = text.index("  - name: awaiting_only_with_a_turn")
+    end = text.index("\n\n", start) + 1  # the requirement's block ends at a blank line
+    weaker = parse_requirements(text[:start] + text[end:], spec)
+    assert "awaiting_only_with_a_turn" not in weaker.names
+    result = induction(spec, weaker)
+    assert not result.ok and "request_never_outlives_its_turn" in result.violated
+    assert induction(spec, requirements).ok

@@ -37,7 +37,7 @@ from ..spec import Spec
 from .report import CheckResult
 from .universe import TURNS, EventTemplate, event_universe
 
-__all__ = ["THREAD", "counterexample", "explore", "explore_and_agree"]
+__all__ = ["THREAD", "counterexample", "explore", "explore_and_agree", "least_form"]
 
 THREAD = "counterexample"
 State = tuple[Session, frozenset[str]]
@@ -56,7 +56,7 @@ def _renamed(state: State, renaming: Renaming) -> State:
     )
 
 
-def _least(state: State) -> tuple[State, Renaming]:
+def least_form(state: State) -> tuple[State, Renaming]:
     """The state's least form under renamings of turn ids, and the renaming that gives it."""
     def key(candidate: State) -> tuple[str, str, tuple[str, ...]]:
         session, finished = candidate
@@ -245,7 +245,7 @@ def _walk(
                     taken.add(outcome.transition)
             canonical = least.get((outcome.after, finished))
             if canonical is None:
-                canonical = least[(outcome.after, finished)] = _least((outcome.after, finished))
+                canonical = least[(outcome.after, finished)] = least_form((outcome.after, finished))
             nxt, renaming = canonical
             if nxt not in parents:
                 if len(parents) >= max_states:

@@ -3,11 +3,12 @@ requirements, keeps them satisfied and keeps every contract.
 
 The explorer covers what is reachable from `idle` within the event universe. This check drops
 reachability: it enumerates every abstract state (status x active turn x finished turns x
-lastError x updatedAt) that satisfies the spec's state invariants and the requirements' state
-invariants, reachable or not, applies every event of the universe to it through the real
-projector, and checks the invariants, the state requirements and the contracts. If that holds,
-no history of any length can break them: each step preserves them, and the initial state
-satisfies them (checked too).
+lastError x updatedAt x pending turn x awaiting, one per class of states equal up to a renaming
+of turn ids) that satisfies the spec's state invariants and the requirements' state invariants,
+reachable or not, applies every event of the universe to it through the real projector, and
+checks the invariants, the state requirements and the contracts. If that holds, no history of
+any length can break them: each step preserves them, and the initial state satisfies them
+(checked too).
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from itertools import chain, combinations, product
 from typing import Any
 
 from ..invariants import state_violations, step_violations
+from ..machine import vocabulary_of
 from ..projector import SessionProjector
 from ..requirements import Requirements, StepContext
-from ..session import Session
+from ..session import PENDING_UNKNOWN, Session
 from ..spec import Spec
-from .explore import THREAD, counterexample
+from .explore import THREAD, counterexample, least_form
 from .report import CheckResult
 from .universe import PROVIDER, TIMES, TURNS, event_universe
 
@@ -30,25 +32,40 @@ __all__ = ["abstract_states", "induction"]
 ERRORS = (None, "earlier error")
 
 
+def _awaiting_values(spec: Spec) -> tuple[str | None, ...]:
+    """What `awaiting` can hold: null, or a value some effect use in the spec writes to it (the
+    parameters of the effects that write slot `aw`)."""
+    vocabulary = vocabulary_of(spec)
+    refs = [e for t in spec.transitions for e in t.effects]
+    refs += [e for s in spec.statuses for e in s.on_enter] + list(spec.on_applied)
+    values = {str(v) for e in refs if "aw" in vocabulary.effects[e.name].writes for _, v in e.params}
+    return (None, *sorted(values))
+
+
 def abstract_states(spec: Spec, requirements: Requirements | None = None) -> list[tuple[Session, frozenset[str]]]:
-    """Every abstract state that satisfies the spec's state invariants and the state requirements."""
+    """Every abstract state that satisfies the spec's state invariants and the state requirements,
+    one per class of states that differ only by a renaming of turn ids (every event of the
+    universe exists for every turn id and guards compare ids only for equality, so a renamed
+    state has the renamed steps)."""
     subsets = list(chain.from_iterable(combinations(TURNS, n) for n in range(len(TURNS) + 1)))
-    states = []
-    for status, turn, finished, error, updated in product(
-        spec.status_names, (None, *TURNS), subsets, ERRORS, (None, *TIMES)
+    states: dict[tuple[Session, frozenset[str]], None] = {}
+    for status, turn, finished, error, updated, pending, awaiting in product(
+        spec.status_names, (None, *TURNS), subsets, ERRORS, (None, *TIMES), (None, PENDING_UNKNOWN, *TURNS),
+        _awaiting_values(spec),
     ):
-        session = Session(THREAD, status, PROVIDER, turn, error, updated)
+        session = Session(THREAD, status, PROVIDER, turn, error, updated, None, None, pending, awaiting)
         if state_violations(spec, session, finished):
             continue
         if requirements is not None and requirements.state_violations(session, finished):
             continue
-        states.append((session, frozenset(finished)))
-    return states
+        states.setdefault(least_form((session, frozenset(finished)))[0])
+    return list(states)
 
 
 def _where(session: Session, finished: frozenset[str]) -> str:
     return (f"from {session.status}/turn={session.active_turn_id}/lastError={session.last_error}"
-            f"/updatedAt={session.updated_at}/finished={sorted(finished)}")
+            f"/updatedAt={session.updated_at}/finished={sorted(finished)}/pendingTurn={session.pending_turn!r}"
+            f"/awaiting={session.awaiting}")
 
 
 def induction(spec: Spec, requirements: Requirements | None = None) -> CheckResult:
