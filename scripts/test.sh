@@ -4,7 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export HYPOTHESIS_PROFILE="${HYPOTHESIS_PROFILE:-ci}"
-.venv/bin/python -m pytest
+# One worker per core; a test file stays on one worker, so its module fixtures run once.
+.venv/bin/python -m pytest -n auto --dist loadfile
 .venv/bin/python -m mypy --strict statemachine
 .venv/bin/python -m ruff check .
 echo "all checks passed"

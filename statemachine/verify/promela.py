@@ -11,10 +11,13 @@ Abstraction (one session):
 - `fin[t]`: turn t has completed, aborted or been cleared (the thread's remembered turns);
 - `pend`: the pending turn start, 0 for none, 255 for one whose turn id is unknown, else the
   expected turn;
+- `aw`: what the provider awaits, `AW_none` or one `AW_` name per value the spec's effects set
+  (the safety model only: no temporal requirement reads it, so the temporal model leaves it out
+  and keeps its state space);
 - each event: one trigger of the spec x a turn (0 = untargeted, 1..N), and for a trigger whose
   guards read the payload (the stop request's onlyIfSettled) x `opt` 0 and 1. A trail replayed
   as a log (`spin -t`) does not carry `opt`: such a counterexample replays as a stop without it.
-lastError, updatedAt, providerName and awaiting are not modelled: no guard reads them, so they cannot
+lastError, updatedAt and providerName are not modelled: no guard reads them, so they cannot
 change which transition is taken; the effects that only write them render as `skip`. Payload
 fields other than the variant are therefore irrelevant too. The thread's memory of finished turns
 is unbounded here (the projector's is capped), and event ids (de-duplication) are not modelled:
@@ -40,7 +43,7 @@ from ..requirements import Requirements
 from ..spec import EffectRef, Spec, TransitionSpec
 from .promela_requirements import Expr, render_contract, render_state, render_temporal
 
-__all__ = ["DEFAULT_TURN_IDS", "EFFECTS", "GUARDS", "INVARIANTS", "PromelaError", "export_promela"]
+__all__ = ["DEFAULT_TURN_IDS", "EFFECTS", "GUARDS", "INVARIANTS", "PromelaError", "awaiting_names", "export_promela"]
 
 # Three ids: with one turn active and another finished, a third is still fresh, so every class of
 # event turn (none, the active one, a finished one, a fresh one) occurs from every such state.
@@ -102,10 +105,28 @@ EFFECTS: Mapping[str, EffectRenderer] = {
     "set_pending_turn": lambda _: "if :: ev != 0 -> pend = ev :: else -> pend = 255 fi",
     "clear_pending_turn": lambda _: "pend = 0",
     "consume_pending_turn": lambda _: "if :: pend != 0 && (pend == 255 || pend == ev) -> pend = 0 :: else -> skip fi",
-    # awaiting is not modelled either: no guard reads it.
-    "set_awaiting": _unmodelled,
-    "clear_awaiting": _unmodelled,
+    # What the provider awaits: the value the spec gives (`what`), or nothing.
+    "set_awaiting": lambda params: f"aw = {_awaiting_name(str(params['what']))}",
+    "clear_awaiting": lambda _: f"aw = {AWAITING_NONE}",
 }
+# Effects that write only `aw`: the temporal model, which reads no `aw`, renders them as `skip`.
+AWAITING_EFFECTS = frozenset({"set_awaiting", "clear_awaiting"})
+AWAITING_NONE = "AW_none"
+
+
+def _awaiting_name(value: str) -> str:
+    return "AW_" + re.sub(r"[^A-Za-z0-9_]", "_", value)
+
+
+def awaiting_names(spec: Spec) -> dict[str, str]:
+    """Each value the spec's `set_awaiting` uses -> its Promela name."""
+    refs = [e for t in spec.transitions for e in t.effects]
+    refs += [e for st in spec.statuses for e in st.on_enter] + list(spec.on_applied)
+    values = sorted({str(e.param_map["what"]) for e in refs if e.name == "set_awaiting" and "what" in e.param_map})
+    names = {v: _awaiting_name(v) for v in values}
+    if len(set(names.values()) | {AWAITING_NONE}) != len(names) + 1:
+        raise PromelaError("two awaiting values map to the same Promela identifier")
+    return names
 
 
 def _no_turn_unless_holds_turn(spec: Spec, status: Mapping[str, str]) -> str:
@@ -147,7 +168,9 @@ def _guard(name: str, where: str) -> str:
         raise PromelaError(f"{where}: no Promela rendering for guard {name!r} (known: {sorted(GUARDS)})") from None
 
 
-def _effect(ref: EffectRef, where: str) -> str:
+def _effect(ref: EffectRef, where: str, skipped: frozenset[str] = frozenset()) -> str:
+    if ref.name in skipped:
+        return "skip"
     try:
         render = EFFECTS[ref.name]
     except KeyError:
@@ -157,11 +180,12 @@ def _effect(ref: EffectRef, where: str) -> str:
     return render(ref.param_map)
 
 
-def _effects(refs: tuple[EffectRef, ...], where: str) -> list[str]:
-    return [f"{_effect(ref, where)}; /* {_comment(ref.label())} */" for ref in refs]
+def _effects(refs: tuple[EffectRef, ...], where: str, skipped: frozenset[str] = frozenset()) -> list[str]:
+    return [f"{_effect(ref, where, skipped)}; /* {_comment(ref.label())} */" for ref in refs]
 
 
-def _transition(spec: Spec, t: TransitionSpec, status: Mapping[str, str], on_enter: Mapping[str, list[str]]) -> str:
+def _transition(spec: Spec, t: TransitionSpec, status: Mapping[str, str], on_enter: Mapping[str, list[str]],
+                skipped: frozenset[str] = frozenset()) -> str:
     where = f"transitions[{t.index}]"
     sources = " || ".join(f"status == {status[s]}" for s in t.sources)
     condition = " && ".join([f"({sources})", *(_guard(g, f"{where}.guards") for g in t.guards)])
@@ -169,8 +193,8 @@ def _transition(spec: Spec, t: TransitionSpec, status: Mapping[str, str], on_ent
     if t.dest is not None:  # internal transitions keep the status and run no on-enter hook
         body.append(f"status = {status[t.dest]};")
         body += on_enter[t.dest]
-    body += _effects(t.effects, f"{where}.effects")
-    body += _effects(spec.on_applied, "on_applied")
+    body += _effects(t.effects, f"{where}.effects", skipped)
+    body += _effects(spec.on_applied, "on_applied", skipped)
     dest = t.dest if t.dest is not None else "(internal)"
     lines = [
         f"  /* transitions[{t.index}]: {_comment(' '.join(t.sources))} -> {_comment(dest)} */",
@@ -193,13 +217,14 @@ def _status_names(spec: Spec) -> dict[str, str]:
 def requirement_coverage(spec: Spec, requirements: Requirements) -> tuple[list[str], list[str]]:
     """(requirements the model checks, requirements it leaves out because they read unmodelled fields)."""
     status = _status_names(spec)
+    awaiting = awaiting_names(spec)
     modelled: list[str] = []
     left_out: list[str] = []
     for req in requirements.items:
         if req.form == "state":
-            ok = render_state(spec, status, req) is not None
+            ok = render_state(spec, status, req, awaiting) is not None
         elif req.form == "contract":
-            ok = render_contract(spec, status, req) is not None
+            ok = render_contract(spec, status, req, awaiting) is not None
         else:
             ok = True
         (modelled if ok else left_out).append(req.name)
@@ -228,7 +253,10 @@ def export_promela(
     if not 1 <= turn_ids <= 100:
         raise ValueError("turn_ids must be between 1 and 100")
     status = _status_names(spec)
-    on_enter = {s.name: _effects(s.on_enter, f"statuses[{i}].on_enter") for i, s in enumerate(spec.statuses)}
+    awaiting = awaiting_names(spec)
+    skipped_effects = AWAITING_EFFECTS if temporal else frozenset()
+    on_enter = {s.name: _effects(s.on_enter, f"statuses[{i}].on_enter", skipped_effects)
+                for i, s in enumerate(spec.statuses)}
     triggers = spec.triggers
 
     checks: list[tuple[str, Expr]] = []
@@ -247,11 +275,11 @@ def export_promela(
     if requirements is not None:
         for req in requirements.items:
             if req.form == "state":
-                expr = render_state(spec, status, req)
+                expr = render_state(spec, status, req, awaiting)
                 if expr is not None:
                     checks.append((req.name, expr))
             elif req.form == "contract":
-                rendered = render_contract(spec, status, req)
+                rendered = render_contract(spec, status, req, awaiting)
                 for trigger, e in (rendered or {}).items():
                     contracts[trigger].append((req.name, e))
             elif req.ltl is not None:
@@ -270,7 +298,8 @@ def export_promela(
     out: list[str] = [
         f"/* Generated from {_comment(Path(spec.source).name)} ({_comment(spec.name)}) by statemachine.verify.promela;",
         "   do not edit: export it again from the spec.",
-        "   One session; lastError, updatedAt, providerName and awaiting are not modelled (no guard reads them).",
+        "   One session; lastError, updatedAt and providerName are not modelled (no guard reads them)"
+        + ("; nor is awaiting (no claim reads it)." if temporal else "."),
         f"   Turn ids 1..{turn_ids}; 0 means no turn / an untargeted event.",
         f"   Asserted after every event: {_comment(', '.join(n for n, _ in checks) or 'nothing')}.",
         f"   Step invariants not modelled: {_comment(', '.join(skipped) or 'none')}.",
@@ -286,12 +315,13 @@ def export_promela(
     out[-1] += " */"
     out += [
         "",
-        "mtype = { " + ", ".join(status.values()) + " };",
+        "mtype = { " + ", ".join([*status.values(), AWAITING_NONE, *awaiting.values()]) + " };",
         f"mtype status = {status[spec.initial]};",
         "byte turn = 0;            /* the active turn, 0 = none */",
         f"{f'bool fin[{turn_ids + 1}];':<26}/* fin[t]: turn t completed, aborted or cleared; fin[0] unused */",
         # Scratch for one event, back to 0 when it ends so that states differ only by the session.
         "byte pend = 0;            /* the pending turn start: 0 none, 255 id unknown, else its turn */",
+        f"mtype aw = {AWAITING_NONE};       /* what the provider awaits */",
         "byte ev = 0;              /* the current event's turn, 0 = untargeted */",
         "bit opt = 0;              /* the current event's onlyIfSettled */",
         "short taken = 0;          /* 1 + index of the spec transition taken, 0 = rejected */",
@@ -301,6 +331,8 @@ def export_promela(
             f"mtype pstatus = {status[spec.initial]};   /* before the current event (contracts) */",
             "byte pturn = 0;",
             f"bool pfin[{turn_ids + 1}];",
+            "byte ppend = 0;",
+            f"mtype paw = {AWAITING_NONE};",
         ]
     if temporal:
         out += [
@@ -314,7 +346,7 @@ def export_promela(
         out.append(f"inline step_{k}() {{")
         out.append("  taken = 0;")
         for t in spec.transitions_for(trigger):
-            out.append(_transition(spec, t, status, on_enter))
+            out.append(_transition(spec, t, status, on_enter, skipped_effects))
         out.append("  printf(\"@taken %d\\n\", taken)")
         out.append("}")
         if contracts[trigger]:
@@ -325,10 +357,10 @@ def export_promela(
         return (0, 1) if any(g in PAYLOAD_GUARDS for t in spec.transitions_for(triggers[k]) for g in t.guards) else (0,)
 
     def event(k: int, turn: str, label: str, opt: int = 0) -> str:
-        save = (["pstatus = status", "pturn = turn", *(f"pfin[{i}] = fin[{i}]" for i in fins)]
-                if contracts[triggers[k]] else [])
-        reset = ([f"pstatus = {status[spec.initial]}", "pturn = 0", *(f"pfin[{i}] = 0" for i in fins)]
-                 if contracts[triggers[k]] else [])
+        save = (["pstatus = status", "pturn = turn", *(f"pfin[{i}] = fin[{i}]" for i in fins), "ppend = pend",
+                 "paw = aw"] if contracts[triggers[k]] else [])
+        reset = ([f"pstatus = {status[spec.initial]}", "pturn = 0", *(f"pfin[{i}] = 0" for i in fins), "ppend = 0",
+                  f"paw = {AWAITING_NONE}"] if contracts[triggers[k]] else [])
         body = [f"ev = {turn}", *([f"opt = {opt}"] if opt else []),
                 f"printf(\"@event {k} %d {_label(label)}\\n\", ev)", *save, f"step_{k}()"]
         if contracts[triggers[k]]:

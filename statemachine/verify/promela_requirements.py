@@ -1,13 +1,14 @@
 """Requirements rendered as Promela: state requirements and contracts as assertions, temporal ones as LTL.
 
-The model (see `promela`) keeps one session's `status`, active `turn` and finished bits `fin[]`;
-for contracts it also keeps the values before the current event (`pstatus`, `pturn`, `pfin[]`) and
-the spec transition `taken` (0: rejected). Each contract is rendered once per trigger, with the
+The model (see `promela`) keeps one session's `status`, active `turn`, finished bits `fin[]`,
+pending turn `pend` and what it awaits (`aw`); for contracts it also keeps the values before the
+current event (`pstatus`, `pturn`, `pfin[]`, `ppend`, `paw`) and the spec transition `taken` (0:
+rejected). Each contract is rendered once per trigger, with the
 event's type, trigger and variant payload field known at generation time, so only the turn id
 (`ev`) is left to the model.
 
 A requirement that reads what the model leaves out (lastError, updatedAt, the provider, a
-rejection's reason, whole sessions, duplicates) is not rendered: `render_state` and
+rejection's reason, whole sessions, duplicates; awaiting when no names are given) is not rendered: `render_state` and
 `render_contract` return None, and spin reports it as not covered instead of passing it.
 """
 
@@ -51,10 +52,16 @@ def _not(p: Expr) -> Expr:
     return (not p) if isinstance(p, bool) else f"(!{p})"
 
 
+# Path kinds holding a turn id (0: none): comparable with one another.
+TURN_LIKE = frozenset({"turn", "pend"})
+
+
 class _Renderer:
-    def __init__(self, spec: Spec, status: Mapping[str, str], trigger: str | None) -> None:
+    def __init__(self, spec: Spec, status: Mapping[str, str], trigger: str | None,
+                 awaiting: Mapping[str, str] | None = None) -> None:
         self.spec = spec
         self.status = status
+        self.awaiting = awaiting  # value -> Promela name; None: awaiting is not modelled
         self.trigger = trigger  # None for a state requirement
         type_, _, variant = (trigger or "").partition("[")
         self.type = type_
@@ -73,6 +80,10 @@ class _Renderer:
                 return ("turn", f"{pre}turn")
             if rest == "finished":
                 return ("set", f"{pre}fin")
+            if rest == "pendingTurn":  # 255: a pending turn of unknown id, equal to no event turn
+                return ("pend", f"{pre}pend")
+            if rest == "awaiting" and self.awaiting is not None:
+                return ("aw", f"{pre}aw")
             raise Unmodelled(target)
         if root == "event":
             if rest == "turnId":
@@ -94,8 +105,13 @@ class _Renderer:
             return bool(expr == value)
         if kind == "status":
             return f"({expr} == {self.status[value]})"
-        if kind == "turn" and value is None:
+        if kind in TURN_LIKE and value is None:
             return f"({expr} == 0)"
+        if kind == "aw" and self.awaiting is not None:
+            if value is None:
+                return f"({expr} == AW_none)"
+            name = self.awaiting.get(value)
+            return f"({expr} == {name})" if name is not None else False  # a value no effect sets
         if kind == "kind":
             # Every modelled event is a lifecycle event delivered once: applied or rejected.
             if value in ("applied", "rejected"):
@@ -121,14 +137,16 @@ class _Renderer:
             kind, expr = self.path(arg)
             if kind == "const":
                 return expr is None
-            if kind == "turn":
+            if kind in TURN_LIKE:
                 return f"({expr} == 0)"
+            if kind == "aw":
+                return f"({expr} == AW_none)"
             raise Unmodelled(arg)
         if op == "same":
             (k1, e1), (k2, e2) = self.path(arg[0]), self.path(arg[1])
             if k1 == k2 == "const":
                 return bool(e1 == e2)
-            if k1 == k2 and k1 in ("status", "turn"):
+            if (k1 == k2 and k1 in ("status", "aw")) or (k1 in TURN_LIKE and k2 in TURN_LIKE):
                 return f"({e1} == {e2})"
             raise Unmodelled(f"{arg[0]} vs {arg[1]}")
         if op == "contains":
@@ -139,21 +157,23 @@ class _Renderer:
         raise Unmodelled(op)  # instants (not_earlier, latest): updatedAt is not modelled
 
 
-def render_state(spec: Spec, status: Mapping[str, str], req: Requirement) -> Expr | None:
+def render_state(spec: Spec, status: Mapping[str, str], req: Requirement,
+                 awaiting: Mapping[str, str] | None = None) -> Expr | None:
     try:
-        return _Renderer(spec, status, None).predicate(req.holds)
+        return _Renderer(spec, status, None, awaiting).predicate(req.holds)
     except Unmodelled:
         return None
 
 
-def render_contract(spec: Spec, status: Mapping[str, str], req: Requirement) -> dict[str, Expr] | None:
+def render_contract(spec: Spec, status: Mapping[str, str], req: Requirement,
+                    awaiting: Mapping[str, str] | None = None) -> dict[str, Expr] | None:
     """Per trigger, the contract as one expression (`!when || then`); None when not modelled."""
     if req.applies_to == "redelivered":
         return None  # the model has no event ids: a redelivery is never modelled
     out: dict[str, Expr] = {}
     try:
         for trigger in spec.triggers:
-            r = _Renderer(spec, status, trigger)
+            r = _Renderer(spec, status, trigger, awaiting)
             when = r.predicate(req.when) if req.when is not None else True
             if when is False:
                 continue
