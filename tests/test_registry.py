@@ -94,7 +94,7 @@ def test_the_universe_varies_the_payload_field_the_new_effect_reads() -> None:
     assert fields_read(spec, "session.state.changed[stopped]") == ("reason",)
     assert fields_read(parse_spec(SPEC_TEXT), "session.state.changed[stopped]") == ()
     stopped = {t.payload for t in event_universe(spec) if ("state", "stopped") in t.payload}
-    assert stopped == {(("state", "stopped"),), (("state", "stopped"), ("reason", "reason text"))}
+    assert stopped == {(("state", "stopped"),), (("state", "stopped"), ("reason", "payload text"))}
 
 
 def test_code_reads_the_events_turn_only_through_its_slot() -> None:
