@@ -328,7 +328,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     results = run_checks(spec, requirements, skip=args.skip)
     if args.counterexample_out:
         try:
-            write_counterexamples(Path(args.counterexample_out), requirements, results)
+            write_counterexamples(Path(args.counterexample_out), requirements, results, spec)
         except OSError as exc:
             print(f"verify: cannot write counterexamples to {args.counterexample_out}: {exc.strerror or exc}",
                   file=sys.stderr)
@@ -565,7 +565,8 @@ def build_parser(prog: str = MODULE_PROG) -> argparse.ArgumentParser:
     verify.add_argument("--requirements", metavar="FILE",
                         help="a requirements file instead of the built-in one (specs/requirements.yaml)")
     verify.add_argument("--counterexample-out", metavar="DIR",
-                        help="write each violated requirement's counterexample to DIR/NAME.jsonl")
+                        help="write each violated requirement's counterexample to DIR/NAME.jsonl, and its "
+                             "timeline to DIR/NAME.html")
     verify.set_defaults(handler=cmd_verify)
     export = sub.add_parser(
         "export", help="write the spec in another language (promela: a model for spin; python: the compiled engine)",

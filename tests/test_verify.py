@@ -179,6 +179,10 @@ def test_verify_command_prints_a_replayable_counterexample_per_requirement(tmp_p
     assert session["status"] == "ready" and session["activeTurnId"] is not None
     violated = {line.split()[1] for line in proc.stdout.splitlines() if line.startswith("VIOLATED")}
     assert {p.stem for p in out_dir.iterdir()} == violated
+    # Beside each JSONL, its timeline: the mutant's own replay, drawn (the page holds its data).
+    assert {p.name for p in out_dir.iterdir()} == {f"{n}.{ext}" for n in violated for ext in ("jsonl", "html")}
+    page = (out_dir / "no_turn_in_inactive_status.html").read_text(encoding="ascii")
+    assert "counterexample: no_turn_in_inactive_status" in page and '"counterexample"' in page
 
 
 def test_counterexample_out_that_cannot_be_written_is_exit_2(tmp_path: Path) -> None:

@@ -194,8 +194,13 @@ def _file_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name) + ".jsonl"
 
 
-def write_counterexamples(directory: Path, requirements: Requirements, results: list[CheckResult]) -> list[Path]:
-    """One JSONL file per violated requirement, named after it, replayable with `replay --spec`."""
+def write_counterexamples(
+    directory: Path, requirements: Requirements, results: list[CheckResult], spec: Spec | None = None
+) -> list[Path]:
+    """Per violated requirement, named after it: its counterexample as JSONL, replayable with
+    `replay --spec`, and that replay as an HTML timeline (`statemachine.timeline`) beside it."""
+    from ..timeline import render_timeline  # only when there is something to draw
+
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     for v in requirement_verdicts(requirements, results):
@@ -204,7 +209,8 @@ def write_counterexamples(directory: Path, requirements: Requirements, results: 
         lines = [json.dumps(e) for e in v.counterexample]
         path = directory / _file_name(v.name)
         path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
-        written.append(path)
-        # Call site for the HTML timeline of a counterexample (statemachine.timeline.render_timeline):
-        # (directory / f"{v.name}.html").write_text(render_timeline(lines), encoding="utf-8")
+        page = path.with_suffix(".html")
+        page.write_text(render_timeline(lines, spec=spec, title=f"counterexample: {v.name}", source=path.name),
+                        encoding="ascii")
+        written += [path, page]
     return written
