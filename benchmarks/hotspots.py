@@ -60,7 +60,7 @@ def main() -> int:
     n = len(events)
 
     # Record what each stage sees: the engine's inputs, the applied sessions, the outcomes.
-    rec = SessionProjector()
+    rec = SessionProjector(parser=parser.parser)
     engine_events: list[Any] = []
     applied: list[Session] = []
     outcomes: list[Outcome] = []
@@ -77,7 +77,7 @@ def main() -> int:
     gc.freeze()
 
     def apply_all() -> None:
-        apply = SessionProjector().apply
+        apply = SessionProjector(parser=parser.parser).apply
         for ev in events:
             apply(ev)
 

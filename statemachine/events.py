@@ -109,6 +109,11 @@ class EventParser:
         self._spec = spec
         self.max_id_length = max_id_length
 
+    @property
+    def spec(self) -> Spec:
+        """The spec whose event types and payloads this parser checks."""
+        return self._spec
+
     def parse(self, data: object) -> Event:
         return self._parse(data, synthetic=False)
 

@@ -79,6 +79,7 @@ class SessionProjector:
         engine: EngineName = "compiled",
         max_clock_skew: timedelta | None = DEFAULT_MAX_CLOCK_SKEW,
         clock: Clock | None = None,
+        parser: EventParser | None = None,
     ) -> None:
         """`engine="transitions"` steps every event through the `transitions` machine itself (the
         reference, slower, handy for debugging callbacks); the default answers from the table
@@ -86,13 +87,19 @@ class SessionProjector:
 
         An event whose `createdAt` is more than `max_clock_skew` ahead of `clock()` (default: the
         wall clock, UTC) is rejected as `created_in_future`; `max_clock_skew=None` lifts the bound
-        (replaying logs written ahead of this machine's clock). See `statemachine.ingest_clock`."""
+        (replaying logs written ahead of this machine's clock). See `statemachine.ingest_clock`.
+
+        `parser` shares one `EventParser` (of the same spec) between projectors: an `Event` is
+        trusted as is only when the parser this projector uses returned it, so events parsed once
+        can be applied to several projectors without being validated again."""
         if max_event_ids < 1:
             raise ValueError("max_event_ids must be at least 1")
         if max_finished_turns < 1:
             raise ValueError("max_finished_turns must be at least 1")
         self.spec = spec if spec is not None else builtin_spec()
-        self.parser = EventParser(self.spec)
+        if parser is not None and parser.spec is not self.spec:
+            raise ValueError("parser must be an EventParser of this projector's spec")
+        self.parser = parser if parser is not None else EventParser(self.spec)
         if engine not in ENGINES:
             raise ValueError(f"engine must be 'compiled' or 'transitions', got {engine!r}")
         self.engine = engine

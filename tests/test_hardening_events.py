@@ -12,6 +12,7 @@ import pytest
 
 from statemachine import Event, EventError, Session, SessionProjector, expire_stale_turns, reconcile
 from statemachine.events import MAX_ID_LENGTH, EventParser
+from statemachine.spec import BUILTIN_SPEC, load_spec
 
 # The reserved prefix of synthetic eventIds (`statemachine.events.SYNTHETIC_EVENT_PREFIX`).
 RESERVED = "~lifecycle:"
@@ -160,3 +161,23 @@ def test_a_sweep_that_cannot_build_an_event_applies_none_of_it() -> None:
     with pytest.raises(EventError):
         expire_stale_turns(p, datetime(2026, 11, 20, 11, 0, tzinfo=UTC), timedelta(minutes=10))
     assert state(p) == before
+
+
+def test_projectors_sharing_a_parser_trust_its_events_and_no_other_parsers() -> None:
+    shared = SessionProjector()
+    event = shared.parse({"eventId": "e1", "type": "turn.started", "provider": "codex", "threadId": "t",
+                          "createdAt": "2026-01-01T00:00:00Z", "turnId": "T1"})
+    other = SessionProjector(parser=shared.parser)
+    calls: list[object] = []
+    real = other.parser.coerce
+    other.parser.coerce = lambda e: calls.append(e) or real(e)  # type: ignore[method-assign]
+    assert other.apply(event).after.active_turn_id == "T1"
+    assert calls == []  # trusted as is: no second validation
+    stranger = SessionProjector()
+    seen: list[object] = []
+    real_stranger = stranger.parser.coerce
+    stranger.parser.coerce = lambda e: seen.append(e) or real_stranger(e)  # type: ignore[method-assign]
+    stranger.apply(event)
+    assert seen == [event]  # another parser's Event is validated again
+    with pytest.raises(ValueError, match="parser"):
+        SessionProjector(load_spec(BUILTIN_SPEC), parser=shared.parser)  # another spec object
