@@ -46,7 +46,8 @@ from handwritten import APPLIED, DUPLICATE, IGNORED, HandwrittenProjector, from_
 from naive_transitions import NaiveProjector  # noqa: E402
 from stream import generate_stream, session_subset  # noqa: E402
 
-from statemachine import Event, OutcomeKind, SessionProjector  # noqa: E402
+from statemachine import Event, EventParser, OutcomeKind, SessionProjector  # noqa: E402
+from statemachine.engine import EngineName  # noqa: E402
 from statemachine.projector import DEFAULT_MAX_EVENT_IDS, DEFAULT_MAX_FINISHED_TURNS  # noqa: E402
 
 KINDS = (APPLIED, IGNORED, DUPLICATE)
@@ -213,6 +214,11 @@ def timed(make: Callable[[], Callable[[Any], Any]], items: Sequence[Any]) -> flo
     del apply
     gc.collect()
     return elapsed
+
+
+def sharing(parser: EventParser, engine: EngineName = "compiled") -> Callable[[], Callable[[Any], Any]]:
+    """A fresh projector's `apply`, using `parser`: the Events it returned are trusted as they are."""
+    return lambda: SessionProjector(engine=engine, parser=parser).apply
 
 
 def job(make: Callable[[], Callable[[Any], Any]], items: Sequence[Any]) -> Callable[[], float]:
@@ -454,7 +460,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         jobs: list[tuple[Row, Callable[[], float]]] = [
             # Pre-parsed Events are applied by projectors sharing the parser that returned them (a
             # projector validates again any Event its own parser did not return).
-            (rows["a"], job(lambda shared=parser.parser: SessionProjector(parser=shared).apply, events)),
+            (rows["a"], job(sharing(parser.parser), events)),
             (rows["b"], job(lambda: HandwrittenProjector().apply, tuples)),
         ]
         if sc.full:
@@ -471,9 +477,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows["c-per"] = Row("c-per", f"tuple, {frac_c}", len(tu_c), note="one Machine per session")
             jobs += [
                 (rows["a-wire"], job(lambda: SessionProjector().apply, sub_c)),
-                (rows["a-ref"], job(lambda shared=parser.parser: SessionProjector(engine="transitions", parser=shared).apply,
+                (rows["a-ref"], job(sharing(parser.parser, "transitions"),
                                     ev_c)),
-                (rows["a@c"], job(lambda shared=parser.parser: SessionProjector(parser=shared).apply, ev_c)),
+                (rows["a@c"], job(sharing(parser.parser), ev_c)),
                 (rows["c"], job(lambda: NaiveProjector().apply, tu_c)),
                 (rows["c-per"], job(lambda: NaiveProjector(shared=False).apply, tu_c)),
             ]
@@ -485,7 +491,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"{'AGREE' if ok_c else 'DISAGREE'}: {detail_c}")
                 scen["agreement"][key] = [ok_c, detail_c]
             rows["a@d"] = Row("a@d", f"Event, {frac_d}", len(ev_d), note="(a) on the events (d) runs on")
-            jobs.append((rows["a@d"], job(lambda shared=parser.parser: SessionProjector(parser=shared).apply, ev_d)))
+            jobs.append((rows["a@d"], job(sharing(parser.parser), ev_d)))
             if psm is not None:
                 d_file = write_jsonl(BENCH_DIR / "psm-stream.jsonl", sub_d)
                 rep = run_psm(psm, d_file, results=True)
@@ -519,7 +525,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     new_rows["b"] = Row("b", "tuple", len(tu_new))
     new_rows["c"] = Row("c", "tuple", len(tu_new_c))
     new_jobs += [
-        (new_rows["a"], job(lambda shared=parser.parser: SessionProjector(parser=shared).apply, ev_new)),
+        (new_rows["a"], job(sharing(parser.parser), ev_new)),
         (new_rows["b"], job(lambda: HandwrittenProjector().apply, tu_new)),
         (new_rows["c"], job(lambda: NaiveProjector().apply, tu_new_c)),
     ]
