@@ -14,9 +14,11 @@ __all__ = ["BoundedSet", "ThreadRecord"]
 class BoundedSet:
     """An insertion-ordered set of strings that forgets its oldest member past `cap`.
 
-    O(1) per operation whatever the cap: members live in a dict (compact for the few members most
-    threads have), and a ring of the same keys says which one is oldest, so eviction never scans
-    the dict from its front (which costs time proportional to the entries deleted before it).
+    O(1) per operation whatever the cap. Until it is full, the dict's own insertion order is all
+    it needs (most threads never fill their memories, and pay for nothing more). When it first
+    fills, a ring of its keys is built once, and from then on says which member is oldest, so an
+    eviction never scans the dict from its front (which costs time proportional to the entries
+    deleted before it).
     """
 
     __slots__ = ("_head", "_members", "_ring", "cap")
@@ -24,7 +26,7 @@ class BoundedSet:
     def __init__(self, cap: int, members: Iterable[str] = ()) -> None:
         self.cap = cap
         self._members: dict[str, None] = {}
-        self._ring: list[str] = []
+        self._ring: list[str] | None = None  # built when the set first fills
         self._head = 0
         for member in members:
             self.add(member)
@@ -34,15 +36,17 @@ class BoundedSet:
         members = self._members
         if key in members:
             return False
-        members[key] = None
         ring = self._ring
-        if len(ring) < self.cap:
-            ring.append(key)
-        else:  # full: the oldest member makes room
-            head = self._head
-            del members[ring[head]]
-            ring[head] = key
-            self._head = (head + 1) % self.cap
+        if ring is None:
+            if len(members) < self.cap:
+                members[key] = None
+                return True
+            ring = self._ring = list(members)  # full from now on: the oldest is ring[head]
+        head = self._head
+        del members[ring[head]]
+        ring[head] = key
+        members[key] = None
+        self._head = (head + 1) % self.cap
         return True
 
     def __contains__(self, key: object) -> bool:
@@ -54,6 +58,8 @@ class BoundedSet:
     def __iter__(self) -> Iterator[str]:
         """Oldest first."""
         ring, head = self._ring, self._head
+        if ring is None:
+            return iter(list(self._members))
         return iter(ring[head:] + ring[:head])
 
     def __repr__(self) -> str:
