@@ -148,6 +148,10 @@ def _write_snapshot(path: str, projector: SessionProjector) -> bool:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    if args.jobs > 1:
+        from .replay_jobs import cmd_replay_jobs
+
+        return cmd_replay_jobs(args, _print_replay)
     spec = _spec(args)
     if args.store:
         from .store.command import cmd_replay_store
@@ -420,6 +424,17 @@ def cmd_docs(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _jobs(text: str) -> int:
+    limit = 64  # replay_jobs.MAX_JOBS, not imported: a replay with --jobs 1 never needs that module
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 1 <= value <= limit:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {limit}")
+    return value
+
+
 def _positive_seconds(text: str) -> float:
     try:
         value = float(text)
@@ -528,6 +543,10 @@ def build_parser(prog: str = MODULE_PROG) -> argparse.ArgumentParser:
     replay.add_argument("--max-clock-skew", metavar="DURATION", type=_clock_skew, default=DEFAULT_MAX_CLOCK_SKEW,
                         help="reject events whose createdAt is further ahead of this machine's clock "
                              "(e.g. 90s, 30m, 12h, 1d; default 1d), or none to accept any date")
+    replay.add_argument("--jobs", metavar="N", type=_jobs, default=1,
+                        help="replay in N processes, threads partitioned among them; the same output as "
+                             "--jobs 1 (summary or --json; a file, not standard input; not with --trace, "
+                             "--snapshot-in/out, --store or --from)")
     replay.set_defaults(handler=cmd_replay)
 
     adapt = sub.add_parser(
