@@ -505,15 +505,43 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return EXIT_BAD_INPUT if report.differs else EXIT_OK
 
 
-def build_parser(prog: str = MODULE_PROG) -> argparse.ArgumentParser:
-    from .store.command import add_replay_arguments, add_store_parser
-    from .timeline import DEFAULT_STALE_AFTER
-    from .verify.run import CHECKS  # the names only; the checks run in cmd_verify
+SUBCOMMANDS = ("replay", "adapt", "verify", "export", "diagram", "timeline", "audit", "docs", "store")
 
-    stale_default = DEFAULT_STALE_AFTER.total_seconds()
+
+class _OnlySubcommand:
+    """Stands in for the subparsers action when one subcommand is named: the others' parsers are
+    built but not attached (so their imports and defaults need not be loaded)."""
+
+    def __init__(self, sub: Any, only: str) -> None:
+        self.sub, self.only = sub, only
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        if name == self.only:
+            parser: argparse.ArgumentParser = self.sub.add_parser(name, **kwargs)
+            return parser
+        return _Parser(prog=name, add_help=False)
+
+
+def build_parser(prog: str = MODULE_PROG, *, only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; with `only` (one of SUBCOMMANDS), just that subcommand, which
+    parses and helps exactly as in the whole one and costs less to build."""
     parser = _Parser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub: Any = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    if only is not None:
+        sub = _OnlySubcommand(sub, only)
+    from .store.command import add_replay_arguments
+
+    if only in (None, "verify"):
+        from .verify.run import CHECKS  # the names only; the checks run in cmd_verify
+    else:
+        CHECKS = {}
+    if only in (None, "timeline"):
+        from .timeline import DEFAULT_STALE_AFTER
+
+        stale_default = DEFAULT_STALE_AFTER.total_seconds()
+    else:
+        stale_default = 0.0
 
     replay = sub.add_parser(
         "replay",
@@ -653,13 +681,18 @@ def build_parser(prog: str = MODULE_PROG) -> argparse.ArgumentParser:
     docs.add_argument("--check", action="store_true", help="write nothing; exit 1 if a generated doc is out of date")
     docs.add_argument("--spec", help="a spec file instead of the built-in one")
     docs.set_defaults(handler=cmd_docs)
-    add_store_parser(sub, _spec)
+    if only in (None, "store"):
+        from .store.command import add_store_parser
+
+        add_store_parser(sub, _spec)
     return parser
 
 
 def main(argv: Sequence[str] | None = None, *, prog: str = CONSOLE_PROG) -> int:
     try:
-        args = build_parser(prog).parse_args(argv)
+        arguments = sys.argv[1:] if argv is None else list(argv)
+        only = arguments[0] if arguments and arguments[0] in SUBCOMMANDS else None
+        args = build_parser(prog, only=only).parse_args(arguments)
         handler: Handler = args.handler
         code = handler(args)
         sys.stdout.flush()  # a closed pipe shows here, inside the handler below, not at exit

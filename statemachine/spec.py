@@ -65,5 +65,8 @@ def parse_spec(text: str, source: str = "<memory>", *, vocabulary: Vocabulary | 
 
 @cache
 def builtin_spec() -> Spec:
-    """The built-in spec, loaded once per process."""
-    return load_spec(None)
+    """The built-in spec, loaded once per process; its checked data comes from the start-up cache
+    when this very file was read before (`statemachine.startup_cache`)."""
+    from .startup_cache import builtin_spec_data
+
+    return build_spec(builtin_spec_data(), str(BUILTIN_SPEC))

@@ -9,13 +9,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from functools import cache
-from importlib import resources
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from .spec_model import SpecError
+
+if TYPE_CHECKING:
+    import yaml
 
 __all__ = ["BUILTIN_SPEC", "MAX_SPEC_BYTES", "MAX_SPEC_DEPTH", "SCHEMA_PATH", "read_spec_file", "read_spec_text"]
 
@@ -30,7 +30,8 @@ MAX_SPEC_DEPTH = 32
 
 def _specs_dir() -> Path:
     # Installed wheels carry the spec inside the package; a source checkout keeps it in specs/.
-    packaged = Path(str(resources.files(__package__ or "statemachine"))) / "specs"
+    # (The package's own directory, not importlib.resources: that import costs start-up time.)
+    packaged = Path(__file__).resolve().parent / "specs"
     if (packaged / SPEC_FILE).is_file():
         return packaged
     return Path(__file__).resolve().parent.parent / "specs"
@@ -60,32 +61,40 @@ class _Refused(Exception):
         self.message = message
 
 
-class _SpecLoader(yaml.SafeLoader):
-    """The safe loader, minus what a lifecycle never needs and an attacker would use: explicit
-    tags (`!!python/...`, `!foo`), anchors and aliases (the "billion laughs" expansion), and deep
-    nesting (recursion in the composer)."""
+@cache
+def _spec_loader() -> type[yaml.SafeLoader]:
+    """The YAML loader class, built on first use: a replay from the start-up cache never imports
+    PyYAML (`statemachine.startup_cache`)."""
+    import yaml
 
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self._depth = 0
+    class _SpecLoader(yaml.SafeLoader):
+        """The safe loader, minus what a lifecycle never needs and an attacker would use: explicit
+        tags (`!!python/...`, `!foo`), anchors and aliases (the "billion laughs" expansion), and deep
+        nesting (recursion in the composer)."""
 
-    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
-        event: yaml.Event = self.peek_event()  # type: ignore[no-untyped-call]
-        line = event.start_mark.line + 1 if event.start_mark is not None else 0
-        if isinstance(event, yaml.AliasEvent):
-            raise _Refused(line, f"alias *{event.anchor} refused: a spec may not use anchors or aliases")
-        if isinstance(event, yaml.NodeEvent) and event.anchor is not None:
-            raise _Refused(line, f"anchor &{event.anchor} refused: a spec may not use anchors or aliases")
-        tag = getattr(event, "tag", None)
-        if tag is not None:
-            raise _Refused(line, f"tag {tag} refused: a spec may not use explicit YAML tags")
-        if self._depth >= MAX_SPEC_DEPTH:
-            raise _Refused(line, f"nested deeper than {MAX_SPEC_DEPTH} levels (MAX_SPEC_DEPTH)")
-        self._depth += 1
-        try:
-            return super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
+        def __init__(self, stream: str) -> None:
+            super().__init__(stream)
+            self._depth = 0
+
+        def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+            event: yaml.Event = self.peek_event()  # type: ignore[no-untyped-call]
+            line = event.start_mark.line + 1 if event.start_mark is not None else 0
+            if isinstance(event, yaml.AliasEvent):
+                raise _Refused(line, f"alias *{event.anchor} refused: a spec may not use anchors or aliases")
+            if isinstance(event, yaml.NodeEvent) and event.anchor is not None:
+                raise _Refused(line, f"anchor &{event.anchor} refused: a spec may not use anchors or aliases")
+            tag = getattr(event, "tag", None)
+            if tag is not None:
+                raise _Refused(line, f"tag {tag} refused: a spec may not use explicit YAML tags")
+            if self._depth >= MAX_SPEC_DEPTH:
+                raise _Refused(line, f"nested deeper than {MAX_SPEC_DEPTH} levels (MAX_SPEC_DEPTH)")
+            self._depth += 1
+            try:
+                return super().compose_node(parent, index)
+            finally:
+                self._depth -= 1
+
+    return _SpecLoader
 
 
 def _too_big(source: str, size: str) -> SpecError:
@@ -128,8 +137,10 @@ def read_spec_text(text: str, source: str = "<memory>") -> dict[str, Any]:
     size = len(text.encode("utf-8", "surrogatepass"))
     if size > MAX_SPEC_BYTES:
         raise _too_big(source, str(size))
+    import yaml
+
     try:
-        raw = yaml.load(text, Loader=_SpecLoader)  # a SafeLoader: plain data only
+        raw = yaml.load(text, Loader=_spec_loader())  # a SafeLoader: plain data only
     except _Refused as exc:
         raise SpecError(source, f"line {exc.line}", exc.message) from None
     except yaml.YAMLError as exc:
@@ -151,3 +162,10 @@ def read_spec_text(text: str, source: str = "<memory>") -> dict[str, Any]:
     return data
 
 
+
+
+def __getattr__(name: str) -> Any:
+    # `_SpecLoader` (the requirements reader shares it) is built on first use, with PyYAML.
+    if name == "_SpecLoader":
+        return _spec_loader()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
