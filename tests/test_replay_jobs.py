@@ -185,6 +185,17 @@ def test_standard_input_a_pipe_a_missing_file_and_bad_counts_are_refused(tmp_pat
         assert done.returncode == 2 and b"--jobs" in done.stderr
 
 
+def test_the_subcommand_list_matches_the_parser() -> None:
+    from statemachine.cli import SUBCOMMANDS, build_parser, subcommand_parsers
+
+    assert set(SUBCOMMANDS) == set(subcommand_parsers(build_parser()))
+    for name in SUBCOMMANDS:  # one subcommand alone helps exactly as within the whole parser
+        alone = subcommand_parsers(build_parser(only=name), width=100)
+        assert list(alone) == [name]
+        assert alone[name].format_help() == subcommand_parsers(width=100)[name].format_help()
+
+
 def test_jobs_1_is_the_usual_path_and_accepts_standard_input() -> None:
     log = (ROOT / "examples" / "codex_session.jsonl").read_bytes()
-    assert run("replay", "--json", "--jobs", "1", "-", stdin=log).stdout == run("replay", "--json", "-", stdin=log).stdout
+    one = run("replay", "--json", "--jobs", "1", "-", stdin=log)
+    assert one.returncode == 0 and one.stdout == run("replay", "--json", "-", stdin=log).stdout
