@@ -13,7 +13,7 @@ import functools
 import json
 import os
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import timedelta
 from typing import IO, Any, NoReturn, TypeVar
 
@@ -299,9 +299,37 @@ def _stream_name(value: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _add_from(parser: argparse.ArgumentParser, *, required: bool) -> None:
-    from .adapters import EOF_SETTLEMENTS, FORMATS
+class _AdapterNames(Sequence[str]):
+    """`statemachine.adapters.<name>` (a tuple of names), imported when first read: argparse reads
+    choices only to check a value given or to print help, and a replay of an envelope log needs
+    no adapter."""
 
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def _names(self) -> tuple[str, ...]:
+        from . import adapters
+
+        names: tuple[str, ...] = getattr(adapters, self.name)
+        return names
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._names()[index]
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    def __contains__(self, value: object) -> bool:
+        return value in self._names()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+
+def _add_from(parser: argparse.ArgumentParser, *, required: bool) -> None:
+    from .adapters.base import EOF_SETTLEMENTS
+
+    FORMATS = _AdapterNames("FORMATS")  # read when --from is given or help is printed
     parser.add_argument("--from", dest="from_format", choices=FORMATS, required=required, metavar="FORMAT",
                         help="the file is raw provider output in this format, adapted to events on the way "
                              "(see docs/adapters.md)")
@@ -515,11 +543,18 @@ class _OnlySubcommand:
     def __init__(self, sub: Any, only: str) -> None:
         self.sub, self.only = sub, only
 
-    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
-        if name == self.only:
-            parser: argparse.ArgumentParser = self.sub.add_parser(name, **kwargs)
-            return parser
-        return _Parser(prog=name, add_help=False)
+    def add_parser(self, name: str, **kwargs: Any) -> Any:
+        return self.sub.add_parser(name, **kwargs) if name == self.only else _Discard()
+
+
+class _Discard:
+    """A parser, group or argument nobody will read: every call is accepted and does nothing."""
+
+    def __getattr__(self, name: str) -> Any:
+        return self._accept
+
+    def _accept(self, *args: Any, **kwargs: Any) -> _Discard:
+        return self
 
 
 def build_parser(prog: str = MODULE_PROG, *, only: str | None = None) -> argparse.ArgumentParser:
