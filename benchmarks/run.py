@@ -446,11 +446,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="also measure memory with tracemalloc (exact Python bytes; several minutes more)")
     ap.add_argument("--json", type=Path, default=None, help="write every number here (default .bench/results.json)")
     ap.add_argument("--render", type=Path, default=None, help="only print the tables of an earlier results file")
+    ap.add_argument("--only", action="append", choices=PARTS, default=[],
+                    help="run only this part (repeatable), at the size --quick or not chooses, and print its rows")
     args = ap.parse_args(argv)
     if args.render is not None:
         print(render(json.loads(args.render.read_text())))
         return 0
     cfg = QUICK if args.quick else FULL
+    if args.only:
+        return run_parts(args.only, cfg, args.seed)
     started = time.perf_counter()
 
     def log(msg: str) -> None:
@@ -604,6 +608,45 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(render(results))
     log(f"results written to {out}")
     return 0 if all_agree else 1
+
+
+# -- single parts (while developing, or to re-measure one figure) ----------------------------------
+
+PARTS = ("one-line", "jobs")
+
+
+def run_parts(parts: Sequence[str], cfg: Config, seed: int) -> int:
+    """`--only one-line`: a one-line log, `replay --json` against the plain reducer (child CPU).
+    `--only jobs`: `replay --json --jobs 2` against `--jobs 1` on the replay stream (wall time)."""
+    BENCH_DIR.mkdir(parents=True, exist_ok=True)
+    lines: list[str] = []
+    ok = True
+    if "one-line" in parts:
+        one_line = write_jsonl(BENCH_DIR / "one-line.jsonl", generate_stream(cfg.replay_events, cfg.replay_sessions,
+                                                                              seed)[:1])
+        r = whole_replay(one_line, cfg.import_runs)
+        one_line.unlink()
+        ratio = r["cpu_s"]["replay"] / r["cpu_s"]["plain"]
+        lines.append(f"one-line log: replay {r['cpu_s']['replay'] * 1000:.0f} ms CPU, plain reducer "
+                     f"{r['cpu_s']['plain'] * 1000:.0f} ms CPU: {ratio:.2f}x (target <= {TARGETS['one_line_cpu']}x; "
+                     f"medians of {r['runs']}; same output: {r['identical']})")
+        ok = ok and r["identical"]
+    if "jobs" in parts:
+        log_file = write_jsonl(BENCH_DIR / "replay-stream.jsonl",
+                               generate_stream(cfg.replay_events, cfg.replay_sessions, seed))
+        jr = jobs_replay(log_file, cfg.replay_runs)
+        log_file.unlink()
+        speed = jr["wall_s"]["1"] / jr["wall_s"]["2"]
+        wall, low, cpu = jr["wall_s"], jr["min_wall_s"], jr["cpu_s"]
+        lines.append(f"replay --jobs 2 on {jr['lines']:,} lines: {wall['2']:.2f} s wall (min {low['2']:.2f}), "
+                     f"--jobs 1 {wall['1']:.2f} s (min {low['1']:.2f}): {speed:.2f}x (target >= "
+                     f"{TARGETS['jobs2_speed']}x; CPU of all processes {cpu['2']:.2f} s against {cpu['1']:.2f} s; "
+                     f"medians of {jr['runs']}; same output: {jr['identical']})")
+        ok = ok and jr["identical"]
+    load = os.getloadavg()
+    lines.append(f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} CPUs")
+    print("\n".join(lines))
+    return 0 if ok else 1
 
 
 # -- the report ----------------------------------------------------------------------------------

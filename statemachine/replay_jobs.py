@@ -24,6 +24,7 @@ start).
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import multiprocessing
 import os
@@ -114,7 +115,7 @@ def _work(path: str, index: int, jobs: int, spec_path: str | None, skew: timedel
     apply, report = projector.apply, ReplayReport()
     outcomes, rejected, errors = report.outcomes, report.rejected, report.errors
     created: dict[str, int] = {}  # thread -> the line that created its current record
-    guess, crc32, key, skip = _guess_owner, zlib.crc32, _KEY_SPACED, len(_KEY_SPACED)
+    guess, crc32, key, other, skip = _guess_owner, zlib.crc32, _KEY_SPACED, _KEY_COMPACT, len(_KEY_SPACED)
     forgotten, rejected_kind = OutcomeKind.FORGOTTEN, OutcomeKind.REJECTED
     too_long = f"line: longer than {limit} bytes, the line length limit (max_line_bytes)"
     number = 0
@@ -129,8 +130,12 @@ def _work(path: str, index: int, jobs: int, spec_path: str | None, skew: timedel
                     if len(errors) < MAX_LISTED:
                         errors.append({"line": number, "error": too_long})
                 continue
-            # The guess's common case inline (this runs for every line in every worker).
+            # The guess's common case inline (this runs for every line in every worker), in the
+            # key's spelling seen last (spaced as json.dumps writes it, or compact).
             at = line.find(key)
+            if at < 0 and (at := line.find(other)) >= 0:
+                key, other = other, key
+                skip = len(key)
             end = line.find(b'"', at + skip) if at >= 0 else -1
             if end >= 0 and b"\\" not in (value := line[at + skip:end]):
                 if crc32(value) % jobs != index:
@@ -214,8 +219,14 @@ def replay_file_in_parallel(
     spec = load_spec(spec_path) if spec_path else builtin_spec()
     projector = SessionProjector(spec, max_clock_skew=max_clock_skew)  # built before forking: shared
     args = [(path, i, jobs, spec_path, max_clock_skew, max_line_bytes) for i in range(jobs)]
-    with _context().Pool(jobs) as pool:
-        parts: list[_Part] = pool.starmap(_work, args, chunksize=1)
+    # Forked workers inherit the parent's heap: frozen, their collector never walks it (nor writes
+    # to its pages, which would copy them).
+    gc.freeze()
+    try:
+        with _context().Pool(jobs) as pool:
+            parts: list[_Part] = pool.starmap(_work, args, chunksize=1)
+    finally:
+        gc.unfreeze()
     if any(p.misrouted for p in parts):
         # A line fooled the routing guess: one process gives the right answer, at one process's speed.
         with open(path, "rb") as stream:

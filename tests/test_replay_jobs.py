@@ -90,7 +90,10 @@ def test_the_example_logs_give_the_same_bytes_in_parallel() -> None:
 
 
 def test_a_generated_stream_gives_the_same_bytes(tmp_path: Path) -> None:
-    log = write_log(tmp_path / "stream.jsonl", [dumps(w) for w in generate_stream(20_000, 300, seed=5)])
+    stream = generate_stream(20_000, 300, seed=5)
+    compact = write_log(tmp_path / "compact.jsonl", [json.dumps(w, separators=(",", ":")).encode() for w in stream])
+    assert_same_output(compact, 3)
+    log = write_log(tmp_path / "stream.jsonl", [dumps(w) for w in stream])
     done = assert_same_output(log, 2, 4)
     data = json.loads(run("replay", "--json", "--jobs", "2", str(log)).stdout)
     assert len(data["sessions"]) == 300
