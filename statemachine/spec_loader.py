@@ -7,14 +7,16 @@ What comes out is plain data (the schema's shape) for `statemachine.spec_check` 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from functools import cache
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .spec_model import SpecError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import yaml
 
 __all__ = ["BUILTIN_SPEC", "MAX_SPEC_BYTES", "MAX_SPEC_DEPTH", "SCHEMA_PATH", "read_spec_file", "read_spec_text"]
@@ -28,22 +30,51 @@ MAX_SPEC_BYTES = 256 * 1024
 MAX_SPEC_DEPTH = 32
 
 
-def _specs_dir() -> Path:
+def _specs_dir_name() -> str:
     # Installed wheels carry the spec inside the package; a source checkout keeps it in specs/.
-    # (The package's own directory, not importlib.resources: that import costs start-up time.)
-    packaged = Path(__file__).resolve().parent / "specs"
-    if (packaged / SPEC_FILE).is_file():
+    # (Plain os.path, not importlib.resources or pathlib: their imports cost start-up time.)
+    here = os.path.dirname(os.path.realpath(__file__))
+    packaged = os.path.join(here, "specs")
+    if os.path.isfile(os.path.join(packaged, SPEC_FILE)):
         return packaged
-    return Path(__file__).resolve().parent.parent / "specs"
+    return os.path.join(os.path.dirname(here), "specs")
 
 
-BUILTIN_SPEC = _specs_dir() / SPEC_FILE
-SCHEMA_PATH = _specs_dir() / SCHEMA_FILE
+def _specs_dir() -> Path:
+    from pathlib import Path
+
+    return Path(_SPECS_DIR)
+
+
+_SPECS_DIR = _specs_dir_name()
+# The same files as BUILTIN_SPEC and SCHEMA_PATH, as strings (what a replay needs).
+BUILTIN_SPEC_NAME = os.path.join(_SPECS_DIR, SPEC_FILE)
+SCHEMA_NAME = os.path.join(_SPECS_DIR, SCHEMA_FILE)
+
+
+def __getattr__(name: str) -> Any:
+    # BUILTIN_SPEC and SCHEMA_PATH are `Path`s, made on first use: pathlib costs start-up time.
+    # `_SpecLoader` (the requirements reader shares it) is built on first use, with PyYAML.
+    if name in ("BUILTIN_SPEC", "SCHEMA_PATH"):
+        from pathlib import Path
+
+        value = Path(BUILTIN_SPEC_NAME if name == "BUILTIN_SPEC" else SCHEMA_NAME)
+        globals()[name] = value
+        return value
+    if name == "_SpecLoader":
+        return _spec_loader()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+if TYPE_CHECKING:
+    BUILTIN_SPEC: Path
+    SCHEMA_PATH: Path
 
 
 @cache
 def _schema() -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    with open(SCHEMA_NAME, encoding="utf-8") as f:
+        loaded: dict[str, Any] = json.load(f)
     return loaded
 
 
@@ -103,10 +134,14 @@ def _too_big(source: str, size: str) -> SpecError:
 
 def read_spec_file(path: str | Path | None = None) -> tuple[dict[str, Any], str]:
     """Read a spec file (the built-in one when `path` is None): its data and its name."""
-    file = Path(path) if path is not None else BUILTIN_SPEC
-    name = str(file)
+    if path is None:
+        name = BUILTIN_SPEC_NAME
+    else:
+        from pathlib import Path
+
+        name = str(Path(path))  # the name as before: Path's normal form
     try:
-        with file.open("rb") as stream:
+        with open(name, "rb") as stream:
             # Read one byte past the limit, never the whole file: it may be huge or endless.
             data = stream.read(MAX_SPEC_BYTES + 1)
         if len(data) > MAX_SPEC_BYTES:
@@ -163,9 +198,3 @@ def read_spec_text(text: str, source: str = "<memory>") -> dict[str, Any]:
 
 
 
-
-def __getattr__(name: str) -> Any:
-    # `_SpecLoader` (the requirements reader shares it) is built on first use, with PyYAML.
-    if name == "_SpecLoader":
-        return _spec_loader()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -36,7 +36,6 @@ import os
 import stat
 import sys
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
@@ -55,22 +54,25 @@ _SUFFIX = ".entry"
 T = TypeVar("T")
 
 
-def cache_dir() -> Path | None:
+def cache_dir() -> str | None:
     """The cache directory, created if missing; None when caching is off or the place is unsafe."""
     env = os.environ.get(CACHE_ENV)
     if env is not None and env.strip().lower() in ("", "off", "0", "no", "false"):
         return None
     if env is not None:
-        path = Path(env)
+        path = env
     else:
         xdg = os.environ.get("XDG_CACHE_HOME")
-        try:
-            base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
-        except RuntimeError:  # no home directory
+        home = os.path.expanduser("~")
+        if xdg and os.path.isabs(xdg):
+            base = xdg
+        elif os.path.isabs(home):
+            base = os.path.join(home, ".cache")
+        else:  # no home directory
             return None
-        path = base / "agent-session-lifecycle"
+        path = os.path.join(base, "agent-session-lifecycle")
     try:
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.makedirs(path, mode=0o700, exist_ok=True)
         info = os.lstat(path)
     except OSError:
         return None
@@ -84,13 +86,13 @@ def _private_file(fd: int) -> bool:
     return stat.S_ISREG(info.st_mode) and info.st_uid == os.geteuid() and not info.st_mode & 0o077
 
 
-def _secret(directory: Path) -> bytes | None:
+def _secret(directory: str) -> bytes | None:
     """The directory's secret, made at first use. None when it cannot be read or made safely."""
-    path = directory / _SECRET
+    path = os.path.join(directory, _SECRET)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     except FileNotFoundError:
-        return _new_secret(path)
+        return _new_secret(directory)
     except OSError:
         return None
     try:
@@ -100,8 +102,9 @@ def _secret(directory: Path) -> bytes | None:
     return data if len(data) == _SECRET_BYTES else None
 
 
-def _new_secret(path: Path) -> bytes | None:
-    tmp = path.with_name(f"{_SECRET}.{os.getpid()}.tmp")
+def _new_secret(directory: str) -> bytes | None:
+    path = os.path.join(directory, _SECRET)
+    tmp = os.path.join(directory, f"{_SECRET}.{os.getpid()}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         try:
@@ -115,7 +118,7 @@ def _new_secret(path: Path) -> bytes | None:
             os.unlink(tmp)
     except OSError:
         return None
-    return _secret(path.parent) if path.exists() else None
+    return _secret(directory) if os.path.exists(path) else None
 
 
 def key_of(parts: Iterable[bytes]) -> str:
@@ -132,10 +135,10 @@ def _mac(secret: bytes, key: str, blob: bytes) -> bytes:
     return hmac.new(secret, _MAGIC + key.encode("ascii") + blob, hashlib.sha256).digest()
 
 
-def _read(directory: Path, secret: bytes, key: str) -> Any:
+def _read(directory: str, secret: bytes, key: str) -> Any:
     """The value stored under `key`, or None when missing, unsafe, corrupt or forged."""
     try:
-        fd = os.open(directory / f"{key}{_SUFFIX}", os.O_RDONLY | os.O_NOFOLLOW)
+        fd = os.open(os.path.join(directory, f"{key}{_SUFFIX}"), os.O_RDONLY | os.O_NOFOLLOW)
     except OSError:
         return None
     try:
@@ -159,17 +162,17 @@ def _read(directory: Path, secret: bytes, key: str) -> Any:
         return None
 
 
-def _write(directory: Path, secret: bytes, key: str, value: Any) -> None:
+def _write(directory: str, secret: bytes, key: str, value: Any) -> None:
     try:
         blob = marshal.dumps(value)
     except ValueError:  # a value marshal cannot hold (e.g. a date in spec data): not cached
         return
-    tmp = directory / f"{key}.{os.getpid()}.tmp"
+    tmp = os.path.join(directory, f"{key}.{os.getpid()}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "wb") as f:
             f.write(_MAGIC + _mac(secret, key, blob) + blob)
-        os.replace(tmp, directory / f"{key}{_SUFFIX}")
+        os.replace(tmp, os.path.join(directory, f"{key}{_SUFFIX}"))
     except OSError:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -201,19 +204,21 @@ def clear() -> int:
     removed = 0
     if directory is None:
         return removed
-    for entry in directory.glob(f"*{_SUFFIX}"):
-        with contextlib.suppress(OSError):
-            entry.unlink()
-            removed += 1
+    for name in os.listdir(directory):
+        if name.endswith(_SUFFIX):
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(directory, name))
+                removed += 1
     return removed
 
 
-def file_bytes(*paths: Path) -> list[bytes]:
+def file_bytes(*paths: str) -> list[bytes]:
     """The bytes of each file (a key part); a missing file counts as empty."""
     out = []
     for path in paths:
         try:
-            out.append(path.read_bytes())
+            with open(path, "rb") as f:
+                out.append(f.read())
         except OSError:
             out.append(b"")
     return out
@@ -228,7 +233,7 @@ def runtime_parts() -> list[bytes]:
 
 # -- what is cached ------------------------------------------------------------------------------
 
-_PACKAGE = Path(__file__).resolve().parent
+_PACKAGE = os.path.dirname(os.path.realpath(__file__))
 # The modules whose code decides what the cached values are (a change to any is a new key).
 _SPEC_SOURCES = ("spec_loader.py",)
 _ENGINE_SOURCES = ("compiled.py", "machine.py", "semantics.py", "session.py", "outcome.py", "record.py", "engine.py")
@@ -237,29 +242,31 @@ _ENGINE_SOURCES = ("compiled.py", "machine.py", "semantics.py", "session.py", "o
 def builtin_spec_data() -> dict[str, Any]:
     """The built-in spec's data, read and checked against the JSON Schema (`read_spec_file`), or
     as stored the last time this exact file was."""
-    from .spec_loader import BUILTIN_SPEC, MAX_SPEC_BYTES, SCHEMA_PATH, read_spec_file, read_spec_text
+    from .spec_loader import BUILTIN_SPEC_NAME, MAX_SPEC_BYTES, SCHEMA_NAME, read_spec_file, read_spec_text
 
     try:
-        data = BUILTIN_SPEC.read_bytes()
+        with open(BUILTIN_SPEC_NAME, "rb") as f:
+            data = f.read(MAX_SPEC_BYTES + 1)
         text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError):
         data = b""
     if not data or len(data) > MAX_SPEC_BYTES:
         return read_spec_file(None)[0]  # the usual reader says what is wrong
-    key = key_of([b"spec", data, *file_bytes(SCHEMA_PATH, *(_PACKAGE / m for m in _SPEC_SOURCES)), *runtime_parts()])
+    sources = file_bytes(SCHEMA_NAME, *(os.path.join(_PACKAGE, m) for m in _SPEC_SOURCES))
+    key = key_of([b"spec", data, *sources, *runtime_parts()])
 
     def load(stored: Any) -> dict[str, Any] | None:
         return stored if isinstance(stored, dict) and all(isinstance(k, str) for k in stored) else None
 
-    return cached(key, lambda: read_spec_text(text, str(BUILTIN_SPEC)), lambda raw: raw, load)
+    return cached(key, lambda: read_spec_text(text, BUILTIN_SPEC_NAME), lambda raw: raw, load)
 
 
 def _transitions_source() -> bytes:
     """The installed `transitions` core (recording runs it), found on sys.path as the import system
     would find a plain package, without importing it (or importlib.util)."""
     for entry in sys.path:
-        core = Path(entry or ".") / "transitions" / "core.py"
-        if core.is_file():
+        core = os.path.join(entry or ".", "transitions", "core.py")
+        if os.path.isfile(core):
             return file_bytes(core)[0]
     return b""
 
@@ -267,8 +274,8 @@ def _transitions_source() -> bytes:
 def _engine_key(spec: Spec) -> str:
     vocabulary = spec.vocabulary
     fingerprint = repr(vocabulary.fingerprint if vocabulary is not None else None).encode("utf-8", "surrogatepass")
-    return key_of([b"engine", spec.digest.encode(), fingerprint, *file_bytes(*(_PACKAGE / m for m in _ENGINE_SOURCES)),
-                   _transitions_source(), *runtime_parts()])
+    sources = file_bytes(*(os.path.join(_PACKAGE, m) for m in _ENGINE_SOURCES))
+    return key_of([b"engine", spec.digest.encode(), fingerprint, *sources, _transitions_source(), *runtime_parts()])
 
 
 def _dump_engine(engine: CompiledMachine) -> dict[str, Any]:
@@ -308,9 +315,9 @@ def builtin_engine(spec: Spec, factory: type[CompiledMachine]) -> CompiledMachin
     """The compiled engine for `spec`: from the cache when `spec` is the built-in one (with the
     built-in vocabulary), else built (`factory(spec)`), as always."""
     from .semantics import VOCABULARY
-    from .spec_loader import BUILTIN_SPEC
+    from .spec_loader import BUILTIN_SPEC_NAME
 
-    if spec.vocabulary is not VOCABULARY or spec.source != str(BUILTIN_SPEC) or not spec.digest:
+    if spec.vocabulary is not VOCABULARY or spec.source != BUILTIN_SPEC_NAME or not spec.digest:
         return factory(spec)
 
     def load(stored: Any) -> CompiledMachine | None:
