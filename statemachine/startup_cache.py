@@ -178,13 +178,16 @@ def _write(directory: str, secret: bytes, key: str, value: Any) -> None:
             os.unlink(tmp)
 
 
-def cached(key: str, build: Callable[[], T], dump: Callable[[T], Any], load: Callable[[Any], T | None]) -> T:
-    """`load(stored)` when the entry under `key` is there, authentic, and accepted by `load` (None
-    refuses it); else `build()`, stored as `dump(value)` for next time."""
+def cached(key_of: Callable[[], str], build: Callable[[], T], dump: Callable[[T], Any],
+           load: Callable[[Any], T | None]) -> T:
+    """`load(stored)` when the entry under `key_of()` is there, authentic, and accepted by `load`
+    (None refuses it); else `build()`, stored as `dump(value)` for next time. The key is computed
+    only when there is a cache to look in."""
     directory = cache_dir()
     secret = _secret(directory) if directory is not None else None
     if directory is None or secret is None:
         return build()
+    key = key_of()
     stored = _read(directory, secret, key)
     if stored is not None:
         try:
@@ -252,8 +255,9 @@ def builtin_spec_data() -> dict[str, Any]:
         data = b""
     if not data or len(data) > MAX_SPEC_BYTES:
         return read_spec_file(None)[0]  # the usual reader says what is wrong
-    sources = file_bytes(SCHEMA_NAME, *(os.path.join(_PACKAGE, m) for m in _SPEC_SOURCES))
-    key = key_of([b"spec", data, *sources, *runtime_parts()])
+    def key() -> str:
+        sources = file_bytes(SCHEMA_NAME, *(os.path.join(_PACKAGE, m) for m in _SPEC_SOURCES))
+        return key_of([b"spec", data, *sources, *runtime_parts()])
 
     def load(stored: Any) -> dict[str, Any] | None:
         return stored if isinstance(stored, dict) and all(isinstance(k, str) for k in stored) else None
@@ -324,4 +328,4 @@ def builtin_engine(spec: Spec, factory: type[CompiledMachine]) -> CompiledMachin
         generated = _load_generated(spec, stored)
         return factory(spec, generated=generated) if generated is not None else None
 
-    return cached(_engine_key(spec), lambda: factory(spec), _dump_engine, load)
+    return cached(lambda: _engine_key(spec), lambda: factory(spec), _dump_engine, load)
