@@ -40,7 +40,7 @@ from .events import EventError
 from .outcome import OutcomeKind
 from .projector import SessionProjector
 from .replay import MAX_LINE_BYTES, MAX_LISTED, ReplayReport, replay_lines
-from .spec import builtin_spec, load_spec
+from .spec import Spec, builtin_spec, load_spec
 
 __all__ = ["MAX_JOBS", "NotRegularFile", "cmd_replay_jobs", "owner", "replay_file_in_parallel"]
 
@@ -49,6 +49,10 @@ MAX_JOBS = 64
 
 # Where a line's threadId most likely starts: a guess, checked after parsing.
 _KEY_SPACED, _KEY_COMPACT = b'"threadId": "', b'"threadId":"'
+
+
+# The spec each run was given, set before forking: forked workers find it (and its engine) built.
+_SPECS: dict[str | None, Spec] = {}
 
 
 class NotRegularFile(ValueError):
@@ -110,7 +114,7 @@ def _skip_rest(readline: Callable[[int], bytes], limit: int) -> None:
 def _work(path: str, index: int, jobs: int, spec_path: str | None, skew: timedelta | None, limit: int) -> _Part:
     """Replay the lines of the threads worker `index` owns, with the file's line numbers; the same
     bookkeeping as `replay.replay_lines`, written out so that the other lines cost only a guess."""
-    spec = load_spec(spec_path) if spec_path else builtin_spec()
+    spec = _SPECS.get(spec_path) or (load_spec(spec_path) if spec_path else builtin_spec())
     projector = SessionProjector(spec, max_clock_skew=skew)
     apply, report = projector.apply, ReplayReport()
     outcomes, rejected, errors = report.outcomes, report.rejected, report.errors
@@ -181,9 +185,11 @@ def _context() -> Any:
 
 
 def _check_regular(path: str) -> None:
-    with open(path, "rb") as f:
-        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-            raise NotRegularFile(path)
+    # stat, not open: opening a named pipe would wait for a writer.
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise NotRegularFile(path)
+    with open(path, "rb"):  # readable, or OSError now rather than in every worker
+        pass
 
 
 def _merge(parts: list[_Part], projector: SessionProjector) -> dict[str, Any]:
@@ -218,6 +224,7 @@ def replay_file_in_parallel(
     _check_regular(path)
     spec = load_spec(spec_path) if spec_path else builtin_spec()
     projector = SessionProjector(spec, max_clock_skew=max_clock_skew)  # built before forking: shared
+    _SPECS[spec_path] = spec
     args = [(path, i, jobs, spec_path, max_clock_skew, max_line_bytes) for i in range(jobs)]
     # Forked workers inherit the parent's heap: frozen, their collector never walks it (nor writes
     # to its pages, which would copy them).

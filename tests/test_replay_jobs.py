@@ -181,6 +181,10 @@ def test_standard_input_a_pipe_a_missing_file_and_bad_counts_are_refused(tmp_pat
     assert done.returncode == 2 and b"not standard input" in done.stderr
     done = run("replay", "--jobs", "2", "/dev/null")
     assert done.returncode == 2 and b"not a regular file" in done.stderr
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    done = run("replay", "--jobs", "2", str(fifo))  # refused without waiting for a writer
+    assert done.returncode == 2 and b"not a regular file" in done.stderr
     done = run("replay", "--jobs", "2", str(tmp_path / "missing.jsonl"))
     assert done.returncode == 2 and b"cannot read" in done.stderr
     for bad in ("0", "-1", "x", str(MAX_JOBS + 1)):
