@@ -167,7 +167,7 @@ def _write(directory: str, secret: bytes, key: str, value: Any) -> None:
         blob = marshal.dumps(value)
     except ValueError:  # a value marshal cannot hold (e.g. a date in spec data): not cached
         return
-    tmp = os.path.join(directory, f"{key}.{os.getpid()}.tmp")
+    tmp = os.path.join(directory, f"{key}.{os.getpid()}.{os.urandom(4).hex()}.tmp")  # unique per writer
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "wb") as f:
