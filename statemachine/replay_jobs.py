@@ -178,6 +178,14 @@ def _work(path: str, index: int, jobs: int, spec_path: str | None, skew: timedel
     )
 
 
+def _leave_interrupts_to_the_parent() -> None:
+    # Ctrl-C reaches every process of the group: the parent stops the pool (and exits 130), the
+    # workers say nothing (no traceback from each).
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _context() -> Any:
     # fork: workers start at once, with the spec and the compiled engine already built.
     methods = multiprocessing.get_all_start_methods()
@@ -230,7 +238,7 @@ def replay_file_in_parallel(
     # to its pages, which would copy them).
     gc.freeze()
     try:
-        with _context().Pool(jobs) as pool:
+        with _context().Pool(jobs, initializer=_leave_interrupts_to_the_parent) as pool:
             parts: list[_Part] = pool.starmap(_work, args, chunksize=1)
     finally:
         gc.unfreeze()
