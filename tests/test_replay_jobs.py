@@ -206,3 +206,22 @@ def test_jobs_1_is_the_usual_path_and_accepts_standard_input() -> None:
     log = (ROOT / "examples" / "codex_session.jsonl").read_bytes()
     one = run("replay", "--json", "--jobs", "1", "-", stdin=log)
     assert one.returncode == 0 and one.stdout == run("replay", "--json", "-", stdin=log).stdout
+
+
+def test_lines_at_the_length_limit_count_as_in_one_process(tmp_path: Path) -> None:
+    from statemachine import SessionProjector
+    from statemachine.replay import replay_lines
+
+    a = Events("thr-limit")
+    event = dumps(a("session.started"))
+    limit = len(event)
+    body = [event, b" " * (limit - 1) + b"{", b"x" * (limit + 1), dumps(a("turn.started", "T1")) + b" " * limit,
+            b"y" * (limit * 3)]  # the last line over the limit, with no line break after it
+    path = tmp_path / "limit.jsonl"
+    path.write_bytes(b"\n".join(body))
+    projector = SessionProjector(max_clock_skew=None)
+    with open(path, "rb") as stream:
+        one = replay_lines(projector, stream, max_line_bytes=limit).to_json(projector)
+    for n in (2, 3):
+        assert replay_file_in_parallel(str(path), n, max_clock_skew=None, max_line_bytes=limit) == one
+    assert one["outcomes"]["malformed"] == 4 and one["outcomes"]["applied"] == 1
