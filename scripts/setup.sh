@@ -24,3 +24,6 @@ fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+# Cache the package's bytecode now, as a wheel install does: an editable install run with
+# PYTHONDONTWRITEBYTECODE would otherwise compile every module from source at each start.
+.venv/bin/python -m compileall -q statemachine >/dev/null

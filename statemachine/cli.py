@@ -13,7 +13,7 @@ import functools
 import json
 import os
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import timedelta
 from typing import IO, Any, NoReturn, TypeVar
 
@@ -36,8 +36,34 @@ MODULE_PROG = "python -m statemachine"
 Handler = Callable[[argparse.Namespace], int]
 
 
+def _terminal_columns() -> int:
+    """`shutil.get_terminal_size().columns`, without importing shutil (and its compression
+    modules) on every start: $COLUMNS, else the terminal's width, else 80."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
+
+class _Formatter(argparse.HelpFormatter):
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: int | None = None) -> None:
+        super().__init__(prog, indent_increment, max_help_position,
+                         width if width is not None else _terminal_columns() - 2)
+
+
 class _Parser(argparse.ArgumentParser):
     subcommands: argparse.Action | None = None  # the subparsers action; `.choices` maps names to parsers
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:  # argparse exits 2 already; keep it, no traceback
         self.print_usage(sys.stderr)
@@ -148,6 +174,10 @@ def _write_snapshot(path: str, projector: SessionProjector) -> bool:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    if args.jobs > 1:
+        from .replay_jobs import cmd_replay_jobs
+
+        return cmd_replay_jobs(args, _print_replay)
     spec = _spec(args)
     if args.store:
         from .store.command import cmd_replay_store
@@ -295,9 +325,37 @@ def _stream_name(value: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _add_from(parser: argparse.ArgumentParser, *, required: bool) -> None:
-    from .adapters import EOF_SETTLEMENTS, FORMATS
+class _AdapterNames(Sequence[str]):
+    """`statemachine.adapters.<name>` (a tuple of names), imported when first read: argparse reads
+    choices only to check a value given or to print help, and a replay of an envelope log needs
+    no adapter."""
 
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def _names(self) -> tuple[str, ...]:
+        from . import adapters
+
+        names: tuple[str, ...] = getattr(adapters, self.name)
+        return names
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._names()[index]
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    def __contains__(self, value: object) -> bool:
+        return value in self._names()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+
+def _add_from(parser: argparse.ArgumentParser, *, required: bool) -> None:
+    from .adapters.base import EOF_SETTLEMENTS
+
+    FORMATS = _AdapterNames("FORMATS")  # read when --from is given or help is printed
     parser.add_argument("--from", dest="from_format", choices=FORMATS, required=required, metavar="FORMAT",
                         help="the file is raw provider output in this format, adapted to events on the way "
                              "(see docs/adapters.md)")
@@ -420,6 +478,17 @@ def cmd_docs(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _jobs(text: str) -> int:
+    limit = 64  # replay_jobs.MAX_JOBS, not imported: a replay with --jobs 1 never needs that module
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 1 <= value <= limit:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {limit}")
+    return value
+
+
 def _positive_seconds(text: str) -> float:
     try:
         value = float(text)
@@ -490,15 +559,50 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return EXIT_BAD_INPUT if report.differs else EXIT_OK
 
 
-def build_parser(prog: str = MODULE_PROG) -> argparse.ArgumentParser:
-    from .store.command import add_replay_arguments, add_store_parser
-    from .timeline import DEFAULT_STALE_AFTER
-    from .verify.run import CHECKS  # the names only; the checks run in cmd_verify
+SUBCOMMANDS = ("replay", "adapt", "verify", "export", "diagram", "timeline", "audit", "docs", "store")
 
-    stale_default = DEFAULT_STALE_AFTER.total_seconds()
+
+class _OnlySubcommand:
+    """Stands in for the subparsers action when one subcommand is named: the others' parsers are
+    built but not attached (so their imports and defaults need not be loaded)."""
+
+    def __init__(self, sub: Any, only: str) -> None:
+        self.sub, self.only = sub, only
+
+    def add_parser(self, name: str, **kwargs: Any) -> Any:
+        return self.sub.add_parser(name, **kwargs) if name == self.only else _Discard()
+
+
+class _Discard:
+    """A parser, group or argument nobody will read: every call is accepted and does nothing."""
+
+    def __getattr__(self, name: str) -> Any:
+        return self._accept
+
+    def _accept(self, *args: Any, **kwargs: Any) -> _Discard:
+        return self
+
+
+def build_parser(prog: str = MODULE_PROG, *, only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; with `only` (one of SUBCOMMANDS), just that subcommand, which
+    parses and helps exactly as in the whole one and costs less to build."""
     parser = _Parser(prog=prog, description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub: Any = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    if only is not None:
+        sub = _OnlySubcommand(sub, only)
+    from .store.command import add_replay_arguments
+
+    if only in (None, "verify"):
+        from .verify.run import CHECKS  # the names only; the checks run in cmd_verify
+    else:
+        CHECKS = {}
+    if only in (None, "timeline"):
+        from .timeline import DEFAULT_STALE_AFTER
+
+        stale_default = DEFAULT_STALE_AFTER.total_seconds()
+    else:
+        stale_default = 0.0
 
     replay = sub.add_parser(
         "replay",
@@ -528,6 +632,10 @@ def build_parser(prog: str = MODULE_PROG) -> argparse.ArgumentParser:
     replay.add_argument("--max-clock-skew", metavar="DURATION", type=_clock_skew, default=DEFAULT_MAX_CLOCK_SKEW,
                         help="reject events whose createdAt is further ahead of this machine's clock "
                              "(e.g. 90s, 30m, 12h, 1d; default 1d), or none to accept any date")
+    replay.add_argument("--jobs", metavar="N", type=_jobs, default=1,
+                        help="replay in N processes, threads partitioned among them; the same output as "
+                             "--jobs 1 (summary or --json; a file, not standard input; not with --trace, "
+                             "--snapshot-in/out, --store or --from)")
     replay.set_defaults(handler=cmd_replay)
 
     adapt = sub.add_parser(
@@ -635,13 +743,18 @@ def build_parser(prog: str = MODULE_PROG) -> argparse.ArgumentParser:
     docs.add_argument("--check", action="store_true", help="write nothing; exit 1 if a generated doc is out of date")
     docs.add_argument("--spec", help="a spec file instead of the built-in one")
     docs.set_defaults(handler=cmd_docs)
-    add_store_parser(sub, _spec)
+    if only in (None, "store"):
+        from .store.command import add_store_parser
+
+        add_store_parser(sub, _spec)
     return parser
 
 
 def main(argv: Sequence[str] | None = None, *, prog: str = CONSOLE_PROG) -> int:
     try:
-        args = build_parser(prog).parse_args(argv)
+        arguments = sys.argv[1:] if argv is None else list(argv)
+        only = arguments[0] if arguments and arguments[0] in SUBCOMMANDS else None
+        args = build_parser(prog, only=only).parse_args(arguments)
         handler: Handler = args.handler
         code = handler(args)
         sys.stdout.flush()  # a closed pipe shows here, inside the handler below, not at exit

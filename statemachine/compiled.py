@@ -22,22 +22,23 @@ x every event; `LifecycleMachine` stays the reference engine.
 
 from __future__ import annotations
 
+import itertools
 import linecache
 import re
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import CodeType
 from typing import Any
 
 from .engine import StepFn
-from .machine import build_transitions_machine, vocabulary_of
 from .outcome import Outcome, OutcomeKind
-from .semantics import SLOTS, Effect, Vocabulary
+from .semantics import SLOTS, VOCABULARY, Effect, Vocabulary
 from .session import Session
 from .spec_cache import SpecCache
 from .spec_model import Spec, no_transition_reason
 
-__all__ = ["CompiledMachine", "Entry", "Plan", "compiled_for", "record_table"]
+__all__ = ["CompiledMachine", "Entry", "Generated", "Plan", "compiled_for", "generate", "record_table"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,8 +82,16 @@ def _recording_effect(name: str) -> Any:
     return lambda probe, params: probe.log.append((name, params))
 
 
+def vocabulary_of(spec: Spec) -> Vocabulary:
+    """The vocabulary `spec` was checked against (as `machine.vocabulary_of`, without importing
+    `transitions`)."""
+    return spec.vocabulary if spec.vocabulary is not None else VOCABULARY
+
+
 def record_table(spec: Spec) -> dict[tuple[str, str], Plan]:
     """(trigger, status) -> Plan, for every pair some transition leaves; the rest are rejected."""
+    from .machine import build_transitions_machine  # imports `transitions`: only when recording
+
     vocabulary = vocabulary_of(spec)
     probe_machine = build_transitions_machine(
         spec,
@@ -240,32 +249,70 @@ _PROLOGUE = {"s": "rec.session", "turn": SLOTS["turn"].load, "t": SLOTS["t"].loa
              "pend": SLOTS["pend"].load}
 
 
+@dataclass(frozen=True)
+class Generated:
+    """One spec's step functions as generated: the module source, its code, the constants it
+    names, and which function serves each (trigger, status). What the start-up cache stores."""
+
+    source: str
+    filename: str
+    code: CodeType
+    constants: tuple[tuple[str, Any], ...]
+    names: Mapping[tuple[str, str], str]  # (trigger, status) -> function name
+    functions: tuple[str, ...]  # each function's source, in the order of `names`
+
+
+_ANONYMOUS = itertools.count(1)
+
+
+def generate(spec: Spec, table: Mapping[tuple[str, str], Plan]) -> Generated:
+    """Write and compile the step functions of `spec` from its recorded `table`."""
+    gen = _Codegen(vocabulary_of(spec))
+    names: dict[tuple[str, str], str] = {}
+    for status in spec.status_names:
+        for trigger in spec.triggers:
+            names[(trigger, status)] = gen.function(trigger, status, table.get((trigger, status)))
+    source = gen.module(spec)
+    filename = f"<statemachine.compiled {spec.name} {spec.digest[:16] or f'anonymous-{next(_ANONYMOUS)}'}>"
+    code = compile(source, filename, "exec")  # source holds only names written here
+    return Generated(source, filename, code, tuple(gen.constants), names, tuple(gen.functions))
+
+
 class CompiledMachine:
     """A step function per (status, trigger), generated from the table recorded from the machine."""
 
-    def __init__(self, spec: Spec, table: Mapping[tuple[str, str], Plan] | None = None) -> None:
-        """`table` replaces the recorded one (tests use this to show the agreement check failing)."""
+    def __init__(
+        self, spec: Spec, table: Mapping[tuple[str, str], Plan] | None = None, *, generated: Generated | None = None
+    ) -> None:
+        """`table` replaces the recorded one (tests use this to show the agreement check failing);
+        `generated` is what `generate` gave for this spec earlier (the start-up cache)."""
         self.spec = spec
-        self.table: Mapping[tuple[str, str], Plan] = record_table(spec) if table is None else table
-        gen = _Codegen(vocabulary_of(spec))
-        names: dict[tuple[str, str], str] = {}
-        for status in spec.status_names:
-            for trigger in spec.triggers:
-                names[(trigger, status)] = gen.function(trigger, status, self.table.get((trigger, status)))
-        self.source = gen.module(spec)
-        self.filename = f"<statemachine.compiled {spec.name} {spec.digest[:16] or hex(id(self))}>"
+        self._table = table
+        self.generated = generated if generated is not None else generate(spec, self.table)
+        self.source = self.generated.source
+        self.filename = self.generated.filename
         # Tracebacks and debuggers read the generated source through linecache; the entry goes
         # with this engine (projectors hold their engine), so evicted engines leave nothing behind.
         entry = (len(self.source), None, self.source.splitlines(True), self.filename)
         linecache.cache[self.filename] = entry
         weakref.finalize(self, _forget_source, self.filename, entry)
-        scope = dict(gen.namespace)
-        exec(compile(self.source, self.filename, "exec"), scope)  # source holds only names written here
+        scope = dict(_Codegen(vocabulary_of(spec)).namespace)
+        scope.update(self.generated.constants)
+        exec(self.generated.code, scope)
+        names = self.generated.names
         self.dispatch: dict[str, dict[str, StepFn]] = {
             status: {trigger: scope[names[(trigger, status)]] for trigger in spec.triggers}
             for status in spec.status_names
         }
-        self.sources: dict[tuple[str, str], str] = {key: gen.functions[i] for i, key in enumerate(names)}
+        self.sources: dict[tuple[str, str], str] = {key: self.generated.functions[i] for i, key in enumerate(names)}
+
+    @property
+    def table(self) -> Mapping[tuple[str, str], Plan]:
+        """The table recorded from the `transitions` machine (recorded when first read, if this
+        engine came from the start-up cache)."""
+        if self._table is None:
+            self._table = record_table(self.spec)
+        return self._table
 
     @property
     def table_size(self) -> int:
@@ -278,7 +325,13 @@ def _forget_source(filename: str, entry: Any) -> None:
         del linecache.cache[filename]
 
 
-_COMPILED: SpecCache[CompiledMachine] = SpecCache(CompiledMachine)
+def _build(spec: Spec) -> CompiledMachine:
+    from .startup_cache import builtin_engine  # the built-in spec's engine comes from disk when cached
+
+    return builtin_engine(spec, CompiledMachine)
+
+
+_COMPILED: SpecCache[CompiledMachine] = SpecCache(_build)
 
 
 def compiled_for(spec: Spec) -> CompiledMachine:

@@ -7,12 +7,10 @@ engine.
 
 from __future__ import annotations
 
-import inspect
-import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .engine import ENGINES, EngineName, StepFn, engine_for
 from .events import Event, EventError, EventParser
@@ -22,6 +20,9 @@ from .record import ThreadRecord
 from .session import Session
 from .snapshot import MAX_SNAPSHOT_BYTES, Limits, SnapshotError, ThreadState, decode, encode
 from .spec import Spec, builtin_spec
+
+if TYPE_CHECKING:
+    import logging
 
 __all__ = [
     "CREATED_IN_FUTURE",
@@ -47,11 +48,19 @@ ObserverErrorHandler = Callable[[Exception, Outcome], object]
 # changed its status.
 ObserveWhat = Literal["outcome", "change", "status"]
 
-_log = logging.getLogger("statemachine.observers")
+# The observers' logger is looked up when first needed: importing `logging` (and `inspect`, for
+# subscribe's check) costs start-up time that a replay, which subscribes nothing, never needs.
+_LOGGER = "statemachine.observers"
 
 # For the hot path: builds an Outcome without the NamedTuple's Python-level __new__ (every field given).
 _new = tuple.__new__
 _DUPLICATE, _IGNORED, _REJECTED = OutcomeKind.DUPLICATE, OutcomeKind.IGNORED, OutcomeKind.REJECTED
+
+
+def _logger() -> logging.Logger:
+    import logging
+
+    return logging.getLogger(_LOGGER)
 
 
 class _Subscription:
@@ -290,6 +299,8 @@ class SessionProjector:
         if what not in ("outcome", "change", "status"):
             raise ValueError(f"what must be 'outcome', 'change' or 'status', got {what!r}")
         # Calling an async function only builds a coroutine: it would be accepted and never run.
+        import inspect
+
         if inspect.iscoroutinefunction(observer) or (
             callable(observer) and inspect.iscoroutinefunction(type(observer).__call__)
         ):
@@ -333,8 +344,8 @@ class SessionProjector:
                 sub.on_error(exc, outcome)
                 return
             except Exception:
-                _log.exception("observer error handler %r failed", sub.on_error)
-        _log.error(
+                _logger().exception("observer error handler %r failed", sub.on_error)
+        _logger().error(
             "observer %r failed on event %s of thread %s",
             sub.observer, outcome.event.event_id, outcome.event.thread_id, exc_info=exc,
         )

@@ -9,11 +9,12 @@ ever evaluated: guard and effect names are looked up in the vocabulary.
 from __future__ import annotations
 
 from functools import cache
-from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from . import spec_loader
 from .semantics import Vocabulary
 from .spec_check import build_spec
-from .spec_loader import BUILTIN_SPEC, MAX_SPEC_BYTES, MAX_SPEC_DEPTH, SCHEMA_PATH, read_spec_file, read_spec_text
+from .spec_loader import BUILTIN_SPEC_NAME, MAX_SPEC_BYTES, MAX_SPEC_DEPTH, read_spec_file, read_spec_text
 from .spec_model import (
     EffectRef,
     EffectSpec,
@@ -52,6 +53,20 @@ __all__ = [
 ]
 
 
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    BUILTIN_SPEC: Path
+    SCHEMA_PATH: Path
+
+
+def __getattr__(name: str) -> Any:
+    # BUILTIN_SPEC and SCHEMA_PATH are `Path`s, made on first use (see `spec_loader`).
+    if name in ("BUILTIN_SPEC", "SCHEMA_PATH"):
+        return getattr(spec_loader, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def load_spec(path: str | Path | None = None, *, vocabulary: Vocabulary | None = None) -> Spec:
     """Load and check a spec file (the built-in one when `path` is None)."""
     raw, name = read_spec_file(path)
@@ -65,5 +80,8 @@ def parse_spec(text: str, source: str = "<memory>", *, vocabulary: Vocabulary | 
 
 @cache
 def builtin_spec() -> Spec:
-    """The built-in spec, loaded once per process."""
-    return load_spec(None)
+    """The built-in spec, loaded once per process; its checked data comes from the start-up cache
+    when this very file was read before (`statemachine.startup_cache`)."""
+    from .startup_cache import builtin_spec_data
+
+    return build_spec(builtin_spec_data(), BUILTIN_SPEC_NAME)

@@ -7,15 +7,17 @@ What comes out is plain data (the schema's shape) for `statemachine.spec_check` 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from functools import cache
-from importlib import resources
-from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from .spec_model import SpecError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import yaml
 
 __all__ = ["BUILTIN_SPEC", "MAX_SPEC_BYTES", "MAX_SPEC_DEPTH", "SCHEMA_PATH", "read_spec_file", "read_spec_text"]
 
@@ -28,21 +30,51 @@ MAX_SPEC_BYTES = 256 * 1024
 MAX_SPEC_DEPTH = 32
 
 
-def _specs_dir() -> Path:
+def _specs_dir_name() -> str:
     # Installed wheels carry the spec inside the package; a source checkout keeps it in specs/.
-    packaged = Path(str(resources.files(__package__ or "statemachine"))) / "specs"
-    if (packaged / SPEC_FILE).is_file():
+    # (Plain os.path, not importlib.resources or pathlib: their imports cost start-up time.)
+    here = os.path.dirname(os.path.realpath(__file__))
+    packaged = os.path.join(here, "specs")
+    if os.path.isfile(os.path.join(packaged, SPEC_FILE)):
         return packaged
-    return Path(__file__).resolve().parent.parent / "specs"
+    return os.path.join(os.path.dirname(here), "specs")
 
 
-BUILTIN_SPEC = _specs_dir() / SPEC_FILE
-SCHEMA_PATH = _specs_dir() / SCHEMA_FILE
+def _specs_dir() -> Path:
+    from pathlib import Path
+
+    return Path(_SPECS_DIR)
+
+
+_SPECS_DIR = _specs_dir_name()
+# The same files as BUILTIN_SPEC and SCHEMA_PATH, as strings (what a replay needs).
+BUILTIN_SPEC_NAME = os.path.join(_SPECS_DIR, SPEC_FILE)
+SCHEMA_NAME = os.path.join(_SPECS_DIR, SCHEMA_FILE)
+
+
+def __getattr__(name: str) -> Any:
+    # BUILTIN_SPEC and SCHEMA_PATH are `Path`s, made on first use: pathlib costs start-up time.
+    # `_SpecLoader` (the requirements reader shares it) is built on first use, with PyYAML.
+    if name in ("BUILTIN_SPEC", "SCHEMA_PATH"):
+        from pathlib import Path
+
+        value = Path(BUILTIN_SPEC_NAME if name == "BUILTIN_SPEC" else SCHEMA_NAME)
+        globals()[name] = value
+        return value
+    if name == "_SpecLoader":
+        return _spec_loader()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+if TYPE_CHECKING:
+    BUILTIN_SPEC: Path
+    SCHEMA_PATH: Path
 
 
 @cache
 def _schema() -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    with open(SCHEMA_NAME, encoding="utf-8") as f:
+        loaded: dict[str, Any] = json.load(f)
     return loaded
 
 
@@ -60,32 +92,40 @@ class _Refused(Exception):
         self.message = message
 
 
-class _SpecLoader(yaml.SafeLoader):
-    """The safe loader, minus what a lifecycle never needs and an attacker would use: explicit
-    tags (`!!python/...`, `!foo`), anchors and aliases (the "billion laughs" expansion), and deep
-    nesting (recursion in the composer)."""
+@cache
+def _spec_loader() -> type[yaml.SafeLoader]:
+    """The YAML loader class, built on first use: a replay from the start-up cache never imports
+    PyYAML (`statemachine.startup_cache`)."""
+    import yaml
 
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self._depth = 0
+    class _SpecLoader(yaml.SafeLoader):
+        """The safe loader, minus what a lifecycle never needs and an attacker would use: explicit
+        tags (`!!python/...`, `!foo`), anchors and aliases (the "billion laughs" expansion), and deep
+        nesting (recursion in the composer)."""
 
-    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
-        event: yaml.Event = self.peek_event()  # type: ignore[no-untyped-call]
-        line = event.start_mark.line + 1 if event.start_mark is not None else 0
-        if isinstance(event, yaml.AliasEvent):
-            raise _Refused(line, f"alias *{event.anchor} refused: a spec may not use anchors or aliases")
-        if isinstance(event, yaml.NodeEvent) and event.anchor is not None:
-            raise _Refused(line, f"anchor &{event.anchor} refused: a spec may not use anchors or aliases")
-        tag = getattr(event, "tag", None)
-        if tag is not None:
-            raise _Refused(line, f"tag {tag} refused: a spec may not use explicit YAML tags")
-        if self._depth >= MAX_SPEC_DEPTH:
-            raise _Refused(line, f"nested deeper than {MAX_SPEC_DEPTH} levels (MAX_SPEC_DEPTH)")
-        self._depth += 1
-        try:
-            return super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
+        def __init__(self, stream: str) -> None:
+            super().__init__(stream)
+            self._depth = 0
+
+        def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+            event: yaml.Event = self.peek_event()  # type: ignore[no-untyped-call]
+            line = event.start_mark.line + 1 if event.start_mark is not None else 0
+            if isinstance(event, yaml.AliasEvent):
+                raise _Refused(line, f"alias *{event.anchor} refused: a spec may not use anchors or aliases")
+            if isinstance(event, yaml.NodeEvent) and event.anchor is not None:
+                raise _Refused(line, f"anchor &{event.anchor} refused: a spec may not use anchors or aliases")
+            tag = getattr(event, "tag", None)
+            if tag is not None:
+                raise _Refused(line, f"tag {tag} refused: a spec may not use explicit YAML tags")
+            if self._depth >= MAX_SPEC_DEPTH:
+                raise _Refused(line, f"nested deeper than {MAX_SPEC_DEPTH} levels (MAX_SPEC_DEPTH)")
+            self._depth += 1
+            try:
+                return super().compose_node(parent, index)
+            finally:
+                self._depth -= 1
+
+    return _SpecLoader
 
 
 def _too_big(source: str, size: str) -> SpecError:
@@ -94,10 +134,14 @@ def _too_big(source: str, size: str) -> SpecError:
 
 def read_spec_file(path: str | Path | None = None) -> tuple[dict[str, Any], str]:
     """Read a spec file (the built-in one when `path` is None): its data and its name."""
-    file = Path(path) if path is not None else BUILTIN_SPEC
-    name = str(file)
+    if path is None:
+        name = BUILTIN_SPEC_NAME
+    else:
+        from pathlib import Path
+
+        name = str(Path(path))  # the name as before: Path's normal form
     try:
-        with file.open("rb") as stream:
+        with open(name, "rb") as stream:
             # Read one byte past the limit, never the whole file: it may be huge or endless.
             data = stream.read(MAX_SPEC_BYTES + 1)
         if len(data) > MAX_SPEC_BYTES:
@@ -128,8 +172,10 @@ def read_spec_text(text: str, source: str = "<memory>") -> dict[str, Any]:
     size = len(text.encode("utf-8", "surrogatepass"))
     if size > MAX_SPEC_BYTES:
         raise _too_big(source, str(size))
+    import yaml
+
     try:
-        raw = yaml.load(text, Loader=_SpecLoader)  # a SafeLoader: plain data only
+        raw = yaml.load(text, Loader=_spec_loader())  # a SafeLoader: plain data only
     except _Refused as exc:
         raise SpecError(source, f"line {exc.line}", exc.message) from None
     except yaml.YAMLError as exc:
@@ -149,5 +195,6 @@ def read_spec_text(text: str, source: str = "<memory>") -> dict[str, Any]:
         raise SpecError(source, _json_path(error.absolute_path), message)
     data: dict[str, Any] = raw
     return data
+
 
 

@@ -6,22 +6,24 @@ One adapter per stream: `feed()` each raw line, apply what it returns with
 
 from __future__ import annotations
 
-from typing import Any
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
-from .acp import AcpAdapter
-from .base import (
-    EOF_SETTLEMENTS,
-    Adapter,
-    AdapterError,
-    AdapterStats,
-    Clock,
-    Envelope,
-    EofSettlement,
-    LineClock,
-)
-from .claude_stream_json import ClaudeStreamJsonAdapter
-from .codex_app_server import CodexAppServerAdapter
-from .codex_exec import CodexExecAdapter
+if TYPE_CHECKING:
+    from .acp import AcpAdapter
+    from .base import (
+        EOF_SETTLEMENTS,
+        Adapter,
+        AdapterError,
+        AdapterStats,
+        Clock,
+        Envelope,
+        EofSettlement,
+        LineClock,
+    )
+    from .claude_stream_json import ClaudeStreamJsonAdapter
+    from .codex_app_server import CodexAppServerAdapter
+    from .codex_exec import CodexExecAdapter
 
 __all__ = [
     "ADAPTERS",
@@ -41,16 +43,47 @@ __all__ = [
     "make_adapter",
 ]
 
-# The raw formats, by the name the CLI's --from takes.
-ADAPTERS: dict[str, type[Adapter]] = {
-    cls.format: cls for cls in (CodexAppServerAdapter, CodexExecAdapter, ClaudeStreamJsonAdapter, AcpAdapter)
+# Imported on first use (PEP 562): every `replay` builds the --from option, and a replay of an
+# envelope log needs no adapter.
+_EXPORTS = {
+    "AcpAdapter": "acp", "ClaudeStreamJsonAdapter": "claude_stream_json", "CodexAppServerAdapter": "codex_app_server",
+    "CodexExecAdapter": "codex_exec", "EOF_SETTLEMENTS": "base", "Adapter": "base", "AdapterError": "base",
+    "AdapterStats": "base", "Clock": "base", "Envelope": "base", "EofSettlement": "base", "LineClock": "base",
 }
-FORMATS: tuple[str, ...] = tuple(ADAPTERS)
+
+
+def _adapters() -> dict[str, type[Adapter]]:
+    """The raw formats, by the name the CLI's --from takes."""
+    from .acp import AcpAdapter
+    from .claude_stream_json import ClaudeStreamJsonAdapter
+    from .codex_app_server import CodexAppServerAdapter
+    from .codex_exec import CodexExecAdapter
+
+    return {cls.format: cls for cls in (CodexAppServerAdapter, CodexExecAdapter, ClaudeStreamJsonAdapter, AcpAdapter)}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ADAPTERS":
+        value: Any = _adapters()
+    elif name == "FORMATS":
+        value = tuple(__getattr__("ADAPTERS"))
+    elif name in _EXPORTS:
+        value = getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+if TYPE_CHECKING:
+    ADAPTERS: dict[str, type[Adapter]]
+    FORMATS: tuple[str, ...]
 
 
 def make_adapter(format_name: str, **options: Any) -> Adapter:
     """A fresh adapter for `format_name` (one of FORMATS); options go to `Adapter.__init__`."""
-    cls = ADAPTERS.get(format_name)
+    adapters: dict[str, type[Adapter]] = __getattr__("ADAPTERS")
+    cls = adapters.get(format_name)
     if cls is None:
-        raise ValueError(f"unknown format {format_name!r}; known: {', '.join(FORMATS)}")
+        raise ValueError(f"unknown format {format_name!r}; known: {', '.join(__getattr__('FORMATS'))}")
     return cls(**options)

@@ -7,10 +7,14 @@ See docs/storage.md.
 
 from __future__ import annotations
 
-from ..spec import Spec
-from .base import JournalEntry, ReplayNote, ReplayProgress, SessionStore, StoredThread
-from .errors import StoreError
-from .sqlite import SQLiteStore
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..spec import Spec
+    from .base import JournalEntry, ReplayNote, ReplayProgress, SessionStore, StoredThread
+    from .errors import StoreError
+    from .sqlite import SQLiteStore
 
 __all__ = [
     "JournalEntry",
@@ -24,6 +28,22 @@ __all__ = [
 ]
 
 _POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+# Imported on first use (PEP 562): `replay` builds the store's command-line options through
+# `statemachine.store.command`, and should not load SQLite for that.
+_EXPORTS = {
+    "JournalEntry": "base", "ReplayNote": "base", "ReplayProgress": "base", "SessionStore": "base",
+    "StoredThread": "base", "StoreError": "errors", "SQLiteStore": "sqlite",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
 
 
 def open_store(
@@ -39,6 +59,9 @@ def open_store(
     The memory caps are fixed when a store is created; `None` takes the stored ones (or the
     projector's defaults for a new store), a different number is refused.
     """
+    from .errors import StoreError
+    from .sqlite import SQLiteStore
+
     if url.startswith(_POSTGRES_SCHEMES):
         from .postgres import PostgresStore
 

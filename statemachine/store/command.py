@@ -10,13 +10,14 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..events import EventError
-from ..snapshot import SnapshotError
-from ..spec import Spec
-from . import SessionStore, StoreError, open_store
-from .replay import DEFAULT_BATCH, LogMismatch, replay_into_store
+if TYPE_CHECKING:
+    from ..spec import Spec
+    from . import SessionStore
+
+# The store itself (SQLite, PostgreSQL) is imported by the commands that use it, not here: every
+# `replay` builds the parser below.
 
 __all__ = ["add_replay_arguments", "add_store_parser", "cmd_replay_store"]
 
@@ -39,7 +40,7 @@ def add_replay_arguments(replay: argparse.ArgumentParser) -> None:
         help="apply into this store (a SQLite file path or a postgresql:// URL) and resume where a previous "
              "replay of the same log stopped; prints every session in the store",
     )
-    replay.add_argument("--batch", type=_positive, default=DEFAULT_BATCH, metavar="N",
+    replay.add_argument("--batch", type=_positive, default=None, metavar="N",
                         help="with --store: events per transaction")
     replay.add_argument("--log-key", metavar="KEY",
                         help="with --store: the name the log's progress is kept under (default: the file "
@@ -47,6 +48,9 @@ def add_replay_arguments(replay: argparse.ArgumentParser) -> None:
 
 
 def cmd_replay_store(args: argparse.Namespace, spec: Spec, printer: Callable[[dict[str, Any]], None]) -> int:
+    from . import StoreError, open_store
+    from .replay import DEFAULT_BATCH, LogMismatch, replay_into_store
+
     if args.snapshot_in or args.snapshot_out:
         print("replay: --store cannot be combined with --snapshot-in/--snapshot-out "
               "(use: python -m statemachine store export|import)", file=sys.stderr)
@@ -59,7 +63,8 @@ def cmd_replay_store(args: argparse.Namespace, spec: Spec, printer: Callable[[di
     store: SessionStore | None = None
     try:
         store = open_store(args.store, spec)
-        result = replay_into_store(store, stream, args.log_key or args.file, batch=args.batch)
+        batch = args.batch if args.batch is not None else DEFAULT_BATCH
+        result = replay_into_store(store, stream, args.log_key or args.file, batch=batch)
         data = result.to_json(store)
     except StoreError as exc:
         print(f"replay: store {_safe(args.store)}: {exc}", file=sys.stderr)
@@ -93,6 +98,10 @@ def _safe(url: str) -> str:
 
 
 def cmd_store(args: argparse.Namespace, spec: Spec) -> int:
+    from ..events import EventError
+    from ..snapshot import SnapshotError
+    from . import StoreError, open_store
+
     store: SessionStore | None = None
     try:
         if args.action == "import":

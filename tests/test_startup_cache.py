@@ -1,0 +1,176 @@
+"""The start-up cache: what it stores is what a fresh build gives; a corrupt, forged, misplaced or
+wrongly shaped entry is ignored (and rewritten) without changing behaviour; a warm replay does not
+import PyYAML, jsonschema or transitions."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import marshal
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from statemachine import startup_cache
+from statemachine.compiled import CompiledMachine
+from statemachine.spec import builtin_spec
+from statemachine.spec_check import build_spec
+from statemachine.spec_loader import BUILTIN_SPEC, read_spec_file
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "codex_session.jsonl"
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    directory = tmp_path / "cache"
+    monkeypatch.setenv(startup_cache.CACHE_ENV, str(directory))
+    return directory
+
+
+def entries(directory: Path) -> list[Path]:
+    return sorted(directory.glob("*.entry"))
+
+
+def fresh_engine() -> CompiledMachine:
+    return CompiledMachine(builtin_spec())
+
+
+def test_a_cold_then_warm_start_gives_what_a_fresh_build_gives(cache: Path) -> None:
+    raw = read_spec_file(None)[0]
+    assert startup_cache.builtin_spec_data() == raw  # cold: built, then stored
+    assert startup_cache.builtin_spec_data() == raw  # warm: read back
+    spec = build_spec(startup_cache.builtin_spec_data(), str(BUILTIN_SPEC))
+    assert spec.digest == builtin_spec().digest
+    cold = startup_cache.builtin_engine(spec, CompiledMachine)
+    warm = startup_cache.builtin_engine(spec, CompiledMachine)
+    assert len(entries(cache)) == 2
+    assert warm is not cold and warm._table is None  # from the cache: nothing recorded
+    fresh = fresh_engine()
+    assert warm.source == fresh.source and warm.generated.code == fresh.generated.code
+    assert warm.sources == fresh.sources and warm.generated.constants == fresh.generated.constants
+    assert warm.table_size == fresh.table_size  # recorded when asked for
+    assert oct(cache.stat().st_mode & 0o777) == "0o700"
+    assert all(e.stat().st_mode & 0o077 == 0 for e in cache.iterdir())
+
+
+def _corruptions(data: bytes) -> list[bytes]:
+    return [data[:-1], data[:40], b"", data[:-3] + bytes([data[-3] ^ 1]) + data[-2:], b"XXXX" + data[4:],
+            data + b"\0"]
+
+
+@pytest.mark.parametrize("which", range(6))
+def test_a_corrupt_entry_is_ignored_and_rewritten(cache: Path, which: int) -> None:
+    startup_cache.builtin_engine(builtin_spec(), CompiledMachine)
+    (entry,) = entries(cache)
+    good = entry.read_bytes()
+    entry.write_bytes(_corruptions(good)[which])
+    engine = startup_cache.builtin_engine(builtin_spec(), CompiledMachine)
+    assert engine._table is not None  # rebuilt (recorded), not read
+    assert engine.generated.code == fresh_engine().generated.code
+    assert entry.read_bytes() == good  # written again, whole
+
+
+def _sign(secret: bytes, key: str, value: Any) -> bytes:
+    blob = marshal.dumps(value)
+    return b"SLC1" + hmac.new(secret, b"SLC1" + key.encode() + blob, hashlib.sha256).digest() + blob
+
+
+def test_a_forged_entry_cannot_change_the_spec(cache: Path) -> None:
+    startup_cache.builtin_spec_data()
+    (entry,) = entries(cache)
+    key = entry.name.removesuffix(".entry")
+    forged = read_spec_file(None)[0]
+    forged["transitions"] = forged["transitions"][:-1]  # a different lifecycle
+    entry.write_bytes(_sign(os.urandom(32), key, forged))  # signed without this cache's secret
+    assert startup_cache.builtin_spec_data() == read_spec_file(None)[0]
+    # Signed with the right secret but under another key (a renamed entry): refused too.
+    secret = (cache / "secret").read_bytes()
+    entry.write_bytes(_sign(secret, "0" * 64, forged))
+    assert startup_cache.builtin_spec_data() == read_spec_file(None)[0]
+
+
+def test_an_authentic_entry_of_the_wrong_shape_is_refused(cache: Path) -> None:
+    spec = builtin_spec()
+    startup_cache.builtin_engine(spec, CompiledMachine)
+    (entry,) = entries(cache)
+    key = entry.name.removesuffix(".entry")
+    secret = (cache / "secret").read_bytes()
+    stored = marshal.loads(entry.read_bytes()[36:])
+    for broken in ({**stored, "names": stored["names"][:-1], "functions": stored["functions"][:-1]},
+                   {**stored, "code": "not code"}, {**stored, "constants": [[1, 2]]}, [1, 2, 3],
+                   {k: v for k, v in stored.items() if k != "source"}):
+        entry.write_bytes(_sign(secret, key, broken))
+        engine = startup_cache.builtin_engine(spec, CompiledMachine)
+        assert engine._table is not None and engine.generated.code == fresh_engine().generated.code
+
+
+def test_only_the_built_in_spec_is_cached(cache: Path) -> None:
+    other = build_spec({**read_spec_file(None)[0], "name": "another"}, "elsewhere.yaml")
+    engine = startup_cache.builtin_engine(other, CompiledMachine)
+    assert engine.spec is other and entries(cache) == []
+
+
+def test_an_unsafe_place_is_not_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)  # others may write: never trusted
+    monkeypatch.setenv(startup_cache.CACHE_ENV, str(shared))
+    assert startup_cache.cache_dir() is None
+    assert startup_cache.builtin_spec_data() == read_spec_file(None)[0]
+    assert list(shared.iterdir()) == []
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "real", target_is_directory=True)
+    (tmp_path / "real").mkdir(mode=0o700)
+    monkeypatch.setenv(startup_cache.CACHE_ENV, str(link))
+    assert startup_cache.cache_dir() is None
+    for off in ("off", "0", ""):
+        monkeypatch.setenv(startup_cache.CACHE_ENV, off)
+        assert startup_cache.cache_dir() is None
+
+
+def test_a_readable_secret_or_a_linked_entry_is_not_trusted(cache: Path) -> None:
+    startup_cache.builtin_spec_data()
+    (entry,) = entries(cache)
+    (cache / "secret").chmod(0o644)  # others could read it, so forge with it
+    assert startup_cache.builtin_spec_data() == read_spec_file(None)[0]
+    assert entries(cache) == [entry]  # nothing written either
+    (cache / "secret").chmod(0o600)
+    moved = cache / "elsewhere"
+    entry.rename(moved)
+    entry.symlink_to(moved)
+    assert startup_cache.builtin_spec_data() == read_spec_file(None)[0]
+    assert not entry.is_symlink()  # replaced by a real entry
+
+
+def test_keys_change_with_every_part() -> None:
+    base = [b"spec", b"abc", b"def"]
+    keys = {startup_cache.key_of(base), startup_cache.key_of([b"spec", b"abcd", b"ef"]),
+            startup_cache.key_of([b"spec", b"abc", b"deg"]), startup_cache.key_of([*base, b""])}
+    assert len(keys) == 4
+
+
+def run_replay(cache: Path | str, *args: str) -> subprocess.CompletedProcess[bytes]:
+    code = ("import sys; from statemachine.cli import main; code = main(sys.argv[1:]); sys.stdout.flush(); "
+            "print(sorted(m for m in ('yaml', 'jsonschema', 'transitions', 'logging', 'sqlite3') if m in sys.modules),"
+            " file=sys.stderr); sys.exit(code)")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), startup_cache.CACHE_ENV: str(cache)}
+    return subprocess.run([sys.executable, "-c", code, "replay", *args], capture_output=True, cwd=ROOT, env=env,
+                          timeout=120)
+
+
+def test_a_warm_replay_imports_none_of_the_heavy_libraries_and_prints_the_same(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    off = run_replay("off", "--json", str(EXAMPLE))
+    cold = run_replay(cache, "--json", str(EXAMPLE))
+    warm = run_replay(cache, "--json", str(EXAMPLE))
+    assert off.stdout == cold.stdout == warm.stdout and off.returncode == warm.returncode == 0
+    assert b"jsonschema" in off.stderr and b"transitions" in cold.stderr
+    assert warm.stderr.strip() == b"[]", warm.stderr
+    for entry in entries(cache):  # corrupt everything: still the same answer
+        entry.write_bytes(entry.read_bytes()[:-7])
+    assert run_replay(cache, "--json", str(EXAMPLE)).stdout == off.stdout
