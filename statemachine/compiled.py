@@ -26,18 +26,27 @@ import linecache
 import re
 import weakref
 from collections.abc import Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from .engine import StepFn
+from .events import Event
 from .machine import build_transitions_machine, vocabulary_of
 from .outcome import Outcome, OutcomeKind
+from .record import ThreadRecord
 from .semantics import SLOTS, Effect, Vocabulary
 from .session import Session
 from .spec_cache import SpecCache
 from .spec_model import Spec, no_transition_reason
 
-__all__ = ["CompiledMachine", "Entry", "Plan", "compiled_for", "record_table"]
+__all__ = ["BatchStepFn", "CompiledMachine", "Entry", "Plan", "compiled_for", "record_table"]
+
+
+# A batch step: (the thread's record, a lifecycle event) -> None when applied (the record already
+# updated), else the rejection reason.
+BatchStepFn = Callable[[ThreadRecord, Event], "str | None"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,8 +143,11 @@ _IDENTIFIER = re.compile(r"[^A-Za-z0-9_]")
 class _Codegen:
     """Writes the step functions of one spec as one module source."""
 
-    def __init__(self, vocabulary: Vocabulary) -> None:
+    def __init__(self, vocabulary: Vocabulary, *, lean: bool = False) -> None:
         self.vocabulary = vocabulary
+        # Lean steps (the batch path) return None when applied and the reason when rejected,
+        # instead of an `Outcome`; the decision tree and the effects are the same.
+        self.lean = lean
         self.namespace: dict[str, Any] = {
             "new": tuple.__new__,  # skips the NamedTuples' Python-level __new__
             "Session": Session,
@@ -171,6 +183,8 @@ class _Codegen:
 
     def leaf(self, entry: Entry) -> list[str]:
         if not entry.applied:
+            if self.lean:
+                return [f"return {self.const(entry.reason)}"]
             return [f"return new(Outcome, (REJECTED, ev, s, s, {self.const(entry.reason)}, None))"]
         effects = [(self.vocabulary.effects[name], params) for name, params in entry.effects]
         slots = dict.fromkeys(slot for e, _ in effects for slot in (*e.reads, *e.writes))
@@ -189,6 +203,7 @@ class _Codegen:
             *body,
             f"after = new(Session, ({fields}))",
             f"rec.commit(after, {updated_dt})",
+            "return None" if self.lean else
             f"return new(Outcome, (APPLIED, ev, s, after, None, {self.const(entry.transition)}))",
         ]
 
@@ -219,7 +234,7 @@ class _Codegen:
         used = {slot for g in guards for slot in self.vocabulary.guards[g].reads}
         used |= {slot for n in effects for e in (self.vocabulary.effects[n],) for slot in (*e.reads, *e.writes)}
         head = [f"{slot} = {load}" for slot, load in _PROLOGUE.items() if slot in used or slot == "s"]
-        name = f"step_{len(self.functions)}_{_IDENTIFIER.sub('_', trigger)}__{_IDENTIFIER.sub('_', status)}"
+        name = f"{'lean' if self.lean else 'step'}_{len(self.functions)}_{_IDENTIFIER.sub('_', trigger)}__{_IDENTIFIER.sub('_', status)}"
         source = "\n".join([f"def {name}(rec, ev):", f"    # {trigger!a} in {status!a}",
                             *("    " + line for line in (*head, *body))])
         self.functions.append(source)
@@ -247,25 +262,41 @@ class CompiledMachine:
         """`table` replaces the recorded one (tests use this to show the agreement check failing)."""
         self.spec = spec
         self.table: Mapping[tuple[str, str], Plan] = record_table(spec) if table is None else table
-        gen = _Codegen(vocabulary_of(spec))
+        self.filename = self._filename(lean=False)
+        self.source, dispatch, self.sources = self._generate(lean=False)
+        self.dispatch: dict[str, dict[str, StepFn]] = dispatch
+
+    def _filename(self, *, lean: bool) -> str:
+        kind = "batch " if lean else ""
+        return f"<statemachine.compiled {kind}{self.spec.name} {self.spec.digest[:16] or hex(id(self))}>"
+
+    def _generate(self, *, lean: bool) -> tuple[str, dict[str, dict[str, Any]], dict[tuple[str, str], str]]:
+        """(module source, status -> trigger -> function, (trigger, status) -> function source)."""
+        spec = self.spec
+        gen = _Codegen(vocabulary_of(spec), lean=lean)
         names: dict[tuple[str, str], str] = {}
         for status in spec.status_names:
             for trigger in spec.triggers:
                 names[(trigger, status)] = gen.function(trigger, status, self.table.get((trigger, status)))
-        self.source = gen.module(spec)
-        self.filename = f"<statemachine.compiled {spec.name} {spec.digest[:16] or hex(id(self))}>"
+        source = gen.module(spec)
+        filename = self._filename(lean=lean)
         # Tracebacks and debuggers read the generated source through linecache; the entry goes
         # with this engine (projectors hold their engine), so evicted engines leave nothing behind.
-        entry = (len(self.source), None, self.source.splitlines(True), self.filename)
-        linecache.cache[self.filename] = entry
-        weakref.finalize(self, _forget_source, self.filename, entry)
+        entry = (len(source), None, source.splitlines(True), filename)
+        linecache.cache[filename] = entry
+        weakref.finalize(self, _forget_source, filename, entry)
         scope = dict(gen.namespace)
-        exec(compile(self.source, self.filename, "exec"), scope)  # source holds only names written here
-        self.dispatch: dict[str, dict[str, StepFn]] = {
-            status: {trigger: scope[names[(trigger, status)]] for trigger in spec.triggers}
-            for status in spec.status_names
-        }
-        self.sources: dict[tuple[str, str], str] = {key: gen.functions[i] for i, key in enumerate(names)}
+        exec(compile(source, filename, "exec"), scope)  # source holds only names written here
+        dispatch = {status: {trigger: scope[names[(trigger, status)]] for trigger in spec.triggers}
+                    for status in spec.status_names}
+        return source, dispatch, {key: gen.functions[i] for i, key in enumerate(names)}
+
+    @cached_property
+    def batch_dispatch(self) -> dict[str, dict[str, BatchStepFn]]:
+        """The batch path's steps (`statemachine.batch`): generated from the same table by the
+        same code generator as `dispatch`, returning None when applied and the rejection reason
+        otherwise, with no `Outcome`. Built on first use."""
+        return self._generate(lean=True)[1]
 
     @property
     def table_size(self) -> int:

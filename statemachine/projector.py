@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import timedelta
 from typing import Any, Literal
 
+from .batch import BatchResult, OnMalformed, OnRejected, ingest
 from .engine import ENGINES, EngineName, StepFn, engine_for
 from .events import Event, EventError, EventParser
 from .ingest_clock import CREATED_IN_FUTURE, DEFAULT_MAX_CLOCK_SKEW, Clock, Horizon
@@ -199,6 +200,25 @@ class SessionProjector:
     def apply_all(self, events: Iterable[Event | Mapping[str, Any] | str | bytes]) -> list[Outcome]:
         """Apply in order; stops at the first malformed event (raising `EventError`)."""
         return [self.apply(e) for e in events]
+
+    def ingest_lines(
+        self,
+        lines: Iterable[bytes | str],
+        *,
+        on_rejected: OnRejected | None = None,
+        on_malformed: OnMalformed | None = None,
+    ) -> BatchResult:
+        """Apply many JSON lines (bulk loads, replay): the same sessions, memories, outcome kinds,
+        rejection reasons and errors as `apply` on each line, in order, without building an
+        `Outcome` per event (see `statemachine.batch`).
+
+        Returns the counts by outcome kind plus `malformed`; a malformed line is counted, told to
+        `on_malformed(line_number, error)`, and skipped (the lines after it still apply); each
+        rejected event is told to `on_rejected(line_number, event_id, reason)`. Blank lines are
+        skipped and counted in `lines` only; line numbers start at 1. With observers subscribed,
+        from inside an observer, or with `engine="transitions"`, each line goes through `apply`.
+        """
+        return ingest(self, lines, on_rejected=on_rejected, on_malformed=on_malformed)
 
     def seed(
         self,
