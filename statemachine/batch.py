@@ -142,6 +142,7 @@ def _lean(
     initial = spec.initial
     prefix = SYNTHETIC_EVENT_PREFIX
     too_deep = wire.too_deep
+    deep = 2 * wire.MAX_NESTING  # no shorter line can nest that deep: `too_deep` is not called
     decoder = wire.envelope_decoder()
     scan = wire.scan_once
     if decoder is not None:
@@ -169,7 +170,7 @@ def _lean(
                         data, end = scan(text, 0)
                         if end != len(text) and text[end:] not in _LINE_ENDS:
                             raise _Unusual
-                        if type(data) is not dict or too_deep(line):
+                        if type(data) is not dict or (len(line) > deep and too_deep(line)):
                             raise _Unusual
                         get = data.get
                         eid = get("eventId")
@@ -180,13 +181,21 @@ def _lean(
                         turn = get("turnId")
                         payload = get("payload")
                     else:
-                        if too_deep(line):
+                        if len(line) > deep and too_deep(line):
                             raise _Unusual
                         env = struct(line)
                         eid, type_, prov, tid, cat = env.eventId, env.type, env.provider, env.threadId, env.createdAt
-                        turn, payload = env.turnId, env.payload
+                        turn = env.turnId
+                        payload = env.payload
+                        # msgspec checked the types; the parser's other checks, for the common case.
+                        if not (
+                            0 < len(eid) <= limit and not eid.startswith(prefix) and 0 < len(type_) <= limit
+                            and 0 < len(prov) <= limit and 0 < len(tid) <= limit and 0 < len(cat) <= limit
+                            and (turn is None or 0 < len(turn) <= limit)
+                        ):
+                            raise _Unusual
                     # The parser's checks, for the common case only; anything else is `_Unusual`.
-                    if not (
+                    if struct is None and not (
                         type(eid) is str and 0 < len(eid) <= limit and not eid.startswith(prefix)
                         and type(type_) is str and 0 < len(type_) <= limit
                         and type(prov) is str and 0 < len(prov) <= limit

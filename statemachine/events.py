@@ -185,6 +185,7 @@ def _text(data: Mapping[str, Any], name: str, limit: int) -> str:
 
 
 _TYPE_CHECKS = {"string": str, "boolean": bool}
+_UNKNOWN = object()
 
 
 class EventParser:
@@ -199,6 +200,7 @@ class EventParser:
         self._spec = spec
         self.max_id_length = max_id_length
         self._plans: dict[str, tuple[tuple[Any, ...], ...]] = {}  # lifecycle type -> its payload checks
+        self._empty: dict[str, str | None] = {}  # type -> its trigger when the payload is empty
 
     def parse(self, data: object) -> Event:
         return self._parse(data, synthetic=False, owned=False)
@@ -251,11 +253,25 @@ class EventParser:
     def _trigger(self, type_: str, payload: Mapping[str, Any]) -> str | None:
         """The machine trigger of a valid envelope, its payload checked against the spec when the
         type is a lifecycle one; None for any other type."""
+        if not payload:
+            # The common empty payload: the answer per type is computed once.
+            trigger = self._empty.get(type_, _UNKNOWN)
+            if trigger is not _UNKNOWN:
+                return trigger  # type: ignore[return-value]
         plan = self._plans.get(type_)
         if plan is None:
             if self._spec.event_type(type_) is None:
                 return None
             plan = self._plans[type_] = self._plan(type_)
+        if not payload and type_ not in self._empty:
+            try:
+                self._empty[type_] = self._trigger_by_plan(type_, plan, payload)
+            except EventError:
+                pass  # an empty payload is refused for this type: checked every time, as here
+        return self._trigger_by_plan(type_, plan, payload)
+
+    @staticmethod
+    def _trigger_by_plan(type_: str, plan: tuple[tuple[Any, ...], ...], payload: Mapping[str, Any]) -> str:
         trigger = type_
         for name, where, required, default, wanted, type_name, enum, selects in plan:
             value = payload.get(name)

@@ -22,6 +22,7 @@ Choose the decoder with the environment variable `STATEMACHINE_JSON` (`auto`, th
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import json.scanner
 import os
@@ -46,8 +47,9 @@ __all__ = [
 DECODERS = ("auto", "json", "msgspec")
 
 # Deepest accepted nesting of arrays and objects in a line, the envelope itself being level 1.
-# Payloads are shallow; a fixed bound makes the answer independent of the caller's stack depth.
-MAX_NESTING = 100
+# Payloads are shallow; a fixed bound, well inside both decoders' recursion limits (about 990
+# levels from a shallow stack), makes the answer independent of which decoder ran.
+MAX_NESTING = 200
 
 _loads = json.loads
 
@@ -55,19 +57,20 @@ _loads = json.loads
 # whitespace skipped: (text, index) -> (value, end), StopIteration when no value starts there.
 scan_once: Callable[[str, int], tuple[Any, int]] = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[attr-defined]
 
-try:
-    import msgspec as _msgspec
-except ImportError:  # the [fast] extra is not installed: the stdlib decodes everything
-    _msgspec = None  # type: ignore[assignment]
+# msgspec is imported on first use only (`import msgspec` costs more than the rest of a short replay).
+_HAS_MSGSPEC = importlib.util.find_spec("msgspec") is not None
 
 
 def fast_available() -> bool:
     """Is msgspec importable?"""
-    return _msgspec is not None
+    return _HAS_MSGSPEC
 
 
 def too_deep(line: str | bytes) -> bool:
-    """Cheap first: a line with few brackets cannot nest deeply; only the rest is walked."""
+    """Might this line nest deeper than `MAX_NESTING`? Cheap first: a line nested d levels deep
+    has at least 2d characters and d opening brackets; only a line that might is walked."""
+    if len(line) <= 2 * MAX_NESTING:
+        return False
     if isinstance(line, bytes):
         openers = line.count(b"[") + line.count(b"{")
     else:
@@ -107,37 +110,49 @@ def loads_line(line: str | bytes) -> Any:
 
 # -- msgspec ---------------------------------------------------------------------------------------
 
-_msgspec_any: Callable[[str | bytes], Any] | None = None
-_msgspec_struct: Callable[[str | bytes], Any] | None = None
-_msgspec_errors: tuple[type[Exception], ...] = ()
-if _msgspec is not None:
 
-    class _WireEnvelope(_msgspec.Struct, forbid_unknown_fields=True):
-        """The envelope as msgspec decodes it: typed, so a wrong type falls back to the stdlib
-        and so to the parser's own error; unknown keys fall back too (msgspec would skip them
-        without reading them the way the stdlib does)."""
+class _Msgspec:
+    """msgspec's two decoders and the exceptions they raise, built on first use."""
 
-        eventId: str  # noqa: N815 - the wire's names
-        type: str
-        provider: str
-        threadId: str  # noqa: N815
-        createdAt: str  # noqa: N815
-        turnId: str | None = None  # noqa: N815
-        payload: dict[str, Any] | None = None
+    def __init__(self) -> None:
+        import msgspec
 
-    _msgspec_any = _msgspec.json.Decoder().decode
-    _msgspec_struct = _msgspec.json.Decoder(_WireEnvelope).decode
-    _msgspec_errors = (_msgspec.DecodeError, ValueError, RecursionError)
+        class WireEnvelope(msgspec.Struct, forbid_unknown_fields=True):
+            """The envelope as msgspec decodes it: typed, so a wrong type falls back to the stdlib
+            and so to the parser's own error; unknown keys fall back too (msgspec would skip them
+            without reading them the way the stdlib does)."""
+
+            eventId: str  # noqa: N815 - the wire's names
+            type: str
+            provider: str
+            threadId: str  # noqa: N815
+            createdAt: str  # noqa: N815
+            turnId: str | None = None  # noqa: N815
+            payload: dict[str, Any] | None = None
+
+        self.any: Callable[[str | bytes], Any] = msgspec.json.Decoder().decode
+        self.envelope: Callable[[str | bytes], Any] = msgspec.json.Decoder(WireEnvelope).decode
+        self.errors: tuple[type[Exception], ...] = (msgspec.DecodeError, ValueError, RecursionError)
+
+        def loads(line: str | bytes) -> Any:
+            if not too_deep(line):
+                try:
+                    return self.any(line)
+                except self.errors:
+                    pass
+            return loads_line(line)  # the stdlib's answer, whatever msgspec said
+
+        self.loads = loads
 
 
-def _msgspec_loads(line: str | bytes) -> Any:
-    assert _msgspec_any is not None
-    if not too_deep(line):
-        try:
-            return _msgspec_any(line)
-        except _msgspec_errors:
-            pass
-    return loads_line(line)  # the stdlib's answer, whatever msgspec said
+_msgspec: _Msgspec | None = None
+
+
+def _fast() -> _Msgspec:
+    global _msgspec
+    if _msgspec is None:
+        _msgspec = _Msgspec()
+    return _msgspec
 
 
 # -- the choice ------------------------------------------------------------------------------------
@@ -152,9 +167,9 @@ def use_decoder(name: str) -> str:
     global _chosen
     if name not in DECODERS:
         raise ValueError(f"decoder must be one of {list(DECODERS)}, got {name!r}")
-    if name == "msgspec" and _msgspec is None:
+    if name == "msgspec" and not _HAS_MSGSPEC:
         raise ImportError("msgspec is not installed (pip install 'agent-session-lifecycle[fast]')")
-    _chosen = "msgspec" if name == "msgspec" or (name == "auto" and _msgspec is not None) else "json"
+    _chosen = "msgspec" if name == "msgspec" or (name == "auto" and _HAS_MSGSPEC) else "json"
     return _chosen
 
 
@@ -165,7 +180,7 @@ def decoder_name() -> str:
 
 def line_loader() -> Callable[[str | bytes], Any]:
     """line -> its value, or `EventError("line", ...)`, with the decoder in use."""
-    return _msgspec_loads if _chosen == "msgspec" else loads_line
+    return _fast().loads if _chosen == "msgspec" else loads_line
 
 
 def envelope_decoder() -> tuple[Callable[[str | bytes], Any], tuple[type[Exception], ...]] | None:
@@ -173,9 +188,10 @@ def envelope_decoder() -> tuple[Callable[[str | bytes], Any], tuple[type[Excepti
     exceptions it raises for any line it does not decode the stdlib's way); None when the stdlib
     decoder is in use. The caller checks `too_deep` first and gives every refused line to the
     stdlib path."""
-    if _chosen != "msgspec" or _msgspec_struct is None:
+    if _chosen != "msgspec":
         return None
-    return _msgspec_struct, _msgspec_errors
+    fast = _fast()
+    return fast.envelope, fast.errors
 
 
 def _from_environment() -> None:
