@@ -1,30 +1,32 @@
-"""The batch ingest path: many JSON lines in, outcome counts and rejections out.
+"""The batch ingest path: many events in, outcome counts and rejections out.
 
-`SessionProjector.ingest_lines` (and so `replay`) runs here. It does what `apply` does to each line,
-in the same order and with the same results (the same sessions, memories, outcome kinds,
-rejection reasons and `EventError`s), without what a caller of `apply` needs and a bulk caller does
-not: an `Outcome` per event, an `Event` for events the lifecycle ignores, a copy of the payload.
+`SessionProjector.apply_batch` (and so `replay`) runs here. It does what `apply` does to each item
+(a JSON line, a pre-parsed `Event`, a wire dict), in the same order and with the same results (the
+same sessions, memories, outcome kinds, rejection reasons and `EventError`s), without what a caller
+of `apply` needs and a bulk caller does not: an `Outcome` per event, an `Event` for lines the
+lifecycle ignores, a copy of a decoded payload.
 
-Per line:
+An `Event` this projector's parser returned goes straight to the steps below; any other `Event`
+or a wire dict is checked by the parser (`coerce`), as `apply` does. Per JSON line:
 - decode: the stdlib's C scanner, or a msgspec envelope (`statemachine.wire`), with the same
   results;
 - validate the envelope's fields in a row; anything unusual (a blank line, a missing or wrong
-  field, a decoding error) goes to `EventParser.parse_line`, which gives the exact error, or the
-  event when it is valid after all; a lifecycle event's payload is checked by the parser's own
-  `_trigger`;
+  field, a decoding error) goes to the parser (`EventParser.coerce`), which gives the exact error,
+  or the event when it is valid after all; a lifecycle event's payload is checked by the parser's
+  own `_trigger`;
 - build an `Event` only for lifecycle events (the step functions read it);
 - de-duplicate, check the clock bound, and step with the lean functions the compiled engine
   generates from the same recorded table as `apply`'s (`CompiledMachine.batch_dispatch`): they
   return None when applied and the rejection reason otherwise.
 
 It falls back to `apply` per line where per-event outcomes are needed: observers subscribed, an
-`ingest_lines` from inside an observer, or `engine="transitions"`. `verify`'s agreement walk
+`apply_batch` from inside an observer, or `engine="transitions"`. `verify`'s agreement walk
 checks that the lean steps give `apply`'s outcome kind, reason and session on every edge.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -38,15 +40,15 @@ from .session import Session
 if TYPE_CHECKING:
     from .projector import SessionProjector
 
-__all__ = ["BatchResult", "OnMalformed", "OnRejected", "ingest"]
+__all__ = ["BatchResult", "Item", "OnMalformed", "OnRejected", "ingest"]
 
 # Told about each rejected event: (line number, eventId, reason).
 OnRejected = Callable[[int, str, str], object]
-# Told about each line that yields no event: (line number, the error; None for a line the reader
+# Told about each item that yields no event: (its number, the error; None for a line the reader
 # did not read, such as one past the replay's line length limit).
 OnMalformed = Callable[[int, "EventError | None"], object]
 
-_KINDS = tuple(k.value for k in OutcomeKind if k is not OutcomeKind.DEFERRED)
+_KINDS = tuple(k.value for k in OutcomeKind)
 _new_tuple = tuple.__new__
 _fromisoformat = datetime.fromisoformat
 _LINE_ENDS = ("\n", "\r\n")
@@ -54,9 +56,10 @@ _LINE_ENDS = ("\n", "\r\n")
 
 @dataclass
 class BatchResult:
-    """What `ingest_lines` did: outcome counts by kind (`applied`, `ignored`, `duplicate`,
-    `rejected`, `forgotten`) plus `malformed` (lines that raised `EventError` or were not read),
-    and the number of lines read, blank ones included."""
+    """What `apply_batch` did: outcome counts by kind (`applied`, `ignored`, `duplicate`,
+    `rejected`, `forgotten`; `deferred` only when called from inside an observer) plus
+    `malformed` (items that raised `EventError`, lines not read), and the number of items read,
+    blank lines included."""
 
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys((*_KINDS, "malformed"), 0))
     lines: int = 0
@@ -66,15 +69,18 @@ class _Unusual(Exception):
     """A line the fast reading does not settle: the full parser reads it."""
 
 
+Item = Event | Mapping[str, Any] | bytes | str | None
+
+
 def ingest(
     projector: SessionProjector,
-    lines: Iterable[bytes | str | None],
+    lines: Iterable[Item],
     *,
     on_rejected: OnRejected | None = None,
     on_malformed: OnMalformed | None = None,
     first_line: int = 1,
 ) -> BatchResult:
-    """Apply every line; see `SessionProjector.ingest_lines`. A None item is a line that was not
+    """Apply every item; see `SessionProjector.apply_batch`. A None item is a line that was not
     read (counted as malformed, told to `on_malformed` with None)."""
     result = BatchResult()
     if projector._observers or projector._pending is not None or projector.engine != "compiled":
@@ -86,7 +92,7 @@ def ingest(
 
 def _by_apply(
     projector: SessionProjector,
-    lines: Iterable[bytes | str | None],
+    lines: Iterable[Item],
     on_rejected: OnRejected | None,
     on_malformed: OnMalformed | None,
     number: int,
@@ -102,7 +108,7 @@ def _by_apply(
             if on_malformed is not None:
                 on_malformed(number, None)
             continue
-        if not line.strip():
+        if isinstance(line, (bytes, str)) and not line.strip():
             continue
         try:
             outcome = apply(line)
@@ -118,7 +124,7 @@ def _by_apply(
 
 def _lean(
     projector: SessionProjector,
-    lines: Iterable[bytes | str | None],
+    lines: Iterable[Item],
     on_rejected: OnRejected | None,
     on_malformed: OnMalformed | None,
     first_line: int,
@@ -130,7 +136,7 @@ def _lean(
 
     spec = projector.spec
     parser = projector.parser
-    parse_line = parser.parse_line
+    coerce = parser.coerce
     trigger_of = parser._trigger
     limit = parser.max_id_length
     lifecycle = frozenset(e.type for e in spec.events)
@@ -160,71 +166,76 @@ def _lean(
                 if on_malformed is not None:
                     on_malformed(number, None)
                 continue
-            try:
+            if type(line) is Event and line.checked_by is parser:
+                ev = line  # this parser's own: trusted, as by `apply`
+                eid, prov, tid, dt, trigger = ev.event_id, ev.provider, ev.thread_id, ev.created_dt, ev.trigger
+            else:
                 try:
-                    if struct is None:
-                        # `json.loads` without its Python layers: the C scanner on the UTF-8 text.
-                        # A line it does not settle (leading or odd trailing whitespace, a BOM,
-                        # another encoding, lone surrogates) is `_Unusual`: `json.loads` reads it.
-                        text = line.decode() if type(line) is bytes else line
-                        data, end = scan(text, 0)
-                        if end != len(text) and text[end:] not in _LINE_ENDS:
-                            raise _Unusual
-                        if type(data) is not dict or (len(line) > deep and too_deep(line)):
-                            raise _Unusual
-                        get = data.get
-                        eid = get("eventId")
-                        type_ = get("type")
-                        prov = get("provider")
-                        tid = get("threadId")
-                        cat = get("createdAt")
-                        turn = get("turnId")
-                        payload = get("payload")
-                    else:
-                        if len(line) > deep and too_deep(line):
-                            raise _Unusual
-                        env = struct(line)
-                        eid, type_, prov, tid, cat = env.eventId, env.type, env.provider, env.threadId, env.createdAt
-                        turn = env.turnId
-                        payload = env.payload
-                        # msgspec checked the types; the parser's other checks, for the common case.
-                        if not (
-                            0 < len(eid) <= limit and not eid.startswith(prefix) and 0 < len(type_) <= limit
-                            and 0 < len(prov) <= limit and 0 < len(tid) <= limit and 0 < len(cat) <= limit
-                            and (turn is None or 0 < len(turn) <= limit)
-                        ):
-                            raise _Unusual
-                    # The parser's checks, for the common case only; anything else is `_Unusual`.
-                    if struct is None and not (
-                        type(eid) is str and 0 < len(eid) <= limit and not eid.startswith(prefix)
-                        and type(type_) is str and 0 < len(type_) <= limit
-                        and type(prov) is str and 0 < len(prov) <= limit
-                        and type(tid) is str and 0 < len(tid) <= limit
-                        and type(cat) is str and 0 < len(cat) <= limit
-                        and (turn is None or (type(turn) is str and 0 < len(turn) <= limit))
-                        and (payload is None or type(payload) is dict)
-                    ):
-                        raise _Unusual
-                    dt = _fromisoformat(cat)
-                    if dt.tzinfo is None:
-                        dt = dt.replace(tzinfo=utc)
-                    if payload is None:
-                        payload = empty
-                    if type_ in lifecycle:
-                        trigger = trigger_of(type_, payload)
-                        ev = _new_tuple(Event, (eid, type_, prov, tid, cat, turn, payload, trigger, dt, parser))
-                    else:
-                        trigger = ev = None
-                except unusual:
-                    if not line.strip():
-                        continue
-                    ev = parse_line(line)  # the parser's own answer: its EventError, or the event
-                    eid, prov, tid, dt, trigger = ev.event_id, ev.provider, ev.thread_id, ev.created_dt, ev.trigger
-            except EventError as exc:
-                malformed += 1
-                if on_malformed is not None:
-                    on_malformed(number, exc)
-                continue
+                    try:
+                        if type(line) is not bytes and type(line) is not str:
+                            raise _Unusual  # another Event, a wire dict: the parser checks it in full
+                        if struct is None:
+                            # `json.loads` without its Python layers: the C scanner on the UTF-8
+                            # text. A line it does not settle (leading or odd trailing whitespace,
+                            # a BOM, another encoding, lone surrogates) is `_Unusual`.
+                            text = line.decode() if type(line) is bytes else line
+                            data, end = scan(text, 0)
+                            if end != len(text) and text[end:] not in _LINE_ENDS:
+                                raise _Unusual
+                            if type(data) is not dict or (len(line) > deep and too_deep(line)):
+                                raise _Unusual
+                            get = data.get
+                            eid = get("eventId")
+                            type_ = get("type")
+                            prov = get("provider")
+                            tid = get("threadId")
+                            cat = get("createdAt")
+                            turn = get("turnId")
+                            payload = get("payload")
+                            # The parser's checks, for the common case only; the rest is `_Unusual`.
+                            if not (
+                                type(eid) is str and 0 < len(eid) <= limit and not eid.startswith(prefix)
+                                and type(type_) is str and 0 < len(type_) <= limit
+                                and type(prov) is str and 0 < len(prov) <= limit
+                                and type(tid) is str and 0 < len(tid) <= limit
+                                and type(cat) is str and 0 < len(cat) <= limit
+                                and (turn is None or (type(turn) is str and 0 < len(turn) <= limit))
+                                and (payload is None or type(payload) is dict)
+                            ):
+                                raise _Unusual
+                        else:
+                            if len(line) > deep and too_deep(line):
+                                raise _Unusual
+                            env = struct(line)
+                            eid, type_, prov, tid = env.eventId, env.type, env.provider, env.threadId
+                            cat, turn, payload = env.createdAt, env.turnId, env.payload
+                            # msgspec checked the types; the parser's other checks, for the common case.
+                            if not (
+                                0 < len(eid) <= limit and not eid.startswith(prefix) and 0 < len(type_) <= limit
+                                and 0 < len(prov) <= limit and 0 < len(tid) <= limit and 0 < len(cat) <= limit
+                                and (turn is None or 0 < len(turn) <= limit)
+                            ):
+                                raise _Unusual
+                        dt = _fromisoformat(cat)
+                        if dt.tzinfo is None:
+                            dt = dt.replace(tzinfo=utc)
+                        if payload is None:
+                            payload = empty
+                        if type_ in lifecycle:
+                            trigger = trigger_of(type_, payload)
+                            ev = _new_tuple(Event, (eid, type_, prov, tid, cat, turn, payload, trigger, dt, parser))
+                        else:
+                            trigger = ev = None
+                    except unusual:
+                        if isinstance(line, (bytes, str)) and not line.strip():
+                            continue
+                        ev = coerce(line)  # the parser's own answer: its EventError, or the event
+                        eid, prov, tid, dt, trigger = ev.event_id, ev.provider, ev.thread_id, ev.created_dt, ev.trigger
+                except EventError as exc:
+                    malformed += 1
+                    if on_malformed is not None:
+                        on_malformed(number, exc)
+                    continue
             # From here on, as `SessionProjector._step`, without the `Outcome`.
             rec = threads.get(tid)
             if rec is None:

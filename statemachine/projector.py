@@ -201,24 +201,25 @@ class SessionProjector:
         """Apply in order; stops at the first malformed event (raising `EventError`)."""
         return [self.apply(e) for e in events]
 
-    def ingest_lines(
+    def apply_batch(
         self,
-        lines: Iterable[bytes | str],
+        events: Iterable[Event | Mapping[str, Any] | str | bytes],
         *,
         on_rejected: OnRejected | None = None,
         on_malformed: OnMalformed | None = None,
     ) -> BatchResult:
-        """Apply many JSON lines (bulk loads, replay): the same sessions, memories, outcome kinds,
-        rejection reasons and errors as `apply` on each line, in order, without building an
-        `Outcome` per event (see `statemachine.batch`).
+        """Apply many events (JSON lines, this parser's `Event`s, wire dicts) for bulk loads and
+        replay: the same sessions, memories, outcome kinds, rejection reasons and errors as `apply`
+        on each, in order, without an `Outcome` per event (see `statemachine.batch`).
 
-        Returns the counts by outcome kind plus `malformed`; a malformed line is counted, told to
-        `on_malformed(line_number, error)`, and skipped (the lines after it still apply); each
-        rejected event is told to `on_rejected(line_number, event_id, reason)`. Blank lines are
-        skipped and counted in `lines` only; line numbers start at 1. With observers subscribed,
-        from inside an observer, or with `engine="transitions"`, each line goes through `apply`.
+        Returns the counts by outcome kind plus `malformed`. A malformed item is counted, told to
+        `on_malformed(number, error)` and skipped (the items after it still apply); each rejected
+        event is told to `on_rejected(number, event_id, reason)`. Numbers count items from 1, so
+        they are line numbers for a list of lines; blank lines are skipped. With observers
+        subscribed, from inside an observer, or with `engine="transitions"`, each item goes
+        through `apply`, so observers see every outcome.
         """
-        return ingest(self, lines, on_rejected=on_rejected, on_malformed=on_malformed)
+        return ingest(self, events, on_rejected=on_rejected, on_malformed=on_malformed)
 
     def seed(
         self,

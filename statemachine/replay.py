@@ -144,7 +144,7 @@ def replay_lines(
 def _replay_in_batch(
     projector: SessionProjector, lines: Iterable[bytes | str | None], report: ReplayReport, too_long: str
 ) -> ReplayReport:
-    """No per-line observer: the batch path (`SessionProjector.ingest_lines`), with the same report."""
+    """No per-line observer: the batch path (`SessionProjector.apply_batch`), with the same report."""
     rejected, errors = report.rejected, report.errors
 
     def on_rejected(number: int, event_id: str, reason: str) -> None:
