@@ -42,11 +42,15 @@ class EventError(ValueError):
         self.message = message
 
 
+def _timestamp(value: str) -> datetime:
+    dt = datetime.fromisoformat(value)
+    return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
+
+
 @lru_cache(maxsize=4096)  # pure; the same updatedAt is read back on every event of its session
 def parse_timestamp(value: str) -> datetime:
     """ISO 8601 -> aware datetime; a timestamp without an offset is taken as UTC."""
-    dt = datetime.fromisoformat(value)
-    return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
+    return _timestamp(value)
 
 
 try:  # the C descriptor namedtuple uses for its fields: a read costs no Python call
@@ -226,7 +230,8 @@ class EventParser:
         thread_id = _text(data, "threadId", limit)
         created_at = _text(data, "createdAt", limit)
         try:
-            created_dt = parse_timestamp(created_at)
+            # Not through the cache: a createdAt is mostly seen once, and would only fill it.
+            created_dt = _timestamp(created_at)
         except ValueError:
             raise EventError("createdAt", f"not an ISO 8601 timestamp: {created_at[:64]!r}") from None
         turn_id = data.get("turnId")
