@@ -151,16 +151,29 @@ def _lean(
     deep = 2 * wire.MAX_NESTING  # no shorter line can nest that deep: `too_deep` is not called
     decoder = wire.envelope_decoder()
     scan = wire.scan_once
+    unusual: tuple[type[BaseException], ...]
     if decoder is not None:
         struct, unusual = decoder[0], (_Unusual, *decoder[1])
     else:
         struct, unusual = None, (_Unusual, ValueError, RecursionError, StopIteration)
+    # What one item yields, read as the wire gives it (checked below before any use).
+    eid: Any
+    type_: Any
+    prov: Any
+    tid: Any
+    cat: Any
+    turn: Any
+    payload: Any
+    text: Any
+    dt: Any
+    trigger: Any
+    ev: Any
     empty = _EMPTY
     utc = UTC
     applied = ignored = duplicate = rejected = forgotten = malformed = 0
     number = first_line - 1
     try:
-        for number, line in enumerate(lines, first_line):  # noqa: B007 - read after the loop
+        for number, line in enumerate(lines, first_line):
             if line is None:
                 malformed += 1
                 if on_malformed is not None:
@@ -178,7 +191,7 @@ def _lean(
                             # `json.loads` without its Python layers: the C scanner on the UTF-8
                             # text. A line it does not settle (leading or odd trailing whitespace,
                             # a BOM, another encoding, lone surrogates) is `_Unusual`.
-                            text = line.decode() if type(line) is bytes else line
+                            text = line.decode() if isinstance(line, bytes) else line
                             data, end = scan(text, 0)
                             if end != len(text) and text[end:] not in _LINE_ENDS:
                                 raise _Unusual

@@ -25,8 +25,7 @@ from __future__ import annotations
 import linecache
 import re
 import weakref
-from collections.abc import Mapping
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -234,7 +233,8 @@ class _Codegen:
         used = {slot for g in guards for slot in self.vocabulary.guards[g].reads}
         used |= {slot for n in effects for e in (self.vocabulary.effects[n],) for slot in (*e.reads, *e.writes)}
         head = [f"{slot} = {load}" for slot, load in _PROLOGUE.items() if slot in used or slot == "s"]
-        name = f"{'lean' if self.lean else 'step'}_{len(self.functions)}_{_IDENTIFIER.sub('_', trigger)}__{_IDENTIFIER.sub('_', status)}"
+        kind = "lean" if self.lean else "step"
+        name = f"{kind}_{len(self.functions)}_{_IDENTIFIER.sub('_', trigger)}__{_IDENTIFIER.sub('_', status)}"
         source = "\n".join([f"def {name}(rec, ev):", f"    # {trigger!a} in {status!a}",
                             *("    " + line for line in (*head, *body))])
         self.functions.append(source)

@@ -8,6 +8,7 @@ naming the field, before any state is touched.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -269,10 +270,9 @@ class EventParser:
                 return None
             plan = self._plans[type_] = self._plan(type_)
         if not payload and type_ not in self._empty:
-            try:
+            # An empty payload refused for this type is not remembered: checked every time, as here.
+            with contextlib.suppress(EventError):
                 self._empty[type_] = self._trigger_by_plan(type_, plan, payload)
-            except EventError:
-                pass  # an empty payload is refused for this type: checked every time, as here
         return self._trigger_by_plan(type_, plan, payload)
 
     @staticmethod

@@ -55,7 +55,8 @@ _loads = json.loads
 
 # The stdlib's C scanner itself, as `json.loads` calls it once the text is decoded and its leading
 # whitespace skipped: (text, index) -> (value, end), StopIteration when no value starts there.
-scan_once: Callable[[str, int], tuple[Any, int]] = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[attr-defined]
+_make_scanner: Any = json.scanner.make_scanner  # typed by typeshed as a class; it is a factory
+scan_once: Callable[[str, int], tuple[Any, int]] = _make_scanner(json.JSONDecoder())
 
 # msgspec is imported on first use only (`import msgspec` costs more than the rest of a short replay).
 _HAS_MSGSPEC = importlib.util.find_spec("msgspec") is not None
@@ -72,10 +73,8 @@ def too_deep(line: str | bytes) -> bool:
     if len(line) <= 2 * MAX_NESTING:
         return False
     if isinstance(line, bytes):
-        openers = line.count(b"[") + line.count(b"{")
-    else:
-        openers = line.count("[") + line.count("{")
-    return openers > MAX_NESTING
+        return line.count(b"[") + line.count(b"{") > MAX_NESTING
+    return line.count("[") + line.count("{") > MAX_NESTING
 
 
 def _depth(value: object) -> int:
@@ -122,12 +121,12 @@ class _Msgspec:
             and so to the parser's own error; unknown keys fall back too (msgspec would skip them
             without reading them the way the stdlib does)."""
 
-            eventId: str  # noqa: N815 - the wire's names
+            eventId: str
             type: str
             provider: str
-            threadId: str  # noqa: N815
-            createdAt: str  # noqa: N815
-            turnId: str | None = None  # noqa: N815
+            threadId: str
+            createdAt: str
+            turnId: str | None = None
             payload: dict[str, Any] | None = None
 
         self.any: Callable[[str | bytes], Any] = msgspec.json.Decoder().decode

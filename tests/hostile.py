@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import dataclasses
 import io
 import json
 from collections.abc import AsyncIterator, Callable

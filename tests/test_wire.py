@@ -28,8 +28,8 @@ def decoder(request: pytest.FixtureRequest) -> Iterator[str]:
 
 def envelope(payload: str = "{}", *, type_: str = "runtime.warning", extra: str = "") -> str:
     """A well-formed line with `payload` (JSON text) inserted as it is, and `extra` top-level text."""
-    return ('{"eventId":"e1","type":"%s","provider":"codex","threadId":"t1",'
-            '"createdAt":"2026-11-20T10:00:00Z",%s"payload":%s}' % (type_, extra, payload))
+    return ('{"eventId":"e1","type":"' + type_ + '","provider":"codex","threadId":"t1",'
+            '"createdAt":"2026-11-20T10:00:00Z",' + extra + '"payload":' + payload + "}")
 
 
 def nested(depth: int) -> str:
@@ -47,9 +47,9 @@ ACCEPTED: list[tuple[str, str | bytes, Check]] = [
      lambda p: p["m"] == "a\ud800b"),
     ("NaN", envelope('{"m":NaN}'), lambda p: math.isnan(p["m"])),
     ("Infinity", envelope('{"m":Infinity,"n":-Infinity}'), lambda p: p["m"] == math.inf and p["n"] == -math.inf),
-    ("2**64", envelope('{"m":%d}' % 2**64), lambda p: p["m"] == 2**64 and type(p["m"]) is int),
-    ("2**70 negative", envelope('{"m":%d}' % -(2**70)), lambda p: p["m"] == -(2**70)),
-    ("4300 digits", envelope('{"m":%s}' % ("7" * 4300)), lambda p: p["m"] == int("7" * 4300)),
+    ("2**64", envelope(f'{{"m":{2**64}}}'), lambda p: p["m"] == 2**64 and type(p["m"]) is int),
+    ("2**70 negative", envelope(f'{{"m":{-(2**70)}}}'), lambda p: p["m"] == -(2**70)),
+    ("4300 digits", envelope('{"m":' + "7" * 4300 + "}"), lambda p: p["m"] == int("7" * 4300)),
     ("float beyond range", envelope('{"m":1e400,"n":-1e400}'), lambda p: p["m"] == math.inf and p["n"] == -math.inf),
     ("float below range", envelope('{"m":1e-400}'), lambda p: p["m"] == 0.0),
     ("floats round as Python's", envelope('{"a":0.1,"b":2.2250738585072011e-308,"c":1.7976931348623157e308,'
@@ -65,8 +65,8 @@ ACCEPTED: list[tuple[str, str | bytes, Check]] = [
 ]
 
 REFUSED: list[tuple[str, str | bytes, str]] = [
-    ("4301 digits", envelope('{"m":%s}' % ("7" * 4301)), "line: not valid JSON: Exceeds the limit"),
-    ("4301 digits in an unknown key", envelope(extra='"zz":%s,' % ("7" * 4301)),
+    ("4301 digits", envelope('{"m":' + "7" * 4301 + "}"), "line: not valid JSON: Exceeds the limit"),
+    ("4301 digits in an unknown key", envelope(extra='"zz":' + "7" * 4301 + ","),
      "line: not valid JSON: Exceeds the limit"),
     ("1e400 is fine but NaN junk is not", envelope('{"m":nan}'), "line: not valid JSON: Expecting value"),
     ("nesting past the bound", envelope(nested(wire.MAX_NESTING + 1)),

@@ -17,7 +17,10 @@ with the turn ids it really needs.
 
 With `reference="transitions"` the same walk also steps a projector on the `transitions` engine
 and requires the same outcome, session and remembered turns on every edge: that is how the
-compiled table is proven equal to the machine it was recorded from.
+compiled table is proven equal to the machine it was recorded from. On every edge an engine steps,
+it also runs the batch path's lean step (`CompiledMachine.batch_dispatch`) from the same state and
+requires `apply`'s outcome kind, rejection reason, session and remembered turns
+(`batch_equals_apply`).
 """
 
 from __future__ import annotations
@@ -110,7 +113,9 @@ class _BatchCheck:
     remembered turns. One record per state, put back after each step (a step changes it only
     through `ThreadRecord.commit` and its finished turns)."""
 
-    def __init__(self, projector: SessionProjector, lean: Mapping[str, Mapping[str, BatchStepFn]] | None = None) -> None:
+    def __init__(
+        self, projector: SessionProjector, lean: Mapping[str, Mapping[str, BatchStepFn]] | None = None
+    ) -> None:
         """`lean` replaces the generated steps (tests use this to show the check failing)."""
         spec = projector.spec
         self.projector = projector
