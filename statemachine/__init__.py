@@ -5,6 +5,7 @@ spec file (`specs/session_lifecycle.yaml`) run by the `transitions` library, and
 invariant is proven: a session whose status may not hold a turn never holds one.
 """
 
+from .batch import BatchResult
 from .concurrency import ConsumeStats, LockedProjector, consume
 from .events import Event, EventError, EventParser
 from .machine import LifecycleMachine
@@ -40,6 +41,7 @@ __all__ = [
     "STATUSES",
     "TURN_STATUSES",
     "ActivityClock",
+    "BatchResult",
     "ConsumeStats",
     "Event",
     "EventError",

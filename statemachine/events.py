@@ -308,7 +308,7 @@ class EventParser:
     def parse_line(self, line: str | bytes) -> Event:
         """One JSONL line -> Event."""
         # The decoder in use (statemachine.wire): the stdlib's or msgspec, with the same results.
-        return self._parse(_line_loader()(line), synthetic=False, owned=True)
+        return self._parse(_wire.line_loader()(line), synthetic=False, owned=True)
 
     def coerce(self, event: Event | Mapping[str, Any] | str | bytes) -> Event:
         if isinstance(event, Event):
@@ -338,5 +338,5 @@ def _fields_of(event: Event) -> dict[str, object]:
     return wire
 
 
-# At the end: `wire` reads `EventError` from this module.
-from .wire import line_loader as _line_loader  # noqa: E402
+# At the end, as a module: `wire` reads `EventError` from this one, whichever is imported first.
+from . import wire as _wire  # noqa: E402
