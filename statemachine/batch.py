@@ -20,7 +20,8 @@ or a wire dict is checked by the parser (`coerce`), as `apply` does. Per JSON li
   return None when applied and the rejection reason otherwise.
 
 It falls back to `apply` per line where per-event outcomes are needed: observers subscribed, an
-`apply_batch` from inside an observer, or `engine="transitions"`. `verify`'s agreement walk
+`apply_batch` from inside an observer, or `engine="transitions"`; and for a subclass of
+`SessionProjector` that overrides `apply` or `_step`. `verify`'s agreement walk
 checks that the lean steps give `apply`'s outcome kind, reason and session on every edge.
 """
 
@@ -82,8 +83,13 @@ def ingest(
 ) -> BatchResult:
     """Apply every item; see `SessionProjector.apply_batch`. A None item is a line that was not
     read (counted as malformed, told to `on_malformed` with None)."""
+    from .projector import SessionProjector
+
     result = BatchResult()
-    if projector._observers or projector._pending is not None or projector.engine != "compiled":
+    cls = type(projector)
+    # A subclass that changes how one event is applied keeps its own behaviour: each goes through it.
+    own_steps = cls.apply is not SessionProjector.apply or cls._step is not SessionProjector._step
+    if projector._observers or projector._pending is not None or projector.engine != "compiled" or own_steps:
         _by_apply(projector, lines, on_rejected, on_malformed, first_line, result)
     else:
         _lean(projector, lines, on_rejected, on_malformed, first_line, result)

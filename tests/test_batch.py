@@ -288,3 +288,20 @@ def by_apply_items(projector: SessionProjector, items: list[Any]) -> tuple[dict[
     # `apply` trusts only its own parser's Events: the reference re-parses the batch's from their fields.
     return by_apply(projector, [i.to_wire() if hasattr(i, "to_wire") and i.checked_by is not None else i
                                 for i in items])
+
+
+def test_a_subclass_that_changes_apply_keeps_it_in_a_batch() -> None:
+    class Counting(SessionProjector):
+        calls = 0
+
+        def apply(self, event: Any) -> Outcome:
+            Counting.calls += 1
+            return super().apply(event)
+
+    lines = stream_lines(500, 5, 4)
+    p = Counting()
+    result = p.apply_batch(lines)
+    assert Counting.calls == len(lines) == result.lines
+    reference = SessionProjector()
+    by_apply(reference, lines)
+    assert state(p) == state(reference)
