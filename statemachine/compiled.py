@@ -283,6 +283,7 @@ class CompiledMachine:
         # Tracebacks and debuggers read the generated source through linecache; the entry goes
         # with this engine (projectors hold their engine), so evicted engines leave nothing behind.
         entry = (len(source), None, source.splitlines(True), filename)
+        _LIVE_SOURCES.setdefault(filename, []).append(entry)
         linecache.cache[filename] = entry
         weakref.finalize(self, _forget_source, filename, entry)
         scope = dict(gen.namespace)
@@ -303,10 +304,22 @@ class CompiledMachine:
         return sum(len(plan.entries) for plan in self.table.values())
 
 
+# File name -> the linecache entries of the live engines that registered it, oldest first. Builds
+# of one spec share the name (a test's engine with a table of its own, a second build): whichever
+# is collected first, the others keep their source.
+_LIVE_SOURCES: dict[str, list[Any]] = {}
+
+
 def _forget_source(filename: str, entry: Any) -> None:
-    # Only our own entry: a later build of the same spec registers the same file name.
+    live = [e for e in _LIVE_SOURCES.get(filename, []) if e is not entry]
+    _LIVE_SOURCES[filename] = live
+    if not live:
+        _LIVE_SOURCES.pop(filename, None)
     if linecache.cache.get(filename) is entry:
-        del linecache.cache[filename]
+        if live:
+            linecache.cache[filename] = live[-1]
+        else:
+            del linecache.cache[filename]
 
 
 _COMPILED: SpecCache[CompiledMachine] = SpecCache(CompiledMachine)
