@@ -7,6 +7,7 @@ Contenders (see docs/performance.md for what each does per event):
   a        SessionProjector().apply on pre-parsed `Event`s (the package's default, compiled engine)
   a-wire   SessionProjector().apply on wire dicts (parse + validate + apply)
   a-ref    SessionProjector(engine="transitions").apply on pre-parsed `Event`s (reference engine)
+  a-batch  SessionProjector().apply_batch on the same pre-parsed `Event`s (the batch path, no Outcome)
   b        hand-written dict-table reducer on plain tuples (benchmarks/handwritten.py)
   c        transitions, one shared Machine with a model per session (`add_model`, the library's idiom;
            benchmarks/naive_transitions.py)
@@ -122,6 +123,8 @@ TARGETS = {
     "bytes_per_session": 800.0,
     "import_ms": 150.0,
     "replay_speed": 1.0,  # whole-process replay, the plain reducer's time over ours
+    "replay_fast_speed": 1.5,  # the same with the [fast] extra (msgspec)
+    "batch/b": 1.0,  # the batch path on pre-parsed Events against (b)
     "one_line_cpu": 2.0,  # a one-line log: our CPU over the plain reducer's
     "jobs2_speed": 1.6,  # replay --jobs 2 against --jobs 1: wall time, same log
     "verify_s": 5.0,
@@ -170,6 +173,28 @@ def agree_a_b(events: Sequence[Event], tuples: Sequence[Any], **caps: int) -> tu
         counts[key] = counts.get(key, 0) + 1
     summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
     return True, f"{len(codes_a)} outcomes and {len(pb.records)} sessions identical ({summary})"
+
+
+def agree_batch(events: Sequence[Event], **caps: int) -> tuple[bool, str]:
+    """The batch path (`apply_batch`) against (a) on the same Events: the same outcome counts, the
+    same rejections (event and reason, in order), the same final snapshot."""
+    codes_a, pa = run_a(events, **caps)
+    p = SessionProjector(max_event_ids=caps.get("max_event_ids", DEFAULT_MAX_EVENT_IDS),
+                         max_finished_turns=caps.get("max_finished_turns", DEFAULT_MAX_FINISHED_TURNS))
+    rejected: list[tuple[int, str]] = []
+    mine = p.parse  # the batch path trusts only its own parser's Events, as apply does
+    result = p.apply_batch([mine(e.to_wire()) for e in events],
+                           on_rejected=lambda n, _eid, reason: rejected.append((n, reason)))
+    expected = [(i, code) for i, code in enumerate(codes_a, 1) if collapse(code) == "rejected"]
+    counts = {k: n for k, n in result.counts.items() if n}
+    counts_a: dict[str, int] = {}
+    for code in codes_a:
+        counts_a[collapse(code)] = counts_a.get(collapse(code), 0) + 1
+    if counts != counts_a or rejected != expected:
+        return False, f"batch counts {counts} vs (a) {counts_a}, or rejections differ"
+    if json.dumps(p.snapshot(), sort_keys=True) != json.dumps(pa.snapshot(), sort_keys=True):
+        return False, "final sessions or memories differ from (a)"
+    return True, f"{len(codes_a)} outcomes, rejections and the final snapshot identical to (a)"
 
 
 def agree_with_a(
@@ -224,6 +249,21 @@ def sharing(parser: EventParser, engine: EngineName = "compiled") -> Callable[[]
 
 def job(make: Callable[[], Callable[[Any], Any]], items: Sequence[Any]) -> Callable[[], float]:
     return lambda: timed(make, items)
+
+
+def batch_job(events: Sequence[Event]) -> Callable[[], float]:
+    """One `apply_batch` call over the whole input, on a fresh projector whose parser made it."""
+    def run() -> float:
+        p = SessionProjector()
+        mine = [p.parse(e.to_wire()) for e in events]  # outside the clock: trusted input, as for (a)
+        gc.collect()
+        t0 = time.perf_counter()
+        p.apply_batch(mine)
+        elapsed = time.perf_counter() - t0
+        del p, mine
+        gc.collect()
+        return elapsed
+    return run
 
 
 def psm_job(python: Path, events_file: Path) -> Callable[[], float]:
@@ -348,26 +388,37 @@ def import_time(runs: int) -> dict[str, Any]:
     }
 
 
+def fast_available() -> bool:
+    """Is the [fast] extra (msgspec) installed for this interpreter?"""
+    import importlib.util
+
+    return importlib.util.find_spec("msgspec") is not None
+
+
 def whole_replay(log_file: Path, runs: int) -> dict[str, Any]:
-    """`python -m statemachine replay --json LOG` against `plain_replay.py LOG` (the stdlib
-    yardstick), as child processes, alternated: child CPU seconds, medians of `runs`. Both must
-    print the same bytes."""
-    cmds = {
-        "replay": [sys.executable, "-m", "statemachine", "replay", "--json", str(log_file)],
-        "plain": [sys.executable, str(HERE / "plain_replay.py"), str(log_file)],
+    """`python -m statemachine replay --json LOG` on the stdlib decoder (`replay`) and, when the
+    [fast] extra is installed, on msgspec (`replay_fast`), against `plain_replay.py LOG` (the
+    stdlib yardstick), as child processes, alternated: child CPU seconds, medians of `runs`. All
+    must print the same bytes."""
+    replay = [sys.executable, "-m", "statemachine", "replay", "--json", str(log_file)]
+    cmds: dict[str, tuple[list[str], dict[str, str]]] = {
+        "replay": (replay, {"STATEMACHINE_JSON": "json"}),
+        "plain": ([sys.executable, str(HERE / "plain_replay.py"), str(log_file)], {}),
     }
+    if fast_available():
+        cmds["replay_fast"] = (replay, {"STATEMACHINE_JSON": "msgspec"})
     cpus: dict[str, list[float]] = {k: [] for k in cmds}
     outputs: dict[str, str] = {}
     for _ in range(runs):
-        for key, cmd in cmds.items():
-            _, cpu, done = _child(cmd, cwd=ROOT)
+        for key, (cmd, env) in cmds.items():
+            _, cpu, done = _child(cmd, cwd=ROOT, env={**os.environ, **env})
             cpus[key].append(cpu)
             outputs[key] = done.stdout
     return {
         "lines": sum(1 for _ in log_file.open("rb")),
         "cpu_s": {k: statistics.median(v) for k, v in cpus.items()},
         "runs": runs,
-        "identical": outputs["replay"] == outputs["plain"],
+        "identical": len(set(outputs.values())) == 1,
     }
 
 
@@ -484,15 +535,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         all_agree = all_agree and ok
         scen: dict[str, Any] = {"name": sc.name, "events": sc.events, "sessions": sc.sessions,
                                 "repeats": sc.repeats, "agreement": {"a/b": [ok, detail]}, "rows": {}}
+        ok_batch, detail_batch = agree_batch(events)
+        log(f"  agreement (a-batch) vs (a): {'AGREE' if ok_batch else 'DISAGREE'}: {detail_batch}")
+        scen["agreement"]["a-batch"] = [ok_batch, detail_batch]
+        all_agree = all_agree and ok_batch
         rows = {
             "a": Row("a", "Event (pre-parsed)", len(events)),
             "b": Row("b", "tuple (pre-parsed)", len(tuples)),
+            "a-batch": Row("a-batch", "Event (pre-parsed)", len(events), note="apply_batch: no Outcome per event"),
         }
         jobs: list[tuple[Row, Callable[[], float]]] = [
             # Pre-parsed Events are applied by projectors sharing the parser that returned them (a
             # projector validates again any Event its own parser did not return).
             (rows["a"], job(sharing(parser.parser), events)),
             (rows["b"], job(lambda: HandwrittenProjector().apply, tuples)),
+            (rows["a-batch"], batch_job(events)),
         ]
         if sc.full:
             sub_c = session_subset(wire, cfg.c_every)
@@ -591,7 +648,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     replay_file.unlink()
     one_line.unlink()
     for key, r in results["replay"].items():
-        log(f"  {key}: replay {r['cpu_s']['replay']:.3f} s CPU, plain {r['cpu_s']['plain']:.3f} s CPU, "
+        fast = f", replay [fast] {r['cpu_s']['replay_fast']:.3f} s CPU" if "replay_fast" in r["cpu_s"] else ""
+        log(f"  {key}: replay {r['cpu_s']['replay']:.3f} s CPU{fast}, plain {r['cpu_s']['plain']:.3f} s CPU, "
             f"identical output: {r['identical']}")
         all_agree = all_agree and r["identical"]
     jr = results["jobs"]
@@ -662,7 +720,7 @@ def run_parts(parts: Sequence[str], cfg: Config, seed: int) -> int:
 
 
 # Which (a) row ran on the same events as each contender.
-SAME_EVENTS = {"b": "a", "a-wire": "a@c", "a-ref": "a@c", "c": "a@c", "c-per": "a@c", "d": "a@d"}
+SAME_EVENTS = {"b": "a", "a-batch": "a", "a-wire": "a@c", "a-ref": "a@c", "c": "a@c", "c-per": "a@c", "d": "a@d"}
 
 
 def _verdict(value: float, target: float, higher_is_better: bool) -> str:
@@ -702,6 +760,11 @@ def render(results: dict[str, Any]) -> str:
             ab = rows["a"]["events_per_s"] / b_rate
             targets.append((f"(a) >= 0.5x (b) events/s [{scen['sessions']:,} sessions]", f"{ab:.3f}x",
                             _verdict(ab, TARGETS["a/b"], True), "pre-parsed input for both"))
+            if "a-batch" in rows and scen["agreement"].get("a-batch", [False])[0]:
+                batch_b = rows["a-batch"]["events_per_s"] / b_rate
+                targets.append((f"batch path >= 1.0x (b) events/s [{scen['sessions']:,} sessions]",
+                                f"{batch_b:.3f}x", _verdict(batch_b, TARGETS["batch/b"], True),
+                                "apply_batch on pre-parsed Events; (b) on tuples"))
             if "c" in rows and scen["agreement"].get("c", [False])[0]:
                 ac = rows["a@c"]["events_per_s"] / rows["c"]["events_per_s"]
                 targets.append(("(a) >= 10x (c), one shared Machine", f"{ac:.1f}x", _verdict(ac, TARGETS["a/c"], True),
@@ -749,17 +812,27 @@ def render(results: dict[str, Any]) -> str:
     if rep:
         lines.append("### Whole-process replay (child CPU time, medians)")
         lines.append("")
-        lines.append("| log | lines | `replay --json` s | plain stdlib reducer s | speed vs plain | same output |")
-        lines.append("|---|---:|---:|---:|---:|---|")
+        lines.append("| log | lines | decoder | `replay --json` s | plain stdlib reducer s | speed vs plain "
+                     "| same output |")
+        lines.append("|---|---:|---|---:|---:|---:|---|")
         for key, r in rep.items():
-            speed = r["cpu_s"]["plain"] / r["cpu_s"]["replay"]
-            lines.append(f"| {key} | {r['lines']:,} | {r['cpu_s']['replay']:.3f} | {r['cpu_s']['plain']:.3f} | "
-                         f"{speed:.2f}x | {'yes' if r['identical'] else 'NO'} |")
+            for run_key, decoder in (("replay", "stdlib json"), ("replay_fast", "msgspec ([fast])")):
+                if run_key not in r["cpu_s"]:
+                    continue
+                speed = r["cpu_s"]["plain"] / r["cpu_s"][run_key]
+                lines.append(f"| {key} | {r['lines']:,} | {decoder} | {r['cpu_s'][run_key]:.3f} | "
+                             f"{r['cpu_s']['plain']:.3f} | {speed:.2f}x | {'yes' if r['identical'] else 'NO'} |")
         lines.append("")
         whole, one = rep["log"], rep["one_line"]
         speed = whole["cpu_s"]["plain"] / whole["cpu_s"]["replay"]
         targets.append(("whole-process replay >= 1.0x the plain reducer's speed", f"{speed:.2f}x",
-                        _verdict(speed, TARGETS["replay_speed"], True), f"{whole['lines']:,} lines, child CPU"))
+                        _verdict(speed, TARGETS["replay_speed"], True),
+                        f"{whole['lines']:,} lines, child CPU, stdlib decoder"))
+        if "replay_fast" in whole["cpu_s"]:
+            fast = whole["cpu_s"]["plain"] / whole["cpu_s"]["replay_fast"]
+            targets.append(("whole-process replay with [fast] >= 1.5x the plain reducer's speed", f"{fast:.2f}x",
+                            _verdict(fast, TARGETS["replay_fast_speed"], True),
+                            f"{whole['lines']:,} lines, child CPU, msgspec decoder"))
         startup = one["cpu_s"]["replay"] / one["cpu_s"]["plain"]
         targets.append(("replay of a one-line log <= 2x the plain reducer's CPU", f"{startup:.1f}x",
                         _verdict(startup, TARGETS["one_line_cpu"], False),

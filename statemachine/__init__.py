@@ -11,6 +11,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .batch import BatchResult
     from .concurrency import ConsumeStats, LockedProjector, consume
     from .events import Event, EventError, EventParser
     from .machine import LifecycleMachine
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 # Each public name, by the module that defines it: imported on first use (PEP 562), so that
 # `python -m statemachine replay` loads only what a replay needs.
 _EXPORTS = {
+    "BatchResult": "batch",
     "ConsumeStats": "concurrency", "LockedProjector": "concurrency", "consume": "concurrency",
     "Event": "events", "EventError": "events", "EventParser": "events",
     "LifecycleMachine": "machine",
@@ -79,6 +81,7 @@ __all__ = [
     "STATUSES",
     "TURN_STATUSES",
     "ActivityClock",
+    "BatchResult",
     "ConsumeStats",
     "Event",
     "EventError",

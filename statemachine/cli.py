@@ -207,8 +207,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if args.trace and not args.trace_out:
         pass  # standard output holds the trace; the exit code still says whether a line was malformed
     elif args.json:
-        json.dump(report.to_json(projector), sys.stdout, sort_keys=False)
-        sys.stdout.write("\n")
+        # dumps, not dump: dump writes through the pure-Python encoder, dumps uses the C one.
+        sys.stdout.write(json.dumps(report.to_json(projector)) + "\n")
     else:
         _print_replay(report.to_json(projector))
     return EXIT_BAD_INPUT if report.error_count else EXIT_OK

@@ -26,19 +26,27 @@ import itertools
 import linecache
 import re
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from types import CodeType
 from typing import Any
 
 from .engine import StepFn
+from .events import Event
 from .outcome import Outcome, OutcomeKind
+from .record import ThreadRecord
 from .semantics import SLOTS, VOCABULARY, Effect, Vocabulary
 from .session import Session
 from .spec_cache import SpecCache
 from .spec_model import Spec, no_transition_reason
 
-__all__ = ["CompiledMachine", "Entry", "Generated", "Plan", "compiled_for", "generate", "record_table"]
+__all__ = ["BatchStepFn", "CompiledMachine", "Entry", "Generated", "Plan", "compiled_for", "generate", "record_table"]
+
+
+# A batch step: (the thread's record, a lifecycle event) -> None when applied (the record already
+# updated), else the rejection reason.
+BatchStepFn = Callable[[ThreadRecord, Event], "str | None"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,8 +151,11 @@ _IDENTIFIER = re.compile(r"[^A-Za-z0-9_]")
 class _Codegen:
     """Writes the step functions of one spec as one module source."""
 
-    def __init__(self, vocabulary: Vocabulary) -> None:
+    def __init__(self, vocabulary: Vocabulary, *, lean: bool = False) -> None:
         self.vocabulary = vocabulary
+        # Lean steps (the batch path) return None when applied and the reason when rejected,
+        # instead of an `Outcome`; the decision tree and the effects are the same.
+        self.lean = lean
         self.namespace: dict[str, Any] = {
             "new": tuple.__new__,  # skips the NamedTuples' Python-level __new__
             "Session": Session,
@@ -180,6 +191,8 @@ class _Codegen:
 
     def leaf(self, entry: Entry) -> list[str]:
         if not entry.applied:
+            if self.lean:
+                return [f"return {self.const(entry.reason)}"]
             return [f"return new(Outcome, (REJECTED, ev, s, s, {self.const(entry.reason)}, None))"]
         effects = [(self.vocabulary.effects[name], params) for name, params in entry.effects]
         slots = dict.fromkeys(slot for e, _ in effects for slot in (*e.reads, *e.writes))
@@ -198,6 +211,7 @@ class _Codegen:
             *body,
             f"after = new(Session, ({fields}))",
             f"rec.commit(after, {updated_dt})",
+            "return None" if self.lean else
             f"return new(Outcome, (APPLIED, ev, s, after, None, {self.const(entry.transition)}))",
         ]
 
@@ -228,7 +242,8 @@ class _Codegen:
         used = {slot for g in guards for slot in self.vocabulary.guards[g].reads}
         used |= {slot for n in effects for e in (self.vocabulary.effects[n],) for slot in (*e.reads, *e.writes)}
         head = [f"{slot} = {load}" for slot, load in _PROLOGUE.items() if slot in used or slot == "s"]
-        name = f"step_{len(self.functions)}_{_IDENTIFIER.sub('_', trigger)}__{_IDENTIFIER.sub('_', status)}"
+        kind = "lean" if self.lean else "step"
+        name = f"{kind}_{len(self.functions)}_{_IDENTIFIER.sub('_', trigger)}__{_IDENTIFIER.sub('_', status)}"
         source = "\n".join([f"def {name}(rec, ev):", f"    # {trigger!a} in {status!a}",
                             *("    " + line for line in (*head, *body))])
         self.functions.append(source)
@@ -265,15 +280,17 @@ class Generated:
 _ANONYMOUS = itertools.count(1)
 
 
-def generate(spec: Spec, table: Mapping[tuple[str, str], Plan]) -> Generated:
-    """Write and compile the step functions of `spec` from its recorded `table`."""
-    gen = _Codegen(vocabulary_of(spec))
+def generate(spec: Spec, table: Mapping[tuple[str, str], Plan], *, lean: bool = False) -> Generated:
+    """Write and compile the step functions of `spec` from its recorded `table` (`lean`: the batch
+    path's, which return the rejection reason or None and build no `Outcome`)."""
+    gen = _Codegen(vocabulary_of(spec), lean=lean)
     names: dict[tuple[str, str], str] = {}
     for status in spec.status_names:
         for trigger in spec.triggers:
             names[(trigger, status)] = gen.function(trigger, status, table.get((trigger, status)))
     source = gen.module(spec)
-    filename = f"<statemachine.compiled {spec.name} {spec.digest[:16] or f'anonymous-{next(_ANONYMOUS)}'}>"
+    kind = "batch " if lean else ""
+    filename = f"<statemachine.compiled {kind}{spec.name} {spec.digest[:16] or f'anonymous-{next(_ANONYMOUS)}'}>"
     code = compile(source, filename, "exec")  # source holds only names written here
     return Generated(source, filename, code, tuple(gen.constants), names, tuple(gen.functions))
 
@@ -282,29 +299,36 @@ class CompiledMachine:
     """A step function per (status, trigger), generated from the table recorded from the machine."""
 
     def __init__(
-        self, spec: Spec, table: Mapping[tuple[str, str], Plan] | None = None, *, generated: Generated | None = None
+        self, spec: Spec, table: Mapping[tuple[str, str], Plan] | None = None, *, generated: Generated | None = None,
+        batch_generated: Generated | None = None,
     ) -> None:
         """`table` replaces the recorded one (tests use this to show the agreement check failing);
-        `generated` is what `generate` gave for this spec earlier (the start-up cache)."""
+        `generated` and `batch_generated` are what `generate` gave for this spec earlier (the
+        start-up cache)."""
         self.spec = spec
         self._table = table
         self.generated = generated if generated is not None else generate(spec, self.table)
+        self._batch_generated = batch_generated
         self.source = self.generated.source
         self.filename = self.generated.filename
+        self.dispatch: dict[str, dict[str, StepFn]] = self._install(self.generated)
+        self.sources: dict[tuple[str, str], str] = {key: self.generated.functions[i]
+                                                    for i, key in enumerate(self.generated.names)}
+
+    def _install(self, generated: Generated) -> dict[str, dict[str, Any]]:
+        """Run a generated module; its functions, status -> trigger -> function."""
         # Tracebacks and debuggers read the generated source through linecache; the entry goes
         # with this engine (projectors hold their engine), so evicted engines leave nothing behind.
-        entry = (len(self.source), None, self.source.splitlines(True), self.filename)
-        linecache.cache[self.filename] = entry
-        weakref.finalize(self, _forget_source, self.filename, entry)
-        scope = dict(_Codegen(vocabulary_of(spec)).namespace)
-        scope.update(self.generated.constants)
-        exec(self.generated.code, scope)
-        names = self.generated.names
-        self.dispatch: dict[str, dict[str, StepFn]] = {
-            status: {trigger: scope[names[(trigger, status)]] for trigger in spec.triggers}
-            for status in spec.status_names
-        }
-        self.sources: dict[tuple[str, str], str] = {key: self.generated.functions[i] for i, key in enumerate(names)}
+        entry = (len(generated.source), None, generated.source.splitlines(True), generated.filename)
+        _LIVE_SOURCES.setdefault(generated.filename, []).append(entry)
+        linecache.cache[generated.filename] = entry
+        weakref.finalize(self, _forget_source, generated.filename, entry)
+        scope = dict(_Codegen(vocabulary_of(self.spec)).namespace)
+        scope.update(generated.constants)
+        exec(generated.code, scope)  # code compiled from source holding only names written here
+        names = generated.names
+        return {status: {trigger: scope[names[(trigger, status)]] for trigger in self.spec.triggers}
+                for status in self.spec.status_names}
 
     @property
     def table(self) -> Mapping[tuple[str, str], Plan]:
@@ -315,14 +339,40 @@ class CompiledMachine:
         return self._table
 
     @property
+    def batch_generated(self) -> Generated:
+        """The batch path's module, as generated (what the start-up cache stores beside `generated`)."""
+        if self._batch_generated is None:
+            self._batch_generated = generate(self.spec, self.table, lean=True)
+        return self._batch_generated
+
+    @cached_property
+    def batch_dispatch(self) -> dict[str, dict[str, BatchStepFn]]:
+        """The batch path's steps (`statemachine.batch`): generated from the same table by the
+        same code generator as `dispatch`, returning None when applied and the rejection reason
+        otherwise, with no `Outcome`. Built on first use."""
+        return self._install(self.batch_generated)
+
+    @property
     def table_size(self) -> int:
         return sum(len(plan.entries) for plan in self.table.values())
 
 
+# File name -> the linecache entries of the live engines that registered it, oldest first. Builds
+# of one spec share the name (a test's engine with a table of its own, a second build): whichever
+# is collected first, the others keep their source.
+_LIVE_SOURCES: dict[str, list[Any]] = {}
+
+
 def _forget_source(filename: str, entry: Any) -> None:
-    # Only our own entry: a later build of the same spec registers the same file name.
+    live = [e for e in _LIVE_SOURCES.get(filename, []) if e is not entry]
+    _LIVE_SOURCES[filename] = live
+    if not live:
+        _LIVE_SOURCES.pop(filename, None)
     if linecache.cache.get(filename) is entry:
-        del linecache.cache[filename]
+        if live:
+            linecache.cache[filename] = live[-1]
+        else:
+            del linecache.cache[filename]
 
 
 def _build(spec: Spec) -> CompiledMachine:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
+from .batch import BatchResult, OnMalformed, OnRejected, ingest
 from .engine import ENGINES, EngineName, StepFn, engine_for
 from .events import Event, EventError, EventParser
 from .ingest_clock import CREATED_IN_FUTURE, DEFAULT_MAX_CLOCK_SKEW, Clock, Horizon
@@ -215,6 +216,26 @@ class SessionProjector:
     def apply_all(self, events: Iterable[Event | Mapping[str, Any] | str | bytes]) -> list[Outcome]:
         """Apply in order; stops at the first malformed event (raising `EventError`)."""
         return [self.apply(e) for e in events]
+
+    def apply_batch(
+        self,
+        events: Iterable[Event | Mapping[str, Any] | str | bytes],
+        *,
+        on_rejected: OnRejected | None = None,
+        on_malformed: OnMalformed | None = None,
+    ) -> BatchResult:
+        """Apply many events (JSON lines, this parser's `Event`s, wire dicts) for bulk loads and
+        replay: the same sessions, memories, outcome kinds, rejection reasons and errors as `apply`
+        on each, in order, without an `Outcome` per event (see `statemachine.batch`).
+
+        Returns the counts by outcome kind plus `malformed`. A malformed item is counted, told to
+        `on_malformed(number, error)` and skipped (the items after it still apply); each rejected
+        event is told to `on_rejected(number, event_id, reason)`. Numbers count items from 1, so
+        they are line numbers for a list of lines; blank lines are skipped. With observers
+        subscribed, from inside an observer, or with `engine="transitions"`, each item goes
+        through `apply`, so observers see every outcome.
+        """
+        return ingest(self, events, on_rejected=on_rejected, on_malformed=on_malformed)
 
     def seed(
         self,

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from .batch import ingest
 from .events import EventError
 from .outcome import Outcome, OutcomeKind
 from .projector import SessionProjector
@@ -108,6 +109,8 @@ def replay_lines(
         raise ValueError("max_line_bytes must be at least 1")
     report = ReplayReport()
     too_long = f"line: longer than {max_line_bytes} bytes, the line length limit (max_line_bytes)"
+    if on_line is None:
+        return _replay_in_batch(projector, _bounded_lines(lines, max_line_bytes), report, too_long)
     for number, line in enumerate(_bounded_lines(lines, max_line_bytes), 1):
         report.lines = number
         if line is None:
@@ -135,4 +138,28 @@ def replay_lines(
                 report.rejected.append({"line": number, "eventId": outcome.event.event_id, "reason": outcome.reason})
         if on_line is not None:
             on_line(number, line, outcome, None)
+    return report
+
+
+def _replay_in_batch(
+    projector: SessionProjector, lines: Iterable[bytes | str | None], report: ReplayReport, too_long: str
+) -> ReplayReport:
+    """No per-line observer: the batch path (`SessionProjector.apply_batch`), with the same report."""
+    rejected, errors = report.rejected, report.errors
+
+    def on_rejected(number: int, event_id: str, reason: str) -> None:
+        if len(rejected) < MAX_LISTED:
+            rejected.append({"line": number, "eventId": event_id, "reason": reason})
+
+    def on_malformed(number: int, error: EventError | None) -> None:
+        if len(errors) < MAX_LISTED:
+            errors.append({"line": number, "error": too_long if error is None else str(error)})
+
+    result = ingest(projector, lines, on_rejected=on_rejected, on_malformed=on_malformed)
+    counts = result.counts
+    for kind in report.outcomes:
+        report.outcomes[kind] += counts[kind]
+    report.error_count = counts["malformed"]
+    report.rejected_count = counts["rejected"]
+    report.lines = result.lines
     return report

@@ -282,11 +282,15 @@ def _engine_key(spec: Spec) -> str:
     return key_of([b"engine", spec.digest.encode(), fingerprint, *sources, _transitions_source(), *runtime_parts()])
 
 
-def _dump_engine(engine: CompiledMachine) -> dict[str, Any]:
-    g = engine.generated
+def _dump_generated(g: Generated) -> dict[str, Any]:
     return {"source": g.source, "filename": g.filename, "code": g.code, "constants": [list(c) for c in g.constants],
             "names": [[trigger, status, name] for (trigger, status), name in g.names.items()],
             "functions": list(g.functions)}
+
+
+def _dump_engine(engine: CompiledMachine) -> dict[str, Any]:
+    # Both modules: `apply`'s step functions and the batch path's (a replay uses the latter).
+    return {"step": _dump_generated(engine.generated), "batch": _dump_generated(engine.batch_generated)}
 
 
 def _load_generated(spec: Spec, stored: Any) -> Generated | None:
@@ -325,7 +329,12 @@ def builtin_engine(spec: Spec, factory: type[CompiledMachine]) -> CompiledMachin
         return factory(spec)
 
     def load(stored: Any) -> CompiledMachine | None:
-        generated = _load_generated(spec, stored)
-        return factory(spec, generated=generated) if generated is not None else None
+        if not isinstance(stored, dict):
+            return None
+        generated = _load_generated(spec, stored.get("step"))
+        batch = _load_generated(spec, stored.get("batch"))
+        if generated is None or batch is None:
+            return None
+        return factory(spec, generated=generated, batch_generated=batch)
 
     return cached(lambda: _engine_key(spec), lambda: factory(spec), _dump_engine, load)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import dataclasses
 import io
 import json
 from collections.abc import AsyncIterator, Callable
@@ -388,7 +387,7 @@ class Forge:
             event = parser.parse(self.wire)
         except EventError:
             return self.wire  # not parseable by that parser: sent as the wire dict it is
-        return dataclasses.replace(event, **changes)
+        return event.evolve(**changes)
 
     def __repr__(self) -> str:
         return f"Forge({self.how}, {self.wire!r:.200}, {self.changes!r:.200})"

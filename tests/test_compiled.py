@@ -169,3 +169,13 @@ def test_a_second_build_of_the_same_spec_keeps_its_source_when_the_first_is_coll
     del first
     gc.collect()
     assert "def step_" in "".join(linecache.getlines(second.filename))
+
+
+def test_an_earlier_build_keeps_its_source_when_a_later_one_is_collected() -> None:
+    import gc
+
+    first = CompiledMachine(builtin_spec())
+    second = CompiledMachine(builtin_spec())
+    del second
+    gc.collect()
+    assert "def step_" in "".join(linecache.getlines(first.filename))

@@ -3,8 +3,9 @@ reach the namespace of the library's own events."""
 
 from __future__ import annotations
 
-import dataclasses
+import copy
 import json
+import pickle
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -55,7 +56,7 @@ REPLACEMENTS = [
 def test_a_replaced_event_is_checked_again_and_refused_without_a_trace(change: dict[str, Any], field: str) -> None:
     p = running()
     good = p.parse(wire("e2", "turn.completed", "T1", state="failed", errorMessage="boom"))
-    bad = dataclasses.replace(good, **change)
+    bad = good.evolve(**change)
     before = state(p)
     with pytest.raises(EventError) as info:
         p.apply(bad)
@@ -68,7 +69,7 @@ def test_a_replaced_event_is_checked_again_and_refused_without_a_trace(change: d
 def test_a_type_that_disagrees_with_the_trigger_is_recomputed_from_the_fields() -> None:
     p = running()
     good = p.parse(wire("e2", "turn.completed", "T1", state="failed", errorMessage="boom"))
-    lying = dataclasses.replace(good, type="runtime.warning")  # the trigger still says turn.completed[failed]
+    lying = good.evolve(type="runtime.warning")  # the trigger still says turn.completed[failed]
     outcome = p.apply(lying)
     assert outcome.kind == "ignored" and outcome.event.trigger is None
     assert p["t1"].status == "running"
@@ -77,7 +78,7 @@ def test_a_type_that_disagrees_with_the_trigger_is_recomputed_from_the_fields() 
 def test_an_unknown_trigger_is_refused_before_the_event_id_is_remembered() -> None:
     p = running()
     good = p.parse(wire("e2", "turn.completed", "T1"))
-    forged = dataclasses.replace(good, trigger="turn.completed[vanished]")
+    forged = good.evolve(trigger="turn.completed[vanished]")
     outcome = p.apply(forged)  # checked again: the trigger comes from the type and payload
     assert outcome.kind == "applied" and outcome.event.trigger == "turn.completed[completed]"
 
@@ -102,7 +103,10 @@ def test_only_the_very_object_the_parser_returned_is_trusted() -> None:
     p = running()
     parsed = p.parse(wire("e2", "turn.completed", "T1"))
     assert parsed.checked_by is p.parser
-    assert dataclasses.replace(parsed).checked_by is None  # replace drops the mark
+    assert parsed.evolve().checked_by is None  # a copy drops the mark
+    assert copy.copy(parsed).checked_by is None and pickle.loads(pickle.dumps(parsed)).checked_by is None
+    with pytest.raises(AttributeError):
+        parsed.checked_by = None  # type: ignore[misc]
     with pytest.raises(TypeError):
         Event("e", "t", "p", "th", "2026-11-20T10:00:00Z", checked_by=p.parser)  # type: ignore[call-arg]
     # a parser with a tighter id limit does not trust what a looser one made
@@ -116,8 +120,10 @@ def test_only_the_very_object_the_parser_returned_is_trusted() -> None:
     class Sneaky(Event):
         __slots__ = ()
 
-    forged = Sneaky("e9", "turn.started", "codex", "t1", "not a time", "T2")
-    object.__setattr__(forged, "checked_by", p.parser)  # a subclass is never trusted
+    # a subclass is never trusted, even one carrying the parser's mark
+    forged = tuple.__new__(Sneaky, ("e9", "turn.started", "codex", "t1", "not a time", "T2", {}, "turn.started",
+                                    datetime.min.replace(tzinfo=UTC), p.parser))
+    assert forged.checked_by is p.parser
     with pytest.raises(EventError) as info:
         p.apply(forged)
     assert info.value.field == "createdAt"

@@ -17,20 +17,28 @@ with the turn ids it really needs.
 
 With `reference="transitions"` the same walk also steps a projector on the `transitions` engine
 and requires the same outcome, session and remembered turns on every edge: that is how the
-compiled table is proven equal to the machine it was recorded from.
+compiled table is proven equal to the machine it was recorded from. On every edge an engine steps,
+it also runs the batch path's lean step (`CompiledMachine.batch_dispatch`) from the same state and
+requires `apply`'s outcome kind, rejection reason, session and remembered turns
+(`batch_equals_apply`).
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import replace
 from itertools import permutations
 from typing import Any, Literal
 
+from ..compiled import BatchStepFn, compiled_for
+from ..events import Event
+from ..ingest_clock import CREATED_IN_FUTURE
 from ..invariants import state_violations, step_violations
-from ..outcome import OutcomeKind
+from ..outcome import Outcome, OutcomeKind
 from ..projector import SessionProjector
+from ..record import ThreadRecord
 from ..requirements import Requirements, StepContext
 from ..session import Session
 from ..spec import Spec
@@ -96,6 +104,55 @@ def _real(template: EventTemplate, outer: Renaming) -> EventTemplate:
     return EventTemplate(template.type, outer[turn], template.created_at, template.payload)
 
 
+_NOT_STEPPED = (OutcomeKind.DUPLICATE, OutcomeKind.IGNORED)
+
+
+class _BatchCheck:
+    """The batch path's lean steps (`statemachine.batch`) on the walk's edges: from the state an
+    edge leaves, the step must give `apply`'s outcome kind, rejection reason, session and
+    remembered turns. One record per state, put back after each step (a step changes it only
+    through `ThreadRecord.commit` and its finished turns)."""
+
+    def __init__(
+        self, projector: SessionProjector, lean: Mapping[str, Mapping[str, BatchStepFn]] | None = None
+    ) -> None:
+        """`lean` replaces the generated steps (tests use this to show the check failing)."""
+        spec = projector.spec
+        self.projector = projector
+        self.lean = compiled_for(spec).batch_dispatch if lean is None else lean
+        self.forgetting = frozenset(t.name for e in spec.events if e.forgets_thread for t in e.trigger_values)
+        self.steps = 0
+        self._record: ThreadRecord | None = None  # the record in the state below, ready for a step
+        self._state: State | None = None
+
+    def differs(self, state: State | None, finished: tuple[str, ...], event: Event, outcome: Outcome,
+                finished_after: tuple[str, ...]) -> bool:
+        if event.trigger is None or outcome.kind in _NOT_STEPPED or outcome.reason == CREATED_IN_FUTURE:
+            return False  # no step: de-duplication, the type, or the clock bound decided
+        self.steps += 1
+        record = self._record
+        if state is None or record is None or state is not self._state:
+            before = Session(THREAD, self.projector.spec.initial, event.provider) if state is None else state[0]
+            record = ThreadRecord(before, self.projector.max_event_ids, self.projector.max_finished_turns)
+            for turn in finished:
+                record.finished.add(turn)
+            self._record, self._state = record, state
+        before, updated_dt = record.session, record.updated_dt
+        reason = self.lean[before.status][event.trigger](record, event)
+        if reason is not None:
+            return (outcome.kind, outcome.reason, outcome.after) != (OutcomeKind.REJECTED, reason, before)
+        after = record.session
+        record.commit(before, updated_dt)  # put back for the next event from this state
+        # Turns are only ever added: an unchanged count (below the cap) is an unchanged memory.
+        finished_now = finished
+        if len(record.finished) != len(finished) or len(finished) >= self.projector.max_finished_turns:
+            finished_now = tuple(record.finished)
+            self._record = None  # its finished turns changed: a fresh one next time
+        if event.trigger in self.forgetting:  # the batch path drops the thread, as apply does
+            return outcome.kind is not OutcomeKind.FORGOTTEN
+        return outcome.kind is not OutcomeKind.APPLIED or after != outcome.after or finished_now != finished_after
+
+
 def counterexample(templates: list[EventTemplate]) -> list[dict[str, Any]]:
     return [t.wire(f"cx-{i}", THREAD) for i, t in enumerate(templates, 1)]
 
@@ -138,7 +195,7 @@ def _walk(
 ) -> tuple[CheckResult, CheckResult | None]:
     started = time.perf_counter()
     reference_seconds = 0.0
-    disagreement: tuple[list[EventTemplate], str] | None = None
+    disagreement: tuple[list[EventTemplate], str, str] | None = None
     universe = event_universe(spec, requirements)
     projector = SessionProjector(spec, engine=engine)
     seeded = projector
@@ -151,6 +208,8 @@ def _walk(
     again = [reqs.step_checker(e, True) for e in events] if reqs is not None else []
     other_seeded = SessionProjector(spec, engine=reference) if reference is not None else None
     other_events = [other_seeded.parse(w) for w in wires] if other_seeded is not None else []
+    # The batch path's lean steps, checked on the same edges as the engines.
+    batch = _BatchCheck(projector) if other_seeded is not None else None
     parents: Parents = {}
     least: dict[State, tuple[State, Renaming]] = {}  # each result state's least form, computed once
     frontier: deque[State | None] = deque([None])  # None: the thread before its first event
@@ -189,6 +248,7 @@ def _walk(
         prefix, outer = _path(parents, state)
         finished_before = frozenset() if state is None else state[1]
         ordered = sorted(finished_before)
+        ordered_t = tuple(ordered)
         for k, (template, event) in enumerate(zip(universe, events, strict=True)):
             if state is None:  # the creation path of a new thread: a projector that never saw it
                 projector = SessionProjector(spec, engine=engine)
@@ -230,11 +290,14 @@ def _walk(
                 differ = (theirs.kind, theirs.reason, theirs.after, theirs.transition) != (
                     outcome.kind, outcome.reason, outcome.after, outcome.transition
                 ) or other.finished_turns(THREAD) != finished_turns
+                equality = f"{engine}_equals_{reference}"
+                if not differ and batch is not None and batch.differs(state, ordered_t, event, outcome, finished_turns):
+                    differ, equality = True, "batch_equals_apply"
                 reference_seconds += time.perf_counter() - clock
                 if differ and split:
-                    disagreement = ([*prefix, _real(template, outer)], template.label())  # compare no further
+                    disagreement = ([*prefix, _real(template, outer)], template.label(), equality)  # compare no further
                 elif differ:
-                    violated.append(f"{engine}_equals_{reference}")
+                    violated.append(equality)
                     record(violated, [*prefix, _real(template, outer)], template.label())
                     return result(False, ""), None  # the engines disagree: nothing further is meaningful
             if violated:
@@ -263,7 +326,8 @@ def _walk(
     untaken = [t.index for t in spec.transitions if t.index not in taken]
     detail = (f"fixpoint: {len(parents)} reachable states; {len(spec.invariants)} spec invariants and "
               f"{len(checked)} requirements hold on every one")
-    agreement = f"{engine} and {reference} engines agree on {edges} edges from {len(parents)} reachable states"
+    agreement = (f"{engine} and {reference} engines agree on {edges} edges from {len(parents)} reachable states, "
+                 f"and the batch path's steps with apply on the {batch.steps if batch else 0} edges an engine steps")
     if other_seeded is not None and not split:
         detail = agreement
     if untaken:
@@ -276,8 +340,7 @@ def _walk(
     if disagreement is None:
         return explored, CheckResult("agreement", True, reference_seconds, covered,
                                      agreement + " (walked together with explore)")
-    path, what = disagreement
-    equality = f"{engine}_equals_{reference}"
+    path, what, equality = disagreement
     return explored, CheckResult("agreement", False, reference_seconds, covered,
                                  f"{equality} violated after {len(path)} event(s): {what}", (equality,),
                                  counterexample(path), {equality: counterexample(path)})
