@@ -50,7 +50,9 @@ def _make(contender: str) -> tuple[Any, Any, Any]:
 
 def _breakdown(projector: Any) -> dict[str, float]:
     """Where the bytes of one session go: sys.getsizeof of what each thread keeps alive (each
-    object counted once), as a mean per session. Reads the projector's per-thread records."""
+    object counted once), as a mean per session, plus the threadId -> record dict's share. Reads
+    the projector's per-thread records: (a)'s `ThreadRecord` (packed memories or BoundedSets), or
+    (b)'s record with plain dicts."""
     records = getattr(projector, "_threads", None) or getattr(projector, "records", None)
     if not records:
         return {}
@@ -63,6 +65,21 @@ def _breakdown(projector: Any) -> dict[str, float]:
         counted.add(id(obj))
         parts[part] += sys.getsizeof(obj)
 
+    def memory(obj: Any, part: str, keys: str) -> None:
+        """A memory: a packed bytes/tuple, a dict, or a BoundedSet (its dict and ring), and its keys."""
+        members = getattr(obj, "_members", None)
+        if members is not None:  # a BoundedSet
+            size(obj, part)
+            size(members, part)
+            size(obj._ring, part)
+            obj = members
+        else:
+            size(obj, part)
+        if not isinstance(obj, (bytes, bytearray)):
+            for key in obj:
+                size(key, keys)
+
+    parts["threadId -> record dict"] += sys.getsizeof(records)
     for key, record in records.items():
         size(key, "threadId string")
         size(record, "per-thread record")
@@ -70,17 +87,16 @@ def _breakdown(projector: Any) -> dict[str, float]:
         if session is not record:
             size(session, "Session object")
         size(getattr(session, "updated_at", None), "updatedAt string")
-        size(getattr(record, "updated_dt", None), "updatedAt datetime")
+        if "updated_dt" in getattr(type(record), "__slots__", ()) or "updated_dt" in getattr(record, "__dict__", {}):
+            size(record.updated_dt, "updatedAt datetime")  # kept, not derived
         size(getattr(session, "active_turn_id", getattr(session, "turn", None)), "turn id strings")
         size(getattr(session, "last_error", getattr(session, "error", None)), "lastError string")
-        seen = record.seen
-        size(seen, "eventId memory: dict")
-        for event_id in seen:
-            size(event_id, "eventId memory: strings")
-        finished = record.finished
-        size(finished, "finished turns: dict")
-        for turn in finished:
-            size(turn, "turn id strings")
+        ids = getattr(record, "_ids", None)
+        if ids is not None:
+            memory(ids, "eventId memory: digests and container", "eventId memory: digests and container")
+        else:
+            memory(record.seen, "eventId memory: dict", "eventId memory: strings")
+        memory(record.finished, "finished turns: container", "turn id strings")
     n = len(records)
     return {k: v / n for k, v in sorted(parts.items(), key=lambda kv: -kv[1])}
 
