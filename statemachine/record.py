@@ -126,6 +126,8 @@ class ThreadRecord:
     __slots__ = ("_caps", "_ids", "finished", "session")
 
     def __init__(self, session: Session, max_event_ids: int, max_finished_turns: int) -> None:
+        if session.updated_at is not None:
+            parse_timestamp(session.updated_at)  # ValueError now, rather than on the thread's next event
         self.session = session
         self._caps = _caps(max_event_ids, max_finished_turns)
         # Digests of the processed eventIds: packed (bytes, oldest first) or, once large, a BoundedSet.
