@@ -116,7 +116,7 @@ def test_many_threads_cost_a_fixed_amount_each() -> None:
     finally:
         tracemalloc.stop()
     per_thread = second / 10_000
-    # Linear: the second 10k threads cost what the first did; about 600 bytes each (see
+    # Linear: the second 10k threads cost what the first did; about 370 bytes each (see
     # docs/reliability.md), well under the 1 KiB bound asserted here.
     assert abs(second - first) < 0.15 * first, (first, second)
     assert per_thread < 1024, per_thread
