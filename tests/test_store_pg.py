@@ -28,6 +28,7 @@ from statemachine.invariants import state_violations
 from statemachine.record import event_digest_hex
 from statemachine.spec import builtin_spec
 from statemachine.store import ReplayProgress, StoreError, open_store
+from statemachine.store.schema import MIGRATIONS
 
 psycopg = pytest.importorskip("psycopg")
 
@@ -62,6 +63,28 @@ def test_generated_stream_equals_the_projector(cluster: PgCluster) -> None:
     with open_store(url) as reopened:
         assert (reopened.max_event_ids, reopened.max_finished_turns) == (30, 4)
         assert_equals_projector(reopened, projector)
+
+
+def test_a_version_2_database_has_its_event_ids_digested(cluster: PgCluster) -> None:
+    url = fresh_database(cluster)
+    with psycopg.connect(url, autocommit=True) as conn:  # a database as version 2 left it
+        conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        for statement in (*MIGRATIONS["postgresql"][0], *MIGRATIONS["postgresql"][1]):
+            conn.execute(statement)
+        conn.execute("INSERT INTO schema_version (version) VALUES (2)")
+        conn.execute("INSERT INTO store_meta (key, value) VALUES ('spec', 'session-lifecycle'), "
+                     "('maxEventIds', '1024'), ('maxFinishedTurns', '256')")
+        conn.execute("INSERT INTO sessions (thread_id, status, provider_name) VALUES ('t', 'ready', 'codex')")
+        conn.execute("INSERT INTO seen_events (thread_id, seq, event_id) VALUES ('t', 1, 'e-1'), ('t', 2, 'e-2')")
+    with open_store(url) as store:
+        thread = store.thread("t")
+        assert thread is not None and thread.seen_event_digests == (event_digest_hex("e-1"), event_digest_hex("e-2"))
+        duplicate = {"eventId": "e-1", "type": "session.started", "provider": "codex", "threadId": "t",
+                     "createdAt": "2026-11-20T10:00:00Z"}
+        assert store.apply(duplicate).kind is OutcomeKind.DUPLICATE
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(len(MIGRATIONS["postgresql"]),)]
+        assert conn.execute("SELECT to_regclass('seen_events')").fetchone() == (None,)
 
 
 def test_schema_version_newer_than_the_package_is_refused(cluster: PgCluster) -> None:
