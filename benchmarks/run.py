@@ -50,6 +50,7 @@ from stream import generate_stream, session_subset  # noqa: E402
 from statemachine import Event, EventParser, OutcomeKind, SessionProjector  # noqa: E402
 from statemachine.engine import EngineName  # noqa: E402
 from statemachine.projector import DEFAULT_MAX_EVENT_IDS, DEFAULT_MAX_FINISHED_TURNS  # noqa: E402
+from statemachine.record import event_digest_hex  # noqa: E402
 
 KINDS = (APPLIED, IGNORED, DUPLICATE)
 
@@ -165,7 +166,9 @@ def agree_a_b(events: Sequence[Event], tuples: Sequence[Any], **caps: int) -> tu
     for tid, rec in pb.records.items():
         if pa[tid].to_wire() != rec.wire():
             return False, f"session {tid}: a={pa[tid].to_wire()} b={rec.wire()}"
-        if pa.finished_turns(tid) != tuple(rec.finished) or pa.seen_event_ids(tid) != tuple(rec.seen):
+        # (a) keeps each eventId as its digest; (b) keeps the ids: compared digest by digest.
+        if pa.finished_turns(tid) != tuple(rec.finished) or pa.seen_event_digests(tid) != tuple(
+                map(event_digest_hex, rec.seen)):
             return False, f"session {tid}: remembered turns or eventIds differ"
     counts: dict[str, int] = {}
     for code in codes_a:

@@ -135,7 +135,7 @@ def measure(scenario: str, n: int, how: str) -> dict[str, Any]:
         "retained_bytes": retained,
         "bytes_per_thread": round(retained / max(1, len(projector))),
         "curve": curve,
-        "max_seen_event_ids": max(len(projector.seen_event_ids(t)) for t in projector),
+        "max_seen_event_ids": max(projector.seen_count(t) for t in projector),
         "max_finished_turns": max(len(projector.finished_turns(t)) for t in projector),
     }
     if how == "tracemalloc":

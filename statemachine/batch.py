@@ -30,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from sys import intern
 from typing import TYPE_CHECKING, Any
 
 from . import wire
@@ -258,8 +259,9 @@ def _lean(
             # From here on, as `SessionProjector._step`, without the `Outcome`.
             rec = threads.get(tid)
             if rec is None:
-                rec = threads[tid] = new_record(Session(tid, initial, prov))
-            if not rec.seen.add(eid):
+                # As `_step`: the provider's name interned, one string per provider.
+                rec = threads[tid] = new_record(Session(tid, initial, intern(prov)))
+            if not rec.see(eid):
                 duplicate += 1
                 continue
             if dt > horizon.limit and horizon.beyond(dt):

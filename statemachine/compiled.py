@@ -207,7 +207,7 @@ class _Codegen:
         updated_dt = "upd_dt" if "upd_dt" in slots else "rec.updated_dt"
         return [
             *loads,
-            *(["remember = rec.finished.add"] if remembers else []),
+            *(["remember = rec.remember_turn"] if remembers else []),
             *body,
             f"after = new(Session, ({fields}))",
             f"rec.commit(after, {updated_dt})",

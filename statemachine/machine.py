@@ -175,7 +175,7 @@ class LifecycleMachine:
             return Outcome(OutcomeKind.REJECTED, event, before, before, result)
         after = result.session_after(before)
         for turn in result.newly_finished:
-            record.finished.add(turn)
+            record.remember_turn(turn)
         record.commit(after, result.updated_dt)
         return Outcome(OutcomeKind.APPLIED, event, before, after, None, result.taken)
 

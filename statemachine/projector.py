@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import timedelta
+from sys import intern
 from typing import TYPE_CHECKING, Any, Literal
 
 from .batch import BatchResult, OnMalformed, OnRejected, ingest
@@ -17,7 +18,7 @@ from .engine import ENGINES, EngineName, StepFn, engine_for
 from .events import Event, EventError, EventParser
 from .ingest_clock import CREATED_IN_FUTURE, DEFAULT_MAX_CLOCK_SKEW, Clock, Horizon
 from .outcome import Outcome, OutcomeKind
-from .record import ThreadRecord
+from .record import DIGEST_SIZE, ThreadRecord, event_digest
 from .session import Session
 from .snapshot import MAX_SNAPSHOT_BYTES, Limits, SnapshotError, ThreadState, decode, encode
 from .spec import Spec, builtin_spec
@@ -153,9 +154,21 @@ class SessionProjector:
         record = self._threads.get(thread_id)
         return tuple(record.finished) if record is not None else ()
 
-    def seen_event_ids(self, thread_id: str) -> tuple[str, ...]:
+    def seen_event_digests(self, thread_id: str) -> tuple[str, ...]:
+        """The de-duplication memory of this thread, oldest first: each remembered eventId as its
+        128-bit digest in hex (`statemachine.record.event_digest_hex`); the ids themselves are not kept."""
         record = self._threads.get(thread_id)
-        return tuple(record.seen) if record is not None else ()
+        return tuple(d.hex() for d in record.seen_digests()) if record is not None else ()
+
+    def has_seen(self, thread_id: str, event_id: str) -> bool:
+        """Is `event_id` in this thread's de-duplication memory (would it be a duplicate now)?"""
+        record = self._threads.get(thread_id)
+        return record is not None and record.has_seen(event_id)
+
+    def seen_count(self, thread_id: str) -> int:
+        """How many eventIds this thread remembers (at most `max_event_ids`)."""
+        record = self._threads.get(thread_id)
+        return record.seen_count() if record is not None else 0
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -190,9 +203,11 @@ class SessionProjector:
         record = self._threads.get(ev.thread_id)
         if record is None:
             # A thread not seen before starts in the initial status, with no turn.
-            session = Session(ev.thread_id, self.spec.initial, ev.provider)
+            # The provider's name interned: sessions share one string per provider (with
+            # `record_provider` keeping an equal name as it is).
+            session = Session(ev.thread_id, self.spec.initial, intern(ev.provider))
             record = self._threads[ev.thread_id] = self._new_record(session)
-        if not record.seen.add(ev.event_id):
+        if not record.see(ev.event_id):
             before = record.session
             return _new(Outcome, (_DUPLICATE, ev, before, before, None, None))
         if ev.created_dt > self._horizon.limit and self._horizon.beyond(ev.created_dt):
@@ -243,11 +258,15 @@ class SessionProjector:
         *,
         finished_turns: Iterable[str] = (),
         seen_event_ids: Iterable[str] = (),
+        seen_event_digests: Iterable[str] = (),
     ) -> None:
         """Put a session in place as is (tests, proofs, restoring from your own storage).
 
-        Nothing is checked against the invariants here on purpose: the inductive proof seeds
-        arbitrary states. Use `restore()` for snapshots, which does check. Observers are not told.
+        The de-duplication memory comes from `seen_event_ids` (the ids, digested here) or from
+        `seen_event_digests` (as `seen_event_digests()` returns them: 32 hex digits each), oldest
+        first, not both. Nothing is checked against the invariants here on purpose: the inductive
+        proof seeds arbitrary states. Use `restore()` for snapshots, which does check. Observers
+        are not told.
         """
         if not self.spec.has_status(session.status):
             raise EventError("status", f"unknown status {session.status!r}")
@@ -256,9 +275,19 @@ class SessionProjector:
         except (TypeError, ValueError):
             raise EventError("updatedAt", f"not an ISO 8601 timestamp: {str(session.updated_at)[:64]!r}") from None
         for turn in finished_turns:
-            record.finished.add(turn)
-        for event_id in seen_event_ids:
-            record.seen.add(event_id)
+            record.remember_turn(turn)
+        digests = [event_digest(e) for e in seen_event_ids]
+        hexes = list(seen_event_digests)
+        if digests and hexes:
+            raise ValueError("seed() takes seen_event_ids or seen_event_digests, not both")
+        for i, text in enumerate(hexes):
+            digest = _digest_from_hex(text)
+            if digest is None:
+                raise EventError(f"seenEventDigests[{i}]",
+                                 f"not {DIGEST_SIZE * 2} lowercase hex digits: {str(text)[:64]!r}")
+            digests.append(digest)
+        for digest in digests:
+            record.see_digest(digest)
         self._threads[session.thread_id] = record
 
     def _with_forgetting(self, dispatch: Mapping[str, Mapping[str, StepFn]]) -> Mapping[str, Mapping[str, StepFn]]:
@@ -383,7 +412,8 @@ class SessionProjector:
             self.spec,
             self.max_event_ids,
             self.max_finished_turns,
-            (ThreadState(r.session, tuple(r.seen), tuple(r.finished)) for r in self._threads.values()),
+            (ThreadState(r.session, tuple(d.hex() for d in r.seen_digests()), tuple(r.finished))
+             for r in self._threads.values()),
         )
 
     @classmethod
@@ -428,12 +458,23 @@ class SessionProjector:
         )
         for t in decode(data, projector.spec, limits).threads:
             record = projector._new_record(t.session)
-            for event_id in t.seen_event_ids:
-                record.seen.add(event_id)
+            for digest in t.seen_event_digests:
+                record.see_digest(bytes.fromhex(digest))  # checked by decode()
             for turn in t.finished_turns:
-                record.finished.add(turn)
+                record.remember_turn(turn)
             projector._threads[t.session.thread_id] = record
         return projector
+
+
+def _digest_from_hex(text: object) -> bytes | None:
+    """The digest spelled by `text` (32 lowercase hex digits), or None if it spells none."""
+    if not isinstance(text, str) or len(text) != DIGEST_SIZE * 2 or text != text.lower():
+        return None
+    try:
+        digest = bytes.fromhex(text)
+    except ValueError:
+        return None
+    return digest if len(digest) == DIGEST_SIZE else None  # fromhex skips spaces
 
 
 __all__ += ["EventError"]

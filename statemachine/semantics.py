@@ -359,7 +359,9 @@ _EFFECTS = (
            "if upd_dt is None or ev.created_dt > upd_dt:\n    upd = ev.created_at\n    upd_dt = ev.created_dt",
            ("ev", "upd", "upd_dt"), ("upd", "upd_dt"),
            "Set updatedAt to max(updatedAt, the event's createdAt); it never moves backwards."),
-    Effect("record_provider", "prov = ev.provider", ("ev",), ("prov",), "Set providerName to the event's provider."),
+    # An equal name keeps the string the session holds: one string per provider, not one per session.
+    Effect("record_provider", "if prov != ev.provider:\n    prov = ev.provider", ("prov", "ev"), ("prov",),
+           "Set providerName to the event's provider."),
     # The orchestrator's side: a pending turn start, and what the provider waits on.
     Effect("set_pending_turn", "pend = t if t is not None else ''", ("t",), ("pend",),
            "Record a pending turn start: the turn the request names, or an unknown one."),

@@ -1,9 +1,10 @@
 """The snapshot format: every session, its de-duplication memory and its remembered turns, as JSON.
 
 ```
-{"format": "session-lifecycle-snapshot", "version": 3, "spec": "session-lifecycle",
+{"format": "session-lifecycle-snapshot", "version": 4, "spec": "session-lifecycle",
  "specDigest": "<sha256 of the spec's content>", "maxEventIds": 1024, "maxFinishedTurns": 256,
- "threads": [{"session": {...Session.to_wire()...}, "seenEventIds": [...], "finishedTurns": [...]}]}
+ "eventIdDigest": "blake2b-128",
+ "threads": [{"session": {...Session.to_wire()...}, "seenEventDigests": [...], "finishedTurns": [...]}]}
 ```
 
 Lists keep their order (oldest first) because the per-thread memories forget the oldest entry
@@ -11,15 +12,19 @@ first: a restored projector must forget in the same order as the one that was sa
 strict (unknown keys, wrong types, duplicates, ids past the parser's limit, memories fuller than
 the *restoring* projector's caps, a different spec content, and states that break the spec's
 invariants are all refused) so that a restored projector is one the proofs speak about.
-Version 3 added the sessions' `pendingTurn` and `awaiting`; version 2 added `specDigest`. Older
-snapshots still restore: version 2 sessions with both new fields null, and version 1 without its
-spec content checked.
+Version 4 keeps the de-duplication memory as the projector does: each eventId as its 128-bit
+BLAKE2b digest, 32 lowercase hex digits (`seenEventDigests`, named by `eventIdDigest`), not the id
+itself. Version 3 added the sessions' `pendingTurn` and `awaiting`; version 2 added `specDigest`.
+Older snapshots still restore: their `seenEventIds` are digested on the way in (checked as before:
+non-empty, unrepeated, within the id length limit), version 2 sessions with both new fields null,
+and version 1 without its spec content checked.
 `SessionProjector.snapshot()` and `SessionProjector.restore()` are the public entry points.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from .events import parse_timestamp
 from .invariants import state_violations
+from .record import DIGEST_SIZE, event_digest_hex
 from .session import Session
 
 if TYPE_CHECKING:
@@ -45,10 +51,13 @@ __all__ = [
 ]
 
 SNAPSHOT_FORMAT = "session-lifecycle-snapshot"
-SNAPSHOT_VERSION = 3
-# Versions this library reads: 2 is version 3 without the sessions' `pendingTurn` and `awaiting`
-# (both restore null); 1 is version 2 without `specDigest`.
-READABLE_VERSIONS = (1, 2, 3)
+SNAPSHOT_VERSION = 4
+# Versions this library reads: 3 is version 4 with the eventIds themselves (`seenEventIds`); 2 is
+# version 3 without the sessions' `pendingTurn` and `awaiting` (both restore null); 1 is version 2
+# without `specDigest`.
+READABLE_VERSIONS = (1, 2, 3, 4)
+# How version 4 spells a remembered eventId (`statemachine.record.event_digest_hex`).
+EVENT_ID_DIGEST = "blake2b-128"
 
 # Longest snapshot text `decode` parses. A thread with full default memories of UUID-sized ids
 # takes about 50 KB, a typical one well under 1 KB: this leaves room for thousands of full
@@ -68,9 +77,12 @@ _SESSION_FIELDS = {
 }
 # The orchestrator's side (version 3): pendingTurn null or {"turnId": id or null}; awaiting null or text.
 _ORCHESTRATOR_FIELDS = ("pendingTurn", "awaiting")
+_HEX_DIGEST = re.compile(f"[0-9a-f]{{{DIGEST_SIZE * 2}}}")
 _REQUIRED_SESSION_FIELDS = ("threadId", "status", "providerName", "activeTurnId", "lastError", "updatedAt")
-_TOP_FIELDS = ("format", "version", "spec", "specDigest", "maxEventIds", "maxFinishedTurns", "threads")
-_THREAD_FIELDS = ("session", "seenEventIds", "finishedTurns")
+_TOP_FIELDS = ("format", "version", "spec", "specDigest", "maxEventIds", "maxFinishedTurns", "eventIdDigest",
+               "threads")
+_THREAD_FIELDS = ("session", "seenEventDigests", "finishedTurns")
+_THREAD_FIELDS_V3 = ("session", "seenEventIds", "finishedTurns")
 
 
 class SnapshotError(ValueError):
@@ -84,10 +96,11 @@ class SnapshotError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class ThreadState:
-    """One thread as saved: its session and both memories, oldest entry first."""
+    """One thread as saved: its session and both memories, oldest entry first (the eventIds as
+    their digests in hex, `statemachine.record.event_digest_hex`)."""
 
     session: Session
-    seen_event_ids: tuple[str, ...]
+    seen_event_digests: tuple[str, ...]
     finished_turns: tuple[str, ...]
 
 
@@ -120,10 +133,11 @@ def encode(spec: Spec, max_event_ids: int, max_finished_turns: int, threads: Ite
         "specDigest": spec.digest or None,
         "maxEventIds": max_event_ids,
         "maxFinishedTurns": max_finished_turns,
+        "eventIdDigest": EVENT_ID_DIGEST,
         "threads": [
             {
                 "session": t.session.to_wire(),
-                "seenEventIds": list(t.seen_event_ids),
+                "seenEventDigests": list(t.seen_event_digests),
                 "finishedTurns": list(t.finished_turns),
             }
             for t in threads
@@ -174,7 +188,10 @@ def _length(value: str, path: str, limit: int) -> None:
         raise SnapshotError(path, f"is {len(value)} characters long; the parser's id length limit is {limit}")
 
 
-def _ids(value: object, path: str, cap: int, cap_name: str, max_length: int) -> tuple[str, ...]:
+def _ids(value: object, path: str, cap: int, cap_name: str, max_length: int,
+         *, digests: bool = False) -> tuple[str, ...]:
+    """A memory's entries: ids (non-empty, within the id length limit) or, with `digests`, eventId
+    digests (exactly 32 lowercase hex digits); never repeated, never more than the cap."""
     if not isinstance(value, list):
         raise SnapshotError(path, f"must be a JSON array, got {_type_name(value)}")
     if len(value) > cap:
@@ -182,9 +199,15 @@ def _ids(value: object, path: str, cap: int, cap_name: str, max_length: int) -> 
                                   f"{cap_name}={cap} (pass a larger {cap_name} to restore())")
     seen: set[str] = set()
     for i, item in enumerate(value):
-        if not isinstance(item, str) or not item:
+        if digests:
+            if not isinstance(item, str) or _HEX_DIGEST.fullmatch(item) is None:
+                shown = repr(item[:64]) if isinstance(item, str) else _type_name(item)
+                raise SnapshotError(f"{path}[{i}]", f"must be {DIGEST_SIZE * 2} lowercase hex digits (an eventId "
+                                                    f"digest), got {shown}")
+        elif not isinstance(item, str) or not item:
             raise SnapshotError(f"{path}[{i}]", f"must be a non-empty string, got {_type_name(item)}")
-        _length(item, f"{path}[{i}]", max_length)
+        else:
+            _length(item, f"{path}[{i}]", max_length)
         if item in seen:
             raise SnapshotError(f"{path}[{i}]", f"repeats {item[:64]!r}")
         seen.add(item)
@@ -305,7 +328,10 @@ def decode(data: object, spec: Spec, limits: Limits) -> Decoded:
     if version not in READABLE_VERSIONS:
         raise SnapshotError("version", f"unsupported snapshot version {version} (this library reads "
                                        f"{', '.join(map(str, READABLE_VERSIONS))})")
-    obj = _object(data, "", _TOP_FIELDS if version >= 2 else tuple(f for f in _TOP_FIELDS if f != "specDigest"))
+    absent = {"specDigest"} if version < 2 else set()
+    absent |= {"eventIdDigest"} if version < 4 else set()
+    top = tuple(f for f in _TOP_FIELDS if f not in absent)
+    obj = _object(data, "", top)
     spec_name = _text(_field(obj, "spec", ""), "spec", nullable=False)
     if spec_name != spec.name:
         raise SnapshotError("spec", f"snapshot of spec {spec_name!r}, but the projector runs spec {spec.name!r}")
@@ -322,6 +348,11 @@ def decode(data: object, spec: Spec, limits: Limits) -> Decoded:
         raise SnapshotError("maxEventIds", "must be at least 1")
     if saved_finished < 1:
         raise SnapshotError("maxFinishedTurns", "must be at least 1")
+    if version >= 4:
+        scheme = _field(obj, "eventIdDigest", "")
+        if scheme != EVENT_ID_DIGEST:
+            raise SnapshotError("eventIdDigest", f"must be {EVENT_ID_DIGEST!r} (the only eventId digest this "
+                                                 f"library knows), got {str(scheme)[:64]!r}")
     raw_threads = _field(obj, "threads", "")
     if not isinstance(raw_threads, list):
         raise SnapshotError("threads", f"must be a JSON array, got {_type_name(raw_threads)}")
@@ -329,13 +360,17 @@ def decode(data: object, spec: Spec, limits: Limits) -> Decoded:
     thread_ids: set[str] = set()
     for i, raw in enumerate(raw_threads):
         path = f"threads[{i}]"
-        entry = _object(raw, path, _THREAD_FIELDS)
+        entry = _object(raw, path, _THREAD_FIELDS if version >= 4 else _THREAD_FIELDS_V3)
         session = _session(_field(entry, "session", path), f"{path}.session", spec, limits, version)
         if session.thread_id in thread_ids:
             raise SnapshotError(f"{path}.session.threadId", f"repeats {session.thread_id[:64]!r}")
         thread_ids.add(session.thread_id)
-        seen = _ids(_field(entry, "seenEventIds", path), f"{path}.seenEventIds", limits.max_event_ids,
-                    "max_event_ids", limits.max_id_length)
+        if version >= 4:
+            seen = _ids(_field(entry, "seenEventDigests", path), f"{path}.seenEventDigests", limits.max_event_ids,
+                        "max_event_ids", limits.max_id_length, digests=True)
+        else:  # the ids themselves: digested as the projector keeps them
+            seen = tuple(map(event_digest_hex, _ids(_field(entry, "seenEventIds", path), f"{path}.seenEventIds",
+                                                    limits.max_event_ids, "max_event_ids", limits.max_id_length)))
         finished = _ids(_field(entry, "finishedTurns", path), f"{path}.finishedTurns", limits.max_finished_turns,
                         "max_finished_turns", limits.max_id_length)
         broken = session_violations(spec, session, frozenset(finished))

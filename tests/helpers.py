@@ -88,7 +88,7 @@ def triple(session: Session | None) -> tuple[str, str | None, str | None]:
 def memory(projector: SessionProjector) -> dict[str, Any]:
     """Everything a projector remembers, per thread, for comparing before and after."""
     return {
-        tid: (session, projector.seen_event_ids(tid), projector.finished_turns(tid))
+        tid: (session, projector.seen_event_digests(tid), projector.finished_turns(tid))
         for tid, session in projector.sessions().items()
     }
 
@@ -111,3 +111,28 @@ def require_graphviz() -> None:
     if os.environ.get("CI"):
         pytest.fail(message)  # CI must draw the SVG, never skip it silently
     pytest.skip(message)
+
+
+def older_snapshot(data: dict[str, Any], version: int, seen: Mapping[str, Iterable[str]]) -> dict[str, Any]:
+    """`data` (a current snapshot) written as snapshot `version` (1 to 3): those kept the eventIds
+    themselves, given here per thread (`seen`); they must be the ones whose digests `data` holds.
+    Version 1 also had no `specDigest`, and versions 1 and 2 no `pendingTurn`/`awaiting` (removed
+    when null, as those versions could not say otherwise)."""
+    from statemachine.record import event_digest_hex
+
+    assert 1 <= version <= 3
+    old = json.loads(json.dumps(data))
+    old["version"] = version
+    del old["eventIdDigest"]
+    if version == 1:
+        del old["specDigest"]
+    for thread in old["threads"]:
+        ids = list(seen.get(thread["session"]["threadId"], ()))
+        assert [event_digest_hex(i) for i in ids] == thread.pop("seenEventDigests"), "not the ids of this snapshot"
+        thread["seenEventIds"] = ids
+        thread["finishedTurns"] = thread.pop("finishedTurns")  # keep the field order of the old layout
+        if version < 3:
+            for name in ("pendingTurn", "awaiting"):
+                if thread["session"].get(name) is None:
+                    thread["session"].pop(name, None)
+    return old

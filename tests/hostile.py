@@ -48,6 +48,7 @@ from statemachine import (
 )
 from statemachine.events import MAX_ID_LENGTH, SYNTHETIC_EVENT_PREFIX, EventParser
 from statemachine.invariants import state_violations
+from statemachine.record import event_digest_hex
 from statemachine.replay import ReplayReport, replay_lines
 from statemachine.spec import Spec, SpecError, parse_spec
 
@@ -485,11 +486,11 @@ def _expected_unapplied(before: dict[str, Any], projector: SessionProjector, out
     entry = next((t for t in threads if t["session"]["threadId"] == ev.thread_id), None)
     if entry is None:
         session = Session(ev.thread_id, projector.spec.initial, ev.provider)
-        entry = {"session": session.to_wire(), "seenEventIds": [], "finishedTurns": []}
+        entry = {"session": session.to_wire(), "seenEventDigests": [], "finishedTurns": []}
         threads.append(entry)
     if outcome.kind is not OutcomeKind.DUPLICATE:
-        seen = [*entry["seenEventIds"], ev.event_id]
-        entry["seenEventIds"] = seen[-projector.max_event_ids :]
+        seen = [*entry["seenEventDigests"], event_digest_hex(ev.event_id)]
+        entry["seenEventDigests"] = seen[-projector.max_event_ids :]
     return json.dumps(before, sort_keys=True)
 
 
@@ -666,10 +667,10 @@ def check_snapshot_tamper(projector: SessionProjector, edits: list[tuple[str, in
         return "refused:" + exc.path.split("[")[0].split(".")[0]
     limit = restored.parser.max_id_length
     for tid, session in restored.sessions().items():
-        seen, finished = restored.seen_event_ids(tid), restored.finished_turns(tid)
-        if len(seen) > caps["max_event_ids"] or len(finished) > caps["max_finished_turns"]:
+        seen, finished = restored.seen_count(tid), restored.finished_turns(tid)
+        if seen > caps["max_event_ids"] or len(finished) > caps["max_finished_turns"]:
             raise StateChanged("a restored memory holds more than the restorer's cap")
-        if any(len(i) > limit for i in (*seen, *finished, tid, session.active_turn_id or "")):
+        if any(len(i) > limit for i in (*finished, tid, session.active_turn_id or "")):
             raise StateChanged("a restored id is past the parser's limit")
         if state_violations(restored.spec, session, frozenset(finished)):
             raise StateChanged(f"a restored session breaks the invariants: {session}")

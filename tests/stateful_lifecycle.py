@@ -33,6 +33,7 @@ from hypothesis.stateful import (
 
 from statemachine import EventError, Outcome, OutcomeKind, SessionProjector, Spec
 from statemachine.invariants import state_violations, step_violations
+from statemachine.record import event_digest_hex
 from statemachine.requirements import Requirements, builtin_requirements
 from statemachine.semantics import SETS_TURN
 from statemachine.spec import EventType, PayloadField
@@ -188,7 +189,9 @@ def make_lifecycle_machine(
             self.projector = projector(spec)
             self.clock = EPOCH
             self.next_id = 0
-            self.dropped_ids: set[str] = set()  # eventIds whose thread was forgotten since
+            self.dropped_ids: set[str] = set()  # digests of eventIds whose thread was forgotten since
+            # The eventIds each thread's memory holds, oldest first: the projector keeps only digests.
+            self.memory_ids: dict[str, list[str]] = {}
             self.known_turns: set[str] = set()
 
         # -- building events ---------------------------------------------------------------
@@ -254,13 +257,14 @@ def make_lifecycle_machine(
 
         def _memory(self) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
             p = self.projector
-            return {t: (p.seen_event_ids(t), p.finished_turns(t)) for t in p}
+            return {t: (p.seen_event_digests(t), p.finished_turns(t)) for t in p}
 
         # -- delivering one event and checking its outcome ---------------------------------
 
         def _send(self, wire: dict[str, Any]) -> Outcome:
             p = self.projector
             thread, event_id = wire["threadId"], wire["eventId"]
+            digest = event_digest_hex(event_id)  # the memory keeps digests, not ids
             sessions, memory = p.sessions(), self._memory()
             seen, finished = memory.get(thread, ((), ()))
 
@@ -280,8 +284,9 @@ def make_lifecycle_machine(
                 # The thread is dropped with its memories; a spec's forgetting command did it.
                 event_type = spec.event_type(wire["type"])
                 assert event_type is not None and event_type.forgets_thread, wire
-                assert thread not in p and p.seen_event_ids(thread) == () and p.finished_turns(thread) == ()
-                self.dropped_ids.update((*seen, event_id))
+                assert thread not in p and p.seen_event_digests(thread) == () and p.finished_turns(thread) == ()
+                self.dropped_ids.update((*seen, digest))
+                self.memory_ids.pop(thread, None)
                 assert {t: s for t, s in p.sessions().items()} == {t: s for t, s in sessions.items() if t != thread}
                 return outcome
             assert outcome.after == p[thread]
@@ -293,14 +298,18 @@ def make_lifecycle_machine(
                 t: m for t, m in memory.items() if t != thread
             }
 
-            new_seen, new_finished = p.seen_event_ids(thread), p.finished_turns(thread)
-            if event_id in seen:
+            new_seen, new_finished = p.seen_event_digests(thread), p.finished_turns(thread)
+            if digest in seen:
                 assert outcome.kind is OutcomeKind.DUPLICATE, (outcome.kind, wire)
                 assert outcome.after == outcome.before and (new_seen, new_finished) == (seen, finished)
             else:
                 assert outcome.kind is not OutcomeKind.DUPLICATE, wire
-                assert new_seen == (*seen, event_id)[-p.max_event_ids:]
-            if spec.event_type(wire["type"]) is None and event_id not in seen:
+                assert new_seen == (*seen, digest)[-p.max_event_ids:]
+                ids = self.memory_ids.setdefault(thread, [])
+                ids.append(event_id)
+                del ids[:-p.max_event_ids]
+                assert tuple(map(event_digest_hex, ids)) == new_seen
+            if spec.event_type(wire["type"]) is None and digest not in seen:
                 assert outcome.kind is OutcomeKind.IGNORED, (outcome.kind, wire)
             if outcome.kind is OutcomeKind.REJECTED:
                 assert isinstance(outcome.reason, str) and outcome.reason, outcome
@@ -322,7 +331,7 @@ def make_lifecycle_machine(
             # Everything this step broke, reported together: the spec's step invariants, the
             # requirements' contracts for this delivery, and the state invariants afterwards.
             bad = step_violations(spec, outcome) + reqs.step_violations(
-                outcome, finished, new_finished, redelivered=event_id in seen
+                outcome, finished, new_finished, redelivered=digest in seen
             ) + self._session_violations(thread)
             if bad:
                 raise InvariantViolation(bad, f"{outcome.kind} {wire} -> {outcome.after}")
@@ -377,10 +386,10 @@ def make_lifecycle_machine(
             # Same eventId and thread, anything else may differ: still the event already processed.
             thread = original["threadId"]
             # A thread forgotten since then forgot the eventId with it: the event would be new.
-            assume(original["eventId"] not in self.dropped_ids)
+            assume(event_digest_hex(original["eventId"]) not in self.dropped_ids)
             wire = self._lifecycle(data, trigger, thread, original["provider"], self._created_at(tick, zone),
                                    self._turn(data, thread), event_id=original["eventId"])
-            assert original["eventId"] in self.projector.seen_event_ids(thread)
+            assert self.projector.has_seen(thread, original["eventId"])
             assert self._send(wire).kind is OutcomeKind.DUPLICATE
 
         @rule(target=delivered, data=st.data(), original=delivered, trigger=st.sampled_from(triggers), tick=ticks,
@@ -426,7 +435,7 @@ def make_lifecycle_machine(
                       reuse_id: bool) -> None:
             thread = self._thread(data)
             trigger = data.draw(st.sampled_from(corruption.triggers or triggers), label="trigger")
-            seen = self.projector.seen_event_ids(thread)
+            seen = tuple(self.memory_ids.get(thread, ()))
             event_id = data.draw(st.sampled_from(seen), label="seen id") if reuse_id and seen else None
             wire = self._lifecycle(data, trigger, thread, provider, self._created_at(tick, zone),
                                    self._turn(data, thread), event_id=event_id)

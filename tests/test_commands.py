@@ -166,7 +166,7 @@ def test_forgetting_a_thread_drops_it_and_its_memories(engine: str) -> None:
     assert out.kind is FORGOTTEN
     assert out.to_wire()["kind"] == "forgotten"
     assert "thread-1" not in p and p.get("thread-1") is None
-    assert p.finished_turns("thread-1") == () and p.seen_event_ids("thread-1") == ()
+    assert p.finished_turns("thread-1") == () and p.seen_event_digests("thread-1") == ()
     # The memories went with it: the old event is news to the thread that starts again.
     again = p.apply(started)
     assert (again.kind, again.after.status) == (APPLIED, "running")

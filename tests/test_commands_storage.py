@@ -1,4 +1,4 @@
-"""The orchestrator's side survives storage: snapshots (version 3; versions 1 and 2 still restore),
+"""The orchestrator's side survives storage: snapshots (version 3 on; versions 1 and 2 still restore),
 and the SQLite store (a migration adds the columns; a forgotten thread loses its rows)."""
 
 from __future__ import annotations
@@ -8,9 +8,10 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from helpers import Events
+from helpers import Events, older_snapshot
 
 from statemachine import OutcomeKind, SessionProjector
+from statemachine.record import event_digest_hex
 from statemachine.snapshot import SnapshotError
 from statemachine.store import open_store
 from statemachine.store.schema import MIGRATIONS
@@ -18,16 +19,19 @@ from statemachine.store.schema import MIGRATIONS
 
 def _busy() -> SessionProjector:
     p, ev = SessionProjector(), Events("t")
-    p.apply(ev("turn.started", "A"))
-    p.apply(ev("user-input.requested", "A"))
-    p.apply(ev("thread.turn.start", "B"))
+    for event in (ev("turn.started", "A"), ev("user-input.requested", "A"), ev("thread.turn.start", "B")):
+        p.apply(event)
+        _BUSY_IDS.append(event["eventId"])
     return p
+
+
+_BUSY_IDS: list[str] = []  # the eventIds of the latest _busy()
 
 
 def test_a_snapshot_carries_the_pending_turn_and_the_request() -> None:
     p = _busy()
     data = p.snapshot()
-    assert data["version"] == 3
+    assert data["version"] >= 3
     assert data["threads"][0]["session"]["pendingTurn"] == {"turnId": "B"}
     assert data["threads"][0]["session"]["awaiting"] == "user-input"
     restored = SessionProjector.restore(data)
@@ -38,11 +42,9 @@ def test_a_snapshot_carries_the_pending_turn_and_the_request() -> None:
 
 @pytest.mark.parametrize("version", [1, 2])
 def test_an_older_snapshot_still_restores(version: int) -> None:
-    data = copy.deepcopy(_busy().snapshot())
-    data["version"] = version
-    if version == 1:
-        del data["specDigest"]  # version 2 added it
-    for thread in data["threads"]:
+    _BUSY_IDS.clear()
+    data = older_snapshot(_busy().snapshot(), version, {"t": _BUSY_IDS})
+    for thread in data["threads"]:  # these versions had no such fields
         del thread["session"]["pendingTurn"], thread["session"]["awaiting"]
     session = SessionProjector.restore(data)["t"]
     assert (session.status, session.active_turn_id, session.pending_turn, session.awaiting) == (
@@ -87,8 +89,8 @@ def test_the_store_keeps_the_fields_and_forgets_a_thread(tmp_path: Path) -> None
         store.apply_batch([ev("turn.started", "C"), ev("thread.delete"), again])
         thread = store.thread("t")
         assert thread is not None
-        assert (thread.session.status, thread.seen_event_ids, thread.finished_turns) == (
-            "ready", (again["eventId"],), ())
+        assert (thread.session.status, thread.seen_event_digests, thread.finished_turns) == (
+            "ready", (event_digest_hex(again["eventId"]),), ())
 
 
 def test_a_version_1_store_is_migrated(tmp_path: Path) -> None:
@@ -99,11 +101,18 @@ def test_a_version_1_store_is_migrated(tmp_path: Path) -> None:
         conn.execute(statement)
     conn.execute("INSERT INTO schema_version (version) VALUES (1)")
     conn.execute("INSERT INTO sessions (thread_id, status, provider_name) VALUES ('t', 'ready', 'codex')")
+    # eventIds as version 1 kept them; migration 3 digests them in order
+    conn.executemany("INSERT INTO seen_events (thread_id, seq, event_id) VALUES ('t', ?, ?)", [(1, "e-1"), (2, "e-2")])
     conn.commit()
     conn.close()
     with open_store(str(path)) as store:
         session = store.get("t")
         assert session is not None and (session.status, session.pending_turn, session.awaiting) == (
             "ready", None, None)
+        thread = store.thread("t")
+        assert thread is not None and thread.seen_event_digests == (event_digest_hex("e-1"), event_digest_hex("e-2"))
+        assert store.apply(Events("t")("session.started", event_id="e-2")).kind is OutcomeKind.DUPLICATE
         assert store.apply(Events("t")("thread.turn.start")).after.pending_turn == ""
-    assert sqlite3.connect(path).execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT version FROM schema_version").fetchall() == [(len(MIGRATIONS["sqlite"]),)]
+    assert not db.execute("SELECT name FROM sqlite_master WHERE name = 'seen_events'").fetchall()

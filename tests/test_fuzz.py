@@ -156,7 +156,7 @@ def test_the_checker_catches_a_state_change() -> None:
 
     def leaky_apply(event: Any) -> Any:
         outcome = real_apply(event)
-        projector._threads[outcome.event.thread_id].finished.add("leak")
+        projector._threads[outcome.event.thread_id].remember_turn("leak")
         return outcome
 
     projector.apply = leaky_apply  # type: ignore[method-assign]

@@ -96,7 +96,7 @@ def test_hand_built_events_are_checked_like_wire_events() -> None:
                       {"state": 7}, trigger="turn.completed[completed]"))
     assert info.value.field == "payload.state"
     assert state(p) == before
-    assert "e2" not in p.seen_event_ids("t1") and "e3" not in p.seen_event_ids("t1")
+    assert not p.has_seen("t1", "e2") and not p.has_seen("t1", "e3")
 
 
 def test_only_the_very_object_the_parser_returned_is_trusted() -> None:

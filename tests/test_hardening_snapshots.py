@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import older_snapshot
 
 from statemachine import Session, SessionProjector, SnapshotError, builtin_spec, expire_stale_turns, reconcile
 from statemachine.cli import main
@@ -50,7 +51,7 @@ def test_caps_in_the_file_do_not_lift_the_restorers_caps() -> None:
     assert (q2.max_event_ids, q2.max_finished_turns) == (4, 2)
     for _ in range(10):  # the restored memory keeps to the restorer's cap
         q2.apply(wire(f"x{_}", "runtime.warning", "a", message="w"))
-    assert len(q2.seen_event_ids("a")) == 4
+    assert q2.seen_count("a") == 4
 
 
 def test_a_tiny_cap_in_the_file_cannot_revive_finished_turns() -> None:
@@ -69,13 +70,12 @@ def test_more_ids_than_the_restorer_allows_are_refused_naming_the_field() -> Non
     assert "max_finished_turns=1" in str(info.value)
     with pytest.raises(SnapshotError) as info:
         SessionProjector.restore(saved(), max_event_ids=2)
-    assert info.value.path == "threads[0].seenEventIds"
+    assert info.value.path == "threads[0].seenEventDigests"
 
 
 @pytest.mark.parametrize(
     ("where", "path"),
     [
-        (("threads", 0, "seenEventIds", 0), "threads[0].seenEventIds[0]"),
         (("threads", 0, "finishedTurns", 0), "threads[0].finishedTurns[0]"),
         (("threads", 1, "session", "activeTurnId"), "threads[1].session.activeTurnId"),
         (("threads", 1, "session", "threadId"), "threads[1].session.threadId"),
@@ -91,6 +91,14 @@ def test_ids_past_the_parsers_limit_are_refused(where: tuple[Any, ...], path: st
     with pytest.raises(SnapshotError) as info:
         SessionProjector.restore(data)
     assert info.value.path == path
+
+
+def test_a_version_3_snapshots_event_ids_past_the_parsers_limit_are_refused() -> None:
+    data = older_snapshot(saved(), 3, SAVED_IDS)
+    data["threads"][0]["seenEventIds"][0] = "x" * (MAX_ID_LENGTH + 1)
+    with pytest.raises(SnapshotError) as info:
+        SessionProjector.restore(data)
+    assert info.value.path == "threads[0].seenEventIds[0]"
 
 
 def test_sweeps_after_a_restore_never_meet_an_id_they_cannot_use() -> None:
@@ -140,15 +148,15 @@ def test_the_snapshot_carries_the_spec_digest_and_a_mismatch_is_refused() -> Non
     assert SessionProjector.restore(data, parse_spec(SPEC_FILE.read_text())).sessions()
 
 
+SAVED_IDS = {"a": ["a1", "a2", "a3", "a4"], "b": ["b1"]}
+
+
 def test_a_version_1_snapshot_without_a_digest_still_restores() -> None:
-    data = saved()
-    del data["specDigest"]
-    data["version"] = 1
-    for thread in data["threads"]:  # nor the orchestrator's fields (version 3)
-        thread["session"].pop("pendingTurn", None)
-        thread["session"].pop("awaiting", None)
+    data = older_snapshot(saved(), 1, SAVED_IDS)
+    assert "specDigest" not in data and "pendingTurn" not in data["threads"][0]["session"]
     q = SessionProjector.restore(data)
     assert q.sessions() == SessionProjector.restore(saved()).sessions()
+    assert q.snapshot() == SessionProjector.restore(saved()).snapshot()  # the ids digested as kept
     assert q.snapshot()["version"] == SNAPSHOT_VERSION  # written back in the current version
 
 

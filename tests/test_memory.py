@@ -14,6 +14,7 @@ import pytest
 
 from statemachine import SessionProjector
 from statemachine.projector import DEFAULT_MAX_EVENT_IDS, DEFAULT_MAX_FINISHED_TURNS
+from statemachine.record import event_digest_hex
 
 
 def turns(start: int, stop: int, thread: str = "t1") -> Iterator[dict[str, Any]]:
@@ -34,7 +35,7 @@ def test_memories_stop_at_their_caps_forgetting_the_oldest_first() -> None:
     projector = SessionProjector(max_event_ids=10, max_finished_turns=3)
     for event in turns(0, 30):
         projector.apply(event)
-    assert projector.seen_event_ids("t1") == tuple(f"evt-{i:012d}" for i in range(20, 30))
+    assert projector.seen_event_digests("t1") == tuple(event_digest_hex(f"evt-{i:012d}") for i in range(20, 30))
     assert projector.finished_turns("t1") == ("turn-00000007", "turn-00000008", "turn-00000009")
 
 
@@ -47,7 +48,7 @@ def test_a_forgotten_event_id_is_processed_again() -> None:
     assert projector.apply(first).kind.value == "duplicate"
     for event in turns(0, 3):
         projector.apply(event)
-    assert "old" not in projector.seen_event_ids("t1")
+    assert not projector.has_seen("t1", "old")
     assert projector.apply(first).kind.value == "ignored"
 
 
@@ -90,7 +91,7 @@ def test_one_thread_of_unique_event_ids_plateaus_at_the_caps() -> None:
         after_full = _traced(projector, turns(25_000, 50_000)) - base
     finally:
         tracemalloc.stop()
-    assert len(projector.seen_event_ids("t1")) == DEFAULT_MAX_EVENT_IDS
+    assert projector.seen_count("t1") == DEFAULT_MAX_EVENT_IDS
     assert len(projector.finished_turns("t1")) == DEFAULT_MAX_FINISHED_TURNS
     # Twice the events, the same memory (a little slack for dict resizing).
     assert after_half > 0
@@ -115,7 +116,7 @@ def test_many_threads_cost_a_fixed_amount_each() -> None:
     finally:
         tracemalloc.stop()
     per_thread = second / 10_000
-    # Linear: the second 10k threads cost what the first did; about 600 bytes each (see
+    # Linear: the second 10k threads cost what the first did; about 370 bytes each (see
     # docs/reliability.md), well under the 1 KiB bound asserted here.
     assert abs(second - first) < 0.15 * first, (first, second)
     assert per_thread < 1024, per_thread

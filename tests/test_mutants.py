@@ -115,8 +115,7 @@ def test_each_counterexample_replays_into_its_violation(mutant: Path) -> None:
         broken: set[str] = set()
         finished: tuple[str, ...] = ()
         for event in verdict.counterexample:
-            redelivered = projector.get("counterexample") is not None and event["eventId"] in \
-                projector.seen_event_ids("counterexample")
+            redelivered = projector.has_seen("counterexample", event["eventId"])
             outcome = projector.apply(event)
             after = projector.finished_turns("counterexample")
             broken |= set(requirements.step_violations(outcome, finished, after, redelivered))

@@ -9,10 +9,12 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from helpers import older_snapshot
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from statemachine import Session, SessionProjector, SnapshotError, builtin_spec
+from statemachine.record import event_digest_hex
 from statemachine.snapshot import SNAPSHOT_VERSION
 
 
@@ -57,7 +59,7 @@ def test_snapshot_is_json_and_carries_version_spec_and_caps() -> None:
     b = next(t for t in data["threads"] if t["session"]["threadId"] == "b")
     assert b["session"]["status"] == "stopped"
     assert b["finishedTurns"] == ["U1", "U2"]
-    assert b["seenEventIds"] == ["b1", "b2", "b3", "b4"]
+    assert b["seenEventDigests"] == [event_digest_hex(e) for e in ("b1", "b2", "b3", "b4")]
 
 
 def test_restore_gives_back_an_identical_projector() -> None:
@@ -67,7 +69,7 @@ def test_restore_gives_back_an_identical_projector() -> None:
     assert q.snapshot() == p.snapshot()
     for tid in p:
         assert q.finished_turns(tid) == p.finished_turns(tid)
-        assert q.seen_event_ids(tid) == p.seen_event_ids(tid)
+        assert q.seen_event_digests(tid) == p.seen_event_digests(tid)
     assert q["c"].provider_instance_id == "inst-7" and q["c"].runtime_mode == "full-access"
     assert (q.max_event_ids, q.max_finished_turns) == (8, 2)
 
@@ -120,7 +122,10 @@ def _delete(path: list[Any]) -> Callable[[dict[str, Any]], None]:
 
 
 BAD = [
-    (_set(["version"], 4), "version", "unsupported snapshot version 4"),
+    (_set(["version"], SNAPSHOT_VERSION + 1), "version", f"unsupported snapshot version {SNAPSHOT_VERSION + 1}"),
+    (_set(["version"], 3), "eventIdDigest", "unknown field"),  # version 3 kept the ids themselves
+    (_set(["eventIdDigest"], "md5"), "eventIdDigest", "blake2b-128"),
+    (_delete(["eventIdDigest"]), "eventIdDigest", "is required"),
     (_set(["version"], 1), "specDigest", "unknown field"),  # version 1 had no digest
     (_set(["version"], "1"), "version", "must be an integer"),
     (_delete(["version"]), "version", "is required"),
@@ -137,13 +142,19 @@ BAD = [
     (_set(["threads", 0, "session", "activeTurnId"], 7), "threads[0].session.activeTurnId", "must be a string"),
     (_set(["threads", 0, "session", "runtimeMode"], None), "threads[0].session.runtimeMode", "must be a string"),
     (_set(["threads", 0, "session", "mood"], "ok"), "threads[0].session.mood", "unknown field"),
-    (_set(["threads", 0, "seenEventIds"], ["x", "x"]), "threads[0].seenEventIds[1]", "repeats"),
-    (_set(["threads", 0, "seenEventIds"], [f"e{i}" for i in range(9)]), "threads[0].seenEventIds", "max_event_ids=8"),
+    (_set(["threads", 0, "seenEventDigests"], ["0" * 32, "0" * 32]), "threads[0].seenEventDigests[1]", "repeats"),
+    (_set(["threads", 0, "seenEventDigests"], [f"{i:032x}" for i in range(9)]), "threads[0].seenEventDigests",
+     "max_event_ids=8"),
+    (_set(["threads", 0, "seenEventDigests"], ["b1"]), "threads[0].seenEventDigests[0]", "32 lowercase hex digits"),
+    (_set(["threads", 0, "seenEventDigests"], ["A" * 32]), "threads[0].seenEventDigests[0]", "lowercase hex"),
+    (_set(["threads", 0, "seenEventDigests"], ["0" * 31 + "\n"]), "threads[0].seenEventDigests[0]", "hex digits"),
+    (_set(["threads", 0, "seenEventDigests"], [None]), "threads[0].seenEventDigests[0]", "got null"),
+    (_set(["threads", 0, "seenEventIds"], ["b1"]), "threads[0].seenEventIds", "unknown field"),
     (_set(["threads", 0, "finishedTurns"], ["A", "B", "C"]), "threads[0].finishedTurns",
      "max_finished_turns=2"),
     (_set(["threads", 0, "finishedTurns"], [""]), "threads[0].finishedTurns[0]", "non-empty string"),
     (_set(["threads", 0], []), "threads[0]", "must be a JSON object"),
-    (_delete(["threads", 0, "seenEventIds"]), "threads[0].seenEventIds", "is required"),
+    (_delete(["threads", 0, "seenEventDigests"]), "threads[0].seenEventDigests", "is required"),
     (_set(["threads", 1, "session", "threadId"], "a"), "threads[1].session.threadId", "repeats"),
     # states no event can reach are refused: a restored projector must be one the proofs cover
     (_set(["threads", 1, "session", "activeTurnId"], "U9"), "threads[1].session",
@@ -229,3 +240,35 @@ def test_snapshot_restore_continue_equals_continue(
         (o.kind, o.reason, o.before, o.after, o.transition) for o in expected
     ]
     assert resumed.snapshot() == straight.snapshot()
+
+
+# -- the eventIds as digests (version 4) ---------------------------------------------------------
+
+BUSY_IDS = {"a": ["a1", "a2", "a3", "a4"], "b": ["b1", "b2", "b3", "b4"], "c": ["c0"]}
+
+
+def test_a_snapshot_keeps_event_id_digests_not_ids() -> None:
+    data = busy_projector().snapshot()
+    assert data["eventIdDigest"] == "blake2b-128"
+    text = json.dumps(data)
+    assert '"a1"' not in text and event_digest_hex("a1") in text
+    assert all(len(d) == 32 for t in data["threads"] for d in t["seenEventDigests"])
+
+
+@pytest.mark.parametrize("version", [1, 2, 3])
+def test_an_older_snapshot_with_event_ids_restores_them_as_digests(version: int) -> None:
+    p = busy_projector()
+    old = older_snapshot(p.snapshot(), version, BUSY_IDS)
+    assert old["threads"][0]["seenEventIds"] == BUSY_IDS["a"]
+    q = SessionProjector.restore(json.dumps(old), **CAPS)
+    assert q.snapshot() == p.snapshot()  # written back as version 4, digests in the same order
+    assert q.apply(wire("b2", "turn.started", "b", "U9")).kind == "duplicate"
+    assert q.apply(wire("b9", "session.started", "b")).kind == "applied"
+
+
+def test_an_older_snapshot_checks_its_event_ids_as_before() -> None:
+    old = older_snapshot(busy_projector().snapshot(), 3, BUSY_IDS)
+    old["threads"][0]["seenEventIds"] = ["a1", "a1"]
+    with pytest.raises(SnapshotError) as info:
+        SessionProjector.restore(old, **CAPS)
+    assert info.value.path == "threads[0].seenEventIds[1]"

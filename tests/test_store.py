@@ -33,7 +33,7 @@ def _dump(path: Path) -> dict[str, list[Any]]:
     """Every row of every table, in a fixed order."""
     conn = sqlite3.connect(path)
     try:
-        order = {"sessions": "ord", "seen_events": "thread_id, seq", "finished_turns": "thread_id, seq",
+        order = {"sessions": "ord", "seen_event_digests": "thread_id, seq", "finished_turns": "thread_id, seq",
                  "outcomes": "id", "replay_progress": "log_key", "replay_notes": "log_key, kind, line",
                  "store_meta": "key", "schema_version": "version"}
         return {t: conn.execute(f"SELECT * FROM {t} ORDER BY {o}").fetchall() for t, o in order.items()}
@@ -72,7 +72,7 @@ def test_generated_stream_with_small_caps_equals_the_projector(tmp_path: Path) -
         stored = store.thread(one)
         assert stored is not None
         assert stored.session == projector[one]
-        assert stored.seen_event_ids == projector.seen_event_ids(one)
+        assert stored.seen_event_digests == projector.seen_event_digests(one)
         assert stored.finished_turns == projector.finished_turns(one)
         assert store.thread("no-such-thread") is None
         assert store.get("no-such-thread") is None
@@ -198,7 +198,7 @@ def test_writers_in_threads_are_serialised(tmp_path: Path) -> None:
 def open_store_threads_of(projector: SessionProjector) -> list[Any]:
     from statemachine.store import StoredThread
 
-    return [StoredThread(projector[t], projector.seen_event_ids(t), projector.finished_turns(t)) for t in projector]
+    return [StoredThread(projector[t], projector.seen_event_digests(t), projector.finished_turns(t)) for t in projector]
 
 
 def test_schema_is_versioned_and_a_newer_database_is_refused(tmp_path: Path) -> None:
@@ -206,11 +206,11 @@ def test_schema_is_versioned_and_a_newer_database_is_refused(tmp_path: Path) -> 
     open_store(str(path)).close()
     open_store(str(path)).close()  # a second open applies nothing again
     conn = sqlite3.connect(path)
-    assert conn.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
-    conn.execute("UPDATE schema_version SET version = 3")
+    assert conn.execute("SELECT version FROM schema_version").fetchall() == [(3,)]
+    conn.execute("UPDATE schema_version SET version = 4")
     conn.commit()
     conn.close()
-    with pytest.raises(StoreError, match="schema version 3, newer than this package's 2"):
+    with pytest.raises(StoreError, match="schema version 4, newer than this package's 3"):
         open_store(str(path))
 
 

@@ -25,8 +25,10 @@ from store_support import (
 
 from statemachine import OutcomeKind, SessionProjector
 from statemachine.invariants import state_violations
+from statemachine.record import event_digest_hex
 from statemachine.spec import builtin_spec
 from statemachine.store import ReplayProgress, StoreError, open_store
+from statemachine.store.schema import MIGRATIONS
 
 psycopg = pytest.importorskip("psycopg")
 
@@ -38,7 +40,7 @@ def cluster() -> Iterator[PgCluster]:
 
 
 def _dump(url: str) -> dict[str, list[Any]]:
-    order = {"sessions": "ord", "seen_events": "thread_id, seq", "finished_turns": "thread_id, seq",
+    order = {"sessions": "ord", "seen_event_digests": "thread_id, seq", "finished_turns": "thread_id, seq",
              "outcomes": "id", "replay_progress": "log_key", "replay_notes": "log_key, kind, line"}
     with psycopg.connect(url) as conn:
         # The identity columns are left out: PostgreSQL does not hand back numbers of rolled-back rows.
@@ -61,6 +63,28 @@ def test_generated_stream_equals_the_projector(cluster: PgCluster) -> None:
     with open_store(url) as reopened:
         assert (reopened.max_event_ids, reopened.max_finished_turns) == (30, 4)
         assert_equals_projector(reopened, projector)
+
+
+def test_a_version_2_database_has_its_event_ids_digested(cluster: PgCluster) -> None:
+    url = fresh_database(cluster)
+    with psycopg.connect(url, autocommit=True) as conn:  # a database as version 2 left it
+        conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        for statement in (*MIGRATIONS["postgresql"][0], *MIGRATIONS["postgresql"][1]):
+            conn.execute(statement)
+        conn.execute("INSERT INTO schema_version (version) VALUES (2)")
+        conn.execute("INSERT INTO store_meta (key, value) VALUES ('spec', 'session-lifecycle'), "
+                     "('maxEventIds', '1024'), ('maxFinishedTurns', '256')")
+        conn.execute("INSERT INTO sessions (thread_id, status, provider_name) VALUES ('t', 'ready', 'codex')")
+        conn.execute("INSERT INTO seen_events (thread_id, seq, event_id) VALUES ('t', 1, 'e-1'), ('t', 2, 'e-2')")
+    with open_store(url) as store:
+        thread = store.thread("t")
+        assert thread is not None and thread.seen_event_digests == (event_digest_hex("e-1"), event_digest_hex("e-2"))
+        duplicate = {"eventId": "e-1", "type": "session.started", "provider": "codex", "threadId": "t",
+                     "createdAt": "2026-11-20T10:00:00Z"}
+        assert store.apply(duplicate).kind is OutcomeKind.DUPLICATE
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(len(MIGRATIONS["postgresql"]),)]
+        assert conn.execute("SELECT to_regclass('seen_events')").fetchone() == (None,)
 
 
 def test_schema_version_newer_than_the_package_is_refused(cluster: PgCluster) -> None:
@@ -203,10 +227,15 @@ def test_four_workers_racing_over_shared_threads_equal_one_worker(cluster: PgClu
     spec = builtin_spec()
     for t in stored:
         assert state_violations(spec, t.session, frozenset(t.finished_turns)) == []
-    got = {t.session.thread_id: (t.session, tuple(e for e in t.seen_event_ids if not e.startswith("noise-")),
-                                 t.finished_turns, {e for e in t.seen_event_ids if e.startswith("noise-")})
-           for t in stored}
-    assert got == {t: (projector[t], projector.seen_event_ids(t), projector.finished_turns(t), noise[t])
+    noise_digests = {t: {event_digest_hex(e) for e in ids} for t, ids in noise.items()}
+
+    def split(t: Any) -> tuple[Any, ...]:
+        own = noise_digests[t.session.thread_id]
+        return (t.session, tuple(e for e in t.seen_event_digests if e not in own), t.finished_turns,
+                {e for e in t.seen_event_digests if e in own})
+
+    got = {t.session.thread_id: split(t) for t in stored}
+    assert got == {t: (projector[t], projector.seen_event_digests(t), projector.finished_turns(t), noise_digests[t])
                    for t in projector}
 
 

@@ -24,7 +24,7 @@ from ..session import Session
 from ..snapshot import MAX_SNAPSHOT_BYTES, SnapshotError
 from ..spec import Spec, builtin_spec
 from .errors import StoreError
-from .schema import MIGRATIONS
+from .schema import DATA_STEPS, MIGRATIONS
 
 __all__ = [
     "JournalEntry",
@@ -73,10 +73,11 @@ _SESSION_COLUMNS = (
 
 @dataclass(frozen=True, slots=True)
 class StoredThread:
-    """One thread as stored: its session and both memories, oldest entry first."""
+    """One thread as stored: its session and both memories, oldest entry first (the eventIds as
+    their digests in hex, as `SessionProjector.seen_event_digests` gives them)."""
 
     session: Session
-    seen_event_ids: tuple[str, ...]
+    seen_event_digests: tuple[str, ...]
     finished_turns: tuple[str, ...]
 
 
@@ -328,6 +329,9 @@ class SqlStore(SessionStore):
             for number in range(version + 1, len(migrations) + 1):
                 for statement in migrations[number - 1]:
                     cur.execute(statement)
+                data_step = DATA_STEPS.get(number)
+                if data_step is not None:
+                    data_step(cur, self._sql)
             if row is None:
                 cur.execute(self._sql("INSERT INTO schema_version (version) VALUES (?)"), (len(migrations),))
             elif version < len(migrations):
@@ -384,7 +388,7 @@ class SqlStore(SessionStore):
             for rows in stored.values():
                 try:
                     projector.seed(rows.session, finished_turns=(t for _, t in rows.finished),
-                                   seen_event_ids=(e for _, e in rows.seen))
+                                   seen_event_digests=(e for _, e in rows.seen))
                 except EventError as exc:
                     raise StoreError("loading a thread", f"stored row of thread "
                                      f"{rows.session.thread_id!r} is invalid: {exc}") from exc
@@ -421,7 +425,8 @@ class SqlStore(SessionStore):
                 continue  # all new threads: no memory rows either (they are written together)
             for row in rows:
                 loaded[row[0]] = _Rows(Session(*row), [], [])
-            for table, column, attr in (("seen_events", "event_id", "seen"), ("finished_turns", "turn_id", "finished")):
+            for table, column, attr in (("seen_event_digests", "digest", "seen"),
+                                        ("finished_turns", "turn_id", "finished")):
                 cur.execute(self._sql(f"SELECT thread_id, seq, {column} FROM {table} WHERE {where} "
                                       "ORDER BY thread_id, seq"), chunk)
                 for thread_id, seq, value in cur.fetchall():
@@ -429,7 +434,7 @@ class SqlStore(SessionStore):
         return loaded
 
     def _delete_thread(self, cur: _Cursor, thread_id: str) -> None:
-        for table in ("sessions", "seen_events", "finished_turns"):
+        for table in ("sessions", "seen_event_digests", "finished_turns"):
             cur.execute(self._sql(f"DELETE FROM {table} WHERE thread_id = ?"), (thread_id,))
 
     def _write_threads(
@@ -453,7 +458,7 @@ class SqlStore(SessionStore):
                           "awaiting = excluded.awaiting"),
                 sessions,
             )
-        for table, column, attr, read in (("seen_events", "event_id", "seen", projector.seen_event_ids),
+        for table, column, attr, read in (("seen_event_digests", "digest", "seen", projector.seen_event_digests),
                                           ("finished_turns", "turn_id", "finished", projector.finished_turns)):
             deletes: list[tuple[str, int]] = []
             inserts: list[tuple[str, int, str]] = []
@@ -503,7 +508,7 @@ class SqlStore(SessionStore):
         def work(cur: _Cursor) -> list[StoredThread]:
             cur.execute(f"SELECT {_SESSION_COLUMNS} FROM sessions ORDER BY ord")
             sessions = [Session(*row) for row in cur.fetchall()]
-            seen = self._memories(cur, "seen_events", "event_id")
+            seen = self._memories(cur, "seen_event_digests", "digest")
             finished = self._memories(cur, "finished_turns", "turn_id")
             return [StoredThread(s, tuple(seen.get(s.thread_id, ())), tuple(finished.get(s.thread_id, ())))
                     for s in sessions]
@@ -560,7 +565,7 @@ class SqlStore(SessionStore):
             self.spec, max_event_ids=self.max_event_ids, max_finished_turns=self.max_finished_turns
         )
         for t in self.threads():
-            projector.seed(t.session, finished_turns=t.finished_turns, seen_event_ids=t.seen_event_ids)
+            projector.seed(t.session, finished_turns=t.finished_turns, seen_event_digests=t.seen_event_digests)
         return projector.snapshot()
 
     def import_snapshot(self, data: Mapping[str, Any] | str | bytes) -> int:
@@ -578,7 +583,7 @@ class SqlStore(SessionStore):
                 raise SnapshotError(key, f"must be a whole number from 1 to {MAX_IMPORTED_CAP} (MAX_IMPORTED_CAP)")
             caps.append(value)
         projector = SessionProjector.restore(obj, self.spec, max_event_ids=caps[0], max_finished_turns=caps[1])
-        threads = [StoredThread(projector[t], projector.seen_event_ids(t), projector.finished_turns(t))
+        threads = [StoredThread(projector[t], projector.seen_event_digests(t), projector.finished_turns(t))
                    for t in projector]
 
         def work(cur: _Cursor) -> int:
@@ -667,7 +672,7 @@ def _memory_changes(
 @dataclass(slots=True)
 class _Rows:
     session: Session
-    seen: list[tuple[int, str]]  # (seq, eventId), oldest first
+    seen: list[tuple[int, str]]  # (seq, eventId digest in hex), oldest first
     finished: list[tuple[int, str]]  # (seq, turnId), oldest first
 
     def stored(self) -> StoredThread:

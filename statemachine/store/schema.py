@@ -3,12 +3,18 @@
 Migration N is applied once, in order, inside the transaction that records N in
 `schema_version`; a database whose version is newer than the last one here is refused, since this
 code cannot know what the newer tables mean. Add a migration by appending to both lists: never
-edit one that has shipped.
+edit one that has shipped. A migration that must compute values SQL cannot (a digest) has a data
+step in `DATA_STEPS`, run right after its statements, in the same transaction.
 """
 
 from __future__ import annotations
 
-__all__ = ["MIGRATIONS"]
+from collections.abc import Callable
+from typing import Any
+
+from ..record import event_digest_hex
+
+__all__ = ["DATA_STEPS", "MIGRATIONS"]
 
 # Both dialects share this shape; only the auto-numbered columns differ.
 _V1 = """
@@ -81,6 +87,32 @@ ALTER TABLE replay_progress ADD COLUMN forgotten BIGINT NOT NULL DEFAULT 0
 """
 
 
+# The de-duplication memory keeps each eventId's 128-bit digest (hex), as the projector does,
+# instead of the id: `seen_events` becomes `seen_event_digests` (its data step digests the rows).
+_V3 = """
+CREATE TABLE seen_event_digests (
+    thread_id TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    digest TEXT NOT NULL,
+    PRIMARY KEY (thread_id, seq),
+    UNIQUE (thread_id, digest)
+)
+"""
+
+
+def _digest_seen_events(cur: Any, sql: Callable[[str], str]) -> None:
+    """Migration 3's data: every remembered eventId as its digest, in the same order, then the old table dropped."""
+    cur.execute("SELECT thread_id, seq, event_id FROM seen_events ORDER BY thread_id, seq")
+    rows = [(str(t), int(seq), event_digest_hex(str(e))) for t, seq, e in cur.fetchall()]
+    if rows:
+        cur.executemany(sql("INSERT INTO seen_event_digests (thread_id, seq, digest) VALUES (?, ?, ?)"), rows)
+    cur.execute("DROP TABLE seen_events")
+
+
+# migration number -> its data step: (cursor, the dialect's placeholder rewrite) -> None.
+DATA_STEPS: dict[int, Callable[[Any, Callable[[str], str]], None]] = {3: _digest_seen_events}
+
+
 def _statements(text: str, serial: str) -> tuple[str, ...]:
     return tuple(s.strip() for s in text.format(serial=serial).split(";") if s.strip())
 
@@ -88,6 +120,7 @@ def _statements(text: str, serial: str) -> tuple[str, ...]:
 # dialect -> migrations; migration N (1-based) is MIGRATIONS[dialect][N - 1].
 MIGRATIONS: dict[str, tuple[tuple[str, ...], ...]] = {
     # INTEGER PRIMARY KEY is SQLite's rowid: numbered in insertion order.
-    "sqlite": (_statements(_V1, "INTEGER PRIMARY KEY"), _statements(_V2, "")),
-    "postgresql": (_statements(_V1, "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"), _statements(_V2, "")),
+    "sqlite": (_statements(_V1, "INTEGER PRIMARY KEY"), _statements(_V2, ""), _statements(_V3, "")),
+    "postgresql": (_statements(_V1, "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"), _statements(_V2, ""),
+                   _statements(_V3, "")),
 }

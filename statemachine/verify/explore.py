@@ -135,7 +135,7 @@ class _BatchCheck:
             before = Session(THREAD, self.projector.spec.initial, event.provider) if state is None else state[0]
             record = ThreadRecord(before, self.projector.max_event_ids, self.projector.max_finished_turns)
             for turn in finished:
-                record.finished.add(turn)
+                record.remember_turn(turn)
             self._record, self._state = record, state
         before, updated_dt = record.session, record.updated_dt
         reason = self.lean[before.status][event.trigger](record, event)
