@@ -101,9 +101,16 @@ def test_an_authentic_entry_of_the_wrong_shape_is_refused(cache: Path) -> None:
     key = entry.name.removesuffix(".entry")
     secret = (cache / "secret").read_bytes()
     stored = marshal.loads(entry.read_bytes()[36:])
-    for broken in ({**stored, "names": stored["names"][:-1], "functions": stored["functions"][:-1]},
-                   {**stored, "code": "not code"}, {**stored, "constants": [[1, 2]]}, [1, 2, 3],
-                   {k: v for k, v in stored.items() if k != "source"}):
+    assert set(stored) == {"step", "batch"}  # apply's module and the batch path's
+    for part in ("step", "batch"):
+        module = stored[part]
+        for wrong in ({**module, "names": module["names"][:-1], "functions": module["functions"][:-1]},
+                      {**module, "code": "not code"}, {**module, "constants": [[1, 2]]}, [1, 2, 3],
+                      {k: v for k, v in module.items() if k != "source"}):
+            entry.write_bytes(_sign(secret, key, {**stored, part: wrong}))
+            engine = startup_cache.builtin_engine(spec, CompiledMachine)
+            assert engine._table is not None and engine.generated.code == fresh_engine().generated.code
+    for broken in ([1, 2, 3], {"step": stored["step"]}):
         entry.write_bytes(_sign(secret, key, broken))
         engine = startup_cache.builtin_engine(spec, CompiledMachine)
         assert engine._table is not None and engine.generated.code == fresh_engine().generated.code
