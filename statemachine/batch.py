@@ -42,13 +42,16 @@ from .session import Session
 if TYPE_CHECKING:
     from .projector import SessionProjector
 
-__all__ = ["BatchResult", "Item", "OnMalformed", "OnRejected", "ingest"]
+__all__ = ["BatchResult", "Item", "OnMalformed", "OnRejected", "OnThread", "ingest", "ingest_numbered"]
 
 # Told about each rejected event: (line number, eventId, reason).
 OnRejected = Callable[[int, str, str], object]
 # Told about each item that yields no event: (its number, the error; None for a line the reader
 # did not read, such as one past the replay's line length limit).
 OnMalformed = Callable[[int, "EventError | None"], object]
+# Told when an item makes a thread's record (a new thread, or one forgotten and seen again) and
+# when one forgets it: (its number, the threadId).
+OnThread = Callable[[int, str], object]
 
 _KINDS = tuple(k.value for k in OutcomeKind)
 _new_tuple = tuple.__new__
@@ -65,6 +68,7 @@ class BatchResult:
 
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys((*_KINDS, "malformed"), 0))
     lines: int = 0
+    last: int | None = field(default=None, repr=False)  # the number of the last item read
 
 
 class _Unusual(Exception):
@@ -84,6 +88,25 @@ def ingest(
 ) -> BatchResult:
     """Apply every item; see `SessionProjector.apply_batch`. A None item is a line that was not
     read (counted as malformed, told to `on_malformed` with None)."""
+    result = ingest_numbered(projector, enumerate(lines, first_line), on_rejected=on_rejected,
+                             on_malformed=on_malformed)
+    result.lines = result.last - first_line + 1 if result.last is not None else 0
+    return result
+
+
+def ingest_numbered(
+    projector: SessionProjector,
+    items: Iterable[tuple[int, Item]],
+    *,
+    on_rejected: OnRejected | None = None,
+    on_malformed: OnMalformed | None = None,
+    on_created: OnThread | None = None,
+    on_forgotten: OnThread | None = None,
+) -> BatchResult:
+    """`ingest` over (number, item) pairs, numbers increasing: what a caller that hands over only
+    some lines of a file (`replay --jobs`) uses to keep the file's line numbers. `on_created` and
+    `on_forgotten` are told when an item makes or forgets a thread's record (through `apply`, an
+    item deferred from inside an observer makes none yet, and is not told)."""
     from .projector import SessionProjector
 
     result = BatchResult()
@@ -91,25 +114,27 @@ def ingest(
     # A subclass that changes how one event is applied keeps its own behaviour: each goes through it.
     own_steps = cls.apply is not SessionProjector.apply or cls._step is not SessionProjector._step
     if projector._observers or projector._pending is not None or projector.engine != "compiled" or own_steps:
-        _by_apply(projector, lines, on_rejected, on_malformed, first_line, result)
+        _by_apply(projector, items, on_rejected, on_malformed, on_created, on_forgotten, result)
     else:
-        _lean(projector, lines, on_rejected, on_malformed, first_line, result)
+        _lean(projector, items, on_rejected, on_malformed, on_created, on_forgotten, result)
     return result
 
 
 def _by_apply(
     projector: SessionProjector,
-    lines: Iterable[Item],
+    items: Iterable[tuple[int, Item]],
     on_rejected: OnRejected | None,
     on_malformed: OnMalformed | None,
-    number: int,
+    on_created: OnThread | None,
+    on_forgotten: OnThread | None,
     result: BatchResult,
 ) -> None:
     """The fallback: `apply` per line, so observers and the reference engine see every outcome."""
     counts = result.counts
-    apply = projector.apply
-    for number, line in enumerate(lines, number):  # noqa: B020 - the start number is not needed again
-        result.lines += 1
+    apply, parse, threads = projector.apply, projector.parse, projector._threads
+    told = on_created is not None or on_forgotten is not None
+    for number, line in items:
+        result.last = number
         if line is None:
             counts["malformed"] += 1
             if on_malformed is not None:
@@ -118,12 +143,20 @@ def _by_apply(
         if isinstance(line, (bytes, str)) and not line.strip():
             continue
         try:
-            outcome = apply(line)
+            # Parsed first when told about threads: whether the record is new is known only before.
+            event = parse(line) if told else line
+            new = told and event.thread_id not in threads  # type: ignore[union-attr]
+            outcome = apply(event)
         except EventError as exc:
             counts["malformed"] += 1
             if on_malformed is not None:
                 on_malformed(number, exc)
             continue
+        if new and on_created is not None and (event.thread_id in threads  # type: ignore[union-attr]
+                                               or outcome.kind is OutcomeKind.FORGOTTEN):
+            on_created(number, outcome.event.thread_id)
+        if outcome.kind is OutcomeKind.FORGOTTEN and on_forgotten is not None:
+            on_forgotten(number, outcome.event.thread_id)
         counts[outcome.kind.value] += 1
         if outcome.kind is OutcomeKind.REJECTED and on_rejected is not None:
             on_rejected(number, outcome.event.event_id, outcome.reason or "")
@@ -131,10 +164,11 @@ def _by_apply(
 
 def _lean(
     projector: SessionProjector,
-    lines: Iterable[Item],
+    items: Iterable[tuple[int, Item]],
     on_rejected: OnRejected | None,
     on_malformed: OnMalformed | None,
-    first_line: int,
+    on_created: OnThread | None,
+    on_forgotten: OnThread | None,
     result: BatchResult,
 ) -> None:
     # Written out in one function on purpose, like `SessionProjector._step`: a call per line costs
@@ -178,9 +212,9 @@ def _lean(
     empty = _EMPTY
     utc = UTC
     applied = ignored = duplicate = rejected = forgotten = malformed = 0
-    number = first_line - 1
+    number: Any = None
     try:
-        for number, line in enumerate(lines, first_line):
+        for number, line in items:
             if line is None:
                 malformed += 1
                 if on_malformed is not None:
@@ -261,6 +295,8 @@ def _lean(
             if rec is None:
                 # As `_step`: the provider's name interned, one string per provider.
                 rec = threads[tid] = new_record(Session(tid, initial, intern(prov)))
+                if on_created is not None:
+                    on_created(number, tid)
             if not rec.see(eid):
                 duplicate += 1
                 continue
@@ -278,6 +314,8 @@ def _lean(
                     if threads.get(tid) is rec:
                         del threads[tid]
                     forgotten += 1
+                    if on_forgotten is not None:
+                        on_forgotten(number, tid)
                 else:
                     applied += 1
             else:
@@ -289,4 +327,5 @@ def _lean(
         for kind, n in (("applied", applied), ("ignored", ignored), ("duplicate", duplicate),
                         ("rejected", rejected), ("forgotten", forgotten), ("malformed", malformed)):
             counts[kind] += n
-        result.lines += number - first_line + 1
+        if number is not None:  # None: no item was read
+            result.last = number

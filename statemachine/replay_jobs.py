@@ -9,9 +9,11 @@ and replays only the lines whose thread it owns (`crc32(threadId) % N`, the same
 process); skipping a line costs a substring search. The threadId used for routing is a fast
 guess: the first `"threadId": "..."` in the line (no escapes), else the stdlib `json.loads` of the
 line, else worker 0. The guess is never trusted: the worker reads the threadId of every event it
-applies from the event the projector's own parser built, and if that thread is not its own (a
-crafted line can put another `"threadId"` first), the whole parallel run is dropped and the log is
-replayed in one process. A line that does not parse is an error in every worker alike (parsing
+applies from the event the projector's own parser built (the batch path tells it each thread it
+creates), and if that thread is not its own (a crafted line can put another `"threadId"` first),
+the whole parallel run is dropped and the log is replayed in one process. A worker's own lines go
+through the batch path (`batch.ingest_numbered`), as `--jobs 1` does, keeping the file's line
+numbers. A line that does not parse is an error in every worker alike (parsing
 does not depend on the sessions), so whichever worker gets it reports it; a line over the length
 limit is reported by worker 0.
 
@@ -31,13 +33,13 @@ import os
 import stat
 import sys
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from .batch import ingest_numbered
 from .events import EventError
-from .outcome import OutcomeKind
 from .projector import SessionProjector
 from .replay import MAX_LINE_BYTES, MAX_LISTED, ReplayReport, replay_lines
 from .spec import Spec, builtin_spec, load_spec
@@ -111,71 +113,82 @@ def _skip_rest(readline: Callable[[int], bytes], limit: int) -> None:
             return
 
 
+class _Misrouted(Exception):
+    """A line's threadId was not the one the routing guess read: this run's answer is void."""
+
+
 def _work(path: str, index: int, jobs: int, spec_path: str | None, skew: timedelta | None, limit: int) -> _Part:
-    """Replay the lines of the threads worker `index` owns, with the file's line numbers; the same
-    bookkeeping as `replay.replay_lines`, written out so that the other lines cost only a guess."""
+    """Replay the lines of the threads worker `index` owns through the batch path, with the file's
+    line numbers and the same report as `replay.replay_lines`; the other lines cost only a guess."""
     spec = _SPECS.get(spec_path) or (load_spec(spec_path) if spec_path else builtin_spec())
     projector = SessionProjector(spec, max_clock_skew=skew)
-    apply, report = projector.apply, ReplayReport()
-    outcomes, rejected, errors = report.outcomes, report.rejected, report.errors
+    report = ReplayReport()
+    rejected, errors = report.rejected, report.errors
     created: dict[str, int] = {}  # thread -> the line that created its current record
-    guess, crc32, key, other, skip = _guess_owner, zlib.crc32, _KEY_SPACED, _KEY_COMPACT, len(_KEY_SPACED)
-    forgotten, rejected_kind = OutcomeKind.FORGOTTEN, OutcomeKind.REJECTED
     too_long = f"line: longer than {limit} bytes, the line length limit (max_line_bytes)"
-    number = 0
+
+    def on_rejected(number: int, event_id: str, reason: str) -> None:
+        if len(rejected) < MAX_LISTED:
+            rejected.append({"line": number, "eventId": event_id, "reason": reason})
+
+    def on_malformed(number: int, error: EventError | None) -> None:
+        if len(errors) < MAX_LISTED:
+            errors.append({"line": number, "error": too_long if error is None else str(error)})
+
+    def on_created(number: int, thread: str) -> None:
+        # The thread the parser read, checked against the guess that sent the line here.
+        if owner(thread, jobs) != index:
+            raise _Misrouted(thread)
+        created[thread] = number
+
+    def on_forgotten(number: int, thread: str) -> None:
+        created.pop(thread, None)
+
     with open(path, "rb") as stream:
-        readline = stream.readline
-        while line := readline(limit + 1):
-            number += 1
-            if len(line) > limit and line[-1:] != _NEWLINE:
-                _skip_rest(readline, limit)
-                if index == 0:
-                    report.error_count += 1
-                    if len(errors) < MAX_LISTED:
-                        errors.append({"line": number, "error": too_long})
-                continue
-            # The guess's common case inline (this runs for every line in every worker), in the
-            # key's spelling seen last (spaced as json.dumps writes it, or compact).
-            at = line.find(key)
-            if at < 0 and (at := line.find(other)) >= 0:
-                key, other = other, key
-                skip = len(key)
-            end = line.find(b'"', at + skip) if at >= 0 else -1
-            if end >= 0 and b"\\" not in (value := line[at + skip:end]):
-                if crc32(value) % jobs != index:
-                    continue
-            elif guess(line, jobs) != index:
-                continue
-            if not line.strip():
-                continue
-            try:
-                outcome = apply(line)
-            except EventError as exc:
-                report.error_count += 1
-                if len(errors) < MAX_LISTED:
-                    errors.append({"line": number, "error": str(exc)})
-                continue
-            kind = outcome.kind
-            outcomes[kind.value] += 1
-            if kind is rejected_kind:
-                report.rejected_count += 1
-                if len(rejected) < MAX_LISTED:
-                    rejected.append({"line": number, "eventId": outcome.event.event_id, "reason": outcome.reason})
-            thread = outcome.event.thread_id
-            if thread not in created:
-                if owner(thread, jobs) != index:  # the guess was fooled: this run's answer is void
-                    return _Part({}, [], [], 0, 0, misrouted=True)
-                created[thread] = number
-            if kind is forgotten:
-                del created[thread]
+        try:
+            result = ingest_numbered(projector, _own_lines(stream, index, jobs, limit), on_rejected=on_rejected,
+                                     on_malformed=on_malformed, on_created=on_created, on_forgotten=on_forgotten)
+        except _Misrouted:
+            return _Part({}, [], [], 0, 0, misrouted=True)
+    counts = result.counts
+    for kind in report.outcomes:
+        report.outcomes[kind] += counts[kind]
     return _Part(
-        outcomes=outcomes,
+        outcomes=report.outcomes,
         rejected=rejected,
         errors=errors,
-        rejected_count=report.rejected_count,
-        error_count=report.error_count,
+        rejected_count=counts["rejected"],
+        error_count=counts["malformed"],
         sessions=[(created[tid], tid, projector[tid].to_wire()) for tid in projector],
     )
+
+
+def _own_lines(stream: Any, index: int, jobs: int, limit: int) -> Iterator[tuple[int, bytes | None]]:
+    """(line number, line) for each line worker `index` owns by the routing guess; a line over the
+    length limit is (number, None) in worker 0 (reported there) and skipped elsewhere."""
+    readline = stream.readline
+    guess, crc32, key, other, skip = _guess_owner, zlib.crc32, _KEY_SPACED, _KEY_COMPACT, len(_KEY_SPACED)
+    number = 0
+    while line := readline(limit + 1):
+        number += 1
+        if len(line) > limit and line[-1:] != _NEWLINE:
+            _skip_rest(readline, limit)
+            if index == 0:
+                yield number, None
+            continue
+        # The guess's common case inline (this runs for every line in every worker), in the key's
+        # spelling seen last (spaced as json.dumps writes it, or compact).
+        at = line.find(key)
+        if at < 0 and (at := line.find(other)) >= 0:
+            key, other = other, key
+            skip = len(key)
+        end = line.find(b'"', at + skip) if at >= 0 else -1
+        if end >= 0 and b"\\" not in (value := line[at + skip:end]):
+            if crc32(value) % jobs != index:
+                continue
+        elif guess(line, jobs) != index:
+            continue
+        yield number, line
 
 
 def _leave_interrupts_to_the_parent() -> None:

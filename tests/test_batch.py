@@ -305,3 +305,40 @@ def test_a_subclass_that_changes_apply_keeps_it_in_a_batch() -> None:
     reference = SessionProjector()
     by_apply(reference, lines)
     assert state(p) == state(reference)
+
+
+def test_numbered_ingest_tells_thread_creations_and_forgettings_as_apply_sees_them() -> None:
+    from statemachine.batch import ingest_numbered
+
+    lines = mixed_lines(as_bytes=True)
+    # Some lines only, with the file's numbers: what a `replay --jobs` worker hands over.
+    items = [(n, line) for n, line in enumerate(lines, 1) if n % 3]
+
+    def told(projector: SessionProjector) -> tuple[list[tuple[str, int, str]], dict[str, int]]:
+        seen: list[tuple[str, int, str]] = []
+        result = ingest_numbered(projector, items,
+                                 on_created=lambda n, t: seen.append(("created", n, t)),
+                                 on_forgotten=lambda n, t: seen.append(("forgotten", n, t)))
+        return seen, result.counts
+
+    lean = told(SessionProjector())
+    watched = SessionProjector()
+    watched.subscribe(lambda outcome: None)  # an observer: every item goes through `apply`
+    assert told(watched) == lean
+    # What apply says, line by line: a creation where the thread had no record, a forgetting where
+    # the outcome says so.
+    expected: list[tuple[str, int, str]] = []
+    by_apply = SessionProjector()
+    for number, line in items:
+        try:
+            event = by_apply.parse(line)
+        except EventError:
+            continue
+        new = event.thread_id not in by_apply
+        outcome = by_apply.apply(event)
+        if new:
+            expected.append(("created", number, event.thread_id))
+        if outcome.kind is OutcomeKind.FORGOTTEN:
+            expected.append(("forgotten", number, event.thread_id))
+    assert lean[0] == expected
+    assert any(kind == "forgotten" for kind, _, _ in expected)
