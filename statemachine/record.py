@@ -50,6 +50,16 @@ def event_digest_hex(event_id: str) -> str:
     return event_digest(event_id).hex()
 
 
+def _packed_has(ids: bytes, digest: bytes) -> bool:
+    """Whether `digest` is one of the digests packed end to end in `ids`."""
+    at = ids.find(digest)
+    while at >= 0:
+        if not at % DIGEST_SIZE:  # a match across two digests does not count
+            return True
+        at = ids.find(digest, at + 1)
+    return False
+
+
 class BoundedSet(Generic[K]):
     """An insertion-ordered set that forgets its oldest member past `cap`.
 
@@ -155,36 +165,20 @@ class ThreadRecord:
 
     def see(self, event_id: str) -> bool:
         """Remember `event_id`; False if it was remembered already (the duplicate test and update in one)."""
-        # `event_digest` and `see_digest` written out: this runs once per event, and two calls
-        # cost a third of it.
+        # `event_digest` written out: this runs once per event, and a call is a fair part of it.
         try:
             digest = blake2b(event_id.encode(), digest_size=DIGEST_SIZE).digest()
         except UnicodeEncodeError:
             digest = event_digest(event_id)
-        ids = self._ids
-        if not isinstance(ids, bytes):
-            return ids.add(digest)
-        at = ids.find(digest)
-        while at >= 0:
-            if not at % DIGEST_SIZE:  # a match across two digests does not count
-                return False
-            at = ids.find(digest, at + 1)
-        return self._append_packed(ids, digest)
+        return self.see_digest(digest)
 
     def see_digest(self, digest: bytes) -> bool:
         """`see` for an eventId's digest (`event_digest`)."""
         ids = self._ids
         if not isinstance(ids, bytes):
             return ids.add(digest)
-        at = ids.find(digest)
-        while at >= 0:
-            if not at % DIGEST_SIZE:  # a match across two digests does not count
-                return False
-            at = ids.find(digest, at + 1)
-        return self._append_packed(ids, digest)
-
-    def _append_packed(self, ids: bytes, digest: bytes) -> bool:
-        """Add a new digest to the packed memory, which becomes a BoundedSet past its size."""
+        if _packed_has(ids, digest):
+            return False
         caps = self._caps
         if len(ids) < caps.packed_id_bytes:
             self._ids = ids + digest
@@ -199,14 +193,7 @@ class ThreadRecord:
 
     def has_seen_digest(self, digest: bytes) -> bool:
         ids = self._ids
-        if not isinstance(ids, bytes):
-            return digest in ids
-        at = ids.find(digest)
-        while at >= 0:
-            if not at % DIGEST_SIZE:
-                return True
-            at = ids.find(digest, at + 1)
-        return False
+        return digest in ids if not isinstance(ids, bytes) else _packed_has(ids, digest)
 
     def seen_digests(self) -> tuple[bytes, ...]:
         """The remembered eventIds' digests, oldest first."""
