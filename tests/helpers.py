@@ -136,3 +136,24 @@ def older_snapshot(data: dict[str, Any], version: int, seen: Mapping[str, Iterab
                 if thread["session"].get(name) is None:
                     thread["session"].pop(name, None)
     return old
+
+
+def markdown_cells(line: str) -> list[str]:
+    """The cells of one Markdown table row, stripped of spaces and backquotes."""
+    return [c.strip().strip("`") for c in line.strip().strip("|").split("|")]
+
+
+def markdown_tables(text: str) -> list[list[dict[str, str]]]:
+    """Every Markdown table in `text`, each as its rows keyed by the header's cells."""
+    tables, lines, i = [], text.splitlines(), 0
+    while i < len(lines):
+        if lines[i].startswith("|") and i + 1 < len(lines) and set(lines[i + 1].replace("|", "").strip()) <= {"-", ":"}:
+            header, rows = markdown_cells(lines[i]), []
+            i += 2
+            while i < len(lines) and lines[i].startswith("|"):
+                rows.append(dict(zip(header, markdown_cells(lines[i]), strict=True)))
+                i += 1
+            tables.append(rows)
+        else:
+            i += 1
+    return tables

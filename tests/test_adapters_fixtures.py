@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import markdown_tables
 
 from statemachine import SessionProjector, expire_stale_turns
 from statemachine.adapters import make_adapter
@@ -25,27 +26,8 @@ DOC = ROOT / "docs" / "adapters.md"
 FIXTURES = sorted(p.name for p in RAW.glob("*.jsonl"))
 
 
-def _cells(line: str) -> list[str]:
-    return [c.strip().strip("`") for c in line.strip().strip("|").split("|")]
-
-
-def _tables(text: str) -> list[list[dict[str, str]]]:
-    tables, lines, i = [], text.splitlines(), 0
-    while i < len(lines):
-        if lines[i].startswith("|") and i + 1 < len(lines) and set(lines[i + 1].replace("|", "").strip()) <= {"-", ":"}:
-            header, rows = _cells(lines[i]), []
-            i += 2
-            while i < len(lines) and lines[i].startswith("|"):
-                rows.append(dict(zip(header, _cells(lines[i]), strict=True)))
-                i += 1
-            tables.append(rows)
-        else:
-            i += 1
-    return tables
-
-
 def _documented() -> tuple[dict[str, Any], dict[str, Any], dict[str, str]]:
-    tables = _tables(DOC.read_text(encoding="utf-8"))
+    tables = markdown_tables(DOC.read_text(encoding="utf-8"))
     session_rows = next(t for t in tables if t and {"fixture", "thread", "status"} <= set(t[0]))
     outcome_rows = next(t for t in tables if t and {"fixture", "applied", "rejections"} <= set(t[0]))
     sessions: dict[str, dict[str, dict[str, Any]]] = {}

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import markdown_tables
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -20,34 +21,12 @@ README = EXAMPLES / "README.md"
 LOGS = sorted(p.name for p in EXAMPLES.glob("*.jsonl"))
 
 
-def _tables(text: str) -> list[list[dict[str, str]]]:
-    """Every Markdown table in `text`, as rows keyed by header."""
-    tables, lines = [], text.splitlines()
-    i = 0
-    while i < len(lines):
-        if lines[i].startswith("|") and i + 1 < len(lines) and set(lines[i + 1].replace("|", "").strip()) <= {"-", ":"}:
-            header = _cells(lines[i])
-            rows = []
-            i += 2
-            while i < len(lines) and lines[i].startswith("|"):
-                rows.append(dict(zip(header, _cells(lines[i]), strict=True)))
-                i += 1
-            tables.append(rows)
-        else:
-            i += 1
-    return tables
-
-
-def _cells(line: str) -> list[str]:
-    return [c.strip().strip("`") for c in line.strip().strip("|").split("|")]
-
-
 def _value(cell: str) -> str | None:
     return None if cell == "null" else cell
 
 
 def _documented() -> tuple[dict[str, dict[str, dict[str, Any]]], dict[str, dict[str, Any]]]:
-    tables = _tables(README.read_text(encoding="utf-8"))
+    tables = markdown_tables(README.read_text(encoding="utf-8"))
     session_rows = next(t for t in tables if t and {"log", "thread", "status"} <= set(t[0]))
     outcome_rows = next(t for t in tables if t and {"log", "applied", "rejections"} <= set(t[0]))
     sessions: dict[str, dict[str, dict[str, Any]]] = {}
