@@ -281,3 +281,20 @@ def test_exported_model_runs_under_spin(spin_available: None, tmp_path: Path) ->
     assert sim.returncode == 0, sim.stderr
     assert sim.stdout.count("@event ") >= 20
     assert "@violated" not in sim.stdout
+
+
+# Mutants only the orchestrator's fields show: what spin must name now that the safety model keeps
+# the pending turn and what the provider awaits (the requirements reading them were left out before).
+ORCHESTRATOR_SIDE = {
+    "zt_request_without_turn_awaits": {"awaiting_only_with_a_turn", "request_never_outlives_its_turn"},
+    "zm_ready_keeps_pending_turn": {"settled_has_nothing_pending"},
+    "zs_reconnect_goes_ready": {"session_start_with_pending_turn_keeps_starting"},
+}
+
+
+@pytest.mark.parametrize("mutant", sorted(ORCHESTRATOR_SIDE))
+def test_spin_fails_on_the_pending_turn_and_request_mutants(spin_available: None, mutant: str) -> None:
+    result = _spin(load_spec(MUTANT_DIR / f"{mutant}.yaml"))
+    assert not result.ok
+    assert ORCHESTRATOR_SIDE[mutant] <= set(result.violated), result.detail
+    assert result.counterexample, result.detail
