@@ -31,10 +31,10 @@ from handwritten import HandwrittenProjector, from_wire
 from stream import generate_stream
 
 from statemachine import OutcomeKind, SessionProjector, builtin_spec
-from statemachine.compiled import compiled_for
-from statemachine.outcome import Outcome
-from statemachine.record import ThreadRecord
-from statemachine.session import Session
+from statemachine.core.outcome import Outcome
+from statemachine.core.record import ThreadRecord
+from statemachine.core.session import Session
+from statemachine.engine.registry import compiled_for
 
 
 def _time(fn: Callable[[], None]) -> float:

@@ -48,9 +48,9 @@ from naive_transitions import NaiveProjector  # noqa: E402
 from stream import generate_stream, session_subset  # noqa: E402
 
 from statemachine import Event, EventParser, OutcomeKind, SessionProjector  # noqa: E402
-from statemachine.engine import EngineName  # noqa: E402
-from statemachine.projector import DEFAULT_MAX_EVENT_IDS, DEFAULT_MAX_FINISHED_TURNS  # noqa: E402
-from statemachine.record import event_digest_hex  # noqa: E402
+from statemachine.core.record import event_digest_hex  # noqa: E402
+from statemachine.engine.boundary import EngineName  # noqa: E402
+from statemachine.runtime.projector import DEFAULT_MAX_EVENT_IDS, DEFAULT_MAX_FINISHED_TURNS  # noqa: E402
 
 KINDS = (APPLIED, IGNORED, DUPLICATE)
 

@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from statemachine import SessionProjector
-from statemachine.events import MAX_ID_LENGTH
-from statemachine.projector import DEFAULT_MAX_EVENT_IDS, DEFAULT_MAX_FINISHED_TURNS
+from statemachine.core.event import MAX_ID_LENGTH
+from statemachine.runtime.projector import DEFAULT_MAX_EVENT_IDS, DEFAULT_MAX_FINISHED_TURNS
 
 CHECKPOINTS = 10
 

@@ -10,26 +10,13 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+from statemachine.core.version import __version__
+
 if TYPE_CHECKING:
-    from .batch import BatchResult
-    from .concurrency import ConsumeStats, LockedProjector, consume
-    from .events import Event, EventError, EventParser
-    from .machine import LifecycleMachine
-    from .operations import (
-        ActivityClock,
-        expire_stale_turns,
-        idle_since,
-        reapable,
-        reapable_sessions,
-        reconcile,
-        stale_turns,
-    )
-    from .outcome import Outcome, OutcomeKind
-    from .projector import SessionProjector
-    from .session import Session
-    from .snapshot import SnapshotError
-    from .spec import Spec, SpecError, builtin_spec, load_spec
-    from .vocabulary import (
+    from statemachine.core.event import Event, EventError
+    from statemachine.core.outcome import Outcome, OutcomeKind
+    from statemachine.core.session import Session
+    from statemachine.core.vocabulary import (
         INACTIVE_STATUSES,
         OUTCOME_KINDS,
         REJECTION_REASONS,
@@ -39,25 +26,43 @@ if TYPE_CHECKING:
         RejectionReason,
         Status,
     )
+    from statemachine.engine.machine import LifecycleMachine
+    from statemachine.runtime.batch import BatchResult
+    from statemachine.runtime.concurrency import ConsumeStats, LockedProjector, consume
+    from statemachine.runtime.operations import (
+        ActivityClock,
+        expire_stale_turns,
+        idle_since,
+        reapable,
+        reapable_sessions,
+        reconcile,
+        stale_turns,
+    )
+    from statemachine.runtime.projector import SessionProjector
+    from statemachine.runtime.snapshot import SnapshotError
+    from statemachine.spec.load import builtin_spec, load_spec
+    from statemachine.spec.model import Spec, SpecError
+    from statemachine.spec.parser import EventParser
 
 # Each public name, by the module that defines it: imported on first use (PEP 562), so that
 # `python -m statemachine replay` loads only what a replay needs.
 _EXPORTS = {
-    "BatchResult": "batch",
-    "ConsumeStats": "concurrency", "LockedProjector": "concurrency", "consume": "concurrency",
-    "Event": "events", "EventError": "events", "EventParser": "events",
-    "LifecycleMachine": "machine",
-    "ActivityClock": "operations", "expire_stale_turns": "operations", "idle_since": "operations",
-    "reapable": "operations", "reapable_sessions": "operations", "reconcile": "operations",
-    "stale_turns": "operations",
-    "Outcome": "outcome", "OutcomeKind": "outcome",
-    "SessionProjector": "projector",
-    "Session": "session",
-    "SnapshotError": "snapshot",
-    "Spec": "spec", "SpecError": "spec", "builtin_spec": "spec", "load_spec": "spec",
-    "INACTIVE_STATUSES": "vocabulary", "OUTCOME_KINDS": "vocabulary", "REJECTION_REASONS": "vocabulary",
-    "STATUSES": "vocabulary", "TURN_STATUSES": "vocabulary", "OutcomeKindName": "vocabulary",
-    "RejectionReason": "vocabulary", "Status": "vocabulary",
+    "BatchResult": "runtime.batch",
+    "ConsumeStats": "runtime.concurrency", "LockedProjector": "runtime.concurrency", "consume": "runtime.concurrency",
+    "Event": "core.event", "EventError": "core.event", "EventParser": "spec.parser",
+    "LifecycleMachine": "engine.machine",
+    "ActivityClock": "runtime.operations", "expire_stale_turns": "runtime.operations",
+    "idle_since": "runtime.operations",
+    "reapable": "runtime.operations", "reapable_sessions": "runtime.operations", "reconcile": "runtime.operations",
+    "stale_turns": "runtime.operations",
+    "Outcome": "core.outcome", "OutcomeKind": "core.outcome",
+    "SessionProjector": "runtime.projector",
+    "Session": "core.session",
+    "SnapshotError": "runtime.snapshot",
+    "Spec": "spec.model", "SpecError": "spec.model", "builtin_spec": "spec.load", "load_spec": "spec.load",
+    "INACTIVE_STATUSES": "core.vocabulary", "OUTCOME_KINDS": "core.vocabulary", "REJECTION_REASONS": "core.vocabulary",
+    "STATUSES": "core.vocabulary", "TURN_STATUSES": "core.vocabulary", "OutcomeKindName": "core.vocabulary",
+    "RejectionReason": "core.vocabulary", "Status": "core.vocabulary",
 }
 
 
@@ -98,6 +103,7 @@ __all__ = [
     "Spec",
     "SpecError",
     "Status",
+    "__version__",
     "builtin_spec",
     "consume",
     "expire_stale_turns",
@@ -108,4 +114,3 @@ __all__ = [
     "reconcile",
     "stale_turns",
 ]
-__version__ = "0.1.0"

@@ -1,5 +1,5 @@
 import sys
 
-from .cli import MODULE_PROG, main
+from statemachine.cli.main import MODULE_PROG, main
 
 sys.exit(main(prog=MODULE_PROG))

@@ -118,7 +118,7 @@ def older_snapshot(data: dict[str, Any], version: int, seen: Mapping[str, Iterab
     themselves, given here per thread (`seen`); they must be the ones whose digests `data` holds.
     Version 1 also had no `specDigest`, and versions 1 and 2 no `pendingTurn`/`awaiting` (removed
     when null, as those versions could not say otherwise)."""
-    from statemachine.record import event_digest_hex
+    from statemachine.core.record import event_digest_hex
 
     assert 1 <= version <= 3
     old = json.loads(json.dumps(data))

@@ -46,11 +46,13 @@ from statemachine import (
     builtin_spec,
     consume,
 )
-from statemachine.events import MAX_ID_LENGTH, SYNTHETIC_EVENT_PREFIX, EventParser
-from statemachine.invariants import state_violations
-from statemachine.record import event_digest_hex
-from statemachine.replay import ReplayReport, replay_lines
-from statemachine.spec import Spec, SpecError, parse_spec
+from statemachine.core.event import MAX_ID_LENGTH, SYNTHETIC_EVENT_PREFIX
+from statemachine.core.record import event_digest_hex
+from statemachine.replay.lines import ReplayReport, replay_lines
+from statemachine.spec.invariants import state_violations
+from statemachine.spec.load import parse_spec
+from statemachine.spec.model import Spec, SpecError
+from statemachine.spec.parser import EventParser
 
 __all__ = [
     "EnginesDisagree",

@@ -32,11 +32,11 @@ from hypothesis.stateful import (
 )
 
 from statemachine import EventError, Outcome, OutcomeKind, SessionProjector, Spec
-from statemachine.invariants import state_violations, step_violations
-from statemachine.record import event_digest_hex
-from statemachine.requirements import Requirements, builtin_requirements
-from statemachine.semantics import SETS_TURN
-from statemachine.spec import EventType, PayloadField
+from statemachine.core.record import event_digest_hex
+from statemachine.spec.invariants import state_violations, step_violations
+from statemachine.spec.model import EventType, PayloadField
+from statemachine.spec.requirements import Requirements, builtin_requirements
+from statemachine.spec.semantics import SETS_TURN
 
 __all__ = ["InvariantViolation", "make_lifecycle_machine", "trigger_event"]
 

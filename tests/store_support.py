@@ -19,9 +19,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 from stream import generate_stream
 
 from statemachine import SessionProjector
-from statemachine.cli import main
-from statemachine.invariants import state_violations
-from statemachine.spec import builtin_spec
+from statemachine.cli.main import main
+from statemachine.spec.invariants import state_violations
+from statemachine.spec.load import builtin_spec
 from statemachine.store import SessionStore
 
 ROOT = Path(__file__).resolve().parent.parent

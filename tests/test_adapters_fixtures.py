@@ -18,7 +18,7 @@ from helpers import markdown_tables
 
 from statemachine import SessionProjector, expire_stale_turns
 from statemachine.adapters import make_adapter
-from statemachine.adapters.replay import replay_raw
+from statemachine.replay.raw import replay_raw
 
 ROOT = Path(__file__).resolve().parent.parent
 RAW = ROOT / "examples" / "raw"

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from statemachine.audit import AuditError, audit_log, load_sessions
-from statemachine.cli import main
+from statemachine.cli.main import main
+from statemachine.observing.audit import AuditError, audit_log, load_sessions
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

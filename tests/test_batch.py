@@ -1,4 +1,4 @@
-"""The batch ingest path (`SessionProjector.apply_batch`, `statemachine.batch`) against `apply`.
+"""The batch ingest path (`SessionProjector.apply_batch`, `statemachine.runtime.batch`) against `apply`.
 
 The batch path must give what `apply` gives line by line: the same sessions and memories, the same
 outcome counts, the same rejections (line, eventId, reason) and the same errors (line, message),
@@ -17,11 +17,13 @@ from typing import Any
 import pytest
 from helpers import Events
 
-from statemachine import Outcome, OutcomeKind, Session, SessionProjector, builtin_spec, wire
-from statemachine.batch import BatchResult
-from statemachine.compiled import CompiledMachine, Entry, Plan, compiled_for
-from statemachine.events import EventError
-from statemachine.replay import replay_lines
+from statemachine import Outcome, OutcomeKind, Session, SessionProjector, builtin_spec
+from statemachine.core import wire
+from statemachine.core.event import EventError
+from statemachine.engine.compiled import CompiledMachine, Entry, Plan
+from statemachine.engine.registry import compiled_for
+from statemachine.replay.lines import replay_lines
+from statemachine.runtime.batch import BatchResult
 from statemachine.verify.explore import THREAD, _BatchCheck, explore_and_agree
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -308,7 +310,7 @@ def test_a_subclass_that_changes_apply_keeps_it_in_a_batch() -> None:
 
 
 def test_numbered_ingest_tells_thread_creations_and_forgettings_as_apply_sees_them() -> None:
-    from statemachine.batch import ingest_numbered
+    from statemachine.runtime.batch import ingest_numbered
 
     lines = mixed_lines(as_bytes=True)
     # Some lines only, with the file's numbers: what a `replay --jobs` worker hands over.

@@ -15,8 +15,8 @@ import pytest
 from helpers import Events, jsonl, stamp
 
 from statemachine import SessionProjector
-from statemachine.cli import main
-from statemachine.replay import replay_lines
+from statemachine.cli.main import main
+from statemachine.replay.lines import replay_lines
 
 ROOT = Path(__file__).resolve().parent.parent
 MUTANT_A = ROOT / "specs" / "mutants" / "a_seed_ready_keeps_turn.yaml"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from statemachine import SessionProjector
-from statemachine.cli import main
+from statemachine.cli.main import main
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.jsonl"))

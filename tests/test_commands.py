@@ -16,7 +16,7 @@ import pytest
 from helpers import Events, seeded
 
 from statemachine import OutcomeKind, Session, SessionProjector
-from statemachine.spec import builtin_spec
+from statemachine.spec.load import builtin_spec
 
 APPLIED, REJECTED, FORGOTTEN = OutcomeKind.APPLIED, OutcomeKind.REJECTED, OutcomeKind.FORGOTTEN
 SETTLED = ("idle", "ready", "interrupted", "stopped", "error")
@@ -265,7 +265,7 @@ def test_rules_hold_on_every_reachable_state(engine: str) -> None:
 def test_the_reaper_leaves_pending_turns_and_open_requests_alone() -> None:
     from datetime import UTC, datetime, timedelta
 
-    from statemachine.operations import reapable
+    from statemachine.runtime.operations import reapable
 
     later = datetime(2027, 1, 1, tzinfo=UTC)
     idle = Session("x", "ready", "codex", updated_at="2026-01-01T00:00:00Z")
@@ -277,7 +277,7 @@ def test_the_reaper_leaves_pending_turns_and_open_requests_alone() -> None:
 def test_stale_expiry_and_reconcile_clear_pending_turns_and_requests(engine: str) -> None:
     from datetime import UTC, datetime, timedelta
 
-    from statemachine.operations import STALE_PENDING_REASON, expire_stale_turns, reconcile
+    from statemachine.runtime.operations import STALE_PENDING_REASON, expire_stale_turns, reconcile
 
     p, ev = seeded(engine=engine), Events()
     p.apply(ev("thread.turn.start"))  # starting, no turn yet, pending

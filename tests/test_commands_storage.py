@@ -11,8 +11,8 @@ import pytest
 from helpers import Events, older_snapshot
 
 from statemachine import OutcomeKind, SessionProjector
-from statemachine.record import event_digest_hex
-from statemachine.snapshot import SnapshotError
+from statemachine.core.record import event_digest_hex
+from statemachine.runtime.snapshot import SnapshotError
 from statemachine.store import open_store
 from statemachine.store.schema import MIGRATIONS
 

@@ -16,10 +16,11 @@ import pytest
 from helpers import Events, seeded
 
 from statemachine import EventError, Session, SessionProjector, builtin_spec
-from statemachine import compiled as compiled_module
-from statemachine.compiled import CompiledMachine, compiled_for
-from statemachine.semantics import VOCABULARY, Effect
-from statemachine.spec import load_spec, parse_spec
+from statemachine.engine import registry
+from statemachine.engine.compiled import CompiledMachine
+from statemachine.engine.registry import compiled_for
+from statemachine.spec.load import load_spec, parse_spec
+from statemachine.spec.semantics import VOCABULARY, Effect
 from statemachine.verify.explore import explore
 
 SPEC_FILE = Path(__file__).resolve().parents[1] / "specs" / "session_lifecycle.yaml"
@@ -118,7 +119,7 @@ def test_agreement_catches_a_wrong_guard_relation(
     wrong = VOCABULARY.extended(guards=(dataclasses.replace(guard, **change),))  # type: ignore[arg-type]
     spec = dataclasses.replace(builtin_spec(), vocabulary=wrong, digest="")
     corrupted = CompiledMachine(spec)
-    monkeypatch.setattr(compiled_module, "compiled_for", lambda _: corrupted)
+    monkeypatch.setattr(registry, "compiled_for", lambda _: corrupted)
     result = explore(spec, reference="transitions", name="agreement", check_invariants=False)
     assert not result.ok
     assert result.violated == ("compiled_equals_transitions",)
@@ -157,7 +158,7 @@ def test_the_same_spec_loaded_twice_compiles_once_and_the_cache_is_bounded() -> 
     variants = [parse_spec(text.replace("default: Turn failed", f"default: Turn failed {i}")) for i in range(12)]
     built = [compiled_for(v) for v in variants]
     assert len({id(b) for b in built}) == 12
-    assert len(compiled_module._COMPILED) <= compiled_module._COMPILED.maxsize
+    assert len(registry._COMPILED) <= registry._COMPILED.maxsize
 
 
 def test_a_second_build_of_the_same_spec_keeps_its_source_when_the_first_is_collected() -> None:

@@ -27,9 +27,9 @@ from statemachine import (
     reconcile,
     stale_turns,
 )
-from statemachine.concurrency import EventInput
-from statemachine.invariants import state_violations, step_violations
-from statemachine.record import event_digest_hex
+from statemachine.core.record import event_digest_hex
+from statemachine.runtime.concurrency import EventInput
+from statemachine.spec.invariants import state_violations, step_violations
 
 KINDS: list[tuple[str, dict[str, Any]]] = [
     ("session.started", {}), ("thread.started", {}), ("session.exited", {}),

@@ -13,7 +13,7 @@ import pytest
 from helpers import require_graphviz
 
 from statemachine import builtin_spec, load_spec
-from statemachine.diagrams import FORMATS, DiagramUnavailable, render
+from statemachine.rendering.diagrams import FORMATS, DiagramUnavailable, render
 
 ROOT = Path(__file__).resolve().parent.parent
 MUTANT_C = ROOT / "specs" / "mutants" / "c_internal_turn_in_ready.yaml"
@@ -31,7 +31,7 @@ def graphviz_available() -> None:
 def run(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None,
         prelude: str = "") -> subprocess.CompletedProcess[bytes]:
     """The CLI in a fresh interpreter; `prelude` runs first (to hide a package, for instance)."""
-    code = f"{prelude}\nimport sys\nfrom statemachine.cli import main\nsys.exit(main(sys.argv[1:]))"
+    code = f"{prelude}\nimport sys\nfrom statemachine.cli.main import main\nsys.exit(main(sys.argv[1:]))"
     base = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, cwd=cwd, timeout=120,
                           env={**base, **(env or {})})
@@ -286,8 +286,10 @@ def test_dot_source_needs_no_dot_program(monkeypatch: pytest.MonkeyPatch, tmp_pa
 
 def test_core_modules_never_import_the_drawing_code() -> None:
     code = (
-        "import sys, statemachine, statemachine.projector, statemachine.machine, statemachine.spec\n"
-        "bad = [m for m in ('statemachine.diagrams', 'statemachine.docgen', 'statemachine.cli',"
+        "import sys, statemachine, statemachine.runtime.projector, statemachine.engine.machine,"
+        " statemachine.spec.load\n"
+        "bad = [m for m in ('statemachine.rendering.diagrams', 'statemachine.rendering.docgen',"
+        " 'statemachine.cli.main',"
         " 'transitions.extensions.diagrams') if m in sys.modules]\n"
         "print(bad)"
     )

@@ -13,8 +13,8 @@ import pytest
 from helpers import require_graphviz
 
 from statemachine import builtin_spec, load_spec
-from statemachine.cli import build_parser, subcommand_parsers
-from statemachine.docgen import CLI_MD, GENERATED, LIFECYCLE_MD, LIFECYCLE_SVG, cli_markdown, generate, stale
+from statemachine.cli.main import build_parser, cli_reference, subcommand_parsers
+from statemachine.rendering.docgen import CLI_MD, GENERATED, LIFECYCLE_MD, LIFECYCLE_SVG, cli_markdown, generate, stale
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -70,7 +70,7 @@ def test_a_changed_spec_is_caught_and_the_file_named(tmp_path: Path, graphviz_av
 
 def test_the_semantics_tables_follow_the_spec() -> None:
     # Mutant A keeps the turn when `session.state.changed[ready]` arrives: the measured table shows it.
-    from statemachine.docgen import lifecycle_markdown
+    from statemachine.rendering.docgen import lifecycle_markdown
 
     normal, mutant = lifecycle_markdown(builtin_spec()), lifecycle_markdown(load_spec(MUTANT_A))
     assert normal != mutant
@@ -86,9 +86,9 @@ def test_a_new_subcommand_changes_the_cli_page() -> None:
         extra.add_argument("--level", help="how much")
         return parser
 
-    page = cli_markdown(with_extra)
+    page = cli_markdown(*cli_reference(with_extra()))
     assert "## `frobnicate`" in page and "--level LEVEL" in page and "Does nothing documented." in page
-    assert page != cli_markdown()
+    assert page != cli_markdown(*cli_reference())
     assert _differing({CLI_MD: page.encode("utf-8")}, DOCS) == [CLI_MD]
 
 

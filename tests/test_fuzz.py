@@ -98,7 +98,7 @@ def test_async_consume_gives_what_applying_one_by_one_gives(projector: SessionPr
 def test_the_checker_catches_an_engine_disagreement() -> None:
     from pathlib import Path
 
-    from statemachine.spec import parse_spec
+    from statemachine.spec.load import parse_spec
 
     text = (Path(__file__).resolve().parent.parent / "specs" / "session_lifecycle.yaml").read_text()
     projector = SessionProjector(parse_spec(text))

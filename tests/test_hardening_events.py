@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 
 from statemachine import Event, EventError, Session, SessionProjector, expire_stale_turns, reconcile
-from statemachine.events import MAX_ID_LENGTH, EventParser
-from statemachine.spec import BUILTIN_SPEC, load_spec
+from statemachine.core.event import MAX_ID_LENGTH
+from statemachine.spec.load import BUILTIN_SPEC, load_spec
+from statemachine.spec.parser import EventParser
 
-# The reserved prefix of synthetic eventIds (`statemachine.events.SYNTHETIC_EVENT_PREFIX`).
+# The reserved prefix of synthetic eventIds (`statemachine.core.event.SYNTHETIC_EVENT_PREFIX`).
 RESERVED = "~lifecycle:"
 
 

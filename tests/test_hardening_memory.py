@@ -9,8 +9,8 @@ import tracemalloc
 from pathlib import Path
 
 from statemachine import SessionProjector
-from statemachine.record import BoundedSet
-from statemachine.spec import load_spec, parse_spec
+from statemachine.core.record import BoundedSet
+from statemachine.spec.load import load_spec, parse_spec
 
 SPEC_FILE = Path(__file__).resolve().parent.parent / "specs" / "session_lifecycle.yaml"
 

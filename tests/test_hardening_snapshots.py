@@ -13,10 +13,10 @@ import pytest
 from helpers import older_snapshot
 
 from statemachine import Session, SessionProjector, SnapshotError, builtin_spec, expire_stale_turns, reconcile
-from statemachine.cli import main
-from statemachine.events import MAX_ID_LENGTH
-from statemachine.snapshot import SNAPSHOT_VERSION
-from statemachine.spec import parse_spec
+from statemachine.cli.main import main
+from statemachine.core.event import MAX_ID_LENGTH
+from statemachine.runtime.snapshot import SNAPSHOT_VERSION
+from statemachine.spec.load import parse_spec
 
 SPEC_FILE = Path(__file__).resolve().parent.parent / "specs" / "session_lifecycle.yaml"
 
@@ -179,7 +179,7 @@ def test_a_refused_snapshot_names_a_broken_invariant() -> None:
 
 
 def test_a_restored_session_is_checked_against_the_requirements_not_only_the_specs_invariants() -> None:
-    from statemachine.spec import BUILTIN_SPEC, parse_spec
+    from statemachine.spec.load import BUILTIN_SPEC, parse_spec
 
     text = BUILTIN_SPEC.read_text(encoding="utf-8")
     dropped = text.replace(

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from statemachine import ActivityClock, SessionProjector, reapable_sessions, stale_turns
-from statemachine.cli import main
+from statemachine.cli.main import main
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 

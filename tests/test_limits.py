@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from statemachine import EventError, EventParser, SessionProjector, builtin_spec
-from statemachine.events import MAX_ID_LENGTH
-from statemachine.record import event_digest_hex
-from statemachine.replay import MAX_LINE_BYTES, replay_lines
+from statemachine.core.event import MAX_ID_LENGTH
+from statemachine.core.record import event_digest_hex
+from statemachine.replay.lines import MAX_LINE_BYTES, replay_lines
 
 
 def wire(**changes: Any) -> dict[str, Any]:

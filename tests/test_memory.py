@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from statemachine import SessionProjector
-from statemachine.projector import DEFAULT_MAX_EVENT_IDS, DEFAULT_MAX_FINISHED_TURNS
-from statemachine.record import event_digest_hex
+from statemachine.core.record import event_digest_hex
+from statemachine.runtime.projector import DEFAULT_MAX_EVENT_IDS, DEFAULT_MAX_FINISHED_TURNS
 
 
 def turns(start: int, stop: int, thread: str = "t1") -> Iterator[dict[str, Any]]:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from statemachine import SessionProjector, builtin_spec, load_spec
-from statemachine.requirements import Requirements, builtin_requirements
+from statemachine.spec.requirements import Requirements, builtin_requirements
 from statemachine.verify.report import CheckResult
 from statemachine.verify.run import render_text, requirement_verdicts, run_checks
 

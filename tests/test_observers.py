@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from statemachine import EventError, Outcome, Session, SessionProjector
-from statemachine.record import event_digest_hex
+from statemachine.core.record import event_digest_hex
 
 
 def wire(event_id: str, type_: str, turn: str | None = None, thread: str = "t1", **payload: Any) -> dict[str, Any]:

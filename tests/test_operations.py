@@ -18,8 +18,13 @@ from statemachine import (
     reconcile,
     stale_turns,
 )
-from statemachine.invariants import state_violations, step_violations
-from statemachine.operations import RESTART_EVENT_PREFIX, RESTART_REASON, STALE_TURN_EVENT_PREFIX, STALE_TURN_REASON
+from statemachine.runtime.operations import (
+    RESTART_EVENT_PREFIX,
+    RESTART_REASON,
+    STALE_TURN_EVENT_PREFIX,
+    STALE_TURN_REASON,
+)
+from statemachine.spec.invariants import state_violations, step_violations
 
 T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 

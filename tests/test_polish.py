@@ -29,7 +29,7 @@ from statemachine import (
     builtin_spec,
     load_spec,
 )
-from statemachine.cli import build_parser, main
+from statemachine.cli.main import build_parser, main
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -163,7 +163,7 @@ def test_outcome_to_wire() -> None:
     json.dumps(rejected)  # JSON as is
 
 
-from statemachine.ingest_clock import CREATED_IN_FUTURE  # noqa: E402
+from statemachine.core.clock import CREATED_IN_FUTURE  # noqa: E402
 
 
 def _possible_rejections() -> set[str]:

@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from statemachine import Session, SessionProjector
-from statemachine.events import parse_timestamp
-from statemachine.record import (
+from statemachine.core.event import parse_timestamp
+from statemachine.core.record import (
     DIGEST_SIZE,
     PACKED_EVENT_IDS,
     PACKED_FINISHED_TURNS,

@@ -9,10 +9,11 @@ import pytest
 from helpers import Events
 
 from statemachine import SessionProjector
-from statemachine.compiled import compiled_for
-from statemachine.docgen import lifecycle_markdown
-from statemachine.semantics import EXCLUDES_FINISHED, VOCABULARY, Effect, Guard
-from statemachine.spec import SpecError, parse_spec
+from statemachine.engine.registry import compiled_for
+from statemachine.rendering.docgen import lifecycle_markdown
+from statemachine.spec.load import parse_spec
+from statemachine.spec.model import SpecError
+from statemachine.spec.semantics import EXCLUDES_FINISHED, VOCABULARY, Effect, Guard
 from statemachine.verify.static import static_check
 from statemachine.verify.universe import event_universe, fields_read
 
@@ -117,7 +118,7 @@ def test_the_universe_sends_a_turn_only_to_triggers_where_something_reads_it() -
 
 
 def test_a_contract_keeps_the_payload_field_it_reads_in_the_universe_when_the_spec_stops_reading_it() -> None:
-    from statemachine.requirements import builtin_requirements
+    from statemachine.spec.requirements import builtin_requirements
 
     # The stop request's guard is the only code reading onlyIfSettled; with it gone, the spec
     # alone would no longer vary the field, but the requirement about it still does.

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from helpers import Events
 
-from statemachine.replay import MAX_LINE_BYTES
-from statemachine.replay_jobs import MAX_JOBS, _guess_owner, _work, owner, replay_file_in_parallel
+from statemachine.replay.jobs import MAX_JOBS, _guess_owner, _work, owner, replay_file_in_parallel
+from statemachine.replay.lines import MAX_LINE_BYTES
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -193,7 +193,7 @@ def test_standard_input_a_pipe_a_missing_file_and_bad_counts_are_refused(tmp_pat
 
 
 def test_the_subcommand_list_matches_the_parser() -> None:
-    from statemachine.cli import SUBCOMMANDS, build_parser, subcommand_parsers
+    from statemachine.cli.main import SUBCOMMANDS, build_parser, subcommand_parsers
 
     assert set(SUBCOMMANDS) == set(subcommand_parsers(build_parser()))
     for name in SUBCOMMANDS:  # one subcommand alone helps exactly as within the whole parser
@@ -210,7 +210,7 @@ def test_jobs_1_is_the_usual_path_and_accepts_standard_input() -> None:
 
 def test_lines_at_the_length_limit_count_as_in_one_process(tmp_path: Path) -> None:
     from statemachine import SessionProjector
-    from statemachine.replay import replay_lines
+    from statemachine.replay.lines import replay_lines
 
     a = Events("thr-limit")
     event = dumps(a("session.started"))

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from statemachine import Outcome, OutcomeKind, SessionProjector, builtin_spec, load_spec
-from statemachine.requirements import (
+from statemachine.spec.requirements import (
     BUILTIN_REQUIREMENTS,
     RequirementsError,
     builtin_requirements,
@@ -321,7 +321,7 @@ def test_projector_guarantees_fail_in_explore_on_a_projector_that_breaks_them(
     ("active_turn_not_finished", "active_turn_not_remembered", "active_turn_never_finished"),
 ])
 def test_a_spec_that_only_deletes_an_invariant_fails_its_declarations(name: str, kind: str, requirement: str) -> None:
-    from statemachine.spec import BUILTIN_SPEC, parse_spec
+    from statemachine.spec.load import BUILTIN_SPEC, parse_spec
     from statemachine.verify.declarations import declarations
 
     text = BUILTIN_SPEC.read_text(encoding="utf-8")

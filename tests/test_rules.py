@@ -15,7 +15,7 @@ import pytest
 from helpers import Events, memory, seeded, stamp, triple
 
 from statemachine import Event, EventError, Outcome, OutcomeKind, Session, SessionProjector, builtin_spec
-from statemachine.record import event_digest_hex
+from statemachine.core.record import event_digest_hex
 
 APPLIED, IGNORED = OutcomeKind.APPLIED, OutcomeKind.IGNORED
 DUPLICATE, REJECTED = OutcomeKind.DUPLICATE, OutcomeKind.REJECTED

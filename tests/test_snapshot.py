@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from statemachine import Session, SessionProjector, SnapshotError, builtin_spec
-from statemachine.record import event_digest_hex
-from statemachine.snapshot import SNAPSHOT_VERSION
+from statemachine.core.record import event_digest_hex
+from statemachine.runtime.snapshot import SNAPSHOT_VERSION
 
 
 def wire(event_id: str, type_: str, thread: str = "t1", turn: str | None = None, at: int = 0,

@@ -17,7 +17,7 @@ import yaml
 from helpers import Events
 
 from statemachine import SessionProjector, Spec, SpecError, builtin_spec, load_spec
-from statemachine.spec import BUILTIN_SPEC, parse_spec
+from statemachine.spec.load import BUILTIN_SPEC, parse_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 MUTANTS = sorted((ROOT / "specs" / "mutants").glob("*.yaml"))

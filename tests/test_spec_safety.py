@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from statemachine.spec import BUILTIN_SPEC, MAX_SPEC_BYTES, MAX_SPEC_DEPTH, SpecError, load_spec, parse_spec
+from statemachine.spec.load import BUILTIN_SPEC, load_spec, parse_spec
+from statemachine.spec.loader import MAX_SPEC_BYTES, MAX_SPEC_DEPTH
+from statemachine.spec.model import SpecError
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 BASE = BUILTIN_SPEC.read_text(encoding="utf-8")

@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 
 from statemachine import SessionProjector, builtin_spec, load_spec
-from statemachine.invariants import state_violations
-from statemachine.requirements import builtin_requirements
-from statemachine.semantics import EFFECTS as IMPLEMENTED_EFFECTS
-from statemachine.semantics import GUARDS as IMPLEMENTED_GUARDS
-from statemachine.spec import Spec
+from statemachine.spec.invariants import state_violations
+from statemachine.spec.model import Spec
+from statemachine.spec.requirements import builtin_requirements
+from statemachine.spec.semantics import EFFECTS as IMPLEMENTED_EFFECTS
+from statemachine.spec.semantics import GUARDS as IMPLEMENTED_GUARDS
 from statemachine.verify.promela import EFFECTS, GUARDS, PromelaError, export_promela, requirement_coverage
 from statemachine.verify.report import CheckResult
 from statemachine.verify.spin import THREAD, check_spin

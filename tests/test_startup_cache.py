@@ -15,11 +15,13 @@ from typing import Any
 
 import pytest
 
-from statemachine import startup_cache
-from statemachine.compiled import CompiledMachine
-from statemachine.spec import builtin_spec
-from statemachine.spec_check import build_spec
-from statemachine.spec_loader import BUILTIN_SPEC, read_spec_file
+from statemachine.core import diskcache as startup_cache
+from statemachine.engine import registry
+from statemachine.engine.compiled import CompiledMachine
+from statemachine.spec import load as spec_load
+from statemachine.spec.check import build_spec
+from statemachine.spec.load import builtin_spec
+from statemachine.spec.loader import BUILTIN_SPEC, read_spec_file
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "codex_session.jsonl"
@@ -42,12 +44,12 @@ def fresh_engine() -> CompiledMachine:
 
 def test_a_cold_then_warm_start_gives_what_a_fresh_build_gives(cache: Path) -> None:
     raw = read_spec_file(None)[0]
-    assert startup_cache.builtin_spec_data() == raw  # cold: built, then stored
-    assert startup_cache.builtin_spec_data() == raw  # warm: read back
-    spec = build_spec(startup_cache.builtin_spec_data(), str(BUILTIN_SPEC))
+    assert spec_load.builtin_spec_data() == raw  # cold: built, then stored
+    assert spec_load.builtin_spec_data() == raw  # warm: read back
+    spec = build_spec(spec_load.builtin_spec_data(), str(BUILTIN_SPEC))
     assert spec.digest == builtin_spec().digest
-    cold = startup_cache.builtin_engine(spec, CompiledMachine)
-    warm = startup_cache.builtin_engine(spec, CompiledMachine)
+    cold = registry.builtin_engine(spec, CompiledMachine)
+    warm = registry.builtin_engine(spec, CompiledMachine)
     assert len(entries(cache)) == 2
     assert warm is not cold and warm._table is None  # from the cache: nothing recorded
     fresh = fresh_engine()
@@ -65,11 +67,11 @@ def _corruptions(data: bytes) -> list[bytes]:
 
 @pytest.mark.parametrize("which", range(6))
 def test_a_corrupt_entry_is_ignored_and_rewritten(cache: Path, which: int) -> None:
-    startup_cache.builtin_engine(builtin_spec(), CompiledMachine)
+    registry.builtin_engine(builtin_spec(), CompiledMachine)
     (entry,) = entries(cache)
     good = entry.read_bytes()
     entry.write_bytes(_corruptions(good)[which])
-    engine = startup_cache.builtin_engine(builtin_spec(), CompiledMachine)
+    engine = registry.builtin_engine(builtin_spec(), CompiledMachine)
     assert engine._table is not None  # rebuilt (recorded), not read
     assert engine.generated.code == fresh_engine().generated.code
     assert entry.read_bytes() == good  # written again, whole
@@ -81,22 +83,22 @@ def _sign(secret: bytes, key: str, value: Any) -> bytes:
 
 
 def test_a_forged_entry_cannot_change_the_spec(cache: Path) -> None:
-    startup_cache.builtin_spec_data()
+    spec_load.builtin_spec_data()
     (entry,) = entries(cache)
     key = entry.name.removesuffix(".entry")
     forged = read_spec_file(None)[0]
     forged["transitions"] = forged["transitions"][:-1]  # a different lifecycle
     entry.write_bytes(_sign(os.urandom(32), key, forged))  # signed without this cache's secret
-    assert startup_cache.builtin_spec_data() == read_spec_file(None)[0]
+    assert spec_load.builtin_spec_data() == read_spec_file(None)[0]
     # Signed with the right secret but under another key (a renamed entry): refused too.
     secret = (cache / "secret").read_bytes()
     entry.write_bytes(_sign(secret, "0" * 64, forged))
-    assert startup_cache.builtin_spec_data() == read_spec_file(None)[0]
+    assert spec_load.builtin_spec_data() == read_spec_file(None)[0]
 
 
 def test_an_authentic_entry_of_the_wrong_shape_is_refused(cache: Path) -> None:
     spec = builtin_spec()
-    startup_cache.builtin_engine(spec, CompiledMachine)
+    registry.builtin_engine(spec, CompiledMachine)
     (entry,) = entries(cache)
     key = entry.name.removesuffix(".entry")
     secret = (cache / "secret").read_bytes()
@@ -108,17 +110,17 @@ def test_an_authentic_entry_of_the_wrong_shape_is_refused(cache: Path) -> None:
                       {**module, "code": "not code"}, {**module, "constants": [[1, 2]]}, [1, 2, 3],
                       {k: v for k, v in module.items() if k != "source"}):
             entry.write_bytes(_sign(secret, key, {**stored, part: wrong}))
-            engine = startup_cache.builtin_engine(spec, CompiledMachine)
+            engine = registry.builtin_engine(spec, CompiledMachine)
             assert engine._table is not None and engine.generated.code == fresh_engine().generated.code
     for broken in ([1, 2, 3], {"step": stored["step"]}):
         entry.write_bytes(_sign(secret, key, broken))
-        engine = startup_cache.builtin_engine(spec, CompiledMachine)
+        engine = registry.builtin_engine(spec, CompiledMachine)
         assert engine._table is not None and engine.generated.code == fresh_engine().generated.code
 
 
 def test_only_the_built_in_spec_is_cached(cache: Path) -> None:
     other = build_spec({**read_spec_file(None)[0], "name": "another"}, "elsewhere.yaml")
-    engine = startup_cache.builtin_engine(other, CompiledMachine)
+    engine = registry.builtin_engine(other, CompiledMachine)
     assert engine.spec is other and entries(cache) == []
 
 
@@ -128,7 +130,7 @@ def test_an_unsafe_place_is_not_used(tmp_path: Path, monkeypatch: pytest.MonkeyP
     shared.chmod(0o777)  # others may write: never trusted
     monkeypatch.setenv(startup_cache.CACHE_ENV, str(shared))
     assert startup_cache.cache_dir() is None
-    assert startup_cache.builtin_spec_data() == read_spec_file(None)[0]
+    assert spec_load.builtin_spec_data() == read_spec_file(None)[0]
     assert list(shared.iterdir()) == []
     link = tmp_path / "link"
     link.symlink_to(tmp_path / "real", target_is_directory=True)
@@ -141,16 +143,16 @@ def test_an_unsafe_place_is_not_used(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 
 def test_a_readable_secret_or_a_linked_entry_is_not_trusted(cache: Path) -> None:
-    startup_cache.builtin_spec_data()
+    spec_load.builtin_spec_data()
     (entry,) = entries(cache)
     (cache / "secret").chmod(0o644)  # others could read it, so forge with it
-    assert startup_cache.builtin_spec_data() == read_spec_file(None)[0]
+    assert spec_load.builtin_spec_data() == read_spec_file(None)[0]
     assert entries(cache) == [entry]  # nothing written either
     (cache / "secret").chmod(0o600)
     moved = cache / "elsewhere"
     entry.rename(moved)
     entry.symlink_to(moved)
-    assert startup_cache.builtin_spec_data() == read_spec_file(None)[0]
+    assert spec_load.builtin_spec_data() == read_spec_file(None)[0]
     assert not entry.is_symlink()  # replaced by a real entry
 
 
@@ -162,7 +164,7 @@ def test_keys_change_with_every_part() -> None:
 
 
 def run_replay(cache: Path | str, *args: str) -> subprocess.CompletedProcess[bytes]:
-    code = ("import sys; from statemachine.cli import main; code = main(sys.argv[1:]); sys.stdout.flush(); "
+    code = ("import sys; from statemachine.cli.main import main; code = main(sys.argv[1:]); sys.stdout.flush(); "
             "print(sorted(m for m in ('yaml', 'jsonschema', 'transitions', 'logging', 'sqlite3') if m in sys.modules),"
             " file=sys.stderr); sys.exit(code)")
     env = {**os.environ, "PYTHONPATH": str(ROOT), startup_cache.CACHE_ENV: str(cache)}

@@ -17,7 +17,7 @@ from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 from stateful_lifecycle import InvariantViolation, make_lifecycle_machine
 
 from statemachine import EventError, Outcome, SessionProjector, builtin_spec, load_spec
-from statemachine.requirements import builtin_requirements
+from statemachine.spec.requirements import builtin_requirements
 
 MUTANTS = sorted((Path(__file__).resolve().parent.parent / "specs" / "mutants").glob("*.yaml"))
 # What each classic mutant breaks (by its letter); the others break a requirement their header names.

@@ -24,9 +24,9 @@ from store_support import (
 )
 
 from statemachine import OutcomeKind, SessionProjector
-from statemachine.invariants import state_violations
-from statemachine.record import event_digest_hex
-from statemachine.spec import builtin_spec
+from statemachine.core.record import event_digest_hex
+from statemachine.spec.invariants import state_violations
+from statemachine.spec.load import builtin_spec
 from statemachine.store import ReplayProgress, StoreError, open_store
 from statemachine.store.schema import MIGRATIONS
 

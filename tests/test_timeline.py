@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from statemachine.cli import main
-from statemachine.timeline import KINDS, render_timeline, timeline_data
+from statemachine.cli.main import main
+from statemachine.observing.timeline import KINDS, render_timeline, timeline_data
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from statemachine.cli import main
+from statemachine.cli.main import main
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

@@ -9,8 +9,8 @@ import pytest
 from helpers import Events
 
 from statemachine import SessionProjector
-from statemachine.cli import main
-from statemachine.trace import trace_lines
+from statemachine.cli.main import main
+from statemachine.observing.trace import trace_lines
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

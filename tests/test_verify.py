@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 
 from statemachine import SessionProjector, builtin_spec, load_spec
-from statemachine import compiled as compiled_module
-from statemachine.compiled import CompiledMachine, compiled_for
-from statemachine.invariants import state_violations
-from statemachine.requirements import builtin_requirements
+from statemachine.engine import registry
+from statemachine.engine.compiled import CompiledMachine
+from statemachine.engine.registry import compiled_for
+from statemachine.spec.invariants import state_violations
+from statemachine.spec.requirements import builtin_requirements
 from statemachine.verify.explore import explore
 from statemachine.verify.report import CheckResult
 from statemachine.verify.run import CHECKS, run_checks
@@ -222,7 +223,7 @@ def test_agreement_fails_when_the_compiled_table_differs_from_the_machine(monkey
     # A table that sends `ready` to `interrupted` breaks no invariant: only the agreement sees it.
     table[key] = replace(plan, entries=tuple(replace(e, status="interrupted") for e in plan.entries))
     corrupted = CompiledMachine(spec, table)
-    monkeypatch.setattr(compiled_module, "compiled_for", lambda _: corrupted)
+    monkeypatch.setattr(registry, "compiled_for", lambda _: corrupted)
     assert explore(spec).ok
     result = explore(spec, reference="transitions", name="agreement")
     assert not result.ok
@@ -231,7 +232,7 @@ def test_agreement_fails_when_the_compiled_table_differs_from_the_machine(monkey
 
 
 def test_induction_starts_from_pending_turns_and_open_requests_too() -> None:
-    from statemachine.requirements import BUILTIN_REQUIREMENTS, parse_requirements
+    from statemachine.spec.requirements import BUILTIN_REQUIREMENTS, parse_requirements
     from statemachine.verify.induction import abstract_states, induction
 
     spec = builtin_spec()

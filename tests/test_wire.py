@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from statemachine import SessionProjector, wire
-from statemachine.events import EventError
+from statemachine import SessionProjector
+from statemachine.core import wire
+from statemachine.core.event import EventError
 
 DECODERS = ["json", "msgspec"]
 

@@ -10,8 +10,8 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .acp import AcpAdapter
-    from .base import (
+    from statemachine.adapters.acp import AcpAdapter
+    from statemachine.adapters.base import (
         EOF_SETTLEMENTS,
         Adapter,
         AdapterError,
@@ -21,9 +21,9 @@ if TYPE_CHECKING:
         EofSettlement,
         LineClock,
     )
-    from .claude_stream_json import ClaudeStreamJsonAdapter
-    from .codex_app_server import CodexAppServerAdapter
-    from .codex_exec import CodexExecAdapter
+    from statemachine.adapters.claude_stream_json import ClaudeStreamJsonAdapter
+    from statemachine.adapters.codex_app_server import CodexAppServerAdapter
+    from statemachine.adapters.codex_exec import CodexExecAdapter
 
 __all__ = [
     "ADAPTERS",
@@ -54,10 +54,10 @@ _EXPORTS = {
 
 def _adapters() -> dict[str, type[Adapter]]:
     """The raw formats, by the name the CLI's --from takes."""
-    from .acp import AcpAdapter
-    from .claude_stream_json import ClaudeStreamJsonAdapter
-    from .codex_app_server import CodexAppServerAdapter
-    from .codex_exec import CodexExecAdapter
+    from statemachine.adapters.acp import AcpAdapter
+    from statemachine.adapters.claude_stream_json import ClaudeStreamJsonAdapter
+    from statemachine.adapters.codex_app_server import CodexAppServerAdapter
+    from statemachine.adapters.codex_exec import CodexExecAdapter
 
     return {cls.format: cls for cls in (CodexAppServerAdapter, CodexExecAdapter, ClaudeStreamJsonAdapter, AcpAdapter)}
 

@@ -15,7 +15,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from .base import Adapter, Envelope, Line, Malformed, obj, optional_text, protocol_id, rpc_id
+from statemachine.adapters.base import Adapter, Envelope, Line, Malformed, obj, optional_text, protocol_id, rpc_id
 
 __all__ = ["ACP_STOP_REASONS", "ACP_V2_STATES", "AcpAdapter"]
 

@@ -52,7 +52,7 @@ EofSettlement = Literal["interrupted", "error", "leave"]
 EOF_SETTLEMENTS: tuple[EofSettlement, ...] = ("interrupted", "error", "leave")
 
 # What `finish()` emits per open turn, by settlement rule ("leave" emits nothing: the stale-turn
-# bound, statemachine.operations.expire_stale_turns, settles the turn later).
+# bound, statemachine.runtime.operations.expire_stale_turns, settles the turn later).
 EOF_PAYLOADS: dict[str, dict[str, str]] = {
     "interrupted": {"state": "interrupted", "reason": "end_of_stream"},
     "error": {"state": "failed", "errorMessage": "The provider stream ended while the turn was open"},

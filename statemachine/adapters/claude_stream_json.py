@@ -10,7 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import MAX_PROTOCOL_ID, Adapter, BoundedSet, Envelope, Line, Malformed, optional_text, protocol_id
+from statemachine.adapters.base import (
+    MAX_PROTOCOL_ID,
+    Adapter,
+    BoundedSet,
+    Envelope,
+    Line,
+    Malformed,
+    optional_text,
+    protocol_id,
+)
 
 __all__ = ["CLAUDE_SESSION_STATES", "CLAUDE_SUCCESS_SUBTYPE", "ClaudeStreamJsonAdapter"]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from .base import (
+from statemachine.adapters.base import (
     MAX_PROTOCOL_ID,
     Adapter,
     BoundedSet,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import Adapter, Envelope, Line, Malformed, obj, optional_text, protocol_id
+from statemachine.adapters.base import Adapter, Envelope, Line, Malformed, obj, optional_text, protocol_id
 
 __all__ = ["CodexExecAdapter"]
 

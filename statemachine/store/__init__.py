@@ -11,10 +11,10 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..spec import Spec
-    from .base import JournalEntry, ReplayNote, ReplayProgress, SessionStore, StoredThread
-    from .errors import StoreError
-    from .sqlite import SQLiteStore
+    from statemachine.spec.model import Spec
+    from statemachine.store.base import JournalEntry, ReplayNote, ReplayProgress, SessionStore, StoredThread
+    from statemachine.store.errors import StoreError
+    from statemachine.store.sqlite import SQLiteStore
 
 __all__ = [
     "JournalEntry",
@@ -30,7 +30,7 @@ __all__ = [
 _POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 # Imported on first use (PEP 562): `replay` builds the store's command-line options through
-# `statemachine.store.command`, and should not load SQLite for that.
+# `statemachine.cli.store`, and should not load SQLite for that.
 _EXPORTS = {
     "JournalEntry": "base", "ReplayNote": "base", "ReplayProgress": "base", "SessionStore": "base",
     "StoredThread": "base", "StoreError": "errors", "SQLiteStore": "sqlite",
@@ -59,11 +59,11 @@ def open_store(
     The memory caps are fixed when a store is created; `None` takes the stored ones (or the
     projector's defaults for a new store), a different number is refused.
     """
-    from .errors import StoreError
-    from .sqlite import SQLiteStore
+    from statemachine.store.errors import StoreError
+    from statemachine.store.sqlite import SQLiteStore
 
     if url.startswith(_POSTGRES_SCHEMES):
-        from .postgres import PostgresStore
+        from statemachine.store.postgres import PostgresStore
 
         return PostgresStore(url, spec, max_event_ids=max_event_ids, max_finished_turns=max_finished_turns,
                              journal=journal)

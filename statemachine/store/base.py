@@ -17,14 +17,16 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeVar
 
-from ..events import Event, EventError, EventParser
-from ..outcome import Outcome, OutcomeKind
-from ..projector import DEFAULT_MAX_EVENT_IDS, DEFAULT_MAX_FINISHED_TURNS, SessionProjector
-from ..session import Session
-from ..snapshot import MAX_SNAPSHOT_BYTES, SnapshotError
-from ..spec import Spec, builtin_spec
-from .errors import StoreError
-from .schema import DATA_STEPS, MIGRATIONS
+from statemachine.core.event import Event, EventError
+from statemachine.core.outcome import Outcome, OutcomeKind
+from statemachine.core.session import Session
+from statemachine.runtime.projector import DEFAULT_MAX_EVENT_IDS, DEFAULT_MAX_FINISHED_TURNS, SessionProjector
+from statemachine.runtime.snapshot import MAX_SNAPSHOT_BYTES, SnapshotError
+from statemachine.spec.load import builtin_spec
+from statemachine.spec.model import Spec
+from statemachine.spec.parser import EventParser
+from statemachine.store.errors import StoreError
+from statemachine.store.schema import DATA_STEPS, MIGRATIONS
 
 __all__ = [
     "JournalEntry",

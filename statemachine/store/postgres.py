@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..spec import Spec
-from .base import SqlStore, _Cursor
-from .errors import StoreError
+from statemachine.spec.model import Spec
+from statemachine.store.base import SqlStore, _Cursor
+from statemachine.store.errors import StoreError
 
 __all__ = ["PostgresStore"]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..record import event_digest_hex
+from statemachine.core.record import event_digest_hex
 
 __all__ = ["DATA_STEPS", "MIGRATIONS"]
 

@@ -10,8 +10,8 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from ..spec import Spec
-from .base import SqlStore, _Cursor
+from statemachine.spec.model import Spec
+from statemachine.store.base import SqlStore, _Cursor
 
 __all__ = ["SQLiteStore"]
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import time
 
-from ..requirements import Requirements
-from ..spec import Spec
-from .report import CheckResult
+from statemachine.spec.model import Spec
+from statemachine.spec.requirements import Requirements
+from statemachine.verify.report import CheckResult
 
 __all__ = ["declarations"]
 

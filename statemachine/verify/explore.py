@@ -32,18 +32,19 @@ from dataclasses import replace
 from itertools import permutations
 from typing import Any, Literal
 
-from ..compiled import BatchStepFn, compiled_for
-from ..events import Event
-from ..ingest_clock import CREATED_IN_FUTURE
-from ..invariants import state_violations, step_violations
-from ..outcome import Outcome, OutcomeKind
-from ..projector import SessionProjector
-from ..record import ThreadRecord
-from ..requirements import Requirements, StepContext
-from ..session import Session
-from ..spec import Spec
-from .report import CheckResult
-from .universe import TURNS, EventTemplate, event_universe
+from statemachine.core.clock import CREATED_IN_FUTURE
+from statemachine.core.event import Event
+from statemachine.core.outcome import Outcome, OutcomeKind
+from statemachine.core.record import ThreadRecord
+from statemachine.core.session import Session
+from statemachine.engine.compiled import BatchStepFn
+from statemachine.engine.registry import compiled_for
+from statemachine.runtime.projector import SessionProjector
+from statemachine.spec.invariants import state_violations, step_violations
+from statemachine.spec.model import Spec
+from statemachine.spec.requirements import Requirements, StepContext
+from statemachine.verify.report import CheckResult
+from statemachine.verify.universe import TURNS, EventTemplate, event_universe
 
 __all__ = ["THREAD", "counterexample", "explore", "explore_and_agree", "least_form"]
 
@@ -108,7 +109,7 @@ _NOT_STEPPED = (OutcomeKind.DUPLICATE, OutcomeKind.IGNORED)
 
 
 class _BatchCheck:
-    """The batch path's lean steps (`statemachine.batch`) on the walk's edges: from the state an
+    """The batch path's lean steps (`statemachine.runtime.batch`) on the walk's edges: from the state an
     edge leaves, the step must give `apply`'s outcome kind, rejection reason, session and
     remembered turns. One record per state, put back after each step (a step changes it only
     through `ThreadRecord.commit` and its finished turns)."""

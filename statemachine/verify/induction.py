@@ -17,15 +17,15 @@ import time
 from itertools import chain, combinations, product
 from typing import Any
 
-from ..invariants import state_violations, step_violations
-from ..machine import vocabulary_of
-from ..projector import SessionProjector
-from ..requirements import Requirements, StepContext
-from ..session import PENDING_UNKNOWN, Session
-from ..spec import Spec
-from .explore import THREAD, counterexample, least_form
-from .report import CheckResult
-from .universe import PROVIDER, TIMES, TURNS, event_universe
+from statemachine.core.session import PENDING_UNKNOWN, Session
+from statemachine.engine.machine import vocabulary_of
+from statemachine.runtime.projector import SessionProjector
+from statemachine.spec.invariants import state_violations, step_violations
+from statemachine.spec.model import Spec
+from statemachine.spec.requirements import Requirements, StepContext
+from statemachine.verify.explore import THREAD, counterexample, least_form
+from statemachine.verify.report import CheckResult
+from statemachine.verify.universe import PROVIDER, TIMES, TURNS, event_universe
 
 __all__ = ["abstract_states", "induction"]
 

@@ -2,7 +2,7 @@
 
 The model is generated from the `Spec` object alone; no transition table is written here. What
 this module does write is its own meaning for each guard and effect *name* (`GUARDS`, `EFFECTS`
-below), made from the names' descriptions in the spec and not from `statemachine.semantics`, so
+below), made from the names' descriptions in the spec and not from `statemachine.spec.semantics`, so
 that spin checks the spec against an independent implementation of its vocabulary.
 
 Abstraction (one session):
@@ -39,9 +39,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..requirements import Requirements
-from ..spec import EffectRef, Spec, TransitionSpec
-from .promela_requirements import Expr, render_contract, render_state, render_temporal
+from statemachine.spec.model import EffectRef, Spec, TransitionSpec
+from statemachine.spec.requirements import Requirements
+from statemachine.verify.promela_requirements import Expr, render_contract, render_state, render_temporal
 
 __all__ = ["DEFAULT_TURN_IDS", "EFFECTS", "GUARDS", "INVARIANTS", "PromelaError", "awaiting_names", "export_promela"]
 

@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..requirements import Requirement, Temporal
-from ..spec import Spec
+from statemachine.spec.model import Spec
+from statemachine.spec.requirements import Requirement, Temporal
 
 __all__ = ["Unmodelled", "render_contract", "render_state", "render_temporal"]
 

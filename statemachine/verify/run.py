@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..requirements import Requirements
-from ..spec import Spec
-from .declarations import declarations
-from .explore import explore, explore_and_agree
-from .induction import induction
-from .report import CheckResult
-from .static import static_check
+from statemachine.spec.model import Spec
+from statemachine.spec.requirements import Requirements
+from statemachine.verify.declarations import declarations
+from statemachine.verify.explore import explore, explore_and_agree
+from statemachine.verify.induction import induction
+from statemachine.verify.report import CheckResult
+from statemachine.verify.static import static_check
 
 __all__ = [
     "CHECKS",
@@ -36,7 +36,7 @@ def _static(spec: Spec, _: Requirements) -> CheckResult:
 
 
 def _spin(spec: Spec, requirements: Requirements) -> CheckResult:
-    from .spin import check_spin  # needs the `spin` program; imported only when asked for
+    from statemachine.verify.spin import check_spin  # needs the `spin` program; imported only when asked for
 
     return check_spin(spec, requirements)
 
@@ -198,8 +198,8 @@ def write_counterexamples(
     directory: Path, requirements: Requirements, results: list[CheckResult], spec: Spec | None = None
 ) -> list[Path]:
     """Per violated requirement, named after it: its counterexample as JSONL, replayable with
-    `replay --spec`, and that replay as an HTML timeline (`statemachine.timeline`) beside it."""
-    from ..timeline import render_timeline  # only when there is something to draw
+    `replay --spec`, and that replay as an HTML timeline (`statemachine.observing.timeline`) beside it."""
+    from statemachine.observing.timeline import render_timeline  # only when there is something to draw
 
     directory.mkdir(parents=True, exist_ok=True)
     written = []

@@ -19,12 +19,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ..invariants import state_violations
-from ..projector import SessionProjector
-from ..requirements import Requirements
-from ..spec import Spec
-from .promela import DEFAULT_TURN_IDS, PromelaError, export_promela, requirement_coverage
-from .report import CheckResult
+from statemachine.runtime.projector import SessionProjector
+from statemachine.spec.invariants import state_violations
+from statemachine.spec.model import Spec
+from statemachine.spec.requirements import Requirements
+from statemachine.verify.promela import DEFAULT_TURN_IDS, PromelaError, export_promela, requirement_coverage
+from statemachine.verify.report import CheckResult
 
 __all__ = ["PROVIDER", "THREAD", "check_spin", "counterexample_events"]
 
@@ -235,7 +235,8 @@ def check_spin(
         if set(violated_here) & set(_reproduces(spec, events, requirements)):
             note += "; the projector reproduces it"
         else:
-            note += "; the projector does NOT reproduce it (statemachine.semantics and the Promela rendering disagree)"
+            note += ("; the projector does NOT reproduce it (statemachine.spec.semantics and the Promela"
+                     " rendering disagree)")
         notes.append(note)
     for name, path_events in ltl.items():
         counterexamples[name] = path_events

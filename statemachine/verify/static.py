@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import time
 
-from ..machine import vocabulary_of
-from ..semantics import CLEARS_TURN_CLASS, EXCLUDES_FINISHED, Vocabulary
-from ..spec_model import EffectRef, Spec
-from .report import CheckResult
+from statemachine.engine.machine import vocabulary_of
+from statemachine.spec.model import EffectRef, Spec
+from statemachine.spec.semantics import CLEARS_TURN_CLASS, EXCLUDES_FINISHED, Vocabulary
+from statemachine.verify.report import CheckResult
 
 __all__ = ["static_check"]
 

@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from itertools import product
 from typing import TYPE_CHECKING, Any
 
-from ..machine import vocabulary_of
-from ..spec_model import EventType, Spec, SpecError, Trigger
+from statemachine.engine.machine import vocabulary_of
+from statemachine.spec.model import EventType, Spec, SpecError, Trigger
 
 if TYPE_CHECKING:
-    from ..requirements import Requirements
+    from statemachine.spec.requirements import Requirements
 
 __all__ = ["IGNORED_TYPE", "MAX_PAYLOAD_COMBINATIONS", "PAYLOAD_TEXT", "PROVIDER", "TIMES", "TURNS", "EventTemplate",
            "event_universe", "fields_read", "reads_event_turn"]

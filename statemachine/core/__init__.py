@@ -1,0 +1,1 @@
+"""Values every layer shares: sessions, events, outcomes, thread records, the clock bound, JSON decoding."""

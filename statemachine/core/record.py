@@ -1,0 +1,227 @@
+"""What the projector keeps per thread, and the one place that changes it.
+
+One object per thread (`ThreadRecord`) holds everything the thread needs: its session, its
+de-duplication memory and its finished turns. The memories are packed while they are small, which
+is what almost every thread is: eventIds as a string of 128-bit digests, finished turns as a tuple
+(the empty tuple when the thread finished none, which costs nothing). Past a few dozen entries a
+memory becomes a `BoundedSet`, so that a long-lived thread still pays O(1) per event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable, Iterator
+from datetime import datetime
+from functools import lru_cache
+from hashlib import blake2b
+from typing import Generic, NamedTuple, TypeVar
+
+from statemachine.core.event import parse_timestamp
+from statemachine.core.session import Session
+
+__all__ = ["DIGEST_SIZE", "BoundedSet", "ThreadRecord", "event_digest", "event_digest_hex"]
+
+K = TypeVar("K", bound=Hashable)
+
+# Bytes per remembered eventId: a 128-bit BLAKE2b digest. The chance that two distinct eventIds of
+# one thread share one is below n^2 / 2^129 for n remembered ids (docs/reliability.md).
+DIGEST_SIZE = 16
+
+# Up to this many entries a memory is packed (a bytes string, a tuple) and searched in order;
+# beyond, it is a BoundedSet. Most threads never leave the packed form.
+PACKED_EVENT_IDS = 32
+PACKED_FINISHED_TURNS = 8
+
+
+def event_digest(event_id: str) -> bytes:
+    """The digest the de-duplication memory keeps for `event_id` (16 bytes).
+
+    `surrogatepass`: an eventId may hold a lone surrogate (JSON allows `\\ud800`); encoded this
+    way, distinct strings still give distinct bytes.
+    """
+    try:
+        data = event_id.encode()
+    except UnicodeEncodeError:  # only a surrogate fails, and only then is the slower spelling needed
+        data = event_id.encode("utf-8", "surrogatepass")
+    return blake2b(data, digest_size=DIGEST_SIZE).digest()
+
+
+def event_digest_hex(event_id: str) -> str:
+    """`event_digest` as 32 lowercase hex digits: how snapshots, stores and readers spell it."""
+    return event_digest(event_id).hex()
+
+
+def _packed_has(ids: bytes, digest: bytes) -> bool:
+    """Whether `digest` is one of the digests packed end to end in `ids`."""
+    at = ids.find(digest)
+    while at >= 0:
+        if not at % DIGEST_SIZE:  # a match across two digests does not count
+            return True
+        at = ids.find(digest, at + 1)
+    return False
+
+
+class BoundedSet(Generic[K]):
+    """An insertion-ordered set that forgets its oldest member past `cap`.
+
+    O(1) per operation whatever the cap: members live in a dict (compact for the few members most
+    threads have), and a ring of the same keys says which one is oldest, so eviction never scans
+    the dict from its front (which costs time proportional to the entries deleted before it).
+    """
+
+    __slots__ = ("_head", "_members", "_ring", "cap")
+
+    def __init__(self, cap: int, members: Iterable[K] = ()) -> None:
+        self.cap = cap
+        self._members: dict[K, None] = {}
+        self._ring: list[K] = []
+        self._head = 0
+        for member in members:
+            self.add(member)
+
+    def add(self, key: K) -> bool:
+        """Add `key`; False if it was already a member (the de-duplication test and update in one)."""
+        members = self._members
+        if key in members:
+            return False
+        members[key] = None
+        ring = self._ring
+        if len(ring) < self.cap:
+            ring.append(key)
+        else:  # full: the oldest member makes room
+            head = self._head
+            del members[ring[head]]
+            ring[head] = key
+            self._head = (head + 1) % self.cap
+        return True
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._members
+
+    def __len__(self) -> int:
+        return len(self._members)
+
+    def __iter__(self) -> Iterator[K]:
+        """Oldest first."""
+        ring, head = self._ring, self._head
+        return iter(ring[head:] + ring[:head])
+
+    def __repr__(self) -> str:
+        return f"BoundedSet(cap={self.cap}, {list(self)!r})"
+
+
+class _Caps(NamedTuple):
+    """A projector's memory caps, shared by all its records (one object per distinct pair)."""
+
+    event_ids: int
+    finished_turns: int
+    packed_id_bytes: int  # the packed eventId memory's longest length
+    packed_turns: int  # the packed finished-turn memory's largest size
+
+
+@lru_cache(maxsize=64)
+def _caps(max_event_ids: int, max_finished_turns: int) -> _Caps:
+    return _Caps(max_event_ids, max_finished_turns, min(max_event_ids, PACKED_EVENT_IDS) * DIGEST_SIZE,
+                 min(max_finished_turns, PACKED_FINISHED_TURNS))
+
+
+class ThreadRecord:
+    """Per-thread memory. Internal and mutable; callers only ever see `Session` values.
+
+    Its memories change only through `see` (the eventIds, on de-duplication) and `remember_turn`
+    (turns completed, aborted or cleared, as an applied step's effects run), and its session only
+    through `commit`, which both engines call. Both memories forget their oldest entry first, past
+    the projector's caps, in the same order whether packed or not.
+
+    `finished` is the finished-turn memory as it is (a tuple, or a `BoundedSet` once large): read
+    it with `in`, `len` and iteration (oldest first), never change it directly. `updated_dt` is the
+    session's `updatedAt` parsed, computed when read rather than kept (48 bytes per thread saved).
+    """
+
+    __slots__ = ("_caps", "_ids", "finished", "session")
+
+    def __init__(self, session: Session, max_event_ids: int, max_finished_turns: int) -> None:
+        if session.updated_at is not None:
+            parse_timestamp(session.updated_at)  # ValueError now, rather than on the thread's next event
+        self.session = session
+        self._caps = _caps(max_event_ids, max_finished_turns)
+        # Digests of the processed eventIds: packed (bytes, oldest first) or, once large, a BoundedSet.
+        self._ids: bytes | BoundedSet[bytes] = b""
+        self.finished: tuple[str, ...] | BoundedSet[str] = ()
+
+    @property
+    def updated_dt(self) -> datetime | None:
+        updated_at = self.session.updated_at
+        return parse_timestamp(updated_at) if updated_at is not None else None
+
+    def commit(self, session: Session, updated_dt: datetime | None) -> None:
+        """An applied step: the new session (the turns it finished are already remembered: effects
+        add them as they run, after every guard was read). `updated_dt` is the parsed `updatedAt`
+        of `session`, which the record derives again when asked; kept in the signature for the
+        engines, which have it at hand."""
+        del updated_dt
+        self.session = session
+
+    # -- the de-duplication memory ---------------------------------------------------------------
+
+    def see(self, event_id: str) -> bool:
+        """Remember `event_id`; False if it was remembered already (the duplicate test and update in one)."""
+        # `event_digest` written out: this runs once per event, and a call is a fair part of it.
+        try:
+            digest = blake2b(event_id.encode(), digest_size=DIGEST_SIZE).digest()
+        except UnicodeEncodeError:
+            digest = event_digest(event_id)
+        return self.see_digest(digest)
+
+    def see_digest(self, digest: bytes) -> bool:
+        """`see` for an eventId's digest (`event_digest`)."""
+        ids = self._ids
+        if not isinstance(ids, bytes):
+            return ids.add(digest)
+        if _packed_has(ids, digest):
+            return False
+        caps = self._caps
+        if len(ids) < caps.packed_id_bytes:
+            self._ids = ids + digest
+        elif caps.event_ids * DIGEST_SIZE == len(ids):  # full: the oldest makes room
+            self._ids = ids[DIGEST_SIZE:] + digest
+        else:
+            self._ids = BoundedSet(caps.event_ids, [*_chunks(ids), digest])
+        return True
+
+    def has_seen(self, event_id: str) -> bool:
+        return self.has_seen_digest(event_digest(event_id))
+
+    def has_seen_digest(self, digest: bytes) -> bool:
+        ids = self._ids
+        return digest in ids if not isinstance(ids, bytes) else _packed_has(ids, digest)
+
+    def seen_digests(self) -> tuple[bytes, ...]:
+        """The remembered eventIds' digests, oldest first."""
+        ids = self._ids
+        return tuple(_chunks(ids)) if isinstance(ids, bytes) else tuple(ids)
+
+    def seen_count(self) -> int:
+        ids = self._ids
+        return len(ids) // DIGEST_SIZE if isinstance(ids, bytes) else len(ids)
+
+    # -- the finished-turn memory ----------------------------------------------------------------
+
+    def remember_turn(self, turn: str) -> None:
+        """Remember a finished turn (a turn already remembered keeps its place)."""
+        finished = self.finished
+        if not isinstance(finished, tuple):
+            finished.add(turn)
+            return
+        if turn in finished:
+            return
+        caps = self._caps
+        if len(finished) < caps.packed_turns:
+            self.finished = (*finished, turn)
+        elif caps.finished_turns == len(finished):  # full: the oldest makes room
+            self.finished = (*finished[1:], turn)
+        else:
+            self.finished = BoundedSet(caps.finished_turns, (*finished, turn))
+
+
+def _chunks(ids: bytes) -> Iterator[bytes]:
+    return (ids[i:i + DIGEST_SIZE] for i in range(0, len(ids), DIGEST_SIZE))

@@ -1,0 +1,1 @@
+"""The lifecycle drawn and written: diagrams and the generated pages."""

@@ -1,0 +1,1 @@
+"""Logs in, sessions out: bounded line reading, raw provider logs, parallel jobs, resumable store replays."""

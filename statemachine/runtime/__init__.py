@@ -1,0 +1,1 @@
+"""Holding sessions in memory: the pipeline, the projector, snapshots, operations."""

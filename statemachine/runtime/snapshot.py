@@ -1,0 +1,380 @@
+"""The snapshot format: every session, its de-duplication memory and its remembered turns, as JSON.
+
+```
+{"format": "session-lifecycle-snapshot", "version": 4, "spec": "session-lifecycle",
+ "specDigest": "<sha256 of the spec's content>", "maxEventIds": 1024, "maxFinishedTurns": 256,
+ "eventIdDigest": "blake2b-128",
+ "threads": [{"session": {...Session.to_wire()...}, "seenEventDigests": [...], "finishedTurns": [...]}]}
+```
+
+Lists keep their order (oldest first) because the per-thread memories forget the oldest entry
+first: a restored projector must forget in the same order as the one that was saved. Decoding is
+strict (unknown keys, wrong types, duplicates, ids past the parser's limit, memories fuller than
+the *restoring* projector's caps, a different spec content, and states that break the spec's
+invariants are all refused) so that a restored projector is one the proofs speak about.
+Version 4 keeps the de-duplication memory as the projector does: each eventId as its 128-bit
+BLAKE2b digest, 32 lowercase hex digits (`seenEventDigests`, named by `eventIdDigest`), not the id
+itself. Version 3 added the sessions' `pendingTurn` and `awaiting`; version 2 added `specDigest`.
+Older snapshots still restore: their `seenEventIds` are digested on the way in (checked as before:
+non-empty, unrepeated, within the id length limit), version 2 sessions with both new fields null,
+and version 1 without its spec content checked.
+`SessionProjector.snapshot()` and `SessionProjector.restore()` are the public entry points.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from statemachine.core.event import parse_timestamp
+from statemachine.core.record import DIGEST_SIZE, event_digest_hex
+from statemachine.core.session import Session
+from statemachine.spec.invariants import state_violations
+
+if TYPE_CHECKING:
+    from statemachine.spec.model import Spec
+
+__all__ = [
+    "MAX_SNAPSHOT_BYTES",
+    "SNAPSHOT_FORMAT",
+    "SNAPSHOT_VERSION",
+    "Limits",
+    "SnapshotError",
+    "ThreadState",
+    "decode",
+    "encode",
+    "session_violations",
+]
+
+SNAPSHOT_FORMAT = "session-lifecycle-snapshot"
+SNAPSHOT_VERSION = 4
+# Versions this library reads: 3 is version 4 with the eventIds themselves (`seenEventIds`); 2 is
+# version 3 without the sessions' `pendingTurn` and `awaiting` (both restore null); 1 is version 2
+# without `specDigest`.
+READABLE_VERSIONS = (1, 2, 3, 4)
+# How version 4 spells a remembered eventId (`statemachine.core.record.event_digest_hex`).
+EVENT_ID_DIGEST = "blake2b-128"
+
+# Longest snapshot text `decode` parses. A thread with full default memories of UUID-sized ids
+# takes about 50 KB, a typical one well under 1 KB: this leaves room for thousands of full
+# threads, or hundreds of thousands of typical ones, and refuses an endless or absurd input before
+# parsing it.
+MAX_SNAPSHOT_BYTES = 256 << 20
+
+_SESSION_FIELDS = {
+    "threadId": "thread_id",
+    "status": "status",
+    "providerName": "provider_name",
+    "activeTurnId": "active_turn_id",
+    "lastError": "last_error",
+    "updatedAt": "updated_at",
+    "providerInstanceId": "provider_instance_id",
+    "runtimeMode": "runtime_mode",
+}
+# The orchestrator's side (version 3): pendingTurn null or {"turnId": id or null}; awaiting null or text.
+_ORCHESTRATOR_FIELDS = ("pendingTurn", "awaiting")
+_HEX_DIGEST = re.compile(f"[0-9a-f]{{{DIGEST_SIZE * 2}}}")
+_REQUIRED_SESSION_FIELDS = ("threadId", "status", "providerName", "activeTurnId", "lastError", "updatedAt")
+_TOP_FIELDS = ("format", "version", "spec", "specDigest", "maxEventIds", "maxFinishedTurns", "eventIdDigest",
+               "threads")
+_THREAD_FIELDS = ("session", "seenEventDigests", "finishedTurns")
+_THREAD_FIELDS_V3 = ("session", "seenEventIds", "finishedTurns")
+
+
+class SnapshotError(ValueError):
+    """A snapshot that cannot be restored. `path` says where (`threads[2].session.status`)."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = path
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadState:
+    """One thread as saved: its session and both memories, oldest entry first (the eventIds as
+    their digests in hex, `statemachine.core.record.event_digest_hex`)."""
+
+    session: Session
+    seen_event_digests: tuple[str, ...]
+    finished_turns: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What the restoring projector allows; it wins over whatever the snapshot says."""
+
+    max_event_ids: int
+    max_finished_turns: int
+    max_id_length: int
+    max_bytes: int = MAX_SNAPSHOT_BYTES
+    # Is this `updatedAt` beyond the ingest clock's bound? (`ingest_clock.Horizon.beyond`)
+    in_future: Callable[[datetime], bool] = lambda _: False
+    allow_spec_change: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    max_event_ids: int
+    max_finished_turns: int
+    threads: tuple[ThreadState, ...]
+
+
+def encode(spec: Spec, max_event_ids: int, max_finished_turns: int, threads: Iterable[ThreadState]) -> dict[str, Any]:
+    return {
+        "format": SNAPSHOT_FORMAT,
+        "version": SNAPSHOT_VERSION,
+        "spec": spec.name,
+        # A Spec built in code has no digest: null, and its content is then not checked.
+        "specDigest": spec.digest or None,
+        "maxEventIds": max_event_ids,
+        "maxFinishedTurns": max_finished_turns,
+        "eventIdDigest": EVENT_ID_DIGEST,
+        "threads": [
+            {
+                "session": t.session.to_wire(),
+                "seenEventDigests": list(t.seen_event_digests),
+                "finishedTurns": list(t.finished_turns),
+            }
+            for t in threads
+        ],
+    }
+
+
+def _type_name(value: object) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _object(value: object, path: str, allowed: Sequence[str]) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise SnapshotError(path, f"must be a JSON object, got {_type_name(value)}")
+    unknown = [k for k in value if k not in allowed]
+    if unknown:
+        raise SnapshotError(f"{path}.{unknown[0]}" if path else str(unknown[0]), "unknown field")
+    return value
+
+
+def _field(obj: Mapping[str, Any], name: str, path: str) -> Any:
+    if name not in obj:
+        raise SnapshotError(_join(path, name), "is required")
+    return obj[name]
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def _int(value: object, path: str) -> int:
+    # bool is an int in Python, but `true` is not a count in JSON.
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise SnapshotError(path, f"must be an integer, got {_type_name(value)}")
+    return value
+
+
+def _text(value: object, path: str, *, nullable: bool) -> str | None:
+    if value is None and nullable:
+        return None
+    if not isinstance(value, str):
+        raise SnapshotError(path, f"must be a string{' or null' if nullable else ''}, got {_type_name(value)}")
+    return value
+
+
+def _length(value: str, path: str, limit: int) -> None:
+    if len(value) > limit:
+        raise SnapshotError(path, f"is {len(value)} characters long; the parser's id length limit is {limit}")
+
+
+def _ids(value: object, path: str, cap: int, cap_name: str, max_length: int,
+         *, digests: bool = False) -> tuple[str, ...]:
+    """A memory's entries: ids (non-empty, within the id length limit) or, with `digests`, eventId
+    digests (exactly 32 lowercase hex digits); never repeated, never more than the cap."""
+    if not isinstance(value, list):
+        raise SnapshotError(path, f"must be a JSON array, got {_type_name(value)}")
+    if len(value) > cap:
+        raise SnapshotError(path, f"holds {len(value)} entries, more than the restoring projector's "
+                                  f"{cap_name}={cap} (pass a larger {cap_name} to restore())")
+    seen: set[str] = set()
+    for i, item in enumerate(value):
+        if digests:
+            if not isinstance(item, str) or _HEX_DIGEST.fullmatch(item) is None:
+                shown = repr(item[:64]) if isinstance(item, str) else _type_name(item)
+                raise SnapshotError(f"{path}[{i}]", f"must be {DIGEST_SIZE * 2} lowercase hex digits (an eventId "
+                                                    f"digest), got {shown}")
+        elif not isinstance(item, str) or not item:
+            raise SnapshotError(f"{path}[{i}]", f"must be a non-empty string, got {_type_name(item)}")
+        else:
+            _length(item, f"{path}[{i}]", max_length)
+        if item in seen:
+            raise SnapshotError(f"{path}[{i}]", f"repeats {item[:64]!r}")
+        seen.add(item)
+    return tuple(value)
+
+
+# Session fields that are identifiers from events, bounded by the parser's id length limit.
+_ID_FIELDS = ("threadId", "providerName", "activeTurnId", "updatedAt")
+
+
+def _pending_turn(obj: Mapping[str, Any], path: str, limits: Limits) -> str | None:
+    raw = obj.get("pendingTurn")
+    if raw is None:
+        return None
+    where = _join(path, "pendingTurn")
+    pending = _object(raw, where, ("turnId",))
+    turn = _text(_field(pending, "turnId", where), _join(where, "turnId"), nullable=True)
+    if turn == "":
+        raise SnapshotError(_join(where, "turnId"), "must not be empty")
+    if turn is not None:
+        _length(turn, _join(where, "turnId"), limits.max_id_length)
+    return "" if turn is None else turn  # "" is Session's spelling of a pending turn of unknown id
+
+
+def _session(value: object, path: str, spec: Spec, limits: Limits, version: int) -> Session:
+    # The orchestrator's fields exist from version 3 on.
+    obj = _object(value, path, (*_SESSION_FIELDS, *_ORCHESTRATOR_FIELDS) if version >= 3 else tuple(_SESSION_FIELDS))
+    fields: dict[str, str | None] = {}
+    for name in _SESSION_FIELDS:
+        where = _join(path, name)
+        if name in _REQUIRED_SESSION_FIELDS:
+            raw = _field(obj, name, path)
+        elif name in obj:
+            # to_wire() leaves these out when null; an explicit null would not round-trip exactly.
+            raw = _text(obj[name], where, nullable=False)
+        else:
+            raw = None
+        nullable = name not in ("threadId", "status")
+        text = _text(raw, where, nullable=nullable)
+        if text == "" and name in ("threadId", "activeTurnId"):
+            raise SnapshotError(where, "must not be empty")
+        if text is not None and name in _ID_FIELDS:
+            _length(text, where, limits.max_id_length)
+        fields[_SESSION_FIELDS[name]] = text
+    if fields["status"] not in spec.status_names:
+        raise SnapshotError(_join(path, "status"), f"unknown status {fields['status']!r} in spec {spec.name!r}")
+    updated_at = fields["updated_at"]
+    if updated_at is not None:
+        try:
+            updated_dt = parse_timestamp(updated_at)
+        except ValueError:
+            raise SnapshotError(_join(path, "updatedAt"), f"not an ISO 8601 timestamp: {updated_at[:64]!r}") from None
+        if limits.in_future(updated_dt):
+            raise SnapshotError(_join(path, "updatedAt"), f"{updated_at!r} is further ahead of the clock than the "
+                                                          "restoring projector's max_clock_skew")
+    thread_id, status = fields["thread_id"], fields["status"]
+    assert thread_id is not None and status is not None  # not nullable, checked above
+    pending = _pending_turn(obj, path, limits)
+    awaiting = _text(obj.get("awaiting"), _join(path, "awaiting"), nullable=True)
+    if awaiting == "":
+        raise SnapshotError(_join(path, "awaiting"), "must not be empty")
+    if awaiting is not None:
+        _length(awaiting, _join(path, "awaiting"), limits.max_id_length)
+    if not spec.status(status).holds_turn and (pending is not None or awaiting is not None):
+        raise SnapshotError(path, f"a {status} session may not hold a pending turn or await anything")
+    return Session(
+        thread_id,
+        status,
+        fields["provider_name"],
+        fields["active_turn_id"],
+        fields["last_error"],
+        updated_at,
+        fields["provider_instance_id"],
+        fields["runtime_mode"],
+        pending,
+        awaiting,
+    )
+
+
+def session_violations(spec: Spec, session: Session, finished_turns: frozenset[str]) -> tuple[str, ...]:
+    """The requirements a restored session must meet, by name; empty when it meets them all.
+
+    The one place a restored session is judged: the spec's invariants and the built-in
+    requirements' state invariants (those the lifecycle users rely on, which a spec cannot
+    weaken), when they fit the spec.
+    """
+    from statemachine.spec.requirements import builtin_requirements_if_they_fit  # loaded on the first restore only
+
+    broken = list(state_violations(spec, session, finished_turns))
+    requirements = builtin_requirements_if_they_fit(spec)
+    if requirements is not None:
+        broken += [n for n in requirements.state_violations(session, finished_turns) if n not in broken]
+    return tuple(broken)
+
+
+def _parse_text(data: str | bytes | bytearray, max_bytes: int) -> object:
+    if len(data) > max_bytes:
+        unit = "characters" if isinstance(data, str) else "bytes"
+        raise SnapshotError("snapshot", f"is {len(data)} {unit} long; the limit is {max_bytes} (max_bytes)")
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise SnapshotError("snapshot", f"not valid JSON: {str(exc)[:200]}") from None
+
+
+def decode(data: object, spec: Spec, limits: Limits) -> Decoded:
+    """Validate a snapshot (a parsed JSON value, or JSON text) against `spec` and the restoring
+    projector's `limits`. Raises `SnapshotError`."""
+    if isinstance(data, (str, bytes, bytearray)):
+        data = _parse_text(data, limits.max_bytes)
+    if not isinstance(data, Mapping):
+        raise SnapshotError("snapshot", f"must be a JSON object, got {_type_name(data)}")
+    # Check the format and version before anything else: a newer layout gets a version error,
+    # not a confusing complaint about one of its fields.
+    if data.get("format") != SNAPSHOT_FORMAT:
+        raise SnapshotError("format", f"not a session-lifecycle snapshot (format must be {SNAPSHOT_FORMAT!r})")
+    version = _int(_field(data, "version", ""), "version")
+    if version not in READABLE_VERSIONS:
+        raise SnapshotError("version", f"unsupported snapshot version {version} (this library reads "
+                                       f"{', '.join(map(str, READABLE_VERSIONS))})")
+    absent = {"specDigest"} if version < 2 else set()
+    absent |= {"eventIdDigest"} if version < 4 else set()
+    top = tuple(f for f in _TOP_FIELDS if f not in absent)
+    obj = _object(data, "", top)
+    spec_name = _text(_field(obj, "spec", ""), "spec", nullable=False)
+    if spec_name != spec.name:
+        raise SnapshotError("spec", f"snapshot of spec {spec_name!r}, but the projector runs spec {spec.name!r}")
+    if version >= 2:
+        digest = _text(_field(obj, "specDigest", ""), "specDigest", nullable=True)
+        if digest is not None and digest != spec.digest and not limits.allow_spec_change:
+            raise SnapshotError("specDigest", f"snapshot of other content of spec {spec.name!r} (digest "
+                                              f"{digest[:16]!r}, the projector's is {spec.digest[:16]!r}); "
+                                              "restore(..., allow_spec_change=True) accepts it")
+    # The caps in the file are checked for shape only: the restoring projector's caps win.
+    saved_event_ids = _int(_field(obj, "maxEventIds", ""), "maxEventIds")
+    saved_finished = _int(_field(obj, "maxFinishedTurns", ""), "maxFinishedTurns")
+    if saved_event_ids < 1:
+        raise SnapshotError("maxEventIds", "must be at least 1")
+    if saved_finished < 1:
+        raise SnapshotError("maxFinishedTurns", "must be at least 1")
+    if version >= 4:
+        scheme = _field(obj, "eventIdDigest", "")
+        if scheme != EVENT_ID_DIGEST:
+            raise SnapshotError("eventIdDigest", f"must be {EVENT_ID_DIGEST!r} (the only eventId digest this "
+                                                 f"library knows), got {str(scheme)[:64]!r}")
+    raw_threads = _field(obj, "threads", "")
+    if not isinstance(raw_threads, list):
+        raise SnapshotError("threads", f"must be a JSON array, got {_type_name(raw_threads)}")
+    threads: list[ThreadState] = []
+    thread_ids: set[str] = set()
+    for i, raw in enumerate(raw_threads):
+        path = f"threads[{i}]"
+        entry = _object(raw, path, _THREAD_FIELDS if version >= 4 else _THREAD_FIELDS_V3)
+        session = _session(_field(entry, "session", path), f"{path}.session", spec, limits, version)
+        if session.thread_id in thread_ids:
+            raise SnapshotError(f"{path}.session.threadId", f"repeats {session.thread_id[:64]!r}")
+        thread_ids.add(session.thread_id)
+        if version >= 4:
+            seen = _ids(_field(entry, "seenEventDigests", path), f"{path}.seenEventDigests", limits.max_event_ids,
+                        "max_event_ids", limits.max_id_length, digests=True)
+        else:  # the ids themselves: digested as the projector keeps them
+            seen = tuple(map(event_digest_hex, _ids(_field(entry, "seenEventIds", path), f"{path}.seenEventIds",
+                                                    limits.max_event_ids, "max_event_ids", limits.max_id_length)))
+        finished = _ids(_field(entry, "finishedTurns", path), f"{path}.finishedTurns", limits.max_finished_turns,
+                        "max_finished_turns", limits.max_id_length)
+        broken = session_violations(spec, session, frozenset(finished))
+        if broken:
+            raise SnapshotError(f"{path}.session", f"breaks invariant(s) {', '.join(broken)}")
+        threads.append(ThreadState(session, seen, finished))
+    return Decoded(limits.max_event_ids, limits.max_finished_turns, tuple(threads))

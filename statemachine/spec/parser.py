@@ -1,0 +1,192 @@
+"""`EventParser`: the wire envelope -> a checked `Event`, against one spec, or `EventError` naming
+the field. Only the parser's own Events are trusted as they are."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from statemachine.core import wire as _wire
+from statemachine.core.event import (
+    _EMPTY,
+    MAX_ID_LENGTH,
+    SYNTHETIC_EVENT_PREFIX,
+    Event,
+    EventError,
+    _new_tuple,
+    _timestamp,
+)
+
+if TYPE_CHECKING:
+    from statemachine.spec.model import Spec
+
+__all__ = ["EventParser"]
+
+
+def _text(data: Mapping[str, Any], name: str, limit: int) -> str:
+    if name not in data:
+        raise EventError(name, "is required")
+    value = data[name]
+    if not isinstance(value, str):
+        raise EventError(name, f"must be a string, got {type(value).__name__}")
+    if not value:
+        raise EventError(name, "must not be empty")
+    if len(value) > limit:
+        raise EventError(name, f"is {len(value)} characters long; the limit is {limit}")
+    return value
+
+
+_TYPE_CHECKS = {"string": str, "boolean": bool}
+_UNKNOWN = object()
+
+
+class EventParser:
+    """Validates envelopes against one spec. Cheap to build; reuse it.
+
+    `max_id_length` caps eventId, threadId, turnId, type, provider and createdAt (characters).
+    """
+
+    def __init__(self, spec: Spec, *, max_id_length: int = MAX_ID_LENGTH) -> None:
+        if max_id_length < 1:
+            raise ValueError("max_id_length must be at least 1")
+        self._spec = spec
+        self.max_id_length = max_id_length
+        self._plans: dict[str, tuple[tuple[Any, ...], ...]] = {}  # lifecycle type -> its payload checks
+        self._empty: dict[str, str | None] = {}  # type -> its trigger when the payload is empty
+
+    @property
+    def spec(self) -> Spec:
+        """The spec whose event types and payloads this parser checks."""
+        return self._spec
+
+    def parse(self, data: object) -> Event:
+        return self._parse(data, synthetic=False, owned=False)
+
+    def _parse_synthetic(self, data: object) -> Event:
+        """The library's own events (`statemachine.runtime.operations`): their eventId must be in the
+        reserved namespace that `parse` refuses; everything else is checked as usual."""
+        return self._parse(data, synthetic=True, owned=False)
+
+    def _parse(self, data: object, *, synthetic: bool, owned: bool) -> Event:
+        """`owned`: `data` was decoded here from a line, so its payload dict is kept as it is."""
+        if not isinstance(data, Mapping):
+            raise EventError("event", f"must be a JSON object, got {type(data).__name__}")
+        limit = self.max_id_length
+        event_id = _text(data, "eventId", limit)
+        if event_id.startswith(SYNTHETIC_EVENT_PREFIX) is not synthetic:
+            if synthetic:
+                raise EventError("eventId", f"a synthetic event's id must start with {SYNTHETIC_EVENT_PREFIX!r}")
+            raise EventError("eventId", f"ids starting with {SYNTHETIC_EVENT_PREFIX!r} are reserved for the "
+                                        "library's own events")
+        type_ = _text(data, "type", limit)
+        provider = _text(data, "provider", limit)
+        thread_id = _text(data, "threadId", limit)
+        created_at = _text(data, "createdAt", limit)
+        try:
+            # Not through the cache: a createdAt is mostly seen once, and would only fill it.
+            created_dt = _timestamp(created_at)
+        except ValueError:
+            raise EventError("createdAt", f"not an ISO 8601 timestamp: {created_at[:64]!r}") from None
+        turn_id = data.get("turnId")
+        if turn_id is not None:
+            if not isinstance(turn_id, str) or not turn_id:
+                raise EventError("turnId", "must be a non-empty string or null")
+            if len(turn_id) > limit:
+                raise EventError("turnId", f"is {len(turn_id)} characters long; the limit is {limit}")
+        raw_payload = data.get("payload")
+        if raw_payload is None:
+            payload: Mapping[str, Any] = _EMPTY
+        elif type(raw_payload) is dict and owned:
+            payload = raw_payload  # decoded here from a line: nobody else holds it (read-only by contract)
+        elif isinstance(raw_payload, Mapping):
+            # The caller's mapping: copied once (shallow), so changing it later changes no event.
+            payload = dict(raw_payload)
+        else:
+            raise EventError("payload", f"must be a JSON object, got {type(raw_payload).__name__}")
+
+        trigger = self._trigger(type_, payload)
+        return _new_tuple(Event, (event_id, type_, provider, thread_id, created_at, turn_id, payload, trigger,
+                                  created_dt, self))
+
+    def _trigger(self, type_: str, payload: Mapping[str, Any]) -> str | None:
+        """The machine trigger of a valid envelope, its payload checked against the spec when the
+        type is a lifecycle one; None for any other type."""
+        if not payload:
+            # The common empty payload: the answer per type is computed once.
+            trigger = self._empty.get(type_, _UNKNOWN)
+            if trigger is not _UNKNOWN:
+                return trigger  # type: ignore[return-value]
+        plan = self._plans.get(type_)
+        if plan is None:
+            if self._spec.event_type(type_) is None:
+                return None
+            plan = self._plans[type_] = self._plan(type_)
+        if not payload and type_ not in self._empty:
+            # An empty payload refused for this type is not remembered: checked every time, as here.
+            with contextlib.suppress(EventError):
+                self._empty[type_] = self._trigger_by_plan(type_, plan, payload)
+        return self._trigger_by_plan(type_, plan, payload)
+
+    @staticmethod
+    def _trigger_by_plan(type_: str, plan: tuple[tuple[Any, ...], ...], payload: Mapping[str, Any]) -> str:
+        trigger = type_
+        for name, where, required, default, wanted, type_name, enum, selects in plan:
+            value = payload.get(name)
+            if value is None:
+                if required:
+                    raise EventError(where, "is required")
+                value = default
+                if value is None:
+                    continue
+            if wanted is not None and not isinstance(value, wanted):
+                raise EventError(where, f"must be a {type_name}, got {type(value).__name__}")
+            if enum is not None and value not in enum:
+                raise EventError(where, f"must be one of {list(enum)}, got {str(value)[:64]!r}")
+            if selects:
+                trigger = f"{type_}[{value}]"
+        return trigger
+
+    def _plan(self, type_: str) -> tuple[tuple[Any, ...], ...]:
+        """A lifecycle type's payload checks, prepared once: (field, error path, required, default,
+        Python type, the spec's name for it, enum, selects the variant)."""
+        event_type = self._spec.event_type(type_)
+        assert event_type is not None
+        return tuple(
+            (f.name, f"payload.{f.name}", f.required, f.default, _TYPE_CHECKS.get(f.type), f.type, f.enum,
+             f.name == event_type.variant_by)
+            for f in event_type.payload
+        )
+
+    def parse_line(self, line: str | bytes) -> Event:
+        """One JSONL line -> Event."""
+        # The decoder in use (statemachine.core.wire): the stdlib's or msgspec, with the same results.
+        return self._parse(_wire.line_loader()(line), synthetic=False, owned=True)
+
+    def coerce(self, event: Event | Mapping[str, Any] | str | bytes) -> Event:
+        if isinstance(event, Event):
+            # Trust only the very objects this parser returned. Any other Event (built by hand,
+            # replaced, a subclass, parsed by another parser) is checked again in full from its
+            # fields, read as they are: its trigger and parsed time are recomputed, never believed.
+            if type(event) is Event and event.checked_by is self:
+                return event
+            return self.parse(_fields_of(event))
+        if isinstance(event, (str, bytes)):
+            return self.parse_line(event)
+        return self.parse(event)
+
+
+def _fields_of(event: Event) -> dict[str, object]:
+    """An Event's fields as a wire dict, without assuming their types (`to_wire` would)."""
+    wire: dict[str, object] = {
+        "eventId": event.event_id,
+        "type": event.type,
+        "provider": event.provider,
+        "threadId": event.thread_id,
+        "createdAt": event.created_at,
+        "payload": event.payload,
+    }
+    if event.turn_id is not None:
+        wire["turnId"] = event.turn_id
+    return wire
+
