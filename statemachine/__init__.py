@@ -27,7 +27,6 @@ if TYPE_CHECKING:
         Status,
     )
     from statemachine.engine.machine import LifecycleMachine
-    from statemachine.runtime.batch import BatchResult
     from statemachine.runtime.concurrency import ConsumeStats, LockedProjector, consume
     from statemachine.runtime.operations import (
         ActivityClock,
@@ -38,6 +37,7 @@ if TYPE_CHECKING:
         reconcile,
         stale_turns,
     )
+    from statemachine.runtime.pipeline import BatchResult
     from statemachine.runtime.projector import SessionProjector
     from statemachine.runtime.snapshot import SnapshotError
     from statemachine.spec.load import builtin_spec, load_spec
@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 # Each public name, by the module that defines it: imported on first use (PEP 562), so that
 # `python -m statemachine replay` loads only what a replay needs.
 _EXPORTS = {
-    "BatchResult": "runtime.batch",
+    "BatchResult": "runtime.pipeline",
     "ConsumeStats": "runtime.concurrency", "LockedProjector": "runtime.concurrency", "consume": "runtime.concurrency",
     "Event": "core.event", "EventError": "core.event", "EventParser": "spec.parser",
     "LifecycleMachine": "engine.machine",

@@ -1,4 +1,4 @@
-"""The batch ingest path (`SessionProjector.apply_batch`, `statemachine.runtime.batch`) against `apply`.
+"""The batch ingest path (`SessionProjector.apply_batch`, `statemachine.runtime.pipeline`) against `apply`.
 
 The batch path must give what `apply` gives line by line: the same sessions and memories, the same
 outcome counts, the same rejections (line, eventId, reason) and the same errors (line, message),
@@ -23,7 +23,7 @@ from statemachine.core.event import EventError
 from statemachine.engine.compiled import CompiledMachine, Entry, Plan
 from statemachine.engine.registry import compiled_for
 from statemachine.replay.lines import replay_lines
-from statemachine.runtime.batch import BatchResult
+from statemachine.runtime.pipeline import BatchResult
 from statemachine.verify.explore import THREAD, _BatchCheck, explore_and_agree
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -310,15 +310,13 @@ def test_a_subclass_that_changes_apply_keeps_it_in_a_batch() -> None:
 
 
 def test_numbered_ingest_tells_thread_creations_and_forgettings_as_apply_sees_them() -> None:
-    from statemachine.runtime.batch import ingest_numbered
-
     lines = mixed_lines(as_bytes=True)
     # Some lines only, with the file's numbers: what a `replay --jobs` worker hands over.
     items = [(n, line) for n, line in enumerate(lines, 1) if n % 3]
 
     def told(projector: SessionProjector) -> tuple[list[tuple[str, int, str]], dict[str, int]]:
         seen: list[tuple[str, int, str]] = []
-        result = ingest_numbered(projector, items,
+        result = projector.apply_numbered(items,
                                  on_created=lambda n, t: seen.append(("created", n, t)),
                                  on_forgotten=lambda n, t: seen.append(("forgotten", n, t)))
         return seen, result.counts

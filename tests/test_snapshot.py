@@ -100,7 +100,7 @@ def test_observers_are_not_state() -> None:
     p = busy_projector()
     p.subscribe(lambda o: None)
     q = SessionProjector.restore(p.snapshot())
-    assert q._observers == ()
+    assert not q._observers
 
 
 def _set(path: list[Any], value: Any) -> Callable[[dict[str, Any]], None]:

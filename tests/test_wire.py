@@ -136,14 +136,26 @@ def test_both_decoders_give_byte_identical_answers(line: str | bytes) -> None:
 
 
 def test_a_lifecycle_value_reaches_the_session_the_same_way(decoder: str) -> None:
-    line = envelope('{"state":"error","reason":"bad \\ud800 news"}', type_="session.state.changed")
+    line = envelope('{"state":"error","reason":"bad \\u00e9 news"}', type_="session.state.changed")
     for apply in ("apply", "batch"):
         p = SessionProjector()
         if apply == "apply":
             p.apply(line)
         else:
             p.apply_batch([line])
-        assert p["t1"].last_error == "bad \ud800 news"
+        assert p["t1"].last_error == "bad \u00e9 news"
+
+
+@pytest.mark.parametrize("text", ["bad \\ud800 news", "bad \\u0000 news"])
+def test_text_no_store_can_keep_is_refused_the_same_way_on_every_path(decoder: str, text: str) -> None:
+    line = envelope('{"state":"error","reason":"' + text + '"}', type_="session.state.changed")
+    p = SessionProjector()
+    with pytest.raises(EventError, match=r"payload\.reason: holds a"):
+        p.apply(line)
+    errors: list[str] = []
+    result = p.apply_batch([line], on_malformed=lambda n, e: errors.append(str(e)))
+    assert result.counts["malformed"] == 1 and errors[0].startswith("payload.reason: holds a")
+    assert "t1" not in p
 
 
 def test_the_decoder_can_be_forced_and_is_told() -> None:

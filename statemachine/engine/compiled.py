@@ -346,7 +346,7 @@ class CompiledMachine:
 
     @cached_property
     def batch_dispatch(self) -> dict[str, dict[str, BatchStepFn]]:
-        """The batch path's steps (`statemachine.runtime.batch`): generated from the same table by the
+        """The batch path's steps (`statemachine.runtime.pipeline`): generated from the same table by the
         same code generator as `dispatch`, returning None when applied and the rejection reason
         otherwise, with no `Outcome`. Built on first use."""
         return self._install(self.batch_generated)

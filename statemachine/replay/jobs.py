@@ -12,7 +12,7 @@ line, else worker 0. The guess is never trusted: the worker reads the threadId o
 applies from the event the projector's own parser built (the batch path tells it each thread it
 creates), and if that thread is not its own (a crafted line can put another `"threadId"` first),
 the whole parallel run is dropped and the log is replayed in one process. A worker's own lines go
-through the batch path (`batch.ingest_numbered`), as `--jobs 1` does, keeping the file's line
+through the batch path (`SessionProjector.apply_numbered`), as `--jobs 1` does, keeping the file's line
 numbers. A line that does not parse is an error in every worker alike (parsing
 does not depend on the sessions), so whichever worker gets it reports it; a line over the length
 limit is reported by worker 0.
@@ -40,7 +40,6 @@ from typing import Any
 
 from statemachine.core.event import EventError
 from statemachine.replay.lines import MAX_LINE_BYTES, MAX_LISTED, ReplayReport, replay_lines
-from statemachine.runtime.batch import ingest_numbered
 from statemachine.runtime.projector import SessionProjector
 from statemachine.spec.load import builtin_spec, load_spec
 from statemachine.spec.model import Spec
@@ -147,8 +146,9 @@ def _work(path: str, index: int, jobs: int, spec_path: str | None, skew: timedel
 
     with open(path, "rb") as stream:
         try:
-            result = ingest_numbered(projector, _own_lines(stream, index, jobs, limit), on_rejected=on_rejected,
-                                     on_malformed=on_malformed, on_created=on_created, on_forgotten=on_forgotten)
+            result = projector.apply_numbered(_own_lines(stream, index, jobs, limit), on_rejected=on_rejected,
+                                              on_malformed=on_malformed, on_created=on_created,
+                                              on_forgotten=on_forgotten)
         except _Misrouted:
             return _Part({}, [], [], 0, 0, misrouted=True)
     counts = result.counts

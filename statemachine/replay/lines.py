@@ -12,7 +12,6 @@ from typing import Any
 
 from statemachine.core.event import EventError
 from statemachine.core.outcome import Outcome, OutcomeKind
-from statemachine.runtime.batch import ingest
 from statemachine.runtime.projector import SessionProjector
 
 __all__ = ["MAX_LINE_BYTES", "LineObserver", "ReplayReport", "bounded_lines", "replay_lines"]
@@ -155,7 +154,7 @@ def _replay_in_batch(
         if len(errors) < MAX_LISTED:
             errors.append({"line": number, "error": too_long if error is None else str(error)})
 
-    result = ingest(projector, lines, on_rejected=on_rejected, on_malformed=on_malformed)
+    result = projector.apply_batch(lines, on_rejected=on_rejected, on_malformed=on_malformed)
     counts = result.counts
     for kind in report.outcomes:
         report.outcomes[kind] += counts[kind]

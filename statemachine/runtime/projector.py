@@ -10,71 +10,40 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import timedelta
-from sys import intern
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
-from statemachine.core.clock import CREATED_IN_FUTURE, DEFAULT_MAX_CLOCK_SKEW, Clock, Horizon
+from statemachine.core.clock import CREATED_IN_FUTURE, DEFAULT_MAX_CLOCK_SKEW, Clock
 from statemachine.core.event import Event, EventError
 from statemachine.core.outcome import Outcome, OutcomeKind
-from statemachine.core.record import DIGEST_SIZE, ThreadRecord, event_digest
+from statemachine.core.record import DIGEST_SIZE, event_digest
 from statemachine.core.session import Session
-from statemachine.engine.boundary import ENGINES, EngineName, StepFn
-from statemachine.engine.registry import engine_for
-from statemachine.runtime.batch import BatchResult, OnMalformed, OnRejected, ingest
+from statemachine.engine.boundary import EngineName
+from statemachine.runtime.observers import Observer, ObserverErrorHandler, Observers, ObserveWhat
+from statemachine.runtime.pipeline import (
+    DEFAULT_MAX_EVENT_IDS,
+    DEFAULT_MAX_FINISHED_TURNS,
+    BatchResult,
+    OnMalformed,
+    OnRejected,
+    OnThread,
+    Pipeline,
+)
 from statemachine.runtime.snapshot import MAX_SNAPSHOT_BYTES, Limits, SnapshotError, ThreadState, decode, encode
 from statemachine.spec.load import builtin_spec
 from statemachine.spec.model import Spec
 from statemachine.spec.parser import EventParser
-
-if TYPE_CHECKING:
-    import logging
 
 __all__ = [
     "CREATED_IN_FUTURE",
     "DEFAULT_MAX_CLOCK_SKEW",
     "DEFAULT_MAX_EVENT_IDS",
     "DEFAULT_MAX_FINISHED_TURNS",
+    "ObserveWhat",
     "Observer",
     "ObserverErrorHandler",
     "SessionProjector",
     "SnapshotError",
 ]
-
-# Per-thread memory caps. When full, the oldest entry is forgotten first (FIFO): a redelivery
-# older than the last N events of its thread is then treated as new, and may be rejected by the
-# turn guards instead of being reported as a duplicate.
-DEFAULT_MAX_EVENT_IDS = 1024
-DEFAULT_MAX_FINISHED_TURNS = 256
-
-
-Observer = Callable[[Outcome], object]
-ObserverErrorHandler = Callable[[Exception, Outcome], object]
-# Which outcomes an observer receives: every one, those that changed the session, or those that
-# changed its status.
-ObserveWhat = Literal["outcome", "change", "status"]
-
-# The observers' logger is looked up when first needed: importing `logging` (and `inspect`, for
-# subscribe's check) costs start-up time that a replay, which subscribes nothing, never needs.
-_LOGGER = "statemachine.observers"
-
-# For the hot path: builds an Outcome without the NamedTuple's Python-level __new__ (every field given).
-_new = tuple.__new__
-_DUPLICATE, _IGNORED, _REJECTED = OutcomeKind.DUPLICATE, OutcomeKind.IGNORED, OutcomeKind.REJECTED
-
-
-def _logger() -> logging.Logger:
-    import logging
-
-    return logging.getLogger(_LOGGER)
-
-
-class _Subscription:
-    __slots__ = ("observer", "on_error", "what")
-
-    def __init__(self, observer: Observer, what: ObserveWhat, on_error: ObserverErrorHandler | None) -> None:
-        self.observer = observer
-        self.what = what
-        self.on_error = on_error
 
 
 class SessionProjector:
@@ -106,27 +75,18 @@ class SessionProjector:
         `parser` shares one `EventParser` (of the same spec) between projectors: an `Event` is
         trusted as is only when the parser this projector uses returned it, so events parsed once
         can be applied to several projectors without being validated again."""
-        if max_event_ids < 1:
-            raise ValueError("max_event_ids must be at least 1")
-        if max_finished_turns < 1:
-            raise ValueError("max_finished_turns must be at least 1")
-        self.spec = spec if spec is not None else builtin_spec()
-        if parser is not None and parser.spec is not self.spec:
-            raise ValueError("parser must be an EventParser of this projector's spec")
-        self.parser = parser if parser is not None else EventParser(self.spec)
-        if engine not in ENGINES:
-            raise ValueError(f"engine must be 'compiled' or 'transitions', got {engine!r}")
+        pipeline = self._pipeline = Pipeline(
+            spec if spec is not None else builtin_spec(), parser=parser, engine=engine, max_event_ids=max_event_ids,
+            max_finished_turns=max_finished_turns, max_clock_skew=max_clock_skew, clock=clock,
+        )
+        self.spec = pipeline.spec
+        self.parser = pipeline.parser
         self.engine = engine
-        # The engine itself is kept: its generated source stays readable (linecache) while in use.
-        self._engine = engine_for(self.spec, engine)
-        self._dispatch = self._with_forgetting(self._engine.dispatch)
-        self._horizon = Horizon(max_clock_skew, clock)
-        self._threads: dict[str, ThreadRecord] = {}
         self.max_event_ids = max_event_ids
         self.max_finished_turns = max_finished_turns
-        # Replaced, never mutated: a notification in progress keeps iterating the tuple it started
-        # with, even if an observer (un)subscribes meanwhile.
-        self._observers: tuple[_Subscription, ...] = ()
+        self._threads = pipeline.threads
+        self._step = pipeline.step
+        self._observers = Observers()
         # Events applied by observers, while observers run: None when none are running.
         self._pending: deque[Event] | None = None
 
@@ -181,7 +141,12 @@ class SessionProjector:
 
     @property
     def max_clock_skew(self) -> timedelta | None:
-        return self._horizon.max_clock_skew
+        return self._pipeline.horizon.max_clock_skew
+
+    @property
+    def pipeline(self) -> Pipeline:
+        """The pipeline this projector drives (`statemachine.runtime.pipeline`)."""
+        return self._pipeline
 
     def apply(self, event: Event | Mapping[str, Any] | str | bytes) -> Outcome:
         """Apply one event (an `Event`, a wire dict, or one JSON line) and say what happened.
@@ -201,50 +166,29 @@ class SessionProjector:
             self._run_observers(outcome)
         return outcome
 
-    def _step(self, ev: Event) -> Outcome:
-        # The hot path: written out in one function on purpose (a call costs as much as a step).
-        record = self._threads.get(ev.thread_id)
-        if record is None:
-            # A thread not seen before starts in the initial status, with no turn.
-            # The provider's name interned: sessions share one string per provider (with
-            # `record_provider` keeping an equal name as it is).
-            session = Session(ev.thread_id, self.spec.initial, intern(ev.provider))
-            record = self._threads[ev.thread_id] = self._new_record(session)
-        if not record.see(ev.event_id):
-            before = record.session
-            return _new(Outcome, (_DUPLICATE, ev, before, before, None, None))
-        if ev.created_dt > self._horizon.limit and self._horizon.beyond(ev.created_dt):
-            # Refused before the spec sees it: no lifecycle rule may depend on a time that would
-            # pin updatedAt. The eventId stays remembered, like any rejection.
-            before = record.session
-            return _new(Outcome, (_REJECTED, ev, before, before, CREATED_IN_FUTURE, None))
-        if ev.trigger is None:
-            before = record.session
-            return _new(Outcome, (_IGNORED, ev, before, before, None, None))
-        return self._dispatch[record.session.status][ev.trigger](record, ev)
-
     def _defer(self, ev: Event) -> Outcome:
         record = self._threads.get(ev.thread_id)
         # Nothing changes now, not even a new thread: the session is the one held (or would be).
-        before = record.session if record is not None else Session(ev.thread_id, self.spec.initial, ev.provider)
+        before = record.session if record is not None else self._pipeline.fresh(ev.thread_id, ev.provider)
         assert self._pending is not None
         self._pending.append(ev)
         return Outcome(OutcomeKind.DEFERRED, ev, before, before)
 
     def apply_all(self, events: Iterable[Event | Mapping[str, Any] | str | bytes]) -> list[Outcome]:
-        """Apply in order; stops at the first malformed event (raising `EventError`)."""
-        return [self.apply(e) for e in events]
+        """Apply in order and return every outcome. Every event is checked first: a malformed one
+        raises `EventError` and none is applied (as a store does, in one transaction)."""
+        return [self.apply(e) for e in [self.parser.coerce(e) for e in events]]
 
     def apply_batch(
         self,
-        events: Iterable[Event | Mapping[str, Any] | str | bytes],
+        events: Iterable[Event | Mapping[str, Any] | str | bytes | None],
         *,
         on_rejected: OnRejected | None = None,
         on_malformed: OnMalformed | None = None,
     ) -> BatchResult:
         """Apply many events (JSON lines, this parser's `Event`s, wire dicts) for bulk loads and
         replay: the same sessions, memories, outcome kinds, rejection reasons and errors as `apply`
-        on each, in order, without an `Outcome` per event (see `statemachine.runtime.batch`).
+        on each, in order, without an `Outcome` per event (see `statemachine.runtime.pipeline`).
 
         Returns the counts by outcome kind plus `malformed`. A malformed item is counted, told to
         `on_malformed(number, error)` and skipped (the items after it still apply); each rejected
@@ -253,7 +197,32 @@ class SessionProjector:
         subscribed, from inside an observer, or with `engine="transitions"`, each item goes
         through `apply`, so observers see every outcome.
         """
-        return ingest(self, events, on_rejected=on_rejected, on_malformed=on_malformed)
+        result = self.apply_numbered(enumerate(events, 1), on_rejected=on_rejected, on_malformed=on_malformed)
+        result.lines = result.last or 0
+        return result
+
+    def apply_numbered(
+        self,
+        items: Iterable[tuple[int, Event | Mapping[str, Any] | str | bytes | None]],
+        *,
+        on_rejected: OnRejected | None = None,
+        on_malformed: OnMalformed | None = None,
+        on_created: OnThread | None = None,
+        on_forgotten: OnThread | None = None,
+    ) -> BatchResult:
+        """`apply_batch` over (number, item) pairs, numbers increasing: for a caller that hands over
+        only some lines of a file (`replay --jobs`) and keeps the file's line numbers. A None item
+        is a line that was not read (malformed, told to `on_malformed` with None). `on_created` and
+        `on_forgotten` are told when an item makes or forgets a thread's record."""
+        return self._pipeline.run(items, step=self._outcome_step(), on_rejected=on_rejected,
+                                  on_malformed=on_malformed, on_created=on_created, on_forgotten=on_forgotten)
+
+    def _outcome_step(self) -> Callable[[Event], Outcome] | None:
+        """The step a batch uses: None (the pipeline's lean one) unless every outcome is needed:
+        observers subscribed, a call from inside an observer, or a subclass that changes `apply`."""
+        if self._observers or self._pending is not None or type(self).apply is not SessionProjector.apply:
+            return self.apply
+        return None
 
     def seed(
         self,
@@ -274,7 +243,7 @@ class SessionProjector:
         if not self.spec.has_status(session.status):
             raise EventError("status", f"unknown status {session.status!r}")
         try:
-            record = self._new_record(session)
+            record = self._pipeline.new_record(session)
         except (TypeError, ValueError):
             raise EventError("updatedAt", f"not an ISO 8601 timestamp: {str(session.updated_at)[:64]!r}") from None
         for turn in finished_turns:
@@ -292,31 +261,6 @@ class SessionProjector:
         for digest in digests:
             record.see_digest(digest)
         self._threads[session.thread_id] = record
-
-    def _with_forgetting(self, dispatch: Mapping[str, Mapping[str, StepFn]]) -> Mapping[str, Mapping[str, StepFn]]:
-        """The engine's dispatch, with the steps of forgetting triggers (`forgets_thread` in the
-        spec) wrapped to drop the thread once applied. Wrapping keeps the hot path untouched."""
-        forgetting = {t.name for e in self.spec.events if e.forgets_thread for t in e.trigger_values}
-        if not forgetting:
-            return dispatch
-
-        def forget(step: StepFn) -> StepFn:
-            def run(record: ThreadRecord, ev: Event) -> Outcome:
-                outcome = step(record, ev)
-                if outcome.kind is not OutcomeKind.APPLIED:
-                    return outcome
-                if self._threads.get(ev.thread_id) is record:
-                    del self._threads[ev.thread_id]
-                # `after` is the session the thread would start from again, as for a new thread.
-                fresh = Session(ev.thread_id, self.spec.initial, ev.provider)
-                return outcome._replace(kind=OutcomeKind.FORGOTTEN, after=fresh)
-            return run
-
-        return {status: {trigger: forget(step) if trigger in forgetting else step for trigger, step in steps.items()}
-                for status, steps in dispatch.items()}
-
-    def _new_record(self, session: Session) -> ThreadRecord:
-        return ThreadRecord(session, self.max_event_ids, self.max_finished_turns)
 
     # -- observers -----------------------------------------------------------------------------
 
@@ -349,59 +293,17 @@ class SessionProjector:
         `apply()` after the event was applied, later observers miss that one outcome, and events
         still queued by observers are dropped.
         """
-        if what not in ("outcome", "change", "status"):
-            raise ValueError(f"what must be 'outcome', 'change' or 'status', got {what!r}")
-        # Calling an async function only builds a coroutine: it would be accepted and never run.
-        import inspect
-
-        if inspect.iscoroutinefunction(observer) or (
-            callable(observer) and inspect.iscoroutinefunction(type(observer).__call__)
-        ):
-            raise TypeError(
-                f"observer {observer!r} is an async function; observers run synchronously inside apply(). "
-                "Subscribe a plain function that hands the outcome to your event loop "
-                "(e.g. loop.call_soon_threadsafe(queue.put_nowait, outcome))"
-            )
-        subscription = _Subscription(observer, what, on_error)
-        self._observers = (*self._observers, subscription)
-
-        def unsubscribe() -> None:
-            self._observers = tuple(s for s in self._observers if s is not subscription)
-
-        return unsubscribe
+        return self._observers.subscribe(observer, what=what, on_error=on_error)
 
     def _run_observers(self, outcome: Outcome) -> None:
         pending = self._pending = deque()
+        notify = self._observers.notify
         try:
-            self._notify(outcome)
+            notify(outcome)
             while pending:
-                self._notify(self._step(pending.popleft()))
+                notify(self._step(pending.popleft()))
         finally:
             self._pending = None
-
-    def _notify(self, outcome: Outcome) -> None:
-        for sub in self._observers:
-            if sub.what == "change" and not outcome.changed:
-                continue
-            if sub.what == "status" and not outcome.status_changed:
-                continue
-            try:
-                sub.observer(outcome)
-            except Exception as exc:
-                self._observer_failed(sub, exc, outcome)
-
-    @staticmethod
-    def _observer_failed(sub: _Subscription, exc: Exception, outcome: Outcome) -> None:
-        if sub.on_error is not None:
-            try:
-                sub.on_error(exc, outcome)
-                return
-            except Exception:
-                _logger().exception("observer error handler %r failed", sub.on_error)
-        _logger().error(
-            "observer %r failed on event %s of thread %s",
-            sub.observer, outcome.event.event_id, outcome.event.thread_id, exc_info=exc,
-        )
 
     # -- snapshots -----------------------------------------------------------------------------
 
@@ -450,7 +352,7 @@ class SessionProjector:
             spec, engine=engine, max_event_ids=max_event_ids, max_finished_turns=max_finished_turns,
             max_clock_skew=max_clock_skew, clock=clock,
         )
-        horizon = projector._horizon
+        horizon = projector._pipeline.horizon
         limits = Limits(
             max_event_ids=max_event_ids,
             max_finished_turns=max_finished_turns,
@@ -460,7 +362,7 @@ class SessionProjector:
             allow_spec_change=allow_spec_change,
         )
         for t in decode(data, projector.spec, limits).threads:
-            record = projector._new_record(t.session)
+            record = projector._pipeline.new_record(t.session)
             for digest in t.seen_event_digests:
                 record.see_digest(bytes.fromhex(digest))  # checked by decode()
             for turn in t.finished_turns:

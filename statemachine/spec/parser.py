@@ -4,7 +4,8 @@ the field. Only the parser's own Events are trusted as they are."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from statemachine.core import wire as _wire
@@ -34,10 +35,42 @@ def _text(data: Mapping[str, Any], name: str, limit: int) -> str:
         raise EventError(name, "must not be empty")
     if len(value) > limit:
         raise EventError(name, f"is {len(value)} characters long; the limit is {limit}")
+    _storable(value, name)
     return value
 
 
+def _clean(value: str) -> bool:
+    """Can every store keep this text as it is (no NUL, no lone surrogate)?"""
+    if "\x00" in value:
+        return False
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _storable(value: str, name: str) -> None:
+    """Refuse text no store can keep as it is: a NUL (PostgreSQL refuses it) or a lone surrogate
+    (not Unicode text; UTF-8 cannot encode it). Refused here, at the one door every event comes
+    through, so no backend meets it and no batch can fail at the same line forever."""
+    if "\x00" in value:
+        raise EventError(name, "holds a NUL character")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise EventError(name, "holds a lone surrogate (not Unicode text)") from None
+
+
 _TYPE_CHECKS = {"string": str, "boolean": bool}
+
+
+class _Unusual(Exception):
+    """A line the fast reading does not settle: the full reading reads it."""
+
 _UNKNOWN = object()
 
 
@@ -94,6 +127,7 @@ class EventParser:
                 raise EventError("turnId", "must be a non-empty string or null")
             if len(turn_id) > limit:
                 raise EventError("turnId", f"is {len(turn_id)} characters long; the limit is {limit}")
+            _storable(turn_id, "turnId")
         raw_payload = data.get("payload")
         if raw_payload is None:
             payload: Mapping[str, Any] = _EMPTY
@@ -143,6 +177,8 @@ class EventParser:
                 raise EventError(where, f"must be a {type_name}, got {type(value).__name__}")
             if enum is not None and value not in enum:
                 raise EventError(where, f"must be one of {list(enum)}, got {str(value)[:64]!r}")
+            if type(value) is str:
+                _storable(value, where)  # a lifecycle field may become session state
             if selects:
                 trigger = f"{type_}[{value}]"
         return trigger
@@ -159,9 +195,110 @@ class EventParser:
         )
 
     def parse_line(self, line: str | bytes) -> Event:
-        """One JSONL line -> Event."""
+        """One JSONL line -> Event, read in full (`line_reader` reads the common shape faster,
+        with the same answers)."""
         # The decoder in use (statemachine.core.wire): the stdlib's or msgspec, with the same results.
         return self._parse(_wire.line_loader()(line), synthetic=False, owned=True)
+
+    def line_reader(self) -> Callable[[str | bytes], Event]:
+        """A function: one JSONL line -> this parser's `Event`, or `EventError`, with the decoder in
+        use now (`statemachine.core.wire`). Every line is read the way `parse_line` reads it; the
+        common shape (an envelope with every field of the right type, no escapes that could spell a
+        NUL or a lone surrogate) is checked in a row, and anything else goes to `parse_line`, whose
+        answer is the one given. `apply`, `apply_batch`, the stores and replay all read lines here."""
+        limit = self.max_id_length
+        prefix = SYNTHETIC_EVENT_PREFIX
+        trigger_of = self._trigger
+        too_deep = _wire.too_deep
+        deep = 2 * _wire.MAX_NESTING  # no shorter line can nest that deep: `too_deep` is not called
+        scan = _wire.scan_once
+        decoder = _wire.envelope_decoder()
+        full = self.parse_line
+        parser = self
+        empty = _EMPTY
+        utc = UTC
+        fromisoformat = datetime.fromisoformat
+        new = _new_tuple
+        line_ends = ("\n", "\r\n")
+        clean = _clean
+        unusual: tuple[type[BaseException], ...]
+        if decoder is not None:
+            struct, unusual = decoder[0], (_Unusual, *decoder[1])
+        else:
+            struct, unusual = None, (_Unusual, ValueError, RecursionError, StopIteration)
+
+        def read(line: str | bytes) -> Event:
+            eid: Any
+            type_: Any
+            prov: Any
+            tid: Any
+            cat: Any
+            turn: Any
+            payload: Any
+            try:
+                # A `\u` escape may spell a NUL or a lone surrogate, and text may hold either as
+                # is: in such lines the envelope's texts are checked below (one search otherwise).
+                if type(line) is bytes:
+                    escaped = b"\\u" in line
+                elif type(line) is str:
+                    escaped = "\\u" in line or not line.isascii()
+                else:
+                    raise _Unusual
+                if struct is None:
+                    # `json.loads` without its Python layers: the C scanner on the UTF-8 text. A line
+                    # it does not settle (leading or odd trailing whitespace, another encoding) is
+                    # `_Unusual`.
+                    text: Any = line.decode() if type(line) is bytes else line
+                    data, end = scan(text, 0)
+                    if end != len(text) and text[end:] not in line_ends:
+                        raise _Unusual
+                    if type(data) is not dict or (len(line) > deep and too_deep(line)):
+                        raise _Unusual
+                    get = data.get
+                    eid = get("eventId")
+                    type_ = get("type")
+                    prov = get("provider")
+                    tid = get("threadId")
+                    cat = get("createdAt")
+                    turn = get("turnId")
+                    payload = get("payload")
+                    # The checks of `_parse`, for the common case only; the rest is `_Unusual`.
+                    if not (
+                        type(eid) is str and 0 < len(eid) <= limit and not eid.startswith(prefix)
+                        and type(type_) is str and 0 < len(type_) <= limit
+                        and type(prov) is str and 0 < len(prov) <= limit
+                        and type(tid) is str and 0 < len(tid) <= limit
+                        and type(cat) is str and 0 < len(cat) <= limit
+                        and (turn is None or (type(turn) is str and 0 < len(turn) <= limit))
+                        and (payload is None or type(payload) is dict)
+                    ):
+                        raise _Unusual
+                else:
+                    if len(line) > deep and too_deep(line):
+                        raise _Unusual
+                    env = struct(line)
+                    eid, type_, prov, tid = env.eventId, env.type, env.provider, env.threadId
+                    cat, turn, payload = env.createdAt, env.turnId, env.payload
+                    # msgspec checked the types; the parser's other checks, for the common case.
+                    if not (
+                        0 < len(eid) <= limit and not eid.startswith(prefix) and 0 < len(type_) <= limit
+                        and 0 < len(prov) <= limit and 0 < len(tid) <= limit and 0 < len(cat) <= limit
+                        and (turn is None or 0 < len(turn) <= limit)
+                    ):
+                        raise _Unusual
+                if escaped and not (clean(eid) and clean(type_) and clean(prov) and clean(tid) and clean(cat)
+                                    and (turn is None or clean(turn))):
+                    raise _Unusual
+                dt = fromisoformat(cat)
+                if dt.tzinfo is None:
+                    dt = dt.replace(tzinfo=utc)
+            except unusual:
+                return full(line)  # the full reading's answer: its EventError, or the event
+            if payload is None:
+                payload = empty
+            return new(Event, (eid, type_, prov, tid, cat, turn, payload, trigger_of(type_, payload), dt, parser))
+
+        return read
 
     def coerce(self, event: Event | Mapping[str, Any] | str | bytes) -> Event:
         if isinstance(event, Event):
@@ -172,7 +309,7 @@ class EventParser:
                 return event
             return self.parse(_fields_of(event))
         if isinstance(event, (str, bytes)):
-            return self.parse_line(event)
+            return self.line_reader()(event)
         return self.parse(event)
 
 

@@ -109,7 +109,7 @@ _NOT_STEPPED = (OutcomeKind.DUPLICATE, OutcomeKind.IGNORED)
 
 
 class _BatchCheck:
-    """The batch path's lean steps (`statemachine.runtime.batch`) on the walk's edges: from the state an
+    """The batch path's lean steps (`statemachine.runtime.pipeline`) on the walk's edges: from the state an
     edge leaves, the step must give `apply`'s outcome kind, rejection reason, session and
     remembered turns. One record per state, put back after each step (a step changes it only
     through `ThreadRecord.commit` and its finished turns)."""
