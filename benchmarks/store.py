@@ -50,7 +50,7 @@ def _store_run(make: Callable[[], SessionStore], events: list[dict[str, Any]], b
                     store.apply(e)
             else:
                 for i in range(0, len(events), batch):
-                    store.apply_batch(events[i:i + batch])
+                    store.apply_all(events[i:i + batch])
         finally:
             store.close()
         return len(events)

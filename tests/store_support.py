@@ -51,7 +51,7 @@ def apply_in_batches(store: SessionStore, events: Sequence[Any], seed: int) -> l
     while i < len(events):
         size = rng.choice((1, 1, 3, 17, 64))
         chunk = events[i:i + size]
-        outcomes.extend([store.apply(chunk[0])] if size == 1 else store.apply_batch(chunk))
+        outcomes.extend([store.apply(chunk[0])] if size == 1 else store.apply_all(chunk))
         i += size
     return outcomes
 

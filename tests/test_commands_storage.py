@@ -86,7 +86,7 @@ def test_the_store_keeps_the_fields_and_forgets_a_thread(tmp_path: Path) -> None
         assert store.get("t") is None and store.threads() == []
         # Forgotten and started again in one batch: only the new thread's memories are stored.
         again = ev("session.started")
-        store.apply_batch([ev("turn.started", "C"), ev("thread.delete"), again])
+        store.apply_all([ev("turn.started", "C"), ev("thread.delete"), again])
         thread = store.thread("t")
         assert thread is not None
         assert (thread.session.status, thread.seen_event_digests, thread.finished_turns) == (

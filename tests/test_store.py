@@ -84,12 +84,12 @@ def test_generated_stream_with_small_caps_equals_the_projector(tmp_path: Path) -
 def test_a_malformed_event_in_a_batch_changes_nothing(tmp_path: Path) -> None:
     events = generate_stream(200, 4, seed=3)
     with open_store(str(tmp_path / "s.db")) as store:
-        store.apply_batch(events[:100])
+        store.apply_all(events[:100])
         before = _dump(tmp_path / "s.db")
         broken = dict(events[150])
         del broken["createdAt"]
         with pytest.raises(EventError) as err:
-            store.apply_batch([*events[100:150], broken])
+            store.apply_all([*events[100:150], broken])
         assert err.value.field == "createdAt"
         assert _dump(tmp_path / "s.db") == before
 
@@ -97,7 +97,7 @@ def test_a_malformed_event_in_a_batch_changes_nothing(tmp_path: Path) -> None:
 def test_a_failure_inside_the_transaction_rolls_everything_back(tmp_path: Path) -> None:
     events = generate_stream(300, 5, seed=4)
     with open_store(str(tmp_path / "s.db")) as store:
-        store.apply_batch(events[:100])
+        store.apply_all(events[:100])
         before = _dump(tmp_path / "s.db")
         told: list[Outcome] = []
         store.subscribe(told.append)
@@ -106,12 +106,12 @@ def test_a_failure_inside_the_transaction_rolls_everything_back(tmp_path: Path) 
             raise sqlite3.OperationalError("disk I/O error")  # as the database would, before COMMIT
 
         with pytest.raises(StoreError) as err:
-            store.apply_batch(events[100:200], checkpoint=checkpoint)
+            store.apply_all(events[100:200], checkpoint=checkpoint)
         assert isinstance(err.value.cause, sqlite3.OperationalError)
         assert "applying 100 event(s)" in str(err.value)
         assert _dump(tmp_path / "s.db") == before
         assert told == []  # observers hear only of committed outcomes
-        store.apply_batch(events[100:])
+        store.apply_all(events[100:])
         projector = SessionProjector()
         projector.apply_all(events)
         assert_equals_projector(store, projector)
@@ -133,12 +133,12 @@ def test_observers_run_after_the_commit(tmp_path: Path) -> None:
         store.subscribe(observer, what="outcome")
         changes: list[Outcome] = []
         unsubscribe = store.subscribe(changes.append, what="change")
-        store.apply_batch(events[:10])
+        store.apply_all(events[:10])
         assert visible == [10] * 10
         assert all(o.changed for o in changes) and changes
         unsubscribe()
         count = len(changes)
-        store.apply_batch(events[10:])
+        store.apply_all(events[10:])
         assert len(changes) == count
 
 
@@ -156,7 +156,7 @@ def test_a_locked_database_is_a_store_error_and_work_resumes(tmp_path: Path) -> 
         holder.execute("ROLLBACK")
         holder.close()
     assert store.get(events[0]["threadId"]) is None
-    store.apply_batch(events)
+    store.apply_all(events)
     projector = SessionProjector()
     projector.apply_all(events)
     assert_equals_projector(store, projector)
@@ -177,7 +177,7 @@ def test_writers_in_threads_are_serialised(tmp_path: Path) -> None:
             with open_store(str(tmp_path / "s.db")) as store:
                 for t in threads:
                     for i in range(0, len(by_thread[t]), 7):
-                        store.apply_batch(by_thread[t][i:i + 7])
+                        store.apply_all(by_thread[t][i:i + 7])
         except BaseException as exc:
             errors.append(exc)
 
@@ -196,9 +196,9 @@ def test_writers_in_threads_are_serialised(tmp_path: Path) -> None:
 
 
 def open_store_threads_of(projector: SessionProjector) -> list[Any]:
-    from statemachine.store import StoredThread
+    from statemachine.runtime.snapshot import ThreadState
 
-    return [StoredThread(projector[t], projector.seen_event_digests(t), projector.finished_turns(t)) for t in projector]
+    return [ThreadState(projector[t], projector.seen_event_digests(t), projector.finished_turns(t)) for t in projector]
 
 
 def test_schema_is_versioned_and_a_newer_database_is_refused(tmp_path: Path) -> None:

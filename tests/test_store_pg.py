@@ -115,7 +115,7 @@ def _worker(url: str, tasks: Any, done: Any, chunks: dict[tuple[str, int], list[
             thread_id, index, kind = task
             batch = _noise(thread_id, index) if kind == "noise" else chunks[(thread_id, index)]
             try:
-                outcomes = store.apply_batch(batch)
+                outcomes = store.apply_all(batch)
             except Exception as exc:  # reported to the test, which fails on it at once
                 done.put((worker_id, thread_id, index, "failed", [repr(exc)]))
                 return
@@ -247,7 +247,7 @@ def test_the_server_going_away_mid_apply_is_a_store_error_and_work_resumes(clust
     events = generate_stream(1200, 6, seed=41)
     store = open_store(url)
     try:
-        store.apply_batch(events[:400])
+        store.apply_all(events[:400])
         before = _dump(url)
 
         def stop_server(_: object) -> ReplayProgress:
@@ -256,14 +256,14 @@ def test_the_server_going_away_mid_apply_is_a_store_error_and_work_resumes(clust
             return ReplayProgress("log", 1, 1, "0" * 64, {k.value: 0 for k in OutcomeKind}, 0)
 
         with pytest.raises(StoreError) as err:
-            store.apply_batch(events[400:800], checkpoint=stop_server)
+            store.apply_all(events[400:800], checkpoint=stop_server)
         assert isinstance(err.value.cause, psycopg.Error)
         assert err.value.doing == "applying 400 event(s)"
         with pytest.raises(StoreError, match="cannot connect"):
             store.apply(events[400])  # still down
         cluster.start()
         assert _dump(url) == before  # no partial row of the failed batch
-        store.apply_batch(events[400:])  # the same store object reconnects
+        store.apply_all(events[400:])  # the same store object reconnects
         projector = SessionProjector()
         projector.apply_all(events)
         assert_equals_projector(store, projector)

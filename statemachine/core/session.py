@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-__all__ = ["PENDING_UNKNOWN", "Session"]
+__all__ = ["FIELDS", "PENDING_UNKNOWN", "Session", "SessionField"]
 
 # A pending turn start whose turn id is not known yet.
 PENDING_UNKNOWN = ""
@@ -52,3 +52,32 @@ class Session(NamedTuple):
 
     def evolve(self, **changes: Any) -> Session:
         return self._replace(**changes)
+
+
+class SessionField(NamedTuple):
+    """One field of a session, said once: the wire, snapshots, the stores' columns, the
+    requirements' paths and the audit all read this table."""
+
+    attr: str  # the `Session` attribute, and the stores' column
+    wire: str  # T3's JSON name
+    always: bool  # present in every wire session (else only when set)
+    lifecycle: bool  # the lifecycle reads or writes it (requirements may speak of it)
+    description: str
+
+
+FIELDS: tuple[SessionField, ...] = (
+    SessionField("thread_id", "threadId", True, False, "The thread this session belongs to."),
+    SessionField("status", "status", True, True, "The lifecycle status."),
+    SessionField("provider_name", "providerName", True, True, "The provider that last spoke for the thread."),
+    SessionField("active_turn_id", "activeTurnId", True, True, "The turn running now, or null."),
+    SessionField("last_error", "lastError", True, True, "The last error, or null once cleared."),
+    SessionField("updated_at", "updatedAt", True, True, "The latest createdAt applied (never moves back)."),
+    SessionField("provider_instance_id", "providerInstanceId", False, False,
+                 "Carried through for the orchestrator, never interpreted."),
+    SessionField("runtime_mode", "runtimeMode", False, False,
+                 "Carried through for the orchestrator, never interpreted."),
+    SessionField("pending_turn", "pendingTurn", True, True,
+                 "A requested turn that has not started: null, or {turnId: id or null}."),
+    SessionField("awaiting", "awaiting", True, True, "What the provider waits on: null, approval or user-input."),
+)
+assert tuple(f.attr for f in FIELDS) == Session._fields, "FIELDS must follow Session's order"

@@ -155,7 +155,7 @@ def replay_into_store(
             return made[-1]
 
         made: list[ReplayProgress] = []
-        store.apply_batch(events, checkpoint=checkpoint)
+        store.apply_all(events, checkpoint=checkpoint)
         # Only now, after the commit, does the in-memory state move on.
         state.progress = made[-1]
         for note in state.progress.new_notes:

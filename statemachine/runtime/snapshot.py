@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from statemachine.core.event import parse_timestamp
 from statemachine.core.record import DIGEST_SIZE, event_digest_hex
-from statemachine.core.session import Session
+from statemachine.core.session import FIELDS, Session
 from statemachine.spec.invariants import state_violations
 
 if TYPE_CHECKING:
@@ -45,6 +45,7 @@ __all__ = [
     "Limits",
     "SnapshotError",
     "ThreadState",
+    "check_thread",
     "decode",
     "encode",
     "session_violations",
@@ -65,20 +66,13 @@ EVENT_ID_DIGEST = "blake2b-128"
 # parsing it.
 MAX_SNAPSHOT_BYTES = 256 << 20
 
-_SESSION_FIELDS = {
-    "threadId": "thread_id",
-    "status": "status",
-    "providerName": "provider_name",
-    "activeTurnId": "active_turn_id",
-    "lastError": "last_error",
-    "updatedAt": "updated_at",
-    "providerInstanceId": "provider_instance_id",
-    "runtimeMode": "runtime_mode",
-}
-# The orchestrator's side (version 3): pendingTurn null or {"turnId": id or null}; awaiting null or text.
+# The orchestrator's side, added in version 3: pendingTurn null or {"turnId": id or null}; awaiting
+# null or text.
 _ORCHESTRATOR_FIELDS = ("pendingTurn", "awaiting")
+# The other fields, text or null (`statemachine.core.session.FIELDS`), by wire name.
+_SESSION_FIELDS = {f.wire: f.attr for f in FIELDS if f.wire not in _ORCHESTRATOR_FIELDS}
 _HEX_DIGEST = re.compile(f"[0-9a-f]{{{DIGEST_SIZE * 2}}}")
-_REQUIRED_SESSION_FIELDS = ("threadId", "status", "providerName", "activeTurnId", "lastError", "updatedAt")
+_REQUIRED_SESSION_FIELDS = tuple(f.wire for f in FIELDS if f.always and f.wire not in _ORCHESTRATOR_FIELDS)
 _TOP_FIELDS = ("format", "version", "spec", "specDigest", "maxEventIds", "maxFinishedTurns", "eventIdDigest",
                "threads")
 _THREAD_FIELDS = ("session", "seenEventDigests", "finishedTurns")
@@ -313,6 +307,27 @@ def _parse_text(data: str | bytes | bytearray, max_bytes: int) -> object:
         raise SnapshotError("snapshot", f"not valid JSON: {str(exc)[:200]}") from None
 
 
+def check_thread(raw: object, path: str, spec: Spec, limits: Limits, version: int = SNAPSHOT_VERSION) -> ThreadState:
+    """One thread as a snapshot spells it (`{"session", "seenEventDigests", "finishedTurns"}`),
+    checked: types, id lengths, the caps, the spec's statuses, the clock bound, and the invariants
+    and the requirements' state invariants. The one check of a thread coming back from storage:
+    `restore()` runs it on every thread of a snapshot, a store on every row it loads."""
+    entry = _object(raw, path, _THREAD_FIELDS if version >= 4 else _THREAD_FIELDS_V3)
+    session = _session(_field(entry, "session", path), f"{path}.session", spec, limits, version)
+    if version >= 4:
+        seen = _ids(_field(entry, "seenEventDigests", path), f"{path}.seenEventDigests", limits.max_event_ids,
+                    "max_event_ids", limits.max_id_length, digests=True)
+    else:  # the ids themselves: digested as the projector keeps them
+        seen = tuple(map(event_digest_hex, _ids(_field(entry, "seenEventIds", path), f"{path}.seenEventIds",
+                                                limits.max_event_ids, "max_event_ids", limits.max_id_length)))
+    finished = _ids(_field(entry, "finishedTurns", path), f"{path}.finishedTurns", limits.max_finished_turns,
+                    "max_finished_turns", limits.max_id_length)
+    broken = session_violations(spec, session, frozenset(finished))
+    if broken:
+        raise SnapshotError(f"{path}.session", f"breaks invariant(s) {', '.join(broken)}")
+    return ThreadState(session, seen, finished)
+
+
 def decode(data: object, spec: Spec, limits: Limits) -> Decoded:
     """Validate a snapshot (a parsed JSON value, or JSON text) against `spec` and the restoring
     projector's `limits`. Raises `SnapshotError`."""
@@ -359,22 +374,9 @@ def decode(data: object, spec: Spec, limits: Limits) -> Decoded:
     threads: list[ThreadState] = []
     thread_ids: set[str] = set()
     for i, raw in enumerate(raw_threads):
-        path = f"threads[{i}]"
-        entry = _object(raw, path, _THREAD_FIELDS if version >= 4 else _THREAD_FIELDS_V3)
-        session = _session(_field(entry, "session", path), f"{path}.session", spec, limits, version)
-        if session.thread_id in thread_ids:
-            raise SnapshotError(f"{path}.session.threadId", f"repeats {session.thread_id[:64]!r}")
-        thread_ids.add(session.thread_id)
-        if version >= 4:
-            seen = _ids(_field(entry, "seenEventDigests", path), f"{path}.seenEventDigests", limits.max_event_ids,
-                        "max_event_ids", limits.max_id_length, digests=True)
-        else:  # the ids themselves: digested as the projector keeps them
-            seen = tuple(map(event_digest_hex, _ids(_field(entry, "seenEventIds", path), f"{path}.seenEventIds",
-                                                    limits.max_event_ids, "max_event_ids", limits.max_id_length)))
-        finished = _ids(_field(entry, "finishedTurns", path), f"{path}.finishedTurns", limits.max_finished_turns,
-                        "max_finished_turns", limits.max_id_length)
-        broken = session_violations(spec, session, frozenset(finished))
-        if broken:
-            raise SnapshotError(f"{path}.session", f"breaks invariant(s) {', '.join(broken)}")
-        threads.append(ThreadState(session, seen, finished))
+        thread = check_thread(raw, f"threads[{i}]", spec, limits, version)
+        if thread.session.thread_id in thread_ids:
+            raise SnapshotError(f"threads[{i}].session.threadId", f"repeats {thread.session.thread_id[:64]!r}")
+        thread_ids.add(thread.session.thread_id)
+        threads.append(thread)
     return Decoded(limits.max_event_ids, limits.max_finished_turns, tuple(threads))

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from statemachine.spec.model import Spec
-    from statemachine.store.base import JournalEntry, ReplayNote, ReplayProgress, SessionStore, StoredThread
+    from statemachine.store.base import JournalEntry, ReplayNote, ReplayProgress, SessionStore, StoredRowError
     from statemachine.store.errors import StoreError
     from statemachine.store.sqlite import SQLiteStore
 
@@ -23,7 +23,7 @@ __all__ = [
     "SQLiteStore",
     "SessionStore",
     "StoreError",
-    "StoredThread",
+    "StoredRowError",
     "open_store",
 ]
 
@@ -33,7 +33,7 @@ _POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 # `statemachine.cli.store`, and should not load SQLite for that.
 _EXPORTS = {
     "JournalEntry": "base", "ReplayNote": "base", "ReplayProgress": "base", "SessionStore": "base",
-    "StoredThread": "base", "StoreError": "errors", "SQLiteStore": "sqlite",
+    "StoredRowError": "base", "StoreError": "errors", "SQLiteStore": "sqlite",
 }
 
 
@@ -53,11 +53,13 @@ def open_store(
     max_event_ids: int | None = None,
     max_finished_turns: int | None = None,
     journal: bool = True,
+    **options: Any,
 ) -> SessionStore:
     """A store for `url`, created (schema and settings) if new. Raises `StoreError`.
 
     The memory caps are fixed when a store is created; `None` takes the stored ones (or the
-    projector's defaults for a new store), a different number is refused.
+    projector's defaults for a new store), a different number is refused. `options` are the
+    pipeline's, as for a `SessionProjector`: `engine`, `max_clock_skew`, `clock`.
     """
     from statemachine.store.errors import StoreError
     from statemachine.store.sqlite import SQLiteStore
@@ -66,10 +68,10 @@ def open_store(
         from statemachine.store.postgres import PostgresStore
 
         return PostgresStore(url, spec, max_event_ids=max_event_ids, max_finished_turns=max_finished_turns,
-                             journal=journal)
+                             journal=journal, **options)
     path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else url
     if "://" in path or not path:
         raise StoreError("opening the store", f"unsupported store URL {url[:80]!r}: give a SQLite file path "
                          "or a postgresql:// URL")
     return SQLiteStore(path, spec, max_event_ids=max_event_ids, max_finished_turns=max_finished_turns,
-                       journal=journal)
+                       journal=journal, **options)

@@ -15,13 +15,26 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Literal, Protocol, TypeVar
 
+from statemachine.core.clock import DEFAULT_MAX_CLOCK_SKEW, Clock
 from statemachine.core.event import Event, EventError
 from statemachine.core.outcome import Outcome, OutcomeKind
-from statemachine.core.session import Session
-from statemachine.runtime.projector import DEFAULT_MAX_EVENT_IDS, DEFAULT_MAX_FINISHED_TURNS, SessionProjector
-from statemachine.runtime.snapshot import MAX_SNAPSHOT_BYTES, SnapshotError
+from statemachine.core.record import ThreadRecord
+from statemachine.core.session import FIELDS, Session
+from statemachine.engine.boundary import EngineName
+from statemachine.runtime.observers import Observers
+from statemachine.runtime.pipeline import (
+    DEFAULT_MAX_EVENT_IDS,
+    DEFAULT_MAX_FINISHED_TURNS,
+    BatchResult,
+    OnMalformed,
+    OnRejected,
+    Pipeline,
+)
+from statemachine.runtime.projector import SessionProjector
+from statemachine.runtime.snapshot import MAX_SNAPSHOT_BYTES, Limits, SnapshotError, ThreadState, check_thread
 from statemachine.spec.load import builtin_spec
 from statemachine.spec.model import Spec
 from statemachine.spec.parser import EventParser
@@ -34,7 +47,7 @@ __all__ = [
     "ReplayProgress",
     "SessionStore",
     "SqlStore",
-    "StoredThread",
+    "StoredRowError",
 ]
 
 EventInput = Event | Mapping[str, Any] | str | bytes
@@ -67,20 +80,20 @@ def _snapshot_object(data: Mapping[str, Any] | str | bytes) -> Mapping[str, Any]
     return obj
 
 
-_SESSION_COLUMNS = (
-    "thread_id, status, provider_name, active_turn_id, last_error, updated_at, provider_instance_id, runtime_mode, "
-    "pending_turn, awaiting"
-)
+# The sessions table's columns: the session's fields, in order (`statemachine.core.session.FIELDS`).
+_SESSION_COLUMNS = ", ".join(f.attr for f in FIELDS)
 
 
-@dataclass(frozen=True, slots=True)
-class StoredThread:
-    """One thread as stored: its session and both memories, oldest entry first (the eventIds as
-    their digests in hex, as `SessionProjector.seen_event_digests` gives them)."""
+class StoredRowError(StoreError):
+    """A stored row that fails the checks `SessionProjector.restore()` applies to a snapshot: a
+    wrong type, an id past the parser's limit, memories fuller than the caps, an unknown status,
+    or a session that breaks the invariants. `thread_id` and `field` say where."""
 
-    session: Session
-    seen_event_digests: tuple[str, ...]
-    finished_turns: tuple[str, ...]
+    def __init__(self, thread_id: str, field: str, message: str) -> None:
+        super().__init__("loading a thread", f"stored row of thread {thread_id[:80]!r} is invalid: {field}: "
+                         f"{message}")
+        self.thread_id = thread_id
+        self.field = field
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,15 +134,6 @@ class ReplayProgress:
     new_notes: tuple[ReplayNote, ...] = field(default=(), compare=False)
 
 
-class _Subscription:
-    __slots__ = ("observer", "on_error", "what")
-
-    def __init__(self, observer: Observer, what: str, on_error: ObserverErrorHandler | None) -> None:
-        self.observer = observer
-        self.what = what
-        self.on_error = on_error
-
-
 class _Cursor(Protocol):
     """The part of a DB-API cursor the store uses (sqlite3 and psycopg both have it)."""
 
@@ -153,25 +157,60 @@ class SessionStore(ABC):
         `StoreError` when the database fails (nothing was committed)."""
 
     @abstractmethod
-    def apply_batch(
+    def apply_all(
         self,
         events: Iterable[EventInput],
         *,
         checkpoint: Callable[[Sequence[Outcome]], ReplayProgress] | None = None,
     ) -> list[Outcome]:
-        """Apply events in order in one transaction. Every event is parsed first: one malformed
-        event raises `EventError` and nothing of the batch is applied. `checkpoint(outcomes)`, if
-        given, runs inside the transaction and its progress commits with the events."""
+        """Apply events in order in one transaction and return every outcome. Every event is
+        checked first: one malformed event raises `EventError` and nothing is applied (as
+        `SessionProjector.apply_all`). `checkpoint(outcomes)`, if given, runs inside the
+        transaction and its progress commits with the events."""
+
+    @abstractmethod
+    def apply_batch(
+        self,
+        events: Iterable[EventInput | None],
+        *,
+        on_rejected: OnRejected | None = None,
+        on_malformed: OnMalformed | None = None,
+    ) -> BatchResult:
+        """As `SessionProjector.apply_batch`, in one transaction: the counts by outcome kind plus
+        `malformed`; a malformed item is counted, told to `on_malformed` and skipped."""
+
+    def sessions(self) -> dict[str, Session]:
+        """threadId -> Session, every thread, in the order each was first stored."""
+        return {t.session.thread_id: t.session for t in self.threads()}
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.sessions())
+
+    def __len__(self) -> int:
+        return len(self.threads())
+
+    def __contains__(self, thread_id: object) -> bool:
+        return isinstance(thread_id, str) and self.get(thread_id) is not None
+
+    def __getitem__(self, thread_id: str) -> Session:
+        session = self.get(thread_id)
+        if session is None:
+            raise KeyError(thread_id)
+        return session
+
+    @abstractmethod
+    def forget(self, thread_id: str) -> bool:
+        """Drop a thread's session and memories without an event; False if there was none."""
 
     @abstractmethod
     def get(self, thread_id: str) -> Session | None: ...
 
     @abstractmethod
-    def thread(self, thread_id: str) -> StoredThread | None:
+    def thread(self, thread_id: str) -> ThreadState | None:
         """One thread's session and memories, loading nothing else."""
 
     @abstractmethod
-    def threads(self) -> list[StoredThread]:
+    def threads(self) -> list[ThreadState]:
         """Every thread, in the order each was first stored."""
 
     @abstractmethod
@@ -185,8 +224,12 @@ class SessionStore(ABC):
     def reset_progress(self, log_key: str) -> None: ...
 
     @abstractmethod
-    def export_snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> dict[str, Any]:
         """Every thread in the `SessionProjector.snapshot()` format."""
+
+    def export_snapshot(self) -> dict[str, Any]:
+        """The same as `snapshot()` (the name `store export` uses)."""
+        return self.snapshot()
 
     @abstractmethod
     def import_snapshot(self, data: Mapping[str, Any] | str | bytes) -> int:
@@ -227,7 +270,12 @@ class SqlStore(SessionStore):
         max_event_ids: int | None,
         max_finished_turns: int | None,
         journal: bool,
+        engine: EngineName = "compiled",
+        max_clock_skew: timedelta | None = DEFAULT_MAX_CLOCK_SKEW,
+        clock: Clock | None = None,
     ) -> None:
+        """`engine`, `max_clock_skew` and `clock` are the pipeline's options, as for a
+        `SessionProjector`: every batch runs through a pipeline built with them."""
         if max_event_ids is not None and max_event_ids < 1:
             raise ValueError("max_event_ids must be at least 1")
         if max_finished_turns is not None and max_finished_turns < 1:
@@ -235,10 +283,15 @@ class SqlStore(SessionStore):
         self.spec = spec if spec is not None else builtin_spec()
         self.parser = EventParser(self.spec)
         self.keep_journal = journal
-        self._observers: tuple[_Subscription, ...] = ()
+        self.engine: EngineName = engine
+        self.max_clock_skew = max_clock_skew
+        self._clock = clock
+        self._observers = Observers()
         self._conn: Any = None
         self._sql_cache: dict[str, str] = {}
         self.max_event_ids, self.max_finished_turns = self._migrate(max_event_ids, max_finished_turns)
+        # Built now, so that a bad option fails here; each batch gets a fresh one over its rows.
+        self._pipeline()
 
     # -- what a backend provides ---------------------------------------------------------------
 
@@ -367,39 +420,93 @@ class SqlStore(SessionStore):
 
     # -- applying ------------------------------------------------------------------------------
 
-    def apply(self, event: EventInput) -> Outcome:
-        return self.apply_batch((event,))[0]
+    def _pipeline(self) -> Pipeline:
+        """The pipeline a transaction drives over the rows it loaded, with this store's options."""
+        return Pipeline(self.spec, parser=self.parser, engine=self.engine, max_event_ids=self.max_event_ids,
+                        max_finished_turns=self.max_finished_turns, max_clock_skew=self.max_clock_skew,
+                        clock=self._clock)
 
-    def apply_batch(
+    def apply(self, event: EventInput) -> Outcome:
+        return self.apply_all((event,))[0]
+
+    def apply_all(
         self,
         events: Iterable[EventInput],
         *,
         checkpoint: Callable[[Sequence[Outcome]], ReplayProgress] | None = None,
     ) -> list[Outcome]:
         parsed = [self.parser.coerce(e) for e in events]  # EventError here: nothing touched yet
-        # Written in order of first appearance, so a thread's `ord` (export order) is the order in
-        # which an in-memory projector would have created it; locked in sorted order.
-        thread_ids = list(dict.fromkeys(e.thread_id for e in parsed))
+        outcomes: list[Outcome] = []
+        self._run(list(enumerate(parsed, 1)), outcomes, BatchResult(), None, checkpoint)
+        return outcomes
 
-        def work(cur: _Cursor) -> list[Outcome]:
+    def apply_batch(
+        self,
+        events: Iterable[EventInput | None],
+        *,
+        on_rejected: OnRejected | None = None,
+        on_malformed: OnMalformed | None = None,
+    ) -> BatchResult:
+        result = BatchResult()
+        items: list[tuple[int, Event]] = []
+        # Checked before the transaction (the threads to lock come from the events): a malformed
+        # item is counted and told here, in its place among the others' numbers.
+        for number, item in enumerate(events, 1):
+            result.last = number
+            if item is None:
+                result.counts["malformed"] += 1
+                if on_malformed is not None:
+                    on_malformed(number, None)
+                continue
+            try:
+                items.append((number, self.parser.coerce(item)))
+            except EventError as exc:
+                if isinstance(item, (bytes, str)) and not item.strip():
+                    continue
+                result.counts["malformed"] += 1
+                if on_malformed is not None:
+                    on_malformed(number, exc)
+        keep = self.keep_journal or bool(self._observers)
+        self._run(items, [] if keep else None, result, on_rejected, None)
+        result.lines = result.last or 0
+        return result
+
+    def _run(
+        self,
+        items: list[tuple[int, Event]],
+        outcomes: list[Outcome] | None,
+        result: BatchResult,
+        on_rejected: OnRejected | None,
+        checkpoint: Callable[[Sequence[Outcome]], ReplayProgress] | None,
+    ) -> None:
+        """One transaction: lock the items' threads, load and check their rows, run the pipeline
+        over them, write back what changed (in the pipeline's thread order), the journal and the
+        checkpoint; after commit, tell the observers. `outcomes` collects every outcome (None: the
+        pipeline's lean steps, no outcome built)."""
+        thread_ids = list(dict.fromkeys(ev.thread_id for _, ev in items))
+        forgotten: list[str] = []
+        # Rejections are told after commit: a rolled-back batch told nobody anything.
+        told: list[tuple[int, str, str]] = []
+
+        def work(cur: _Cursor) -> None:
             self._lock_threads(cur, sorted(thread_ids))
             stored = self._load(cur, thread_ids)
-            projector = SessionProjector(
-                self.spec, max_event_ids=self.max_event_ids, max_finished_turns=self.max_finished_turns
+            pipeline = self._pipeline()
+            for thread_id, rows in stored.items():
+                pipeline.threads[thread_id] = self._record(pipeline, thread_id, rows)
+            if outcomes is not None:
+                del outcomes[:]
+            pipeline.run(
+                items, step=pipeline.step if outcomes is not None else None,
+                on_outcome=(lambda _n, o: outcomes.append(o)) if outcomes is not None else None,
+                on_rejected=lambda n, e, r: told.append((n, e, r)),
+                on_forgotten=lambda _n, t: forgotten.append(t), result=run_result,
             )
-            for rows in stored.values():
-                try:
-                    projector.seed(rows.session, finished_turns=(t for _, t in rows.finished),
-                                   seen_event_digests=(e for _, e in rows.seen))
-                except EventError as exc:
-                    raise StoreError("loading a thread", f"stored row of thread "
-                                     f"{rows.session.thread_id!r} is invalid: {exc}") from exc
-            outcomes = [projector.apply(e) for e in parsed]
-            # A thread forgotten in this batch loses its rows; if it started again, it is new.
-            for t in dict.fromkeys(o.event.thread_id for o in outcomes if o.kind is OutcomeKind.FORGOTTEN):
+            # A thread forgotten in this transaction loses its rows; if it started again, it is new.
+            for t in dict.fromkeys(forgotten):
                 self._delete_thread(cur, t)
                 stored.pop(t, None)
-            self._write_threads(cur, [t for t in thread_ids if t in projector], stored, projector)
+            self._write_threads(cur, list(pipeline.threads), stored, pipeline)
             if self.keep_journal and outcomes:
                 cur.executemany(
                     self._sql("INSERT INTO outcomes (thread_id, event_id, kind, reason, transition) "
@@ -407,14 +514,42 @@ class SqlStore(SessionStore):
                     [(o.event.thread_id, o.event.event_id, o.kind.value, o.reason, o.transition) for o in outcomes],
                 )
             if checkpoint is not None:
-                self._write_progress(cur, checkpoint(outcomes))
-            return outcomes
+                self._write_progress(cur, checkpoint(outcomes if outcomes is not None else ()))
 
-        outcomes = self._transaction(f"applying {len(parsed)} event(s)", work)
-        if self._observers:
+        run_result = BatchResult()
+        self._transaction(f"applying {len(items)} event(s)", work)
+        for kind, n in run_result.counts.items():
+            result.counts[kind] += n
+        if on_rejected is not None:
+            for number, event_id, reason in told:
+                on_rejected(number, event_id, reason)
+        if self._observers and outcomes:
             for outcome in outcomes:
-                self._notify(outcome)
-        return outcomes
+                self._observers.notify(outcome)
+
+    def _record(self, pipeline: Pipeline, thread_id: str, rows: _Rows) -> ThreadRecord:
+        """A loaded thread as the pipeline holds it, checked as `restore()` checks a snapshot's."""
+        s = rows.session
+        wire = {
+            "session": {f.wire: _row_value(f.wire, getattr(s, f.attr)) for f in FIELDS
+                        if f.always or getattr(s, f.attr) is not None},
+            "seenEventDigests": [e for _, e in rows.seen],
+            "finishedTurns": [t for _, t in rows.finished],
+        }
+        limits = Limits(max_event_ids=self.max_event_ids, max_finished_turns=self.max_finished_turns,
+                        max_id_length=self.parser.max_id_length, in_future=pipeline.horizon.beyond)
+        try:
+            thread = check_thread(wire, "row", self.spec, limits)
+        except SnapshotError as exc:
+            raise StoredRowError(thread_id, exc.path.removeprefix("row."), exc.message) from None
+        if thread.session.thread_id != thread_id:
+            raise StoredRowError(thread_id, "session.threadId", "differs from the row's key")
+        record = pipeline.new_record(thread.session)
+        for digest in thread.seen_event_digests:
+            record.see_digest(bytes.fromhex(digest))  # checked by check_thread
+        for turn in thread.finished_turns:
+            record.remember_turn(turn)
+        return record
 
     def _load(self, cur: _Cursor, thread_ids: Sequence[str]) -> dict[str, _Rows]:
         """The rows of these threads (absent: no row yet), three queries per 500 threads."""
@@ -432,7 +567,13 @@ class SqlStore(SessionStore):
                 cur.execute(self._sql(f"SELECT thread_id, seq, {column} FROM {table} WHERE {where} "
                                       "ORDER BY thread_id, seq"), chunk)
                 for thread_id, seq, value in cur.fetchall():
-                    getattr(loaded[thread_id], attr).append((int(seq), str(value)))
+                    rows_of = loaded.get(thread_id)
+                    if rows_of is None:
+                        raise StoredRowError(str(thread_id), table, "memory rows without a session row")
+                    if type(seq) is not int:
+                        raise StoredRowError(str(thread_id), f"{table}.seq", f"must be a whole number, got "
+                                             f"{type(seq).__name__}")
+                    getattr(rows_of, attr).append((seq, value))
         return loaded
 
     def _delete_thread(self, cur: _Cursor, thread_id: str) -> None:
@@ -440,12 +581,14 @@ class SqlStore(SessionStore):
             cur.execute(self._sql(f"DELETE FROM {table} WHERE thread_id = ?"), (thread_id,))
 
     def _write_threads(
-        self, cur: _Cursor, thread_ids: Sequence[str], old: Mapping[str, _Rows], projector: SessionProjector
+        self, cur: _Cursor, thread_ids: Sequence[str], old: Mapping[str, _Rows], pipeline: Pipeline
     ) -> None:
-        """Write what changed for these threads, one statement per kind of change."""
+        """Write what changed for these threads, one statement per kind of change. New threads are
+        written in `thread_ids`' order (the pipeline's): their `ord` is the output order."""
+        records = pipeline.threads
         sessions = []
         for thread_id in thread_ids:
-            session = projector[thread_id]
+            session = records[thread_id].session
             before = old.get(thread_id)
             if before is None or session != before.session:
                 sessions.append(tuple(session))
@@ -460,8 +603,14 @@ class SqlStore(SessionStore):
                           "awaiting = excluded.awaiting"),
                 sessions,
             )
-        for table, column, attr, read in (("seen_event_digests", "digest", "seen", projector.seen_event_digests),
-                                          ("finished_turns", "turn_id", "finished", projector.finished_turns)):
+        def seen(thread_id: str) -> tuple[str, ...]:
+            return tuple(d.hex() for d in records[thread_id].seen_digests())
+
+        def finished(thread_id: str) -> tuple[str, ...]:
+            return tuple(records[thread_id].finished)
+
+        for table, column, attr, read in (("seen_event_digests", "digest", "seen", seen),
+                                          ("finished_turns", "turn_id", "finished", finished)):
             deletes: list[tuple[str, int]] = []
             inserts: list[tuple[str, int, str]] = []
             for thread_id in thread_ids:
@@ -492,38 +641,47 @@ class SqlStore(SessionStore):
     # -- reading -------------------------------------------------------------------------------
 
     def get(self, thread_id: str) -> Session | None:
-        def work(cur: _Cursor) -> Session | None:
-            cur.execute(self._sql(f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE thread_id = ?"), (thread_id,))
-            row = cur.fetchone()
-            return Session(*row) if row is not None else None
+        thread = self.thread(thread_id)
+        return thread.session if thread is not None else None
 
-        return self._transaction("reading a session", work, write=False)
-
-    def thread(self, thread_id: str) -> StoredThread | None:
-        def work(cur: _Cursor) -> StoredThread | None:
+    def thread(self, thread_id: str) -> ThreadState | None:
+        """One thread's session and memories, checked as every loaded row is."""
+        def work(cur: _Cursor) -> ThreadState | None:
             rows = self._load(cur, [thread_id]).get(thread_id)
-            return rows.stored() if rows is not None else None
+            return self._checked(thread_id, rows) if rows is not None else None
 
         return self._transaction("reading a thread", work, write=False)
 
-    def threads(self) -> list[StoredThread]:
-        def work(cur: _Cursor) -> list[StoredThread]:
+    def threads(self) -> list[ThreadState]:
+        """Every thread, in the order each was first stored, each checked as every loaded row is."""
+        def work(cur: _Cursor) -> list[ThreadState]:
             cur.execute(f"SELECT {_SESSION_COLUMNS} FROM sessions ORDER BY ord")
-            sessions = [Session(*row) for row in cur.fetchall()]
-            seen = self._memories(cur, "seen_event_digests", "digest")
-            finished = self._memories(cur, "finished_turns", "turn_id")
-            return [StoredThread(s, tuple(seen.get(s.thread_id, ())), tuple(finished.get(s.thread_id, ())))
-                    for s in sessions]
+            loaded = {row[0]: _Rows(Session(*row), [], []) for row in cur.fetchall()}
+            for table, column, attr in (("seen_event_digests", "digest", "seen"),
+                                        ("finished_turns", "turn_id", "finished")):
+                cur.execute(f"SELECT thread_id, seq, {column} FROM {table} ORDER BY thread_id, seq")
+                for thread_id, seq, value in cur.fetchall():
+                    rows_of = loaded.get(thread_id)
+                    if rows_of is None:
+                        raise StoredRowError(str(thread_id), table, "memory rows without a session row")
+                    getattr(rows_of, attr).append((seq, value))
+            return [self._checked(str(t), rows) for t, rows in loaded.items()]
 
         return self._transaction("reading every thread", work, write=False)
 
-    @staticmethod
-    def _memories(cur: _Cursor, table: str, column: str) -> dict[str, list[str]]:
-        cur.execute(f"SELECT thread_id, {column} FROM {table} ORDER BY thread_id, seq")
-        memories: dict[str, list[str]] = {}
-        for thread_id, value in cur.fetchall():
-            memories.setdefault(str(thread_id), []).append(str(value))
-        return memories
+    def _checked(self, thread_id: str, rows: _Rows) -> ThreadState:
+        record = self._record(self._pipeline(), thread_id, rows)
+        return ThreadState(record.session, tuple(d.hex() for d in record.seen_digests()), tuple(record.finished))
+
+    def forget(self, thread_id: str) -> bool:
+        def work(cur: _Cursor) -> bool:
+            self._lock_threads(cur, [thread_id])
+            cur.execute(self._sql("SELECT COUNT(*) FROM sessions WHERE thread_id = ?"), (thread_id,))
+            held = bool(int(cur.fetchone()[0]))
+            self._delete_thread(cur, thread_id)
+            return held
+
+        return self._transaction("forgetting a thread", work)
 
     def journal(self, thread_id: str | None = None) -> list[JournalEntry]:
         def work(cur: _Cursor) -> list[JournalEntry]:
@@ -562,7 +720,7 @@ class SqlStore(SessionStore):
 
     # -- snapshots -----------------------------------------------------------------------------
 
-    def export_snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> dict[str, Any]:
         projector = SessionProjector(
             self.spec, max_event_ids=self.max_event_ids, max_finished_turns=self.max_finished_turns
         )
@@ -585,7 +743,7 @@ class SqlStore(SessionStore):
                 raise SnapshotError(key, f"must be a whole number from 1 to {MAX_IMPORTED_CAP} (MAX_IMPORTED_CAP)")
             caps.append(value)
         projector = SessionProjector.restore(obj, self.spec, max_event_ids=caps[0], max_finished_turns=caps[1])
-        threads = [StoredThread(projector[t], projector.seen_event_digests(t), projector.finished_turns(t))
+        threads = [ThreadState(projector[t], projector.seen_event_digests(t), projector.finished_turns(t))
                    for t in projector]
 
         def work(cur: _Cursor) -> int:
@@ -598,7 +756,7 @@ class SqlStore(SessionStore):
                         (str(projector.max_event_ids),))
             cur.execute(self._sql("UPDATE store_meta SET value = ? WHERE key = 'maxFinishedTurns'"),
                         (str(projector.max_finished_turns),))
-            self._write_threads(cur, [t.session.thread_id for t in threads], {}, projector)
+            self._write_threads(cur, [t.session.thread_id for t in threads], {}, projector.pipeline)
             return len(threads)
 
         count = self._transaction("importing a snapshot", work)
@@ -616,31 +774,7 @@ class SqlStore(SessionStore):
     ) -> Callable[[], None]:
         """Call `observer(outcome)` for each event after its transaction committed (never for a
         rolled-back one), in event order; otherwise as `SessionProjector.subscribe`."""
-        if what not in ("outcome", "change", "status"):
-            raise ValueError(f"what must be 'outcome', 'change' or 'status', got {what!r}")
-        subscription = _Subscription(observer, what, on_error)
-        self._observers = (*self._observers, subscription)
-
-        def unsubscribe() -> None:
-            self._observers = tuple(s for s in self._observers if s is not subscription)
-
-        return unsubscribe
-
-    def _notify(self, outcome: Outcome) -> None:
-        for sub in self._observers:
-            if (sub.what == "change" and not outcome.changed) or (sub.what == "status" and not outcome.status_changed):
-                continue
-            try:
-                sub.observer(outcome)
-            except Exception as exc:
-                if sub.on_error is not None:
-                    try:
-                        sub.on_error(exc, outcome)
-                        continue
-                    except Exception:
-                        _log.exception("observer error handler %r failed", sub.on_error)
-                _log.error("observer %r failed on event %s of thread %s", sub.observer,
-                           outcome.event.event_id, outcome.event.thread_id, exc_info=exc)
+        return self._observers.subscribe(observer, what=what, on_error=on_error)
 
 
 def _memory_changes(
@@ -671,14 +805,19 @@ def _memory_changes(
     inserts.extend((thread_id, next_seq + i, value) for i, value in enumerate(new[kept:]))
 
 
+def _row_value(wire: str, value: Any) -> Any:
+    """A session column as a snapshot spells it: the stores keep `pendingTurn` as its turn id
+    ("" when unknown), a snapshot as {"turnId": id or null}."""
+    if wire == "pendingTurn" and isinstance(value, str):
+        return {"turnId": value or None}
+    return value
+
+
 @dataclass(slots=True)
 class _Rows:
     session: Session
-    seen: list[tuple[int, str]]  # (seq, eventId digest in hex), oldest first
-    finished: list[tuple[int, str]]  # (seq, turnId), oldest first
-
-    def stored(self) -> StoredThread:
-        return StoredThread(self.session, tuple(e for _, e in self.seen), tuple(t for _, t in self.finished))
+    seen: list[tuple[Any, Any]]  # (seq, eventId digest in hex), oldest first; checked on use
+    finished: list[tuple[Any, Any]]  # (seq, turnId), oldest first; checked on use
 
 
 def iter_chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:

@@ -34,6 +34,7 @@ class PostgresStore(SqlStore):
         max_finished_turns: int | None = None,
         journal: bool = True,
         connect_timeout: int = 5,
+        **options: Any,
     ) -> None:
         try:
             import psycopg
@@ -43,7 +44,8 @@ class PostgresStore(SqlStore):
         self._psycopg = psycopg
         self.url = url
         self.connect_timeout = connect_timeout
-        super().__init__(spec, max_event_ids=max_event_ids, max_finished_turns=max_finished_turns, journal=journal)
+        super().__init__(spec, max_event_ids=max_event_ids, max_finished_turns=max_finished_turns, journal=journal,
+                         **options)
 
     def _connect(self) -> Any:
         # autocommit: the store begins and commits each transaction itself, as with SQLite.

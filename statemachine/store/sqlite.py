@@ -29,6 +29,7 @@ class SQLiteStore(SqlStore):
         journal: bool = True,
         busy_timeout: float = 5.0,
         synchronous: str = "NORMAL",
+        **options: Any,
     ) -> None:
         """`busy_timeout`: seconds to wait for another process's write lock before giving up with
         `StoreError` ("database is locked"). `synchronous`: "NORMAL" (loses nothing when the
@@ -38,7 +39,8 @@ class SQLiteStore(SqlStore):
         self.path = path
         self.busy_timeout = busy_timeout
         self.synchronous = synchronous
-        super().__init__(spec, max_event_ids=max_event_ids, max_finished_turns=max_finished_turns, journal=journal)
+        super().__init__(spec, max_event_ids=max_event_ids, max_finished_turns=max_finished_turns, journal=journal,
+                         **options)
 
     def _connect(self) -> Any:
         conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False)
