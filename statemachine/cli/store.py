@@ -62,7 +62,8 @@ def cmd_replay_store(args: argparse.Namespace, spec: Spec, printer: Callable[[di
         return EXIT_USAGE
     store: SessionStore | None = None
     try:
-        store = open_store(args.store, spec)
+        # The same pipeline options as an in-memory replay: the clock bound included.
+        store = open_store(args.store, spec, max_clock_skew=args.max_clock_skew)
         batch = args.batch if args.batch is not None else DEFAULT_BATCH
         result = replay_into_store(store, stream, args.log_key or args.file, batch=batch)
         data = result.to_json(store)

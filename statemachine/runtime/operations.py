@@ -3,8 +3,9 @@ after a restart.
 
 The functions here decide *policy* (which session is idle enough, which turn is stale, which
 session lost its provider). They never write a session: every change is an ordinary wire event
-applied through `SessionProjector.apply`, so the spec's machine decides what it does, observers
-and logs see it like any other event, and the proofs that cover `apply` cover these paths too.
+applied through the holder's `apply_all` (a `SessionProjector` or a store: `SessionHolder`), so the
+spec's machine decides what it does, observers and logs see it like any other event, and the proofs
+that cover `apply` cover these paths too.
 
 Times: `now` and `last_seen` are datetimes; a naive one is taken as UTC. `updatedAt` only moves
 on applied lifecycle events, not on the items and deltas a working turn streams; an `ActivityClock`
@@ -22,7 +23,7 @@ from statemachine.core.clock import DEFAULT_MAX_CLOCK_SKEW, Clock, Horizon
 from statemachine.core.event import SYNTHETIC_EVENT_PREFIX, parse_timestamp
 from statemachine.core.outcome import Outcome
 from statemachine.core.session import Session
-from statemachine.runtime.projector import SessionProjector
+from statemachine.runtime.holder import SessionHolder
 from statemachine.spec.load import builtin_spec
 from statemachine.spec.model import Spec
 
@@ -74,26 +75,26 @@ def _latest(*clocks: datetime | None) -> datetime | None:
     return max(known) if known else None
 
 
-def _event_id(projector: SessionProjector, prefix: str, *parts: str) -> str:
+def _event_id(holder: SessionHolder, prefix: str, *parts: str) -> str:
     """`prefix` + parts joined by ":"; past the parser's id length limit the parts are hashed, so
     the synthetic event is never refused as malformed and stays recognisable by its prefix."""
     event_id = prefix + ":".join(parts)
-    if len(event_id) <= projector.parser.max_id_length:
+    if len(event_id) <= holder.parser.max_id_length:
         return event_id
     return prefix + hashlib.sha256(":".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _apply_synthetic(projector: SessionProjector, wires: list[dict[str, Any]]) -> list[Outcome]:
+def _apply_synthetic(holder: SessionHolder, wires: list[dict[str, Any]]) -> list[Outcome]:
     """Apply a sweep's events. All are built first, through the parser's internal path (the only
     one that accepts the reserved id prefix): one that cannot be built (a seeded session holding
     an id past the parser's limit) raises `EventError` before any of the sweep is applied."""
-    events = [projector.parser._parse_synthetic(wire) for wire in wires]
-    return [projector.apply(ev) for ev in events]
+    events = [holder.parser.parse_synthetic(wire) for wire in wires]
+    return holder.apply_all(events)
 
 
 class ActivityClock:
     """An observer recording, per thread, the latest `createdAt` of any event it was sent, ignored
-    ones (items, deltas, warnings) included: `projector.subscribe(clock)`.
+    ones (items, deltas, warnings) included: `holder.subscribe(clock)`.
 
     Its `last_seen` is what `stale_turns` and `reapable_sessions` take. It is not part of a
     snapshot: after a restore it starts empty and the operations fall back to `updatedAt`.
@@ -163,7 +164,7 @@ def reapable(
 
 
 def reapable_sessions(
-    projector: SessionProjector,
+    holder: SessionHolder,
     now: datetime,
     *,
     last_seen: Mapping[str, datetime] | None = None,
@@ -174,8 +175,8 @@ def reapable_sessions(
     seen = last_seen or {}
     return [
         s
-        for tid, s in projector.sessions().items()
-        if reapable(s, now, last_seen=seen.get(tid), threshold=threshold, busy=tid in busy, spec=projector.spec)
+        for tid, s in holder.sessions().items()
+        if reapable(s, now, last_seen=seen.get(tid), threshold=threshold, busy=tid in busy, spec=holder.spec)
     ]
 
 
@@ -183,7 +184,7 @@ def reapable_sessions(
 
 
 def stale_turns(
-    projector: SessionProjector,
+    holder: SessionHolder,
     now: datetime,
     max_age: timedelta,
     *,
@@ -202,7 +203,7 @@ def stale_turns(
     now = _aware(now, "now")
     seen = last_seen or {}
     stale = []
-    for tid, s in projector.sessions().items():
+    for tid, s in holder.sessions().items():
         if s.active_turn_id is None and s.pending_turn is None:
             continue
         raw = seen.get(tid)
@@ -213,7 +214,7 @@ def stale_turns(
 
 
 def expire_stale_turns(
-    projector: SessionProjector,
+    holder: SessionHolder,
     now: datetime,
     max_age: timedelta,
     *,
@@ -232,13 +233,13 @@ def expire_stale_turns(
     """
     at = _wire_time(_aware(now, "now"))
     events = []
-    for s in stale_turns(projector, now, max_age, last_seen=last_seen):
+    for s in stale_turns(holder, now, max_age, last_seen=last_seen):
         turn = s.active_turn_id
         if s.pending_turn is not None or turn is None:
             # The requested turn never started: the session is in error, which clears the turn,
             # the pending start and any open request (all remembered as over).
             events.append({
-                "eventId": _event_id(projector, STALE_TURN_EVENT_PREFIX, s.thread_id, turn or "pending", at),
+                "eventId": _event_id(holder, STALE_TURN_EVENT_PREFIX, s.thread_id, turn or "pending", at),
                 "type": "session.state.changed",
                 "provider": s.provider_name or SYNTHETIC_PROVIDER,
                 "threadId": s.thread_id,
@@ -248,7 +249,7 @@ def expire_stale_turns(
             continue
         events.append(
             {
-                "eventId": _event_id(projector, STALE_TURN_EVENT_PREFIX, s.thread_id, turn),
+                "eventId": _event_id(holder, STALE_TURN_EVENT_PREFIX, s.thread_id, turn),
                 "type": "turn.completed",
                 "provider": s.provider_name or SYNTHETIC_PROVIDER,
                 "threadId": s.thread_id,
@@ -257,14 +258,14 @@ def expire_stale_turns(
                 "payload": {"state": "interrupted", "reason": reason},
             }
         )
-    return _apply_synthetic(projector, events)
+    return _apply_synthetic(holder, events)
 
 
 # -- restart reconciliation --------------------------------------------------------------------
 
 
 def reconcile(
-    projector: SessionProjector,
+    holder: SessionHolder,
     live_thread_ids: Container[str],
     *,
     now: datetime | None = None,
@@ -281,16 +282,16 @@ def reconcile(
     outcome per session reconciled.
     """
     when = _wire_time(_aware(now, "now") if now is not None else datetime.now(UTC))
-    working = projector.spec.turn_statuses if statuses is None else statuses
+    working = holder.spec.turn_statuses if statuses is None else statuses
     events = []
-    for s in projector.sessions().values():
+    for s in holder.sessions().values():
         if s.thread_id in live_thread_ids:
             continue
         if s.status not in working and not _in_flight(s):
             continue
         events.append(
             {
-                "eventId": _event_id(projector, RESTART_EVENT_PREFIX, s.thread_id, when),
+                "eventId": _event_id(holder, RESTART_EVENT_PREFIX, s.thread_id, when),
                 "type": "session.state.changed",
                 "provider": s.provider_name or SYNTHETIC_PROVIDER,
                 "threadId": s.thread_id,
@@ -298,4 +299,4 @@ def reconcile(
                 "payload": {"state": "error", "reason": reason},
             }
         )
-    return _apply_synthetic(projector, events)
+    return _apply_synthetic(holder, events)

@@ -112,6 +112,11 @@ class SessionProjector:
         """A copy: threadId -> Session."""
         return {k: r.session for k, r in self._threads.items()}
 
+    def forget(self, thread_id: str) -> bool:
+        """Drop a thread and both its memories without an event (observers are not told); False
+        if there was none. A later event for it starts a new thread."""
+        return self._threads.pop(thread_id, None) is not None
+
     def finished_turns(self, thread_id: str) -> tuple[str, ...]:
         """Turns of this thread remembered as completed, aborted or cleared (oldest first)."""
         record = self._threads.get(thread_id)

@@ -96,7 +96,7 @@ class EventParser:
     def parse(self, data: object) -> Event:
         return self._parse(data, synthetic=False, owned=False)
 
-    def _parse_synthetic(self, data: object) -> Event:
+    def parse_synthetic(self, data: object) -> Event:
         """The library's own events (`statemachine.runtime.operations`): their eventId must be in the
         reserved namespace that `parse` refuses; everything else is checked as usual."""
         return self._parse(data, synthetic=True, owned=False)
