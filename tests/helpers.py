@@ -124,6 +124,7 @@ def older_snapshot(data: dict[str, Any], version: int, seen: Mapping[str, Iterab
     old = json.loads(json.dumps(data))
     old["version"] = version
     del old["eventIdDigest"]
+    assert old.pop("tombstones") == [], "versions before 5 had no tombstones"
     if version == 1:
         del old["specDigest"]
     for thread in old["threads"]:

@@ -19,6 +19,7 @@ from statemachine import OutcomeKind, Session, SessionProjector
 from statemachine.spec.load import builtin_spec
 
 APPLIED, REJECTED, FORGOTTEN = OutcomeKind.APPLIED, OutcomeKind.REJECTED, OutcomeKind.FORGOTTEN
+DUPLICATE = OutcomeKind.DUPLICATE
 SETTLED = ("idle", "ready", "interrupted", "stopped", "error")
 
 
@@ -167,9 +168,10 @@ def test_forgetting_a_thread_drops_it_and_its_memories(engine: str) -> None:
     assert out.to_wire()["kind"] == "forgotten"
     assert "thread-1" not in p and p.get("thread-1") is None
     assert p.finished_turns("thread-1") == () and p.seen_event_digests("thread-1") == ()
-    # The memories went with it: the old event is news to the thread that starts again.
+    # Its de-duplication memory stays as a tombstone: a redelivery is a duplicate, and the
+    # thread stays deleted (docs/reliability.md).
     again = p.apply(started)
-    assert (again.kind, again.after.status) == (APPLIED, "running")
+    assert (again.kind, again.after.status) == (DUPLICATE, "idle") and "thread-1" not in p
 
 
 def test_forgetting_a_thread_leaves_the_others(engine: str) -> None:

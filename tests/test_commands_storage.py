@@ -84,13 +84,15 @@ def test_the_store_keeps_the_fields_and_forgets_a_thread(tmp_path: Path) -> None
         assert session is not None and (session.pending_turn, session.awaiting) == ("B", "approval")
         assert store.apply(ev("thread.delete")).kind is OutcomeKind.FORGOTTEN
         assert store.get("t") is None and store.threads() == []
-        # Forgotten and started again in one batch: only the new thread's memories are stored.
+        # Forgotten and started again in one batch: the new session, no finished turns, and the
+        # ids seen before the deletes still remembered (the tombstone's memory carries over).
         again = ev("session.started")
         store.apply_all([ev("turn.started", "C"), ev("thread.delete"), again])
         thread = store.thread("t")
         assert thread is not None
-        assert (thread.session.status, thread.seen_event_digests, thread.finished_turns) == (
-            "ready", (event_digest_hex(again["eventId"]),), ())
+        assert (thread.session.status, thread.seen_event_digests[-1], thread.finished_turns) == (
+            "ready", event_digest_hex(again["eventId"]), ())
+        assert len(thread.seen_event_digests) == 7 and store.tombstones() == []
 
 
 def test_a_version_1_store_is_migrated(tmp_path: Path) -> None:

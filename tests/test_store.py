@@ -35,7 +35,7 @@ def _dump(path: Path) -> dict[str, list[Any]]:
     try:
         order = {"sessions": "ord", "seen_event_digests": "thread_id, seq", "finished_turns": "thread_id, seq",
                  "outcomes": "id", "replay_progress": "log_key", "replay_notes": "log_key, kind, line",
-                 "store_meta": "key", "schema_version": "version"}
+                 "store_meta": "key", "schema_version": "version", "tombstones": "ord"}
         return {t: conn.execute(f"SELECT * FROM {t} ORDER BY {o}").fetchall() for t, o in order.items()}
     finally:
         conn.close()
@@ -206,11 +206,11 @@ def test_schema_is_versioned_and_a_newer_database_is_refused(tmp_path: Path) -> 
     open_store(str(path)).close()
     open_store(str(path)).close()  # a second open applies nothing again
     conn = sqlite3.connect(path)
-    assert conn.execute("SELECT version FROM schema_version").fetchall() == [(3,)]
-    conn.execute("UPDATE schema_version SET version = 4")
+    assert conn.execute("SELECT version FROM schema_version").fetchall() == [(4,)]
+    conn.execute("UPDATE schema_version SET version = 5")
     conn.commit()
     conn.close()
-    with pytest.raises(StoreError, match="schema version 4, newer than this package's 3"):
+    with pytest.raises(StoreError, match="schema version 5, newer than this package's 4"):
         open_store(str(path))
 
 

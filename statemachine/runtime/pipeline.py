@@ -39,6 +39,7 @@ from statemachine.spec.parser import EventParser
 __all__ = [
     "DEFAULT_MAX_EVENT_IDS",
     "DEFAULT_MAX_FINISHED_TURNS",
+    "DEFAULT_MAX_TOMBSTONES",
     "BatchResult",
     "Item",
     "OnMalformed",
@@ -53,6 +54,9 @@ __all__ = [
 # turn guards instead of being reported as a duplicate.
 DEFAULT_MAX_EVENT_IDS = 1024
 DEFAULT_MAX_FINISHED_TURNS = 256
+# How many deleted threads keep their de-duplication memory (a tombstone), oldest forgotten first:
+# a redelivered event of a deleted thread is then a duplicate, not a new thread.
+DEFAULT_MAX_TOMBSTONES = 1024
 
 # Told about each rejected event: (item number, eventId, reason).
 OnRejected = Callable[[int, str, str], object]
@@ -100,7 +104,10 @@ class Pipeline:
         max_finished_turns: int = DEFAULT_MAX_FINISHED_TURNS,
         max_clock_skew: timedelta | None = DEFAULT_MAX_CLOCK_SKEW,
         clock: Clock | None = None,
+        max_tombstones: int = DEFAULT_MAX_TOMBSTONES,
     ) -> None:
+        if max_tombstones < 0:
+            raise ValueError("max_tombstones must not be negative")
         if max_event_ids < 1:
             raise ValueError("max_event_ids must be at least 1")
         if max_finished_turns < 1:
@@ -119,6 +126,10 @@ class Pipeline:
         self.max_event_ids = max_event_ids
         self.max_finished_turns = max_finished_turns
         self.threads: dict[str, ThreadRecord] = {}
+        # Deleted threads -> their last record (only its de-duplication memory is read), oldest
+        # deletion first, at most `max_tombstones`.
+        self.tombstones: dict[str, ThreadRecord] = {}
+        self.max_tombstones = max_tombstones
         self.initial = spec.initial
         self.forgetting = frozenset(t.name for e in spec.events if e.forgets_thread for t in e.trigger_values)
 
@@ -141,7 +152,15 @@ class Pipeline:
         `created_in_future`, ignored); the eventId is remembered either way."""
         record = self.threads.get(ev.thread_id)
         if record is None:
+            tomb = self.tombstones.get(ev.thread_id) if self.tombstones else None
+            if tomb is not None and tomb.has_seen(ev.event_id):
+                return _DUPLICATE  # a redelivery from before the delete: the thread stays deleted
             record = self.threads[ev.thread_id] = self.new_record(self.fresh(ev.thread_id, ev.provider))
+            if tomb is not None:
+                # A new event: the thread starts anew, and still knows the ids it saw before.
+                del self.tombstones[ev.thread_id]
+                for digest in tomb.seen_digests():
+                    record.see_digest(digest)
         if not record.see(ev.event_id):
             return _DUPLICATE
         horizon = self.horizon
@@ -154,15 +173,29 @@ class Pipeline:
         return record
 
     def forget(self, record: ThreadRecord, ev: Event) -> None:
-        """A deleting trigger was applied: the thread's record goes (a later event starts it anew)."""
+        """A deleting trigger was applied: the thread's record goes, and its de-duplication memory
+        stays as a tombstone (a redelivery is a duplicate; a new event starts the thread anew)."""
         if self.threads.get(ev.thread_id) is record:
             del self.threads[ev.thread_id]
+        self.bury(ev.thread_id, record)
+
+    def bury(self, thread_id: str, record: ThreadRecord) -> None:
+        """Keep `record`'s memory as `thread_id`'s tombstone, the newest; the oldest past the cap go."""
+        if self.max_tombstones == 0:
+            return
+        tombstones = self.tombstones
+        tombstones.pop(thread_id, None)
+        tombstones[thread_id] = record
+        while len(tombstones) > self.max_tombstones:
+            del tombstones[next(iter(tombstones))]
 
     def step(self, ev: Event) -> Outcome:
         """One checked event -> its outcome, the record already updated."""
         admitted = self.admit(ev)
         if type(admitted) is OutcomeKind:
-            before = self.threads[ev.thread_id].session
+            held = self.threads.get(ev.thread_id)
+            # No record: a redelivery to a deleted thread, which stays deleted.
+            before = held.session if held is not None else self.fresh(ev.thread_id, ev.provider)
             reason = CREATED_IN_FUTURE if admitted is _REJECTED else None
             return _new(Outcome, (admitted, ev, before, before, reason, None))
         record: Any = admitted
@@ -259,7 +292,7 @@ class Pipeline:
                         on_outcome(number, outcome)
                     continue
                 admitted: Any = admit(ev)
-                if new and on_created is not None:
+                if new and on_created is not None and tid in threads:
                     on_created(number, tid)
                 if type(admitted) is OutcomeKind:
                     if admitted is _DUPLICATE:

@@ -22,13 +22,22 @@ from statemachine.runtime.observers import Observer, ObserverErrorHandler, Obser
 from statemachine.runtime.pipeline import (
     DEFAULT_MAX_EVENT_IDS,
     DEFAULT_MAX_FINISHED_TURNS,
+    DEFAULT_MAX_TOMBSTONES,
     BatchResult,
     OnMalformed,
     OnRejected,
     OnThread,
     Pipeline,
 )
-from statemachine.runtime.snapshot import MAX_SNAPSHOT_BYTES, Limits, SnapshotError, ThreadState, decode, encode
+from statemachine.runtime.snapshot import (
+    MAX_SNAPSHOT_BYTES,
+    Limits,
+    SnapshotError,
+    ThreadState,
+    Tombstone,
+    decode,
+    encode,
+)
 from statemachine.spec.load import builtin_spec
 from statemachine.spec.model import Spec
 from statemachine.spec.parser import EventParser
@@ -63,6 +72,7 @@ class SessionProjector:
         max_clock_skew: timedelta | None = DEFAULT_MAX_CLOCK_SKEW,
         clock: Clock | None = None,
         parser: EventParser | None = None,
+        max_tombstones: int = DEFAULT_MAX_TOMBSTONES,
     ) -> None:
         """`engine="transitions"` steps every event through the `transitions` machine itself (the
         reference, slower, handy for debugging callbacks); the default answers from the table
@@ -78,6 +88,7 @@ class SessionProjector:
         pipeline = self._pipeline = Pipeline(
             spec if spec is not None else builtin_spec(), parser=parser, engine=engine, max_event_ids=max_event_ids,
             max_finished_turns=max_finished_turns, max_clock_skew=max_clock_skew, clock=clock,
+            max_tombstones=max_tombstones,
         )
         self.spec = pipeline.spec
         self.parser = pipeline.parser
@@ -324,6 +335,7 @@ class SessionProjector:
             self.max_finished_turns,
             (ThreadState(r.session, tuple(d.hex() for d in r.seen_digests()), tuple(r.finished))
              for r in self._threads.values()),
+            (Tombstone(t, tuple(d.hex() for d in r.seen_digests())) for t, r in self._pipeline.tombstones.items()),
         )
 
     @classmethod
@@ -337,6 +349,7 @@ class SessionProjector:
         max_finished_turns: int = DEFAULT_MAX_FINISHED_TURNS,
         max_clock_skew: timedelta | None = DEFAULT_MAX_CLOCK_SKEW,
         clock: Clock | None = None,
+        max_tombstones: int = DEFAULT_MAX_TOMBSTONES,
         allow_spec_change: bool = False,
         max_bytes: int = MAX_SNAPSHOT_BYTES,
     ) -> SessionProjector:
@@ -355,7 +368,7 @@ class SessionProjector:
         """
         projector = cls(
             spec, engine=engine, max_event_ids=max_event_ids, max_finished_turns=max_finished_turns,
-            max_clock_skew=max_clock_skew, clock=clock,
+            max_clock_skew=max_clock_skew, clock=clock, max_tombstones=max_tombstones,
         )
         horizon = projector._pipeline.horizon
         limits = Limits(
@@ -366,13 +379,20 @@ class SessionProjector:
             in_future=horizon.beyond,
             allow_spec_change=allow_spec_change,
         )
-        for t in decode(data, projector.spec, limits).threads:
-            record = projector._pipeline.new_record(t.session)
+        decoded = decode(data, projector.spec, limits)
+        pipeline = projector._pipeline
+        for t in decoded.threads:
+            record = pipeline.new_record(t.session)
             for digest in t.seen_event_digests:
                 record.see_digest(bytes.fromhex(digest))  # checked by decode()
             for turn in t.finished_turns:
                 record.remember_turn(turn)
             projector._threads[t.session.thread_id] = record
+        for tomb in decoded.tombstones:
+            record = pipeline.new_record(pipeline.fresh(tomb.thread_id, ""))
+            for digest in tomb.seen_event_digests:
+                record.see_digest(bytes.fromhex(digest))
+            pipeline.bury(tomb.thread_id, record)
         return projector
 
 

@@ -1,11 +1,14 @@
 """The snapshot format: every session, its de-duplication memory and its remembered turns, as JSON.
 
 ```
-{"format": "session-lifecycle-snapshot", "version": 4, "spec": "session-lifecycle",
+{"format": "session-lifecycle-snapshot", "version": 5, "spec": "session-lifecycle",
  "specDigest": "<sha256 of the spec's content>", "maxEventIds": 1024, "maxFinishedTurns": 256,
  "eventIdDigest": "blake2b-128",
- "threads": [{"session": {...Session.to_wire()...}, "seenEventDigests": [...], "finishedTurns": [...]}]}
+ "threads": [{"session": {...Session.to_wire()...}, "seenEventDigests": [...], "finishedTurns": [...]}],
+ "tombstones": [{"threadId": "...", "seenEventDigests": [...]}]}
 ```
+Version 5 adds `tombstones`: the de-duplication memories of deleted threads, oldest deletion first,
+so that a redelivered event of a deleted thread stays a duplicate after a restore.
 
 Lists keep their order (oldest first) because the per-thread memories forget the oldest entry
 first: a restored projector must forget in the same order as the one that was saved. Decoding is
@@ -45,18 +48,21 @@ __all__ = [
     "Limits",
     "SnapshotError",
     "ThreadState",
+    "Tombstone",
     "check_thread",
+    "check_tombstone",
     "decode",
     "encode",
     "session_violations",
 ]
 
 SNAPSHOT_FORMAT = "session-lifecycle-snapshot"
-SNAPSHOT_VERSION = 4
-# Versions this library reads: 3 is version 4 with the eventIds themselves (`seenEventIds`); 2 is
+SNAPSHOT_VERSION = 5
+# Versions this library reads: 5 adds `tombstones` (deleted threads' de-duplication memories) to
+# version 4; 3 is version 4 with the eventIds themselves (`seenEventIds`); 2 is
 # version 3 without the sessions' `pendingTurn` and `awaiting` (both restore null); 1 is version 2
 # without `specDigest`.
-READABLE_VERSIONS = (1, 2, 3, 4)
+READABLE_VERSIONS = (1, 2, 3, 4, 5)
 # How version 4 spells a remembered eventId (`statemachine.core.record.event_digest_hex`).
 EVENT_ID_DIGEST = "blake2b-128"
 
@@ -74,7 +80,8 @@ _SESSION_FIELDS = {f.wire: f.attr for f in FIELDS if f.wire not in _ORCHESTRATOR
 _HEX_DIGEST = re.compile(f"[0-9a-f]{{{DIGEST_SIZE * 2}}}")
 _REQUIRED_SESSION_FIELDS = tuple(f.wire for f in FIELDS if f.always and f.wire not in _ORCHESTRATOR_FIELDS)
 _TOP_FIELDS = ("format", "version", "spec", "specDigest", "maxEventIds", "maxFinishedTurns", "eventIdDigest",
-               "threads")
+               "threads", "tombstones")
+_TOMBSTONE_FIELDS = ("threadId", "seenEventDigests")
 _THREAD_FIELDS = ("session", "seenEventDigests", "finishedTurns")
 _THREAD_FIELDS_V3 = ("session", "seenEventIds", "finishedTurns")
 
@@ -99,6 +106,14 @@ class ThreadState:
 
 
 @dataclass(frozen=True, slots=True)
+class Tombstone:
+    """A deleted thread's de-duplication memory, oldest entry first (digests in hex)."""
+
+    thread_id: str
+    seen_event_digests: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Limits:
     """What the restoring projector allows; it wins over whatever the snapshot says."""
 
@@ -116,9 +131,13 @@ class Decoded:
     max_event_ids: int
     max_finished_turns: int
     threads: tuple[ThreadState, ...]
+    tombstones: tuple[Tombstone, ...] = ()
 
 
-def encode(spec: Spec, max_event_ids: int, max_finished_turns: int, threads: Iterable[ThreadState]) -> dict[str, Any]:
+def encode(
+    spec: Spec, max_event_ids: int, max_finished_turns: int, threads: Iterable[ThreadState],
+    tombstones: Iterable[Tombstone] = (),
+) -> dict[str, Any]:
     return {
         "format": SNAPSHOT_FORMAT,
         "version": SNAPSHOT_VERSION,
@@ -136,6 +155,7 @@ def encode(spec: Spec, max_event_ids: int, max_finished_turns: int, threads: Ite
             }
             for t in threads
         ],
+        "tombstones": [{"threadId": t.thread_id, "seenEventDigests": list(t.seen_event_digests)} for t in tombstones],
     }
 
 
@@ -328,6 +348,20 @@ def check_thread(raw: object, path: str, spec: Spec, limits: Limits, version: in
     return ThreadState(session, seen, finished)
 
 
+def check_tombstone(raw: object, path: str, limits: Limits) -> Tombstone:
+    """One deleted thread's memory as a snapshot spells it (`{"threadId", "seenEventDigests"}`),
+    checked as a live thread's memory is."""
+    entry = _object(raw, path, _TOMBSTONE_FIELDS)
+    thread_id = _text(_field(entry, "threadId", path), f"{path}.threadId", nullable=False)
+    assert thread_id is not None
+    if not thread_id:
+        raise SnapshotError(f"{path}.threadId", "must not be empty")
+    _length(thread_id, f"{path}.threadId", limits.max_id_length)
+    seen = _ids(_field(entry, "seenEventDigests", path), f"{path}.seenEventDigests", limits.max_event_ids,
+                "max_event_ids", limits.max_id_length, digests=True)
+    return Tombstone(thread_id, seen)
+
+
 def decode(data: object, spec: Spec, limits: Limits) -> Decoded:
     """Validate a snapshot (a parsed JSON value, or JSON text) against `spec` and the restoring
     projector's `limits`. Raises `SnapshotError`."""
@@ -345,6 +379,7 @@ def decode(data: object, spec: Spec, limits: Limits) -> Decoded:
                                        f"{', '.join(map(str, READABLE_VERSIONS))})")
     absent = {"specDigest"} if version < 2 else set()
     absent |= {"eventIdDigest"} if version < 4 else set()
+    absent |= {"tombstones"} if version < 5 else set()
     top = tuple(f for f in _TOP_FIELDS if f not in absent)
     obj = _object(data, "", top)
     spec_name = _text(_field(obj, "spec", ""), "spec", nullable=False)
@@ -379,4 +414,16 @@ def decode(data: object, spec: Spec, limits: Limits) -> Decoded:
             raise SnapshotError(f"threads[{i}].session.threadId", f"repeats {thread.session.thread_id[:64]!r}")
         thread_ids.add(thread.session.thread_id)
         threads.append(thread)
-    return Decoded(limits.max_event_ids, limits.max_finished_turns, tuple(threads))
+    tombstones: list[Tombstone] = []
+    if version >= 5:
+        raw_tombstones = _field(obj, "tombstones", "")
+        if not isinstance(raw_tombstones, list):
+            raise SnapshotError("tombstones", f"must be a JSON array, got {_type_name(raw_tombstones)}")
+        for i, raw in enumerate(raw_tombstones):
+            tomb = check_tombstone(raw, f"tombstones[{i}]", limits)
+            if tomb.thread_id in thread_ids:
+                raise SnapshotError(f"tombstones[{i}].threadId", f"repeats {tomb.thread_id[:64]!r} (a thread is "
+                                                                 "live or deleted, once)")
+            thread_ids.add(tomb.thread_id)
+            tombstones.append(tomb)
+    return Decoded(limits.max_event_ids, limits.max_finished_turns, tuple(threads), tuple(tombstones))

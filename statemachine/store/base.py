@@ -34,7 +34,15 @@ from statemachine.runtime.pipeline import (
     Pipeline,
 )
 from statemachine.runtime.projector import SessionProjector
-from statemachine.runtime.snapshot import MAX_SNAPSHOT_BYTES, Limits, SnapshotError, ThreadState, check_thread
+from statemachine.runtime.snapshot import (
+    MAX_SNAPSHOT_BYTES,
+    Limits,
+    SnapshotError,
+    ThreadState,
+    Tombstone,
+    check_thread,
+    check_tombstone,
+)
 from statemachine.spec.load import builtin_spec
 from statemachine.spec.model import Spec
 from statemachine.spec.parser import EventParser
@@ -493,7 +501,10 @@ class SqlStore(SessionStore):
             stored = self._load(cur, thread_ids)
             pipeline = self._pipeline()
             for thread_id, rows in stored.items():
-                pipeline.threads[thread_id] = self._record(pipeline, thread_id, rows)
+                if rows.session is None:
+                    pipeline.bury(thread_id, self._tombstone(pipeline, thread_id, rows))
+                else:
+                    pipeline.threads[thread_id] = self._record(pipeline, thread_id, rows)
             if outcomes is not None:
                 del outcomes[:]
             pipeline.run(
@@ -502,11 +513,18 @@ class SqlStore(SessionStore):
                 on_rejected=lambda n, e, r: told.append((n, e, r)),
                 on_forgotten=lambda _n, t: forgotten.append(t), result=run_result,
             )
-            # A thread forgotten in this transaction loses its rows; if it started again, it is new.
-            for t in dict.fromkeys(forgotten):
+            # A thread forgotten in this transaction loses its rows (its memory stays as a tombstone);
+            # if it started again, it is new. A tombstone a new event ended goes, its memory kept.
+            buried = list(dict.fromkeys(forgotten))
+            for t in buried:
                 self._delete_thread(cur, t)
                 stored.pop(t, None)
+            for t, rows in stored.items():
+                if rows.session is None and t in pipeline.threads:
+                    cur.execute(self._sql("DELETE FROM tombstones WHERE thread_id = ?"), (t,))
             self._write_threads(cur, list(pipeline.threads), stored, pipeline)
+            if buried:
+                self._write_tombstones(cur, [t for t in buried if t not in pipeline.threads], pipeline)
             if self.keep_journal and outcomes:
                 cur.executemany(
                     self._sql("INSERT INTO outcomes (thread_id, event_id, kind, reason, transition) "
@@ -527,9 +545,26 @@ class SqlStore(SessionStore):
             for outcome in outcomes:
                 self._observers.notify(outcome)
 
+    def _tombstone(self, pipeline: Pipeline, thread_id: str, rows: _Rows) -> ThreadRecord:
+        """A loaded tombstone as the pipeline holds it (only its memory is read), checked."""
+        limits = Limits(max_event_ids=self.max_event_ids, max_finished_turns=self.max_finished_turns,
+                        max_id_length=self.parser.max_id_length)
+        try:
+            tomb = check_tombstone({"threadId": thread_id, "seenEventDigests": [e for _, e in rows.seen]}, "row",
+                                   limits)
+        except SnapshotError as exc:
+            raise StoredRowError(thread_id, exc.path.removeprefix("row."), exc.message) from None
+        if rows.finished:
+            raise StoredRowError(thread_id, "finished_turns", "a deleted thread keeps no finished turns")
+        record = pipeline.new_record(pipeline.fresh(thread_id, ""))
+        for digest in tomb.seen_event_digests:
+            record.see_digest(bytes.fromhex(digest))
+        return record
+
     def _record(self, pipeline: Pipeline, thread_id: str, rows: _Rows) -> ThreadRecord:
         """A loaded thread as the pipeline holds it, checked as `restore()` checks a snapshot's."""
         s = rows.session
+        assert s is not None
         wire = {
             "session": {f.wire: _row_value(f.wire, getattr(s, f.attr)) for f in FIELDS
                         if f.always or getattr(s, f.attr) is not None},
@@ -558,10 +593,15 @@ class SqlStore(SessionStore):
             where = f"thread_id IN ({', '.join('?' * len(chunk))})"
             cur.execute(self._sql(f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE {where}"), chunk)
             rows = cur.fetchall()
-            if not rows:
-                continue  # all new threads: no memory rows either (they are written together)
             for row in rows:
                 loaded[row[0]] = _Rows(Session(*row), [], [])
+            cur.execute(self._sql(f"SELECT thread_id FROM tombstones WHERE {where}"), chunk)
+            for (thread_id,) in cur.fetchall():
+                if thread_id in loaded:
+                    raise StoredRowError(str(thread_id), "tombstones", "a live thread has a tombstone")
+                loaded[thread_id] = _Rows(None, [], [])
+            if not loaded.keys() & set(chunk):
+                continue  # all new threads: no memory rows either (they are written together)
             for table, column, attr in (("seen_event_digests", "digest", "seen"),
                                         ("finished_turns", "turn_id", "finished")):
                 cur.execute(self._sql(f"SELECT thread_id, seq, {column} FROM {table} WHERE {where} "
@@ -577,8 +617,25 @@ class SqlStore(SessionStore):
         return loaded
 
     def _delete_thread(self, cur: _Cursor, thread_id: str) -> None:
-        for table in ("sessions", "seen_event_digests", "finished_turns"):
+        for table in ("sessions", "seen_event_digests", "finished_turns", "tombstones"):
             cur.execute(self._sql(f"DELETE FROM {table} WHERE thread_id = ?"), (thread_id,))
+
+    def _write_tombstones(self, cur: _Cursor, buried: Sequence[str], pipeline: Pipeline) -> None:
+        """Each thread deleted in this transaction keeps its de-duplication memory as the newest
+        tombstone; past `max_tombstones` the oldest go, with their memories."""
+        for thread_id in buried:
+            record = pipeline.tombstones.get(thread_id)
+            if record is None:
+                continue
+            cur.execute(self._sql("INSERT INTO tombstones (thread_id) VALUES (?)"), (thread_id,))
+            cur.executemany(self._sql("INSERT INTO seen_event_digests (thread_id, seq, digest) VALUES (?, ?, ?)"),
+                            [(thread_id, i, d.hex()) for i, d in enumerate(record.seen_digests(), 1)])
+        cur.execute("SELECT COUNT(*) FROM tombstones")
+        excess = int(cur.fetchone()[0]) - pipeline.max_tombstones
+        if excess > 0:
+            cur.execute(self._sql("SELECT thread_id FROM tombstones ORDER BY ord LIMIT ?"), (excess,))
+            for (thread_id,) in cur.fetchall():
+                self._delete_thread(cur, str(thread_id))
 
     def _write_threads(
         self, cur: _Cursor, thread_ids: Sequence[str], old: Mapping[str, _Rows], pipeline: Pipeline
@@ -648,7 +705,9 @@ class SqlStore(SessionStore):
         """One thread's session and memories, checked as every loaded row is."""
         def work(cur: _Cursor) -> ThreadState | None:
             rows = self._load(cur, [thread_id]).get(thread_id)
-            return self._checked(thread_id, rows) if rows is not None else None
+            if rows is None or rows.session is None:  # none, or deleted (a tombstone)
+                return None
+            return self._checked(thread_id, rows)
 
         return self._transaction("reading a thread", work, write=False)
 
@@ -657,17 +716,35 @@ class SqlStore(SessionStore):
         def work(cur: _Cursor) -> list[ThreadState]:
             cur.execute(f"SELECT {_SESSION_COLUMNS} FROM sessions ORDER BY ord")
             loaded = {row[0]: _Rows(Session(*row), [], []) for row in cur.fetchall()}
+            cur.execute("SELECT thread_id FROM tombstones")
+            buried = {thread_id for (thread_id,) in cur.fetchall()}
             for table, column, attr in (("seen_event_digests", "digest", "seen"),
                                         ("finished_turns", "turn_id", "finished")):
                 cur.execute(f"SELECT thread_id, seq, {column} FROM {table} ORDER BY thread_id, seq")
                 for thread_id, seq, value in cur.fetchall():
                     rows_of = loaded.get(thread_id)
                     if rows_of is None:
+                        if thread_id in buried and attr == "seen":
+                            continue  # a deleted thread's memory (`tombstones()`)
                         raise StoredRowError(str(thread_id), table, "memory rows without a session row")
                     getattr(rows_of, attr).append((seq, value))
             return [self._checked(str(t), rows) for t, rows in loaded.items()]
 
         return self._transaction("reading every thread", work, write=False)
+
+    def tombstones(self) -> list[Tombstone]:
+        """Deleted threads' de-duplication memories, oldest deletion first, each checked."""
+        def work(cur: _Cursor) -> list[Tombstone]:
+            cur.execute("SELECT thread_id FROM tombstones ORDER BY ord")
+            buried = [str(t) for (t,) in cur.fetchall()]
+            rows = self._load(cur, buried)
+            out = []
+            for thread_id in buried:
+                record = self._tombstone(self._pipeline(), thread_id, rows[thread_id])
+                out.append(Tombstone(thread_id, tuple(d.hex() for d in record.seen_digests())))
+            return out
+
+        return self._transaction("reading the tombstones", work, write=False)
 
     def _checked(self, thread_id: str, rows: _Rows) -> ThreadState:
         record = self._record(self._pipeline(), thread_id, rows)
@@ -726,6 +803,12 @@ class SqlStore(SessionStore):
         )
         for t in self.threads():
             projector.seed(t.session, finished_turns=t.finished_turns, seen_event_digests=t.seen_event_digests)
+        pipeline = projector.pipeline
+        for tomb in self.tombstones():
+            record = pipeline.new_record(pipeline.fresh(tomb.thread_id, ""))
+            for digest in tomb.seen_event_digests:
+                record.see_digest(bytes.fromhex(digest))
+            pipeline.bury(tomb.thread_id, record)
         return projector.snapshot()
 
     def import_snapshot(self, data: Mapping[str, Any] | str | bytes) -> int:
@@ -757,6 +840,7 @@ class SqlStore(SessionStore):
             cur.execute(self._sql("UPDATE store_meta SET value = ? WHERE key = 'maxFinishedTurns'"),
                         (str(projector.max_finished_turns),))
             self._write_threads(cur, [t.session.thread_id for t in threads], {}, projector.pipeline)
+            self._write_tombstones(cur, list(projector.pipeline.tombstones), projector.pipeline)
             return len(threads)
 
         count = self._transaction("importing a snapshot", work)
@@ -815,7 +899,7 @@ def _row_value(wire: str, value: Any) -> Any:
 
 @dataclass(slots=True)
 class _Rows:
-    session: Session
+    session: Session | None  # None: a tombstone (a deleted thread's memory)
     seen: list[tuple[Any, Any]]  # (seq, eventId digest in hex), oldest first; checked on use
     finished: list[tuple[Any, Any]]  # (seq, turnId), oldest first; checked on use
 

@@ -109,6 +109,16 @@ def _digest_seen_events(cur: Any, sql: Callable[[str], str]) -> None:
     cur.execute("DROP TABLE seen_events")
 
 
+# Deleted threads keep their de-duplication memory (rows in `seen_event_digests` without a session
+# row), oldest deletion first by `ord`, so a redelivered event of a deleted thread is a duplicate.
+_V4 = """
+CREATE TABLE tombstones (
+    ord {serial},
+    thread_id TEXT NOT NULL UNIQUE
+)
+"""
+
+
 # migration number -> its data step: (cursor, the dialect's placeholder rewrite) -> None.
 DATA_STEPS: dict[int, Callable[[Any, Callable[[str], str]], None]] = {3: _digest_seen_events}
 
@@ -120,7 +130,8 @@ def _statements(text: str, serial: str) -> tuple[str, ...]:
 # dialect -> migrations; migration N (1-based) is MIGRATIONS[dialect][N - 1].
 MIGRATIONS: dict[str, tuple[tuple[str, ...], ...]] = {
     # INTEGER PRIMARY KEY is SQLite's rowid: numbered in insertion order.
-    "sqlite": (_statements(_V1, "INTEGER PRIMARY KEY"), _statements(_V2, ""), _statements(_V3, "")),
+    "sqlite": (_statements(_V1, "INTEGER PRIMARY KEY"), _statements(_V2, ""), _statements(_V3, ""),
+               _statements(_V4, "INTEGER PRIMARY KEY")),
     "postgresql": (_statements(_V1, "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"), _statements(_V2, ""),
-                   _statements(_V3, "")),
+                   _statements(_V3, ""), _statements(_V4, "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY")),
 }
