@@ -25,7 +25,9 @@ from statemachine.rendering.diagrams import DiagramUnavailable, render
 from statemachine.spec.load import builtin_spec, load_spec
 from statemachine.spec.model import Spec, SpecError
 
-__all__ = ["CSS_CLASS", "EDGE_KINDS", "EmbedError", "check_edges", "diagram_html", "diagram_svg", "printable"]
+__all__ = [
+    "CSS_CLASS", "EDGE_KINDS", "EmbedError", "check_edges", "check_svg", "diagram_html", "diagram_svg", "printable",
+]
 
 EDGE_KINDS = ("all", "provider", "command")
 CSS_CLASS = "session-lifecycle"
@@ -90,7 +92,7 @@ def _only(spec: Spec, edges: str) -> Spec:
     return dataclasses.replace(spec, transitions=kept, digest=f"{spec.digest}:edges={edges}")
 
 
-def _checked(svg: str) -> str:
+def check_svg(svg: str) -> str:
     """`dot`'s SVG without its prolog and comments, after checking it holds nothing active."""
     body = _COMMENT.sub("", _PROLOG.sub("", svg, count=1))
     try:
@@ -124,7 +126,7 @@ def _svg_for(spec: Spec, edges: str) -> str:
             data = render(_only(spec, edges), "svg")
         except DiagramUnavailable as exc:
             raise EmbedError("spec", str(exc)) from None
-        svg = _checked(data.decode("utf-8"))
+        svg = check_svg(data.decode("utf-8"))
         if len(_DRAWN) >= _MAX_DRAWN:
             _DRAWN.clear()
         _DRAWN[key] = svg
