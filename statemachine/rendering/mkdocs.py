@@ -38,7 +38,7 @@ from mkdocs.structure.pages import Page
 
 from statemachine.rendering.embed import EDGE_KINDS, EmbedError, diagram_html, printable
 
-__all__ = ["EDGE_KINDS", "FENCE_INFO", "SessionLifecyclePlugin", "find_blocks"]
+__all__ = ["EDGE_KINDS", "FENCE_INFO", "PluginOptions", "SessionLifecyclePlugin", "find_blocks"]
 
 FENCE_INFO = "session-lifecycle"
 OPTIONS = ("spec", "edges")
@@ -98,7 +98,11 @@ def find_blocks(lines: list[str], first_line: int = 1) -> Iterator[Block]:
         i += 1
 
 
-class SessionLifecyclePlugin(BasePlugin[Config]):  # type: ignore[no-untyped-call]  # mkdocs leaves it untyped
+class PluginOptions(Config):  # type: ignore[no-untyped-call]  # mkdocs leaves __init_subclass__ untyped
+    """The plugin takes no options in mkdocs.yml: each block carries its own."""
+
+
+class SessionLifecyclePlugin(BasePlugin[PluginOptions]):  # type: ignore[no-untyped-call]  # as above
     """Replaces each `session-lifecycle` block with the diagram (see the module's docstring)."""
 
     def __init__(self) -> None:
