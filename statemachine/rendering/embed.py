@@ -144,9 +144,9 @@ def diagram_svg(spec_path: str | Path | None = None, edges: str | None = None) -
 
 
 def diagram_html(spec_path: str | Path | None = None, edges: str | None = None) -> str:
-    """`diagram_svg` in a `<div class="session-lifecycle">` that scrolls sideways when the page
-    is narrower than the diagram."""
+    """`diagram_svg` in a `<div class="session-lifecycle">`, scaled down to fit the page's width."""
     kind = check_edges(edges)
     svg = diagram_svg(spec_path, kind)
-    return (f'<div class="{CSS_CLASS}" data-edges="{kind}" style="max-width:100%;overflow-x:auto">'
-            f"{svg}</div>")
+    # Scaled down to the page's width (its viewBox keeps the proportions); readers zoom for detail.
+    fitted = svg.replace("<svg ", '<svg style="max-width:100%;height:auto" ', 1)
+    return f'<div class="{CSS_CLASS}" data-edges="{kind}">{fitted}</div>'
