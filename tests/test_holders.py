@@ -160,3 +160,28 @@ def test_an_untampered_store_passes_the_row_checks(tmp_path: Path) -> None:
     with open_store(str(tmp_path / "s.db")) as store:
         store.apply_all(story())
         assert [t.session.thread_id for t in store.threads()] == ["idle", "stale", "live"]
+
+
+META_TAMPERING = {
+    "a cap that is not a number": "UPDATE store_meta SET value = 'abc' WHERE key = 'maxEventIds'",
+    "a zero cap": "UPDATE store_meta SET value = '0' WHERE key = 'maxEventIds'",
+    "a negative cap": "UPDATE store_meta SET value = '-5' WHERE key = 'maxFinishedTurns'",
+    "a missing cap": "DELETE FROM store_meta WHERE key = 'maxFinishedTurns'",
+    "a schema version that is text": "UPDATE schema_version SET version = 'x'",
+    "a negative schema version": "UPDATE schema_version SET version = -1",
+}
+
+
+@pytest.mark.parametrize("case", list(META_TAMPERING))
+def test_tampered_store_settings_are_a_store_error_not_a_traceback(tmp_path: Path, case: str) -> None:
+    from statemachine.store import StoreError
+
+    path = tmp_path / "s.db"
+    open_store(str(path)).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute(META_TAMPERING[case])
+    with pytest.raises(StoreError, match="damaged"):
+        open_store(str(path))
+    proc = subprocess.run([sys.executable, "-m", "statemachine", "store", "export", str(path)], capture_output=True,
+                          text=True, timeout=120, cwd=ROOT, env={**os.environ, "SESSION_LIFECYCLE_CACHE": "off"})
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "damaged" in proc.stderr, proc.stderr

@@ -385,7 +385,10 @@ class SqlStore(SessionStore):
             cur.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             cur.execute("SELECT version FROM schema_version")
             row = cur.fetchone()
-            version = 0 if row is None else int(row[0])
+            version = 0 if row is None else row[0]
+            if type(version) is not int or version < 0:
+                raise StoreError("opening the store", f"schema_version holds {str(version)[:40]!r}, not a version "
+                                 "number: the database is damaged or not a session store")
             if version > len(migrations):
                 raise StoreError("opening the store", f"the database has schema version {version}, newer than "
                                  f"this package's {len(migrations)}: upgrade agent-session-lifecycle")
@@ -419,7 +422,7 @@ class SqlStore(SessionStore):
         if meta.get("spec") != self.spec.name:
             raise StoreError("opening the store", f"the store holds sessions of spec {meta.get('spec')!r}, "
                              f"not {self.spec.name!r}")
-        caps = int(meta["maxEventIds"]), int(meta["maxFinishedTurns"])
+        caps = _cap(meta, "maxEventIds"), _cap(meta, "maxFinishedTurns")
         for name, given, stored in (("max_event_ids", max_event_ids, caps[0]),
                                     ("max_finished_turns", max_finished, caps[1])):
             if given is not None and given != stored:
@@ -887,6 +890,17 @@ def _memory_changes(
         deletes.append((thread_id, old[start][0] if start < len(old) else next_seq))
     kept = len(old) - start
     inserts.extend((thread_id, next_seq + i, value) for i, value in enumerate(new[kept:]))
+
+
+def _cap(meta: Mapping[str, str], key: str) -> int:
+    """A memory cap from `store_meta`, checked: a whole number from 1 to `MAX_IMPORTED_CAP`."""
+    text = meta.get(key)
+    if text is None:
+        raise StoreError("opening the store", f"store_meta has no {key}: the database is damaged")
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= MAX_IMPORTED_CAP:
+        raise StoreError("opening the store", f"store_meta {key} is {text[:40]!r}, not a whole number from 1 to "
+                         f"{MAX_IMPORTED_CAP}: the database is damaged")
+    return int(text)
 
 
 def _row_value(wire: str, value: Any) -> Any:
