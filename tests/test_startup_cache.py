@@ -183,3 +183,39 @@ def test_a_warm_replay_imports_none_of_the_heavy_libraries_and_prints_the_same(t
     for entry in entries(cache):  # corrupt everything: still the same answer
         entry.write_bytes(entry.read_bytes()[:-7])
     assert run_replay(cache, "--json", str(EXAMPLE)).stdout == off.stdout
+
+
+def test_every_module_that_reaches_a_cached_artifact_is_in_its_key(tmp_path: Path) -> None:
+    """Edit each module of the layers an artifact is built by (a copy of the package): its key
+    changes. A module above them (the runtime) reaches neither, and changes neither key."""
+    import shutil
+
+    from statemachine.engine.registry import ENGINE_LAYERS, engine_key
+    from statemachine.spec.load import SPEC_LAYERS, spec_data_key
+
+    package = ROOT / "statemachine"
+    copy = tmp_path / "statemachine"
+    shutil.copytree(package, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    spec = builtin_spec()
+    data = BUILTIN_SPEC.read_bytes()
+
+    def keys() -> tuple[str, str]:
+        return engine_key(spec, root=str(copy)), spec_data_key(data, root=str(copy))
+
+    base = keys()
+    assert base == (engine_key(spec), spec_data_key(data))  # the copy is the package
+    edited = 0
+    for layer in sorted(set(ENGINE_LAYERS) | set(SPEC_LAYERS)):
+        for module in sorted((copy / layer).glob("*.py")):
+            text = module.read_text(encoding="utf-8")
+            module.write_text(text + "\n# an edit\n", encoding="utf-8")
+            engine, spec_data = keys()
+            module.write_text(text, encoding="utf-8")
+            assert engine != base[0], f"{layer}/{module.name} is not in the engine's key"
+            if layer in SPEC_LAYERS:
+                assert spec_data != base[1], f"{layer}/{module.name} is not in the spec data's key"
+            edited += 1
+    assert edited >= 20 and (copy / "spec" / "model.py").exists()  # no_transition_reason's module among them
+    outside = copy / "runtime" / "projector.py"
+    outside.write_text(outside.read_text(encoding="utf-8") + "\n# an edit\n", encoding="utf-8")
+    assert keys() == base

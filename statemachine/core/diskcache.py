@@ -233,16 +233,16 @@ def runtime_parts() -> list[bytes]:
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 
 
-def source_parts(*layers: str) -> list[bytes]:
+def source_parts(*layers: str, root: str | None = None) -> list[bytes]:
     """The source of every module in these layers of the package (key parts), in a fixed order.
 
     A cached artifact built by code in a layer can only depend on that layer and the ones below
     it: the import contract (`[tool.importlinter]` in pyproject.toml) refuses any other import.
     So naming the layers covers every module whose code reaches the artifact, and a new module
-    joins the key without being listed."""
+    joins the key without being listed. `root`: another copy of the package (tests)."""
     parts: list[bytes] = []
     for layer in layers:
-        folder = os.path.join(_PACKAGE, layer)
+        folder = os.path.join(root or _PACKAGE, layer)
         for name in sorted(os.listdir(folder)):
             if name.endswith(".py"):
                 parts.append(f"{layer}/{name}".encode())

@@ -16,7 +16,7 @@ from statemachine.spec.loader import BUILTIN_SPEC_NAME
 from statemachine.spec.model import Spec
 from statemachine.spec.semantics import VOCABULARY
 
-__all__ = ["ENGINE_LAYERS", "compiled_for", "engine_for"]
+__all__ = ["ENGINE_LAYERS", "compiled_for", "engine_for", "engine_key"]
 
 # The layers whose code decides what a compiled engine is: a change to any module in them is a
 # new start-up cache key (see `source_parts`).
@@ -33,10 +33,11 @@ def _transitions_source() -> bytes:
     return b""
 
 
-def _engine_key(spec: Spec) -> str:
+def engine_key(spec: Spec, *, root: str | None = None) -> str:
+    """The start-up cache key of `spec`'s compiled engine. `root`: another copy of the package."""
     vocabulary = spec.vocabulary
     fingerprint = repr(vocabulary.fingerprint if vocabulary is not None else None).encode("utf-8", "surrogatepass")
-    sources = source_parts(*ENGINE_LAYERS)
+    sources = source_parts(*ENGINE_LAYERS, root=root)
     return key_of([b"engine", spec.digest.encode(), fingerprint, *sources, _transitions_source(), *runtime_parts()])
 
 
@@ -89,7 +90,7 @@ def builtin_engine(spec: Spec, factory: type[CompiledMachine]) -> CompiledMachin
             return None
         return factory(spec, generated=generated, batch_generated=batch)
 
-    return cached(lambda: _engine_key(spec), lambda: factory(spec), _dump_engine, load)
+    return cached(lambda: engine_key(spec), lambda: factory(spec), _dump_engine, load)
 
 
 def _build(spec: Spec) -> CompiledMachine:

@@ -110,13 +110,16 @@ def builtin_spec_data() -> dict[str, Any]:
     if not data or len(data) > MAX_SPEC_BYTES:
         return read_spec_file(None)[0]  # the usual reader says what is wrong
 
-    def key() -> str:
-        sources = [*file_bytes(SCHEMA_NAME), *source_parts(*SPEC_LAYERS)]
-        return key_of([b"spec", data, *sources, *runtime_parts()])
-
     def load(stored: Any) -> dict[str, Any] | None:
         return stored if isinstance(stored, dict) and all(isinstance(k, str) for k in stored) else None
 
-    return cached(key, lambda: read_spec_text(text, BUILTIN_SPEC_NAME), lambda raw: raw, load)
+    return cached(lambda: spec_data_key(data), lambda: read_spec_text(text, BUILTIN_SPEC_NAME), lambda raw: raw, load)
+
+
+def spec_data_key(data: bytes, *, root: str | None = None) -> str:
+    """The start-up cache key of a spec file's checked data (`data`: its bytes). `root`: another
+    copy of the package."""
+    sources = [*file_bytes(SCHEMA_NAME), *source_parts(*SPEC_LAYERS, root=root)]
+    return key_of([b"spec", data, *sources, *runtime_parts()])
 
 
