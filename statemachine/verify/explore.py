@@ -271,9 +271,8 @@ def _walk(
                 if (outcome.after, finished, k) not in redelivered:
                     redelivered.add((outcome.after, finished, k))
                     redelivery = projector.apply(event)
-                    # A forgotten thread forgot the eventId too: the redelivery forgets a new thread.
-                    if redelivery.kind is not (OutcomeKind.FORGOTTEN if outcome.kind is OutcomeKind.FORGOTTEN
-                                               else OutcomeKind.DUPLICATE):
+                    # A forgotten thread's tombstone still remembers the eventId: a duplicate too.
+                    if redelivery.kind is not OutcomeKind.DUPLICATE:
                         violated.append("redelivery_is_duplicate")
                     violated += step_violations(spec, redelivery)
                     if reqs is not None:
