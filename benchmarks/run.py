@@ -125,7 +125,8 @@ TARGETS = {
     "import_ms": 150.0,
     "replay_speed": 1.0,  # whole-process replay, the plain reducer's time over ours
     "replay_fast_speed": 1.5,  # the same with the [fast] extra (msgspec)
-    "batch/b": 1.0,  # the batch path on pre-parsed Events against (b)
+    "batch/b": 0.7,  # the batch path on pre-parsed Events against (b)
+    "a_bytes/b_bytes": 0.6,  # (a)'s bytes per session against (b)'s, with (a) >= 0.5x (b)
     "one_line_cpu": 2.0,  # a one-line log: our CPU over the plain reducer's
     "jobs2_speed": 1.6,  # replay --jobs 2 against --jobs 1: wall time, same log
     "verify_s": 5.0,
@@ -765,7 +766,7 @@ def render(results: dict[str, Any]) -> str:
                             _verdict(ab, TARGETS["a/b"], True), "pre-parsed input for both"))
             if "a-batch" in rows and scen["agreement"].get("a-batch", [False])[0]:
                 batch_b = rows["a-batch"]["events_per_s"] / b_rate
-                targets.append((f"batch path >= 1.0x (b) events/s [{scen['sessions']:,} sessions]",
+                targets.append((f"batch path >= {TARGETS['batch/b']}x (b) events/s [{scen['sessions']:,} sessions]",
                                 f"{batch_b:.3f}x", _verdict(batch_b, TARGETS["batch/b"], True),
                                 "apply_batch on pre-parsed Events; (b) on tuples"))
             if "c" in rows and scen["agreement"].get("c", [False])[0]:
@@ -811,6 +812,9 @@ def render(results: dict[str, Any]) -> str:
                     f"{rss:,.0f} B (RSS)",
                     _verdict(rss, TARGETS["bytes_per_session"], False), f"{exact}; (b) RSS "
                     f"{mem['b/rss']['bytes_per_session']:,.0f} B"))
+    share = rss / mem["b/rss"]["bytes_per_session"]
+    targets.append((f"(a)'s bytes/session <= {TARGETS['a_bytes/b_bytes']}x (b)'s", f"{share:.2f}x",
+                    _verdict(share, TARGETS["a_bytes/b_bytes"], False), "RSS per session, the same processes"))
     rep = results.get("replay")
     if rep:
         lines.append("### Whole-process replay (child CPU time, medians)")
