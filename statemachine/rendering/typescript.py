@@ -45,7 +45,7 @@ class TypeScriptExportError(ValueError):
 
 def js(value: Any) -> str:
     """A value as a JSON literal: ASCII only, so safe in a string, a comment and a line of code."""
-    return json.dumps(value, ensure_ascii=True)
+    return json.dumps(value, ensure_ascii=True, allow_nan=False)
 
 
 # slot -> (its TypeScript type, how a step loads it). Every slot of `SLOTS` must be here.
