@@ -175,7 +175,8 @@ class _Codegen:
         return [
             "const s = rec.session;",
             *loads,
-            *(["const remember = (turn: string): void => {", "  rec.finished.add(turn);", "};"] if remembers else []),
+            *(["const remember = (finishedTurn: string): void => {", "  rec.finished.add(finishedTurn);", "};"]
+              if remembers else []),
             *body,
             f"const after = sessionAfter(s, {', '.join(fields)});",
             *commit,

@@ -706,10 +706,13 @@ function unapplied(kind: OutcomeKind, reason: RejectionReason | null, ev: Parsed
   return { kind, reason, eventId: ev.event_id, threadId: ev.thread_id, type: ev.type, session, before: session, transition: null };
 }
 
+/** The clock bound `apply` uses when given none: the default skew, the wall clock. */
+export const DEFAULT_HORIZON = new Horizon();
+
 /** One event on one thread (the Python `SessionProjector._step`): de-duplication, the clock bound,
  * the type, then the step for (status, trigger) generated from the recorded table. A `forgotten`
  * outcome means the caller drops the thread and its memories. */
-export function apply(thread: Thread, ev: ParsedEvent, horizon: Horizon): Outcome {
+export function apply(thread: Thread, ev: ParsedEvent, horizon: Horizon = DEFAULT_HORIZON): Outcome {
   if (thread.session.threadId !== ev.thread_id) {
     throw new RangeError("the event belongs to another thread");
   }
