@@ -69,7 +69,7 @@ def test_the_json_config_is_the_one_the_setup_module_embeds() -> None:
     spec = builtin_spec()
     config = json.loads(config_json(spec))
     assert config == machine_config(spec)
-    assert f"export const config = {json.dumps(config, ensure_ascii=True)} as const;" in export_setup(spec)
+    assert f"export const config = {config_json(spec).rstrip()} as const;" in export_setup(spec)
     assert set(config["states"]) == set(spec.status_names)
 
 

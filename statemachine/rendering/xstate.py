@@ -18,6 +18,7 @@ bound, rejection reasons, the envelope checks, `forgotten`, and the effects them
 
 from __future__ import annotations
 
+import json
 from importlib import resources
 from typing import Any
 
@@ -59,8 +60,8 @@ def actions_of(spec: Spec, transition: TransitionSpec) -> list[EffectRef]:
     return [*entered, *transition.effects, *spec.on_applied]
 
 
-def _action(ref: EffectRef) -> dict[str, Any]:
-    return {"type": ref.name, "params": ref.param_map} if ref.params else {"type": ref.name}
+def _action(ref: EffectRef) -> dict[str, Any] | str:
+    return {"type": ref.name, "params": ref.param_map} if ref.params else ref.name
 
 
 def machine_config(spec: Spec) -> dict[str, Any]:
@@ -95,9 +96,7 @@ def machine_config(spec: Spec) -> dict[str, Any]:
 
 def config_json(spec: Spec) -> str:
     """`machine_config` as the JSON text `export xstate` writes (ASCII: every spec string escaped)."""
-    import json
-
-    return json.dumps(machine_config(spec), indent=2, ensure_ascii=True) + "\n"
+    return json.dumps(machine_config(spec), indent=2, ensure_ascii=True, allow_nan=False) + "\n"
 
 
 def _helpers() -> str:
@@ -200,7 +199,7 @@ def export_setup(spec: Spec) -> str:
         *action_entries,
         "};",
         "",
-        f"export const config = {js(machine_config(spec))} as const;",
+        f"export const config = {config_json(spec).rstrip()} as const;",
         "",
         "export const lifecycle = setup({",
         "  types: { context: {} as LifecycleContext, events: {} as LifecycleEvent },",
