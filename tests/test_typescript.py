@@ -265,8 +265,10 @@ def random_log(seed: int, events: int = 10_000) -> list[str]:
         out.append(line)
         if rng.random() < 0.03:
             out.append(rng.choice(out[-50:]))  # a redelivery, verbatim
-        if rng.random() < 0.002:
-            out.append(rng.choice(["not json", "[]", "null", "{" * 250 + "}" * 250, '{"eventId": 1}']))
+        if rng.random() < 0.003:
+            # Not JSON, not an object, a field of the wrong type, nested one level too deep.
+            out.append(rng.choice(["not json", "[]", "null", '{"eventId": 1}', "[" * 200 + "]" * 200,
+                                   "[" * 201 + "]" * 201, '{"payload": ' + "[" * 200 + "]" * 200 + "}"]))
     return out[:events]
 
 
