@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import timedelta
 from typing import IO, Any, NoReturn, TypeVar
 
+from statemachine.cli import export_ts
 from statemachine.core.clock import DEFAULT_MAX_CLOCK_SKEW
 from statemachine.core.version import __version__
 from statemachine.replay.lines import MAX_LISTED, ReplayReport, replay_lines
@@ -425,6 +426,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     from statemachine.verify.promela import PromelaError, export_promela
 
     spec = _spec(args)
+    if args.format in export_ts.FORMATS:
+        try:
+            data = export_ts.render(args.format, spec)
+        except ValueError as exc:
+            print(f"export: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        return _write_output("export", args.output, data)
     if args.format == "python":
         from statemachine.engine.registry import compiled_for
 
@@ -683,11 +691,13 @@ def build_parser(prog: str = MODULE_PROG, *, only: str | None = None) -> argpars
                              "timeline to DIR/NAME.html")
     verify.set_defaults(handler=cmd_verify)
     export = sub.add_parser(
-        "export", help="write the spec in another language (promela: a model for spin; python: the compiled engine)",
+        "export", help="write the spec in another language (promela: a model for spin; python: the compiled engine; "
+                       "typescript, xstate, xstate-setup)",
         description="Write the spec in another language: `promela`, a model for the spin model checker; "
-                    "`python`, the step functions the compiled engine runs (the same source tracebacks show).",
+                    "`python`, the step functions the compiled engine runs (the same source tracebacks show); "
+                    f"{export_ts.HELP}.",
     )
-    export.add_argument("format", choices=["promela", "python"], help="the output language")
+    export.add_argument("format", choices=["promela", "python", *export_ts.FORMATS], help="the output language")
     export.add_argument("--spec", help="a spec file instead of the built-in one")
     export.add_argument("-o", "--output", help="write to this file instead of standard output")
     export.set_defaults(handler=cmd_export)

@@ -208,6 +208,9 @@ class Guard:
     classes: frozenset[str] = frozenset()
     # Payload fields the expression reads (through `ev`): the verification universe varies them.
     payload_fields: tuple[str, ...] = ()
+    # The same expression in TypeScript, over the same slot names (`statemachine.rendering.typescript`
+    # documents the slot types and helpers); "" when the guard has no TypeScript rendering.
+    ts: str = ""
     fn: GuardFn = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -238,6 +241,9 @@ class Effect:
     params: tuple[str, ...] = ()
     payload_params: tuple[str, ...] = ()
     classes: frozenset[EffectClass] = frozenset()
+    # The same statements in TypeScript, over the same slot names, with the parameters as `p.<name>`
+    # (`statemachine.rendering.typescript`); "" when the effect has no TypeScript rendering.
+    ts: str = ""
     fn: EffectFn = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -310,43 +316,46 @@ class Vocabulary:
 
 _GUARDS = (
     Guard("has_active_turn", "turn is not None", ("turn",), "The session holds an active turn.",
-          negates="no_active_turn"),
+          negates="no_active_turn", ts="turn !== null"),
     Guard("no_active_turn", "turn is None", ("turn",), "The session holds no active turn.",
-          negates="has_active_turn"),
-    Guard("targeted", "t is not None", ("t",), "The event names a turn (envelope turnId).", negates="untargeted"),
-    Guard("untargeted", "t is None", ("t",), "The event names no turn.", negates="targeted"),
+          negates="has_active_turn", ts="turn === null"),
+    Guard("targeted", "t is not None", ("t",), "The event names a turn (envelope turnId).", negates="untargeted",
+          ts="t !== null"),
+    Guard("untargeted", "t is None", ("t",), "The event names no turn.", negates="targeted", ts="t === null"),
     Guard("turn_matches", "t is None or turn is None or t == turn", ("t", "turn"),
           "The event names no turn, or no turn is active, or it names the active one.",
-          implied_by=("untargeted", "no_active_turn")),
+          implied_by=("untargeted", "no_active_turn"), ts="t === null || turn === null || t === turn"),
     # No effect has run yet when guards are read, so `fin` is the whole memory.
     Guard("turn_not_finished", "t is None or t not in fin", ("t", "fin"),
           "The turn the event names has not completed, aborted or been cleared.",
-          implied_by=("untargeted",), classes=frozenset({EXCLUDES_FINISHED})),
+          implied_by=("untargeted",), classes=frozenset({EXCLUDES_FINISHED}), ts="t === null || !fin.has(t)"),
     # The orchestrator's side: pending turn starts and stop requests.
     Guard("turn_pending", "pend is not None", ("pend",), "The orchestrator has requested a turn that has not started.",
-          negates="no_turn_pending"),
+          negates="no_turn_pending", ts="pend !== null"),
     Guard("no_turn_pending", "pend is None", ("pend",), "No requested turn is waiting to start.",
-          negates="turn_pending"),
+          negates="turn_pending", ts="pend === null"),
     # An empty `pend` is a request whose turn id is unknown: it never names the event's turn.
     Guard("turn_expected", "t is not None and t == pend", ("t", "pend"),
-          "The event names the turn the orchestrator's pending request expects.", negates="turn_not_expected"),
+          "The event names the turn the orchestrator's pending request expects.", negates="turn_not_expected",
+          ts="t !== null && t === pend"),
     Guard("turn_not_expected", "t is None or t != pend", ("t", "pend"),
           "The event names no turn, or not the one the pending request expects.", negates="turn_expected",
-          implied_by=("untargeted", "no_turn_pending")),
+          implied_by=("untargeted", "no_turn_pending"), ts="t === null || t !== pend"),
     Guard("stop_unconditional", "not ev.payload.get('onlyIfSettled')", ("ev",),
           "The stop request does not ask to stop only a settled session (onlyIfSettled).",
-          payload_fields=("onlyIfSettled",)),
+          payload_fields=("onlyIfSettled",), ts='!pyTruthy(payloadGet(ev.payload, "onlyIfSettled"))'),
 )
 
 _EFFECTS = (
     Effect("clear_turn", "if turn is not None:\n    remember(turn)\n    turn = None", ("turn",), ("turn",),
            "Remember the active turn as finished, then set activeTurnId to null.",
-           classes=frozenset({CLEARS_TURN_CLASS})),
+           classes=frozenset({CLEARS_TURN_CLASS}), ts="if (turn !== null) {\n  remember(turn);\n  turn = null;\n}"),
     Effect("set_turn", "turn = t", ("t",), ("turn",), "Set activeTurnId to the turn the event names.",
-           classes=frozenset({SETS_TURN_CLASS})),
+           classes=frozenset({SETS_TURN_CLASS}), ts="turn = t;"),
     Effect("remember_event_turn", "if t is not None:\n    remember(t)", ("t",), (),
-           "Remember the turn the event names (if any) as finished.", classes=frozenset({REMEMBERS_CLASS})),
-    Effect("clear_error", "err = None", (), ("err",), "Set lastError to null."),
+           "Remember the turn the event names (if any) as finished.", classes=frozenset({REMEMBERS_CLASS}),
+           ts="if (t !== null) {\n  remember(t);\n}"),
+    Effect("clear_error", "err = None", (), ("err",), "Set lastError to null.", ts="err = null;"),
     # T3's `payload[field] ?? previous ?? default`: only a missing or null value falls through.
     Effect("set_error",
            "value = ev.payload.get(field)\n"
@@ -354,25 +363,32 @@ _EFFECTS = (
            "elif err is None:\n    err = str(default)",
            ("ev", "err"), ("err",),
            "Set lastError to the payload's `field`, else keep the previous one, else `default`.",
-           params=("field", "default"), payload_params=("field",)),
+           params=("field", "default"), payload_params=("field",),
+           ts="const value = payloadGet(ev.payload, p.field);\n"
+              "if (value !== null) {\n  err = pyStr(value);\n} else if (err === null) {\n  err = pyStr(p.default);\n}"),
     Effect("advance_updated_at",
            "if upd_dt is None or ev.created_dt > upd_dt:\n    upd = ev.created_at\n    upd_dt = ev.created_dt",
            ("ev", "upd", "upd_dt"), ("upd", "upd_dt"),
-           "Set updatedAt to max(updatedAt, the event's createdAt); it never moves backwards."),
+           "Set updatedAt to max(updatedAt, the event's createdAt); it never moves backwards.",
+           ts="if (upd_dt === null || ev.created_dt > upd_dt) {\n  upd = ev.created_at;\n  upd_dt = ev.created_dt;\n}"),
     # An equal name keeps the string the session holds: one string per provider, not one per session.
     Effect("record_provider", "if prov != ev.provider:\n    prov = ev.provider", ("prov", "ev"), ("prov",),
-           "Set providerName to the event's provider."),
+           "Set providerName to the event's provider.",
+           ts="if (prov !== ev.provider) {\n  prov = ev.provider;\n}"),
     # The orchestrator's side: a pending turn start, and what the provider waits on.
     Effect("set_pending_turn", "pend = t if t is not None else ''", ("t",), ("pend",),
-           "Record a pending turn start: the turn the request names, or an unknown one."),
-    Effect("clear_pending_turn", "pend = None", (), ("pend",), "Set pendingTurn to null."),
+           "Record a pending turn start: the turn the request names, or an unknown one.",
+           ts='pend = t !== null ? t : "";'),
+    Effect("clear_pending_turn", "pend = None", (), ("pend",), "Set pendingTurn to null.", ts="pend = null;"),
     Effect("consume_pending_turn", "if pend is not None and (pend == '' or pend == t):\n    pend = None",
            ("pend", "t"), ("pend",),
-           "A turn started: the pending start it fulfils (the one expected, or one of unknown id) is over."),
+           "A turn started: the pending start it fulfils (the one expected, or one of unknown id) is over.",
+           ts='if (pend !== null && (pend === "" || pend === t)) {\n  pend = null;\n}'),
     Effect("set_awaiting", "aw = what", (), ("aw",),
            "Set awaiting to `what` (approval, user-input): the provider waits on the orchestrator.",
-           params=("what",)),
-    Effect("clear_awaiting", "aw = None", (), ("aw",), "Set awaiting to null: nothing is asked of the orchestrator."),
+           params=("what",), ts="aw = p.what as string | null;"),
+    Effect("clear_awaiting", "aw = None", (), ("aw",), "Set awaiting to null: nothing is asked of the orchestrator.",
+           ts="aw = null;"),
 )
 
 VOCABULARY = Vocabulary.of(_GUARDS, _EFFECTS)
