@@ -41,7 +41,7 @@ def test_the_page_is_self_contained() -> None:
 
 
 def test_hostile_event_strings_cannot_leave_the_data_element() -> None:
-    hostile = "</script><script>alert(1)</script><!--&amp;\u2028\udc80"
+    hostile = "</script><script>alert(1)</script><!--&amp;\u2028\u2029\ufeff"
     lines = [_ev("e1", "turn.started", f"t{hostile}", "10:00:00", hostile),
              _ev("e2", "runtime.error", f"t{hostile}", "10:00:01", hostile, message=hostile)]
     page = render_timeline(lines, title=hostile)
