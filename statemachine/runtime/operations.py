@@ -15,9 +15,11 @@ observer records those too, and its `last_seen` can be passed to the reaper and 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Container, Mapping
+import time
+from collections.abc import Callable, Collection, Container, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from statemachine.core.clock import DEFAULT_MAX_CLOCK_SKEW, Clock, Horizon
 from statemachine.core.event import SYNTHETIC_EVENT_PREFIX, parse_timestamp
@@ -28,6 +30,7 @@ from statemachine.spec.load import builtin_spec
 from statemachine.spec.model import Spec
 
 __all__ = [
+    "ATTENTION_RECOVERY",
     "DEFAULT_IDLE_THRESHOLD",
     "RESTART_EVENT_PREFIX",
     "RESTART_REASON",
@@ -36,8 +39,11 @@ __all__ = [
     "STALE_TURN_REASON",
     "SYNTHETIC_PROVIDER",
     "ActivityClock",
+    "Attention",
+    "AttentionReason",
     "expire_stale_turns",
     "idle_since",
+    "needs_attention",
     "reapable",
     "reapable_sessions",
     "reconcile",
@@ -104,19 +110,40 @@ class ActivityClock:
     """
 
     def __init__(
-        self, *, max_clock_skew: timedelta | None = DEFAULT_MAX_CLOCK_SKEW, clock: Clock | None = None
+        self,
+        *,
+        max_clock_skew: timedelta | None = DEFAULT_MAX_CLOCK_SKEW,
+        clock: Clock | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`monotonic`: the clock idleness is measured on in this process, in seconds. The default,
+        `time.monotonic`, does not advance while the host is suspended (Linux `CLOCK_MONOTONIC`,
+        macOS `mach_absolute_time`), so a laptop that wakes after a night does not find every
+        session a night idle: `idle_for` says how long the orchestrator was *running* without
+        news of the thread."""
         self.last_seen: dict[str, datetime] = {}
+        self._ticks: dict[str, float] = {}
+        self._monotonic = monotonic
         self._horizon = Horizon(max_clock_skew, clock)
 
     def __call__(self, outcome: Outcome) -> None:
         ev = outcome.event
+        self._ticks[ev.thread_id] = self._monotonic()
         at = ev.created_dt
         if at > self._horizon.limit and self._horizon.beyond(at):
             return
         previous = self.last_seen.get(ev.thread_id)
         if previous is None or at > previous:
             self.last_seen[ev.thread_id] = at
+
+    def idle_for(self, thread_id: str) -> timedelta | None:
+        """How long this process has run since it last saw an event of the thread, on the
+        monotonic clock (host sleep not counted); None when it has seen none (then the persisted
+        wall times are all there is)."""
+        tick = self._ticks.get(thread_id)
+        if tick is None:
+            return None
+        return timedelta(seconds=max(0.0, self._monotonic() - tick))
 
 
 # -- the reaper --------------------------------------------------------------------------------
@@ -142,6 +169,7 @@ def reapable(
     busy: bool = False,
     spec: Spec | None = None,
     statuses: Collection[str] | None = None,
+    idle_for: timedelta | None = None,
 ) -> bool:
     """May the orchestrator stop this session's provider now? A pure decision; nothing is applied.
 
@@ -150,7 +178,10 @@ def reapable(
     flagged no background work (`busy`), and it has been idle (see `idle_since`) for at least
     `threshold`. A session with no clock at all is never reapable: its idle time is unknown.
     `spec` defaults to the built-in one; pass the projector's when it has its own. `statuses`
-    overrides the spec's reapable statuses (a stricter policy, say).
+    overrides the spec's reapable statuses (a stricter policy, say). `idle_for`, when known (an
+    `ActivityClock`'s, measured on a clock that stands still while the host sleeps), is the idle
+    time; the wall-clock times (`now`, `updatedAt`, `last_seen`) are the fallback, persisted
+    across restarts but counting host sleep.
     """
     if threshold < timedelta(0):
         raise ValueError("threshold must not be negative")
@@ -159,6 +190,8 @@ def reapable(
         statuses = (spec if spec is not None else builtin_spec()).reapable_statuses
     if busy or session.status not in statuses or _in_flight(session):
         return False
+    if idle_for is not None:
+        return idle_for >= threshold
     since = idle_since(session, last_seen)
     return since is not None and now - since >= threshold
 
@@ -170,14 +203,84 @@ def reapable_sessions(
     last_seen: Mapping[str, datetime] | None = None,
     threshold: timedelta = DEFAULT_IDLE_THRESHOLD,
     busy: Container[str] = frozenset(),
+    activity: ActivityClock | None = None,
 ) -> list[Session]:
-    """`reapable` over every session. `last_seen` and `busy` are keyed by threadId."""
-    seen = last_seen or {}
+    """`reapable` over every session. `last_seen` and `busy` are keyed by threadId. `activity`
+    (an `ActivityClock` subscribed to the holder): idleness on its monotonic clock where it has
+    seen the thread, so host sleep does not count; its `last_seen` is used when `last_seen` is
+    not given."""
+    seen = last_seen if last_seen is not None else (activity.last_seen if activity is not None else {})
     return [
         s
         for tid, s in holder.sessions().items()
-        if reapable(s, now, last_seen=seen.get(tid), threshold=threshold, busy=tid in busy, spec=holder.spec)
+        if reapable(s, now, last_seen=seen.get(tid), threshold=threshold, busy=tid in busy, spec=holder.spec,
+                    idle_for=activity.idle_for(tid) if activity is not None else None)
     ]
+
+
+# -- needs attention ---------------------------------------------------------------------------
+
+AttentionReason = Literal["pending_turn_not_started", "stuck_starting"]
+
+# What to do about each, said where the signal is read (CLI listing, observers, metrics).
+ATTENTION_RECOVERY: dict[str, str] = {
+    "pending_turn_not_started": "the requested turn never started: send the turn again, or settle it "
+                                "(expire_stale_turns puts the session in error and clears the request)",
+    "stuck_starting": "the provider session never became ready: restart the provider, or reconcile "
+                      "(reconcile moves it to error)",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Attention:
+    """A session that waits on something that will not come by itself."""
+
+    session: Session
+    reason: AttentionReason
+    waiting: timedelta  # how long it has waited (on the activity clock where known)
+
+    @property
+    def recovery(self) -> str:
+        return ATTENTION_RECOVERY[self.reason]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"threadId": self.session.thread_id, "status": self.session.status, "reason": self.reason,
+                "waitingSeconds": round(self.waiting.total_seconds(), 3), "recovery": self.recovery}
+
+
+def needs_attention(
+    holder: SessionHolder,
+    now: datetime,
+    bound: timedelta,
+    *,
+    activity: ActivityClock | None = None,
+    starting: Collection[str] = ("starting",),
+) -> list[Attention]:
+    """Sessions waiting past `bound` on what will not come by itself: a requested turn that never
+    started (`pendingTurn` set, no turn running), or a session still in a `starting` status. A
+    pure decision, like the reaper's: the caller chooses the recovery (each `Attention` says the
+    usual one). Waiting is measured on `activity`'s monotonic clock where it has seen the thread,
+    else from `updatedAt` on the wall clock; a session with no clock is left alone."""
+    if bound <= timedelta(0):
+        raise ValueError("bound must be positive")
+    now = _aware(now, "now")
+    found = []
+    for tid, s in holder.sessions().items():
+        if s.pending_turn is not None and s.active_turn_id is None:
+            reason: AttentionReason = "pending_turn_not_started"
+        elif s.status in starting:
+            reason = "stuck_starting"
+        else:
+            continue
+        waited = activity.idle_for(tid) if activity is not None else None
+        if waited is None:
+            since = _latest(_updated(s), activity.last_seen.get(tid) if activity is not None else None)
+            if since is None:
+                continue
+            waited = now - since
+        if waited >= bound:
+            found.append(Attention(s, reason, waited))
+    return found
 
 
 # -- stale turns -------------------------------------------------------------------------------
