@@ -84,7 +84,10 @@ __all__ = [
 THREADS = ("t1", "t2", "t3")
 TURNS = ("T1", "T2", "T3")
 PROVIDERS = ("codex", "claudeAgent")
-_short_text = st.text(max_size=8)
+# Text a valid event may carry: any code point but NUL and lone surrogates, which the parser
+# refuses in lifecycle fields (no store can keep them: docs/reliability.md).
+_storable_chars = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")
+_short_text = st.text(_storable_chars, max_size=8)
 # Built once: constructing strategies inside a draw is what makes generation slow.
 LIFECYCLE_PAYLOADS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     "session.started": st.fixed_dictionaries({}, optional={"message": _short_text}),
@@ -104,7 +107,7 @@ LIFECYCLE_PAYLOADS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
             "errorMessage": _short_text,
         },
     ),
-    "turn.aborted": st.fixed_dictionaries({"reason": st.text(min_size=1, max_size=8)}),
+    "turn.aborted": st.fixed_dictionaries({"reason": st.text(_storable_chars, min_size=1, max_size=8)}),
     "runtime.error": st.fixed_dictionaries({"message": _short_text}),
     "runtime.warning": st.fixed_dictionaries({"message": _short_text}),
     "item.started": st.just({}),
