@@ -96,3 +96,26 @@ def test_a_requested_turn_that_never_starts_and_a_stuck_start_need_attention() -
     assert found[0].to_json()["recovery"] == ATTENTION_RECOVERY["pending_turn_not_started"]
     with pytest.raises(ValueError, match="bound must be positive"):
         needs_attention(p, host.wall, timedelta(0))
+
+
+def test_the_attention_watch_tells_each_new_case_once() -> None:
+    from statemachine.runtime.operations import AttentionWatch
+
+    host = Host()
+    p = SessionProjector(clock=lambda: host.wall)
+    activity = ActivityClock(monotonic=host.monotonic, clock=lambda: host.wall)
+    p.subscribe(activity)
+    p.apply(wire(1, "session.state.changed", "s", host.wall, state="starting"))
+    watch = AttentionWatch(p, timedelta(minutes=5), activity=activity)
+    told: list[str] = []
+    watch.subscribe(lambda a: told.append(f"{a.session.thread_id}:{a.reason}"))
+    host.run(6)
+    assert len(watch.sweep(host.wall)) == 1 and told == ["s:stuck_starting"]
+    host.run(1)
+    assert len(watch.sweep(host.wall)) == 1 and told == ["s:stuck_starting"]  # still stuck: not told again
+    p.apply(wire(2, "session.state.changed", "s", host.wall, state="ready"))
+    assert watch.sweep(host.wall) == []
+    p.apply(wire(3, "session.state.changed", "s", host.wall, state="starting"))
+    host.run(6)
+    watch.sweep(host.wall)
+    assert told == ["s:stuck_starting", "s:stuck_starting"]  # recovered, then stuck again

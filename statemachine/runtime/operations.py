@@ -41,6 +41,7 @@ __all__ = [
     "ActivityClock",
     "Attention",
     "AttentionReason",
+    "AttentionWatch",
     "expire_stale_turns",
     "idle_since",
     "needs_attention",
@@ -281,6 +282,39 @@ def needs_attention(
         if waited >= bound:
             found.append(Attention(s, reason, waited))
     return found
+
+
+class AttentionWatch:
+    """`needs_attention` as a signal: each `sweep(now)` tells the watch's observers about every
+    session that *newly* needs attention (a session flagged again on the next sweep is not told
+    twice; one that recovered and gets stuck again is). Run `sweep` on the reaper's timer."""
+
+    def __init__(self, holder: SessionHolder, bound: timedelta, *, activity: ActivityClock | None = None) -> None:
+        if bound <= timedelta(0):
+            raise ValueError("bound must be positive")
+        self.holder, self.bound, self.activity = holder, bound, activity
+        self._flagged: set[tuple[str, str]] = set()
+        self._observers: tuple[Callable[[Attention], object], ...] = ()
+
+    def subscribe(self, observer: Callable[[Attention], object]) -> Callable[[], None]:
+        self._observers = (*self._observers, observer)
+
+        def unsubscribe() -> None:
+            self._observers = tuple(o for o in self._observers if o is not observer)
+
+        return unsubscribe
+
+    def sweep(self, now: datetime) -> list[Attention]:
+        """Every session needing attention now; the newly flagged ones are told to the observers
+        (an observer's exception propagates: this is the caller's own timer, not `apply`)."""
+        found = needs_attention(self.holder, now, self.bound, activity=self.activity)
+        current = {(a.session.thread_id, a.reason) for a in found}
+        new = [a for a in found if (a.session.thread_id, a.reason) not in self._flagged]
+        self._flagged = current
+        for attention in new:
+            for observer in self._observers:
+                observer(attention)
+        return found
 
 
 # -- stale turns -------------------------------------------------------------------------------
