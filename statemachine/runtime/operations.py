@@ -308,7 +308,7 @@ class AttentionWatch:
         """Every session needing attention now; the newly flagged ones are told to the observers
         (an observer's exception propagates: this is the caller's own timer, not `apply`)."""
         found = needs_attention(self.holder, now, self.bound, activity=self.activity)
-        current = {(a.session.thread_id, a.reason) for a in found}
+        current: set[tuple[str, str]] = {(a.session.thread_id, a.reason) for a in found}
         new = [a for a in found if (a.session.thread_id, a.reason) not in self._flagged]
         self._flagged = current
         for attention in new:
