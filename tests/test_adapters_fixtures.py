@@ -17,7 +17,7 @@ import pytest
 from helpers import markdown_tables
 
 from statemachine import SessionProjector, expire_stale_turns
-from statemachine.adapters import make_adapter
+from statemachine.adapters import LineClock, make_adapter
 from statemachine.replay.raw import replay_raw
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -109,7 +109,7 @@ def test_a_stream_ending_mid_turn_is_settled_only_by_the_rule_or_the_stale_bound
     def run(on_eof: Any) -> SessionProjector:
         projector = SessionProjector()
         with open(RAW / fixture, "rb") as stream:
-            replay_raw(projector, make_adapter(FORMATS[fixture], on_eof=on_eof), stream)
+            replay_raw(projector, make_adapter(FORMATS[fixture], on_eof=on_eof, clock=LineClock()), stream)
         return projector
 
     (thread,) = SESSIONS[fixture]
