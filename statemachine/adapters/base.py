@@ -168,6 +168,7 @@ class Line:
     now: datetime
     key: str  # eventId stem
     emitted: int = 0
+    threads: dict[str, Line] = field(default_factory=dict)  # its per-thread namings (`for_thread`)
 
 
 class Journal:
@@ -568,8 +569,17 @@ class Adapter(ABC):
             return []
         events = []
         for thread_id in [t for t, state in self._threads.items() if state.open_turn is not None]:
-            events.append(self.settle_turn(line, thread_id))
+            events.append(self.settle_turn(self.for_thread(line, thread_id), thread_id))
         return events
+
+    @staticmethod
+    def for_thread(line: Line, thread_id: str) -> Line:
+        """The line, naming its events per thread: when one line speaks for several threads (a
+        connection or the stream ends), each thread's event ids are its own, whatever the others."""
+        named = line.threads.get(thread_id)
+        if named is None:
+            named = line.threads[thread_id] = Line(line.number, line.now, f"{line.key}:{thread_id}")
+        return named
 
     def settle_turn(self, line: Line, thread_id: str) -> Envelope:
         """The `on_eof` settlement of one thread's open turn; `failed` with the provider's own
@@ -635,9 +645,10 @@ class Adapter(ABC):
             if name not in self._threads or not len(self._threads[name].requests):
                 continue
             state = self.thread(name)
+            named_line = line if thread_id is not None else self.for_thread(line, name)
             for _, request in state.open_requests.items():
-                events.append(self.event(line, "request.resolved", name, {**_named(request), "outcome": outcome},
-                                         request.turn))
+                events.append(self.event(named_line, "request.resolved", name,
+                                         {**_named(request), "outcome": outcome}, request.turn))
             state.open_requests.clear()
             state.requests.clear()
         return events
