@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -436,3 +437,65 @@ def test_the_schema_and_the_parser_agree_on_envelopes(event: Any) -> None:
     elif VALIDATOR.is_valid(event):
         # The only looser spot: the pattern checks the shape of a date, not the calendar.
         assert field == "createdAt", (field, event)
+
+
+# -- cost per line -------------------------------------------------------------------------------
+
+
+def _acp_with_pending_prompts(pending: int, cls: type[Adapter] | None = None) -> Adapter:
+    fixed = datetime(2026, 11, 20, tzinfo=UTC)
+    adapter = (cls or type(_adapter("acp")))(on_eof="leave", clock=lambda: fixed)
+    for n in range(pending):
+        adapter.feed(json.dumps({"jsonrpc": "2.0", "id": n, "method": "session/prompt",
+                                 "params": {"sessionId": f"S{n}", "prompt": []}}))
+    return adapter
+
+
+_CHUNK = json.dumps({"jsonrpc": "2.0", "method": "session/update", "params": {
+    "sessionId": "S0", "update": {"sessionUpdate": "agent_message_chunk", "content": {"type": "text", "text": "x"}}}})
+
+
+def _answer(n: int) -> str:
+    return json.dumps({"jsonrpc": "2.0", "id": n, "result": {"stopReason": "end_turn"}})
+
+
+def _line_cost(adapter: Adapter, line: str) -> tuple[int, int, list[Any]]:
+    """The function calls made (Python and built-in) and the undo steps written while the adapter
+    reads one line, and its events: a count of the work, where a timing would measure the machine."""
+    calls = 0
+
+    def count(frame: Any, event: str, arg: Any) -> None:
+        nonlocal calls
+        if event in ("call", "c_call"):
+            calls += 1
+
+    sys.setprofile(count)
+    try:
+        events = adapter.feed(line)
+    finally:
+        sys.setprofile(None)
+    return calls, len(adapter._journal), events  # type: ignore[attr-defined]
+
+
+def test_a_line_costs_the_same_however_many_requests_are_pending() -> None:
+    few, many = _acp_with_pending_prompts(8), _acp_with_pending_prompts(4096)
+    tables = {side: (table, table._data) for side, table in many._pending.items()}  # type: ignore[attr-defined]
+    for line in (_CHUNK, _answer(3), _CHUNK, "not json"):
+        cost_few, cost_many = _line_cost(few, line), _line_cost(many, line)
+        assert cost_few == cost_many, line  # the same calls, the same undo steps, the same events
+    # Nothing was replaced either: the tables the lines worked on are the ones that were there.
+    assert all(many._pending[side] is t and t._data is d for side, (t, d) in tables.items())  # type: ignore[attr-defined]
+    assert len(many._pending["client"]) == 4095  # type: ignore[attr-defined]
+
+
+def test_the_cost_check_sees_a_table_copied_per_line() -> None:
+    # The check above can fail: an adapter that saves its pending table by copy on every line.
+    class Copying(type(_adapter("acp"))):  # type: ignore[misc]
+        def _save_extra(self) -> Any:
+            return copy.deepcopy(self._pending["client"].items()), super()._save_extra()
+
+        def _restore_extra(self, extra: Any) -> None:
+            super()._restore_extra(extra[1])
+
+    few, many = _acp_with_pending_prompts(8, Copying), _acp_with_pending_prompts(512, Copying)
+    assert _line_cost(few, _CHUNK)[0] < _line_cost(many, _CHUNK)[0]
