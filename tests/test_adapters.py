@@ -139,6 +139,32 @@ def test_a_caller_clock_stamps_events_without_a_protocol_time() -> None:
                                                                                 "2026-11-20T10:00:02Z"]
 
 
+def test_a_live_adapter_stamps_the_wall_clock_and_replay_asks_for_the_line_clock() -> None:
+    # The default is the time events arrive: a live caller who forgets `clock=` gets true times,
+    # not January 1970 (which would make every session look idle for decades to the reaper).
+    before = datetime.now(UTC)
+    live = make_adapter("codex-exec").feed(EXEC_TWO_TURNS[0])
+    after = datetime.now(UTC)
+    stamps = {datetime.fromisoformat(e["createdAt"].replace("Z", "+00:00")) for e in live}
+    assert all(before <= t <= after for t in stamps) and stamps
+    # Replay asks for the line clock, and then the same lines give the same events.
+    replayed = [_feed_all(make_adapter("codex-exec", clock=LineClock()), EXEC_TWO_TURNS) for _ in range(2)]
+    assert replayed[0] == replayed[1] and replayed[0][0]["createdAt"] == "1970-01-01T00:00:00Z"
+    with pytest.raises(TypeError, match="clock"):
+        make_adapter("codex-exec", clock="now")
+
+
+def test_the_commands_that_read_saved_logs_pass_the_line_clock(tmp_path: Path) -> None:
+    import subprocess
+
+    raw = tmp_path / "raw.jsonl"
+    raw.write_text("\n".join(EXEC_TWO_TURNS) + "\n")
+    runs = [subprocess.run([sys.executable, "-m", "statemachine", "adapt", "--from", "codex-exec", str(raw)],
+                           capture_output=True, text=True, cwd=ROOT, timeout=120) for _ in range(2)]
+    assert runs[0].returncode == 0 and runs[0].stdout == runs[1].stdout
+    assert json.loads(runs[0].stdout.splitlines()[0])["createdAt"] == "1970-01-01T00:00:00Z"
+
+
 # -- mapping choices -----------------------------------------------------------------------------
 
 
@@ -401,7 +427,9 @@ def test_every_mapping_table_entry_is_documented() -> None:
 
     doc = (ROOT / "docs" / "adapters.md").read_text(encoding="utf-8")
     tables = [codex_app_server.CODEX_TURN_STATUSES, codex_app_server.CODEX_SERVER_REQUESTS,
-              codex_exec.TURN_ENDS, claude_stream_json.CLAUDE_SESSION_STATES, acp.ACP_STOP_REASONS, acp.ACP_V2_STATES]
+              codex_exec.TURN_ENDS, claude_stream_json.CLAUDE_SESSION_STATES, acp.ACP_STOP_REASONS, acp.ACP_V2_STATES,
+              {reason: "interrupted" for reason in claude_stream_json.CLAUDE_ABORTED_REASONS},
+              {reason: "runtime.warning" for reason in acp.ACP_STOP_WARNINGS}]
     for table in tables:
         for raw, mapped in table.items():
             assert f"`{raw}`" in doc, raw

@@ -57,11 +57,13 @@ ACP_UNKNOWN_STOP_REASON = "completed"
 ACP_V2_STATES: dict[str, str] = {"running": "running", "requires_action": "waiting", "idle": "ready"}
 # JSON-RPC error code of a cancelled request (`$/cancel_request`, or cancelled internally).
 REQUEST_CANCELLED = -32800
-# v1 session/update kinds: content, tools and plans, never the lifecycle
+# session/update kinds of v1 and v2: content, tools and plans, never the lifecycle (in v2 they may
+# also come while idle, from background work: they do not change the state either)
 IGNORED_UPDATES: frozenset[str] = frozenset({
     "user_message_chunk", "agent_message_chunk", "agent_thought_chunk", "tool_call", "tool_call_update", "plan",
     "available_commands_update", "current_mode_update", "config_option_update", "session_info_update",
-    "usage_update",
+    "usage_update", "user_message", "agent_message", "plan_update", "tool_call_content_chunk",
+    "terminal_output_chunk", "terminal_update",
 })
 # Requests the client sends, and those the agent sends (each side numbers its own).
 CLIENT_METHODS: frozenset[str] = frozenset({
