@@ -14,6 +14,7 @@ import copy
 import json
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,11 @@ def format_of(name: str) -> str:
 
 def fixtures(fmt: str) -> list[str]:
     return sorted(p.name for p in RAW.glob("*.jsonl") if format_of(p.name) == fmt and p.name not in CONNECTION_WIDE)
+
+
+def fixtures_all(fmt: str) -> list[str]:
+    """Every fixture of the format, those that replace their connection included."""
+    return sorted(p.name for p in RAW.glob("*.jsonl") if format_of(p.name) == fmt)
 
 
 def read(name: str) -> list[Any]:
@@ -100,14 +106,15 @@ def _rename(value: Any, names: dict[str, str]) -> Any:
     return value
 
 
-def source(name: str, slot: int) -> list[Any]:
-    """Fixture `name` as the `slot`-th source: threads renamed `<id>~<slot>`, JSON-RPC ids moved."""
+def source(name: str, slot: int, *, connection: bool = False) -> list[Any]:
+    """Fixture `name` as the `slot`-th source: threads renamed `<id>~<slot>`, JSON-RPC ids moved;
+    its connection lines left out unless `connection`."""
     fmt = format_of(name)
     lines = read(name)
     names = {t: f"{t}~{slot}" for t in thread_ids(fmt, lines)}
     out = []
     for message in lines:
-        if _is_connection_line(fmt, message):
+        if _is_connection_line(fmt, message) and not connection:
             continue
         message = _rename(copy.deepcopy(message), names)
         if fmt in ("codex-app-server", "acp") and isinstance(message, dict):
@@ -183,3 +190,77 @@ def project(events: Sequence[dict[str, Any]]) -> tuple[dict[str, Any], dict[str,
         outcomes.setdefault(event["threadId"], []).append(f"{outcome.kind.value}:{outcome.reason or ''}")
     sessions = {t: s.to_wire() for t, s in projector.sessions().items()}
     return sessions, outcomes
+
+
+# -- fuzzing: hostile edits of real streams -------------------------------------------------------
+
+
+def paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every place in a parsed message, the message itself first."""
+    found = [prefix]
+    if isinstance(value, dict):
+        for k, v in value.items():
+            found += paths(v, (*prefix, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            found += paths(v, (*prefix, i))
+    return found
+
+
+def edit(message: Any, path: tuple[Any, ...], value: Any, *, delete: bool = False) -> Any:
+    """`message` with the value at `path` replaced (or removed); the message itself at ()."""
+    if not path:
+        return value
+    message = copy.deepcopy(message)
+    parent = message
+    for step in path[:-1]:
+        parent = parent[step]
+    if delete and isinstance(parent, dict):
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = value
+    return message
+
+
+@dataclass
+class RawRun:
+    lines: int = 0
+    events: int = 0
+    malformed: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+
+def check_raw(fmt: str, lines: Sequence[Any], on_eof: Any = "interrupted") -> RawRun:
+    """Feed every line and apply every event: `feed` never raises, each line with content either
+    is refused with a typed error naming a field (no events) or is accounted for (events, or
+    counted ignored, unknown or redelivered), and every event is one the projector accepts as
+    input (an outcome, never an `EventError`)."""
+    from statemachine.adapters import AdapterError
+
+    adapter = make_adapter(fmt, on_eof=on_eof, clock=lambda: FIXED)
+    projector = SessionProjector()
+    run = RawRun()
+
+    def apply(events: list[dict[str, Any]]) -> None:
+        for event in events:
+            outcome = projector.apply(event)
+            run.outcomes[outcome.kind.value] = run.outcomes.get(outcome.kind.value, 0) + 1
+            run.events += 1
+
+    for line in lines:
+        raw = line if isinstance(line, (str, bytes)) else json.dumps(line)
+        stats = adapter.stats
+        accounted = stats.ignored + stats.unknown + stats.redelivered
+        events = adapter.feed(raw)
+        run.lines += 1
+        error = adapter.last_error
+        if error is not None:
+            assert isinstance(error, AdapterError) and error.field and events == [], (raw, error)
+            assert str(error).startswith(f"{error.field}: ")
+            run.malformed += 1
+            continue
+        after = adapter.stats.ignored + adapter.stats.unknown + adapter.stats.redelivered
+        assert not raw.strip() or events or after > accounted, raw
+        apply(events)
+    apply(adapter.finish())
+    return run

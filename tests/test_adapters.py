@@ -54,8 +54,10 @@ def _state(adapter: Adapter) -> Any:
     for name, value in vars(adapter).items():
         if name in ("stats", "errors", "last_error", "clock", "_touched", "_journal"):
             continue
-        if isinstance(value, (BoundedSet, BoundedMap)):
+        if isinstance(value, BoundedSet):
             kept[name] = list(value)
+        elif isinstance(value, BoundedMap):
+            kept[name] = value.items()
         elif isinstance(value, dict) and any(isinstance(v, BoundedMap) for v in value.values()):
             kept[name] = {k: v.items() for k, v in value.items()}
         else:

@@ -368,10 +368,6 @@ class ThreadState:
     __hash__ = None  # type: ignore[assignment]
 
 
-# Kept for callers of the old name.
-_ThreadState = ThreadState
-
-
 class Adapter(ABC):
     """A streaming adapter for one raw format. One instance per stream (it holds the stream's state)."""
 
