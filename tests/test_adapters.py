@@ -235,7 +235,9 @@ def test_finish_settles_open_turns_by_the_rule_once(rule: Any, state: str | None
 
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("raw", [b"\xff\xfe\x00", "{", "[]", "null", "1e999999", '{"a":' * 5000 + "1" + "}" * 5000,
-                                 '{"type": 5}', '{"method": 7}', '{"type":"result","session_id":"' + "x" * 500 + '"}'])
+                                 '{"type": 5}', '{"method": 7}', '{"type":"result","session_id":"' + "x" * 500 + '"}',
+                                 '{"id": null, "result": {"userAgent": "x"}}',
+                                 '{"id": null, "error": {"code": -32700}}'])
 def test_malformed_lines_are_reported_never_raised(fmt: str, raw: str | bytes) -> None:
     adapter = _adapter(fmt)
     before = _state(adapter)

@@ -171,7 +171,8 @@ class CodexAppServerAdapter(Adapter):
 
     def _response(self, message: dict[str, Any], line: Line) -> list[Envelope]:
         request = rpc_id(message)  # a bad id is malformed
-        assert request is not None  # _adapt checked that the id is there
+        if request is None:
+            return self.ignored()  # `id: null`: the answer to a request the server could not read
         result = message.get("result")
         if request == self._initialize_pending:
             self._initialize_pending = None
