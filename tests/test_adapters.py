@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,13 +16,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from statemachine import EventError, SessionProjector, builtin_spec
-from statemachine.adapters import FORMATS, Adapter, make_adapter
-from statemachine.adapters.base import BoundedSet
+from statemachine.adapters import FORMATS, Adapter, LineClock, make_adapter
+from statemachine.adapters.base import BoundedMap, BoundedSet
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = json.loads((ROOT / "specs" / "event.schema.json").read_text(encoding="utf-8"))
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
 PARSER = SessionProjector().parser
+
+
+def _adapter(fmt: str, **options: Any) -> Adapter:
+    """A replay adapter: the line clock, so the same lines give the same events."""
+    options.setdefault("clock", LineClock())
+    return make_adapter(fmt, **options)
 
 
 def _lines(*messages: dict[str, Any]) -> list[str]:
@@ -45,9 +52,16 @@ def _state(adapter: Adapter) -> Any:
     """Everything the adapter remembers about the stream (not its counters and error reports)."""
     kept = {}
     for name, value in vars(adapter).items():
-        if name in ("stats", "errors", "last_error", "clock", "_touched"):
+        if name in ("stats", "errors", "last_error", "clock", "_touched", "_journal"):
             continue
-        kept[name] = list(value._keys) if isinstance(value, BoundedSet) else copy.deepcopy(value)
+        if isinstance(value, BoundedSet):
+            kept[name] = list(value)
+        elif isinstance(value, BoundedMap):
+            kept[name] = value.items()
+        elif isinstance(value, dict) and any(isinstance(v, BoundedMap) for v in value.values()):
+            kept[name] = {k: v.items() for k, v in value.items()}
+        else:
+            kept[name] = copy.deepcopy(value)
     return kept
 
 
@@ -61,7 +75,7 @@ EXEC_TWO_TURNS = _lines(
 
 
 def test_identical_codex_exec_turn_lines_are_two_turns_not_a_redelivery() -> None:
-    events = _feed_all(make_adapter("codex-exec"), EXEC_TWO_TURNS)
+    events = _feed_all(_adapter("codex-exec"), EXEC_TWO_TURNS)
     starts = [e for e in events if e["type"] == "turn.started"]
     assert [e["turnId"] for e in starts] == ["th-1:turn:1", "th-1:turn:2"]
     assert len({e["eventId"] for e in events}) == len(events)
@@ -71,9 +85,9 @@ def test_identical_codex_exec_turn_lines_are_two_turns_not_a_redelivery() -> Non
 
 
 def test_adapting_twice_gives_identical_events_and_a_stream_name_keeps_streams_apart() -> None:
-    first = _feed_all(make_adapter("codex-exec"), EXEC_TWO_TURNS)
-    assert _feed_all(make_adapter("codex-exec"), EXEC_TWO_TURNS) == first
-    resumed = _feed_all(make_adapter("codex-exec", stream="run2"), EXEC_TWO_TURNS)
+    first = _feed_all(_adapter("codex-exec"), EXEC_TWO_TURNS)
+    assert _feed_all(_adapter("codex-exec"), EXEC_TWO_TURNS) == first
+    resumed = _feed_all(_adapter("codex-exec", stream="run2"), EXEC_TWO_TURNS)
     assert resumed[2]["turnId"] == "th-1:run2:turn:1"
     projector = SessionProjector()
     projector.apply_all(first)
@@ -84,7 +98,7 @@ def test_adapting_twice_gives_identical_events_and_a_stream_name_keeps_streams_a
     projector.apply_all(first)
     assert {o.kind.value for o in projector.apply_all(first)} == {"duplicate"}
     with pytest.raises(ValueError, match="stream name"):
-        make_adapter("codex-exec", stream="a:b")
+        _adapter("codex-exec", stream="a:b")
 
 
 CLAUDE_PROMPT = {"type": "user", "message": {"role": "user", "content": "hi"}, "session_id": "s-1", "uuid": "u-1"}
@@ -97,7 +111,7 @@ def _result(uuid: str, **fields: Any) -> dict[str, Any]:
 
 
 def test_a_redelivered_claude_message_gives_the_same_events_and_moves_nothing() -> None:
-    adapter = make_adapter("claude-stream-json")
+    adapter = _adapter("claude-stream-json")
     adapter.feed(json.dumps(CLAUDE_INIT))
     first = adapter.feed(json.dumps(CLAUDE_PROMPT))
     before = _state(adapter)
@@ -113,7 +127,7 @@ def test_a_redelivered_claude_message_gives_the_same_events_and_moves_nothing() 
 
 def test_codex_app_server_names_turn_events_by_turn_and_takes_its_times() -> None:
     started = {"method": "turn/started", "params": {"threadId": "t", "turn": {"id": "T1", "startedAt": 1795680003}}}
-    events = _feed_all(make_adapter("codex-app-server", on_eof="leave"), _lines(started, started))
+    events = _feed_all(_adapter("codex-app-server", on_eof="leave"), _lines(started, started))
     assert events[0] == events[1]
     assert events[0]["eventId"] == "codex:t:turn/started:T1:0"
     assert events[0]["createdAt"] == datetime.fromtimestamp(1795680003, UTC).isoformat().replace("+00:00", "Z")
@@ -121,10 +135,36 @@ def test_codex_app_server_names_turn_events_by_turn_and_takes_its_times() -> Non
 
 def test_a_caller_clock_stamps_events_without_a_protocol_time() -> None:
     times = iter([datetime(2026, 11, 20, 10, 0, s, tzinfo=UTC) for s in range(10)])
-    adapter = make_adapter("codex-exec", clock=lambda: next(times))
+    adapter = _adapter("codex-exec", clock=lambda: next(times))
     events = _feed_all(adapter, EXEC_TWO_TURNS[:2])
     assert [e["createdAt"] for e in events] == ["2026-11-20T10:00:00Z"] * 2 + ["2026-11-20T10:00:01Z",
                                                                                 "2026-11-20T10:00:02Z"]
+
+
+def test_a_live_adapter_stamps_the_wall_clock_and_replay_asks_for_the_line_clock() -> None:
+    # The default is the time events arrive: a live caller who forgets `clock=` gets true times,
+    # not January 1970 (which would make every session look idle for decades to the reaper).
+    before = datetime.now(UTC)
+    live = make_adapter("codex-exec").feed(EXEC_TWO_TURNS[0])
+    after = datetime.now(UTC)
+    stamps = {datetime.fromisoformat(e["createdAt"].replace("Z", "+00:00")) for e in live}
+    assert all(before <= t <= after for t in stamps) and stamps
+    # Replay asks for the line clock, and then the same lines give the same events.
+    replayed = [_feed_all(make_adapter("codex-exec", clock=LineClock()), EXEC_TWO_TURNS) for _ in range(2)]
+    assert replayed[0] == replayed[1] and replayed[0][0]["createdAt"] == "1970-01-01T00:00:00Z"
+    with pytest.raises(TypeError, match="clock"):
+        make_adapter("codex-exec", clock="now")
+
+
+def test_the_commands_that_read_saved_logs_pass_the_line_clock(tmp_path: Path) -> None:
+    import subprocess
+
+    raw = tmp_path / "raw.jsonl"
+    raw.write_text("\n".join(EXEC_TWO_TURNS) + "\n")
+    runs = [subprocess.run([sys.executable, "-m", "statemachine", "adapt", "--from", "codex-exec", str(raw)],
+                           capture_output=True, text=True, cwd=ROOT, timeout=120) for _ in range(2)]
+    assert runs[0].returncode == 0 and runs[0].stdout == runs[1].stdout
+    assert json.loads(runs[0].stdout.splitlines()[0])["createdAt"] == "1970-01-01T00:00:00Z"
 
 
 # -- mapping choices -----------------------------------------------------------------------------
@@ -132,7 +172,7 @@ def test_a_caller_clock_stamps_events_without_a_protocol_time() -> None:
 
 def test_claude_api_error_reported_as_success_is_a_failed_turn() -> None:
     error = _result("u-2", is_error=True, result="API Error: 500 internal", api_error_status=500)
-    events = _feed_all(make_adapter("claude-stream-json"), _lines(CLAUDE_INIT, CLAUDE_PROMPT, error))
+    events = _feed_all(_adapter("claude-stream-json"), _lines(CLAUDE_INIT, CLAUDE_PROMPT, error))
     assert events[-1]["payload"]["state"] == "failed"
     assert events[-1]["payload"]["errorMessage"] == "API Error: 500 internal"
 
@@ -141,7 +181,7 @@ def test_claude_idle_after_a_result_does_not_erase_the_error() -> None:
     failed = _result("u-2", subtype="error_max_turns", is_error=True, errors=["Reached maximum number of turns"])
     idle = {"type": "system", "subtype": "session_state_changed", "state": "idle", "session_id": "s-1", "uuid": "u-3"}
     projector = SessionProjector()
-    projector.apply_all(_feed_all(make_adapter("claude-stream-json"), _lines(CLAUDE_INIT, CLAUDE_PROMPT, failed, idle)))
+    projector.apply_all(_feed_all(_adapter("claude-stream-json"), _lines(CLAUDE_INIT, CLAUDE_PROMPT, failed, idle)))
     assert (projector["s-1"].status, projector["s-1"].last_error) == ("error", "Reached maximum number of turns")
 
 
@@ -155,7 +195,7 @@ ACP_OPEN = [
 @pytest.mark.parametrize(("reason", "status"), [("end_turn", "ready"), ("refusal", "error"),
                                                 ("cancelled", "interrupted"), ("_vendor_reason", "ready")])
 def test_acp_stop_reasons(reason: str, status: str) -> None:
-    adapter = make_adapter("acp")
+    adapter = _adapter("acp")
     answer = {"jsonrpc": "2.0", "id": 2, "result": {"stopReason": reason}}
     projector = SessionProjector()
     projector.apply_all(_feed_all(adapter, _lines(*ACP_OPEN, answer)))
@@ -167,10 +207,11 @@ def test_acp_permission_request_opens_a_request_and_waits() -> None:
     ask = {"jsonrpc": "2.0", "id": 0, "method": "session/request_permission",
            "params": {"sessionId": "S", "toolCall": {"toolCallId": "c1"}, "options": []}}
     answer = {"jsonrpc": "2.0", "id": 0, "result": {"outcome": {"outcome": "selected", "optionId": "allow"}}}
-    events = _feed_all(make_adapter("acp", on_eof="leave"), _lines(*ACP_OPEN, ask, answer))
+    events = _feed_all(_adapter("acp", on_eof="leave"), _lines(*ACP_OPEN, ask, answer))
     assert [e["type"] for e in events[3:]] == ["request.opened", "session.state.changed", "request.resolved"]
     assert events[4]["payload"]["state"] == "waiting"
-    assert events[5]["payload"] == {"requestId": "0", "outcome": "selected"}
+    # The id as the protocol gave it (an integer stays one).
+    assert events[5]["payload"] == {"requestId": 0, "requestType": "session/request_permission", "outcome": "selected"}
 
 
 # -- end of stream -------------------------------------------------------------------------------
@@ -178,7 +219,7 @@ def test_acp_permission_request_opens_a_request_and_waits() -> None:
 
 @pytest.mark.parametrize(("rule", "state"), [("interrupted", "interrupted"), ("error", "failed"), ("leave", None)])
 def test_finish_settles_open_turns_by_the_rule_once(rule: Any, state: str | None) -> None:
-    adapter = make_adapter("codex-exec", on_eof=rule)
+    adapter = _adapter("codex-exec", on_eof=rule)
     for line in EXEC_TWO_TURNS[:2]:
         adapter.feed(line)
     settled = adapter.finish()
@@ -186,7 +227,7 @@ def test_finish_settles_open_turns_by_the_rule_once(rule: Any, state: str | None
     assert all(e["turnId"] == "th-1:turn:1" for e in settled)
     assert adapter.finish() == []
     with pytest.raises(ValueError, match="on_eof"):
-        make_adapter("acp", on_eof="explode")  # type: ignore[arg-type]
+        _adapter("acp", on_eof="explode")  # type: ignore[arg-type]
 
 
 # -- malformed input -----------------------------------------------------------------------------
@@ -194,9 +235,11 @@ def test_finish_settles_open_turns_by_the_rule_once(rule: Any, state: str | None
 
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("raw", [b"\xff\xfe\x00", "{", "[]", "null", "1e999999", '{"a":' * 5000 + "1" + "}" * 5000,
-                                 '{"type": 5}', '{"method": 7}', '{"type":"result","session_id":"' + "x" * 500 + '"}'])
+                                 '{"type": 5}', '{"method": 7}', '{"type":"result","session_id":"' + "x" * 500 + '"}',
+                                 '{"id": null, "result": {"userAgent": "x"}}',
+                                 '{"id": null, "error": {"code": -32700}}'])
 def test_malformed_lines_are_reported_never_raised(fmt: str, raw: str | bytes) -> None:
-    adapter = make_adapter(fmt)
+    adapter = _adapter(fmt)
     before = _state(adapter)
     events = adapter.feed(raw)
     _check_envelopes(events)
@@ -207,7 +250,7 @@ def test_malformed_lines_are_reported_never_raised(fmt: str, raw: str | bytes) -
 
 
 def test_a_line_that_fails_half_way_leaves_the_adapter_as_it_was() -> None:
-    adapter = make_adapter("acp")
+    adapter = _adapter("acp")
     adapter.feed(json.dumps(ACP_OPEN[0]))
     before = _state(adapter)
     # The pending session/new request is looked up before the bad sessionId is found.
@@ -295,7 +338,7 @@ def _streams(draw: st.DrawFn) -> tuple[str, list[Any]]:
 @given(_streams(), st.sampled_from(["interrupted", "error", "leave"]))
 def test_random_lines_never_raise_and_every_event_is_a_valid_envelope(stream: tuple[str, list[Any]], rule: Any) -> None:
     fmt, lines = stream
-    adapter = make_adapter(fmt, on_eof=rule)
+    adapter = _adapter(fmt, on_eof=rule)
     projector = SessionProjector()
     for line in lines:
         before = _state(adapter)
@@ -378,7 +421,7 @@ def test_a_closed_codex_thread_starts_again_on_resume() -> None:
         {"method": "turn/started", "params": {"threadId": "t", "turn": {"id": "T9"}}},
     )
     projector = SessionProjector()
-    outcomes = projector.apply_all(_feed_all(make_adapter("codex-app-server", on_eof="leave"), lines))
+    outcomes = projector.apply_all(_feed_all(_adapter("codex-app-server", on_eof="leave"), lines))
     assert [o.after.status for o in outcomes] == ["ready", "ready", "stopped", "ready", "running"]
     assert projector["t"].active_turn_id == "T9"
 
@@ -388,7 +431,9 @@ def test_every_mapping_table_entry_is_documented() -> None:
 
     doc = (ROOT / "docs" / "adapters.md").read_text(encoding="utf-8")
     tables = [codex_app_server.CODEX_TURN_STATUSES, codex_app_server.CODEX_SERVER_REQUESTS,
-              codex_exec.TURN_ENDS, claude_stream_json.CLAUDE_SESSION_STATES, acp.ACP_STOP_REASONS, acp.ACP_V2_STATES]
+              codex_exec.TURN_ENDS, claude_stream_json.CLAUDE_SESSION_STATES, acp.ACP_STOP_REASONS, acp.ACP_V2_STATES,
+              {reason: "interrupted" for reason in claude_stream_json.CLAUDE_ABORTED_REASONS},
+              {reason: "runtime.warning" for reason in acp.ACP_STOP_WARNINGS}]
     for table in tables:
         for raw, mapped in table.items():
             assert f"`{raw}`" in doc, raw
@@ -407,7 +452,7 @@ def test_a_bounded_memory_undoes_one_line_including_what_it_evicted() -> None:
     memory.add("b")  # already there: no change
     assert "a" not in memory and len(memory) == 2
     memory.rollback()
-    assert list(memory._keys) == ["a", "b"]
+    assert list(memory) == ["a", "b"]
 
 
 @settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example])
@@ -424,3 +469,65 @@ def test_the_schema_and_the_parser_agree_on_envelopes(event: Any) -> None:
     elif VALIDATOR.is_valid(event):
         # The only looser spot: the pattern checks the shape of a date, not the calendar.
         assert field == "createdAt", (field, event)
+
+
+# -- cost per line -------------------------------------------------------------------------------
+
+
+def _acp_with_pending_prompts(pending: int, cls: type[Adapter] | None = None) -> Adapter:
+    fixed = datetime(2026, 11, 20, tzinfo=UTC)
+    adapter = (cls or type(_adapter("acp")))(on_eof="leave", clock=lambda: fixed)
+    for n in range(pending):
+        adapter.feed(json.dumps({"jsonrpc": "2.0", "id": n, "method": "session/prompt",
+                                 "params": {"sessionId": f"S{n}", "prompt": []}}))
+    return adapter
+
+
+_CHUNK = json.dumps({"jsonrpc": "2.0", "method": "session/update", "params": {
+    "sessionId": "S0", "update": {"sessionUpdate": "agent_message_chunk", "content": {"type": "text", "text": "x"}}}})
+
+
+def _answer(n: int) -> str:
+    return json.dumps({"jsonrpc": "2.0", "id": n, "result": {"stopReason": "end_turn"}})
+
+
+def _line_cost(adapter: Adapter, line: str) -> tuple[int, int, list[Any]]:
+    """The function calls made (Python and built-in) and the undo steps written while the adapter
+    reads one line, and its events: a count of the work, where a timing would measure the machine."""
+    calls = 0
+
+    def count(frame: Any, event: str, arg: Any) -> None:
+        nonlocal calls
+        if event in ("call", "c_call"):
+            calls += 1
+
+    sys.setprofile(count)
+    try:
+        events = adapter.feed(line)
+    finally:
+        sys.setprofile(None)
+    return calls, len(adapter._journal), events  # type: ignore[attr-defined]
+
+
+def test_a_line_costs_the_same_however_many_requests_are_pending() -> None:
+    few, many = _acp_with_pending_prompts(8), _acp_with_pending_prompts(4096)
+    tables = {side: (table, table._data) for side, table in many._pending.items()}  # type: ignore[attr-defined]
+    for line in (_CHUNK, _answer(3), _CHUNK, "not json"):
+        cost_few, cost_many = _line_cost(few, line), _line_cost(many, line)
+        assert cost_few == cost_many, line  # the same calls, the same undo steps, the same events
+    # Nothing was replaced either: the tables the lines worked on are the ones that were there.
+    assert all(many._pending[side] is t and t._data is d for side, (t, d) in tables.items())  # type: ignore[attr-defined]
+    assert len(many._pending["client"]) == 4095  # type: ignore[attr-defined]
+
+
+def test_the_cost_check_sees_a_table_copied_per_line() -> None:
+    # The check above can fail: an adapter that saves its pending table by copy on every line.
+    class Copying(type(_adapter("acp"))):  # type: ignore[misc]
+        def _save_extra(self) -> Any:
+            return copy.deepcopy(self._pending["client"].items()), super()._save_extra()
+
+        def _restore_extra(self, extra: Any) -> None:
+            super()._restore_extra(extra[1])
+
+    few, many = _acp_with_pending_prompts(8, Copying), _acp_with_pending_prompts(512, Copying)
+    assert _line_cost(few, _CHUNK)[0] < _line_cost(many, _CHUNK)[0]

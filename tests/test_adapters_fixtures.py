@@ -17,7 +17,7 @@ import pytest
 from helpers import markdown_tables
 
 from statemachine import SessionProjector, expire_stale_turns
-from statemachine.adapters import make_adapter
+from statemachine.adapters import LineClock, make_adapter
 from statemachine.replay.raw import replay_raw
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -109,7 +109,7 @@ def test_a_stream_ending_mid_turn_is_settled_only_by_the_rule_or_the_stale_bound
     def run(on_eof: Any) -> SessionProjector:
         projector = SessionProjector()
         with open(RAW / fixture, "rb") as stream:
-            replay_raw(projector, make_adapter(FORMATS[fixture], on_eof=on_eof), stream)
+            replay_raw(projector, make_adapter(FORMATS[fixture], on_eof=on_eof, clock=LineClock()), stream)
         return projector
 
     (thread,) = SESSIONS[fixture]
@@ -186,3 +186,121 @@ def test_a_raw_log_in_parts_keeps_its_turns_apart_with_stream_names(tmp_path: Pa
     # Unnamed, the second part numbers its turns from 1 again: taken for the first part's finished turn.
     unnamed = in_parts()
     assert [r["reason"] for r in unnamed["rejected"]][:1] == ["turn_finished"]
+
+
+def test_every_fixture_names_the_documents_its_shapes_come_from() -> None:
+    tables = markdown_tables(DOC.read_text(encoding="utf-8"))
+    sources = {row["source"] for row in next(t for t in tables if t and {"source", "document"} <= set(t[0]))}
+    shows = next(t for t in tables if t and {"fixture", "shows", "source"} <= set(t[0]))
+    assert {row["fixture"] for row in shows} == set(FIXTURES)
+    for row in shows:
+        named = [s.strip() for s in row["source"].split(",") if s.strip()]
+        assert named and set(named) <= sources, (row["fixture"], named)
+    # Each source names a repository file at a commit.
+    document = {row["source"]: row["document"] for t in tables if t and "document" in t[0] for row in t}
+    assert all("@" in text and "/" in text for text in document.values())
+
+
+def _events(fixture: str) -> list[dict[str, Any]]:
+    adapter = make_adapter(FORMATS[fixture], on_eof="leave", clock=LineClock())
+    with open(RAW / fixture, "rb") as stream:
+        return [event for line in stream for event in adapter.feed(line)]
+
+
+def _run(fixture: str) -> tuple[list[dict[str, Any]], list[Any], SessionProjector]:
+    events = _events(fixture)
+    projector = SessionProjector()
+    return events, projector.apply_all(events), projector
+
+
+def _one_session(projector: SessionProjector) -> Any:
+    (session,) = projector.sessions().values()
+    return session
+
+
+# The protocol corners, one fixture each: what happens on the way, beyond the end state of the rows.
+
+
+def test_codex_a_failed_turn_is_a_failed_completion_also_after_a_fatal_error() -> None:
+    events, outcomes, _ = _run("codex_app_server_failed.jsonl")
+    done = [(e["payload"], o.kind.value) for e, o in zip(events, outcomes, strict=True)
+            if e["type"] == "turn.completed"]
+    assert [(p["state"], kind) for p, kind in done] == [("failed", "applied"), ("failed", "applied")]
+    assert done[0][0]["errorMessage"] == "Your input exceeds the context window of this model."
+
+
+def test_codex_resume_opens_the_turn_in_progress_and_its_replayed_approval_finds_it() -> None:
+    events, outcomes, projector = _run("codex_app_server_resume.jsonl")
+    kinds = [(e["type"], e.get("turnId"), o.kind.value) for e, o in zip(events, outcomes, strict=True)]
+    turn = "019a7d02-8f90-71a2-d3b4-5f6a7b8c9d26"
+    assert kinds[:5] == [("session.started", None, "applied"), ("turn.started", turn, "applied"),
+                         ("request.opened", turn, "applied"), ("session.state.changed", None, "applied"),
+                         ("request.resolved", turn, "applied")]  # resolved names no turn: the request's
+    assert _one_session(projector).status == "ready"
+
+
+def test_codex_after_a_restart_request_0_is_a_new_request() -> None:
+    events, outcomes, projector = _run("codex_app_server_restart.jsonl")
+    opened = [(e["eventId"], o.kind.value) for e, o in zip(events, outcomes, strict=True)
+              if e["type"] == "request.opened"]
+    assert [kind for _, kind in opened] == ["applied", "applied"]
+    assert opened[0][0] != opened[1][0]
+    session = _one_session(projector)
+    assert (session.status, session.awaiting) == ("running", "approval")
+
+
+def test_codex_requests_1_and_quoted_1_are_two_requests() -> None:
+    events, _, projector = _run("codex_app_server_request_ids.jsonl")
+    projector = SessionProjector()
+    awaiting = []
+    for event in events:
+        projector.apply(event)
+        if event["type"] in ("request.resolved", "request.opened", "user-input.requested"):
+            awaiting.append((event["type"], event["payload"]["requestId"], _one_session(projector).awaiting))
+    assert awaiting == [("request.opened", 1, "approval"), ("user-input.requested", "1", "user-input"),
+                        ("request.resolved", "1", None), ("request.opened", 1, "approval"),  # still open
+                        ("request.resolved", 1, None)]
+
+
+def test_claude_injected_turns_run_and_settle_and_later_results_do_not_resettle() -> None:
+    events, outcomes, _ = _run("claude_injected_turns.jsonl")
+    starts = [e["payload"].get("origin") for e in events if e["type"] == "turn.started"]
+    assert starts == [None, "task-notification", "auto-continuation"]
+    assert {o.kind.value for o in outcomes} == {"applied"}
+    events, outcomes, projector = _run("claude_several_results.jsonl")
+    late = [(o.kind.value, o.reason) for e, o in zip(events, outcomes, strict=True) if e["payload"].get("repeated")]
+    assert late == [("rejected", "turn_finished"), ("rejected", "turn_finished")]
+    assert _one_session(projector).status == "ready"
+
+
+def test_claude_a_failed_resume_is_an_error_and_an_aborted_tool_turn_is_interrupted() -> None:
+    _, _, projector = _run("claude_failed_resume.jsonl")
+    assert _one_session(projector).status == "error"
+    events, _, _ = _run("claude_aborted_tools.jsonl")
+    assert events[-1]["payload"]["state"] == "interrupted"
+
+
+def test_acp_withdrawn_and_cancelled_permissions_are_resolved_once() -> None:
+    for fixture, outcomes in (("acp_withdrawn.jsonl", ["withdrawn", "cancelled"]),
+                              ("acp_cancel_pending.jsonl", ["cancelled", "cancelled"]),
+                              ("acp_cancel.jsonl", ["cancelled"])):
+        events, _, _ = _run(fixture)
+        assert [e["payload"]["outcome"] for e in events if e["type"] == "request.resolved"] == outcomes, fixture
+
+
+def test_acp_answers_to_agent_requests_do_not_take_the_ids_of_client_requests() -> None:
+    events, outcomes, projector = _run("acp_terminal_ids.jsonl")
+    assert [e["type"] for e in events] == ["session.started", "thread.started", "turn.started", "turn.completed"]
+    assert "duplicate" not in {o.kind.value for o in outcomes}
+    assert _one_session(projector).status == "ready"
+
+
+def test_acp_stop_reasons_and_updates_while_idle() -> None:
+    events, _, projector = _run("acp_stop_reasons.jsonl")
+    ends = [(e["type"], e["payload"].get("state")) for e in events
+            if e["type"] in ("turn.completed", "runtime.warning")]
+    assert ends == [("runtime.warning", None), ("turn.completed", "completed"),
+                    ("runtime.warning", None), ("turn.completed", "completed"), ("turn.completed", "failed")]
+    events, _, projector = _run("acp_v2_idle.jsonl")
+    assert events[-1]["type"] == "turn.completed"  # nothing after the refusal: background work and idle
+    assert _one_session(projector).last_error == "The agent stopped: refusal"

@@ -214,3 +214,85 @@ def test_full_size_fuzz_run() -> None:
     assert counts["crashes"] == 0
     assert counts["state_changes"] == 0
     assert counts["engine_disagreements"] == 0
+
+
+# -- raw provider output: interleaved threads, hostile edits ------------------------------------
+
+# Values a hostile or broken provider may put anywhere: wrong types, huge and odd numbers, long,
+# empty and non-UTF-8-safe strings, deep nesting, and the formats' own words in the wrong place.
+_RAW_WORDS = ["turn/started", "turn/completed", "serverRequest/resolved", "initialize", "session/prompt",
+              "session/cancel", "$/cancel_request", "session/request_permission", "state_update", "idle",
+              "running", "requires_action", "result", "assistant", "user", "system", "init", "success",
+              "inProgress", "failed", "aborted_tools", "end_turn", "refusal", "max_tokens", "thread.started"]
+_RAW_VALUES = st.recursive(
+    st.one_of(st.sampled_from(_RAW_WORDS), st.none(), st.booleans(), st.integers(-(2**70), 2**70),
+              st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=12), st.just("x" * 400),
+              st.just("\ud800"), st.just(-32800)),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=8), inner, max_size=3)),
+    max_leaves=12,
+)
+
+
+@st.composite
+def raw_streams(draw: st.DrawFn) -> tuple[str, list[Any]]:
+    """A format, and several of its fixtures' threads interleaved (renamed, so they reuse turn ids
+    and uuids), with some lines edited, dropped, repeated or replaced by junk."""
+    from raw_streams import edit, fixtures_all, format_of, interleave, paths, source, units
+
+    fmt = draw(st.sampled_from(["codex-app-server", "codex-exec", "claude-stream-json", "acp"]))
+    names = draw(st.lists(st.sampled_from(fixtures_all(fmt)), min_size=1, max_size=3))
+    assert all(format_of(name) == fmt for name in names)
+    # Connection lines kept: a restart in one source is a restart for every thread.
+    pieces = [units(fmt, source(name, slot, connection=True)) for slot, name in enumerate(names)]
+    order = draw(st.permutations([slot for slot, piece in enumerate(pieces) for _ in piece]))
+    lines: list[Any] = interleave(pieces, list(order))
+    for _ in range(draw(st.integers(0, 6))):
+        if not lines:
+            break
+        at = draw(st.integers(0, len(lines) - 1))
+        action = draw(st.sampled_from(["edit", "edit", "delete", "drop", "repeat", "junk", "cut"]))
+        line = lines[at]
+        if action in ("edit", "delete") and not isinstance(line, (str, bytes)):
+            path = draw(st.sampled_from(paths(line)))
+            lines[at] = edit(line, path, draw(_RAW_VALUES), delete=action == "delete")
+        elif action == "drop":
+            del lines[at]
+        elif action == "repeat":
+            lines.insert(draw(st.integers(at, len(lines))), line)
+        elif action == "junk":
+            lines[at] = draw(st.one_of(st.binary(max_size=40), st.text(max_size=40), _RAW_VALUES.map(json.dumps)))
+        else:  # a line cut off, as when a process dies mid-write
+            text = line if isinstance(line, (str, bytes)) else json.dumps(line)
+            lines[at] = text[: draw(st.integers(0, max(0, len(text) - 1)))]
+    return fmt, lines
+
+
+@settings(_LARGE, max_examples=settings.default.max_examples * 2)
+@given(raw_streams(), st.sampled_from(["interrupted", "error", "leave"]))
+def test_raw_provider_output_of_interleaved_threads_never_crashes_and_every_line_is_accounted_for(
+    stream: tuple[str, list[Any]], on_eof: Any
+) -> None:
+    from raw_streams import check_raw
+
+    fmt, lines = stream
+    run = check_raw(fmt, lines, on_eof)
+    assert run.lines == len(lines)
+
+
+def test_the_raw_checker_catches_an_adapter_that_emits_what_the_projector_refuses() -> None:
+    # The property must be able to fail: an adapter whose events miss a required field.
+    from raw_streams import check_raw
+
+    from statemachine.adapters.codex_exec import CodexExecAdapter
+
+    original = CodexExecAdapter._adapt
+
+    def broken(self: Any, message: dict[str, Any], line: Any) -> list[dict[str, Any]]:
+        return [{**event, "createdAt": "yesterday"} for event in original(self, message, line)]
+
+    CodexExecAdapter._adapt = broken  # type: ignore[method-assign]
+    try:
+        with pytest.raises(EventError):
+            check_raw("codex-exec", ['{"type":"thread.started","thread_id":"t"}'])
+    finally:
+        CodexExecAdapter._adapt = original  # type: ignore[method-assign]

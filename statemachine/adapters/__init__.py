@@ -20,6 +20,7 @@ if TYPE_CHECKING:
         Envelope,
         EofSettlement,
         LineClock,
+        wall_clock,
     )
     from statemachine.adapters.claude_stream_json import ClaudeStreamJsonAdapter
     from statemachine.adapters.codex_app_server import CodexAppServerAdapter
@@ -41,6 +42,7 @@ __all__ = [
     "EofSettlement",
     "LineClock",
     "make_adapter",
+    "wall_clock",
 ]
 
 # Imported on first use (PEP 562): every `replay` builds the --from option, and a replay of an
@@ -49,6 +51,7 @@ _EXPORTS = {
     "AcpAdapter": "acp", "ClaudeStreamJsonAdapter": "claude_stream_json", "CodexAppServerAdapter": "codex_app_server",
     "CodexExecAdapter": "codex_exec", "EOF_SETTLEMENTS": "base", "Adapter": "base", "AdapterError": "base",
     "AdapterStats": "base", "Clock": "base", "Envelope": "base", "EofSettlement": "base", "LineClock": "base",
+    "wall_clock": "base",
 }
 
 
@@ -81,7 +84,11 @@ if TYPE_CHECKING:
 
 
 def make_adapter(format_name: str, **options: Any) -> Adapter:
-    """A fresh adapter for `format_name` (one of FORMATS); options go to `Adapter.__init__`."""
+    """A fresh adapter for `format_name` (one of FORMATS); options go to `Adapter.__init__`.
+
+    Events the protocol gives no time for are stamped by `clock=`: the wall clock unless told
+    otherwise (a live stream's events happened now). Replaying a saved log passes
+    `clock=LineClock()`, which gives the same times on every run."""
     adapters: dict[str, type[Adapter]] = __getattr__("ADAPTERS")
     cls = adapters.get(format_name)
     if cls is None:

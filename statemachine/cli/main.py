@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import timedelta
-from typing import IO, Any, NoReturn, TypeVar
+from typing import IO, TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from statemachine.cli import export_ts
 from statemachine.core.clock import DEFAULT_MAX_CLOCK_SKEW
@@ -25,6 +25,9 @@ from statemachine.runtime.projector import SessionProjector
 from statemachine.runtime.snapshot import MAX_SNAPSHOT_BYTES, SnapshotError
 from statemachine.spec.load import builtin_spec, load_spec
 from statemachine.spec.model import Spec, SpecError
+
+if TYPE_CHECKING:
+    from statemachine.adapters.base import Adapter
 
 __all__ = ["main"]
 
@@ -225,10 +228,9 @@ def _replay_or_trace(args: argparse.Namespace, projector: SessionProjector, stre
     """Replay, writing the per-line trace to standard output (--trace) or a file (--trace-out).
     None when the trace file cannot be written (already said why)."""
     if args.from_format:
-        from statemachine.adapters import make_adapter
         from statemachine.replay.raw import replay_raw
 
-        return replay_raw(projector, make_adapter(args.from_format, on_eof=args.on_eof, stream=args.stream), stream)
+        return replay_raw(projector, _replay_adapter(args), stream)
     if not (args.trace or args.trace_out):
         return replay_lines(projector, stream)
     from statemachine.observing.trace import TraceRecord, trace_lines
@@ -290,7 +292,6 @@ def _print_replay(data: dict[str, Any]) -> None:
 
 
 def cmd_adapt(args: argparse.Namespace) -> int:
-    from statemachine.adapters import make_adapter
     from statemachine.replay.raw import adapt_lines
 
     writes_file = args.output not in (None, "-") and args.file != "-"
@@ -311,7 +312,7 @@ def cmd_adapt(args: argparse.Namespace) -> int:
                 out: IO[bytes] = sys.stdout.buffer
             else:
                 out = stack.enter_context(open(args.output, "wb"))
-            adapter = make_adapter(args.from_format, on_eof=args.on_eof, stream=args.stream)
+            adapter = _replay_adapter(args)
             for event in adapt_lines(adapter, stream, errors):
                 out.write(json.dumps(event, ensure_ascii=False).encode("utf-8", "backslashreplace") + b"\n")
             out.flush()
@@ -357,6 +358,14 @@ class _AdapterNames(Sequence[str]):
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._names())
+
+
+def _replay_adapter(args: argparse.Namespace) -> Adapter:
+    """The adapter for a saved raw log: the line clock, so the same log gives the same events
+    (a live caller uses the wall clock, the adapters' default)."""
+    from statemachine.adapters import LineClock, make_adapter
+
+    return make_adapter(args.from_format, on_eof=args.on_eof, stream=args.stream, clock=LineClock())
 
 
 def _add_from(parser: argparse.ArgumentParser, *, required: bool) -> None:
@@ -525,10 +534,9 @@ def cmd_timeline(args: argparse.Namespace) -> int:
     def draw(stream: IO[bytes]) -> dict[str, Any]:
         lines: Iterable[bytes | str] = stream
         if args.from_format:  # a raw provider log: its adapter turns it into envelope lines
-            from statemachine.adapters import make_adapter
             from statemachine.replay.raw import adapt_lines
 
-            adapter = make_adapter(args.from_format, on_eof=args.on_eof, stream=args.stream)
+            adapter = _replay_adapter(args)
             lines = (json.dumps(e) for e in adapt_lines(adapter, stream, raw_errors))
         return timeline_data(lines, spec=spec, stale_after=timedelta(seconds=args.stale_after), source=source)
 
