@@ -35,8 +35,10 @@ from statemachine.runtime.snapshot import (
     SnapshotError,
     ThreadState,
     Tombstone,
+    bury,
     decode,
     encode,
+    record_of,
 )
 from statemachine.spec.load import builtin_spec
 from statemachine.spec.model import Spec
@@ -382,17 +384,9 @@ class SessionProjector:
         decoded = decode(data, projector.spec, limits)
         pipeline = projector._pipeline
         for t in decoded.threads:
-            record = pipeline.new_record(t.session)
-            for digest in t.seen_event_digests:
-                record.see_digest(bytes.fromhex(digest))  # checked by decode()
-            for turn in t.finished_turns:
-                record.remember_turn(turn)
-            projector._threads[t.session.thread_id] = record
+            projector._threads[t.session.thread_id] = record_of(pipeline, t)
         for tomb in decoded.tombstones:
-            record = pipeline.new_record(pipeline.fresh(tomb.thread_id, ""))
-            for digest in tomb.seen_event_digests:
-                record.see_digest(bytes.fromhex(digest))
-            pipeline.bury(tomb.thread_id, record)
+            bury(pipeline, tomb)
         return projector
 
 

@@ -39,6 +39,8 @@ from statemachine.core.session import FIELDS, Session
 from statemachine.spec.invariants import state_violations
 
 if TYPE_CHECKING:
+    from statemachine.core.record import ThreadRecord
+    from statemachine.runtime.pipeline import Pipeline
     from statemachine.spec.model import Spec
 
 __all__ = [
@@ -49,10 +51,12 @@ __all__ = [
     "SnapshotError",
     "ThreadState",
     "Tombstone",
+    "bury",
     "check_thread",
     "check_tombstone",
     "decode",
     "encode",
+    "record_of",
     "session_violations",
 ]
 
@@ -427,3 +431,22 @@ def decode(data: object, spec: Spec, limits: Limits) -> Decoded:
             thread_ids.add(tomb.thread_id)
             tombstones.append(tomb)
     return Decoded(limits.max_event_ids, limits.max_finished_turns, tuple(threads), tuple(tombstones))
+
+
+def record_of(pipeline: Pipeline, thread: ThreadState) -> ThreadRecord:
+    """A checked thread (`check_thread`) as a pipeline holds it again: session, both memories in
+    their order. The one way a saved thread comes back, from a snapshot or a store's rows."""
+    record = pipeline.new_record(thread.session)
+    for digest in thread.seen_event_digests:
+        record.see_digest(bytes.fromhex(digest))  # checked by check_thread
+    for turn in thread.finished_turns:
+        record.remember_turn(turn)
+    return record
+
+
+def bury(pipeline: Pipeline, tomb: Tombstone) -> None:
+    """A checked tombstone (`check_tombstone`) into a pipeline, as the newest."""
+    record = pipeline.new_record(pipeline.fresh(tomb.thread_id, ""))
+    for digest in tomb.seen_event_digests:
+        record.see_digest(bytes.fromhex(digest))  # checked by check_tombstone
+    pipeline.bury(tomb.thread_id, record)

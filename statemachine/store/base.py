@@ -40,8 +40,10 @@ from statemachine.runtime.snapshot import (
     SnapshotError,
     ThreadState,
     Tombstone,
+    bury,
     check_thread,
     check_tombstone,
+    record_of,
 )
 from statemachine.spec.load import builtin_spec
 from statemachine.spec.model import Spec
@@ -505,7 +507,7 @@ class SqlStore(SessionStore):
             pipeline = self._pipeline()
             for thread_id, rows in stored.items():
                 if rows.session is None:
-                    pipeline.bury(thread_id, self._tombstone(pipeline, thread_id, rows))
+                    bury(pipeline, self._tombstone(thread_id, rows))
                 else:
                     pipeline.threads[thread_id] = self._record(pipeline, thread_id, rows)
             if outcomes is not None:
@@ -548,8 +550,8 @@ class SqlStore(SessionStore):
             for outcome in outcomes:
                 self._observers.notify(outcome)
 
-    def _tombstone(self, pipeline: Pipeline, thread_id: str, rows: _Rows) -> ThreadRecord:
-        """A loaded tombstone as the pipeline holds it (only its memory is read), checked."""
+    def _tombstone(self, thread_id: str, rows: _Rows) -> Tombstone:
+        """A loaded tombstone, checked as a snapshot's is."""
         limits = Limits(max_event_ids=self.max_event_ids, max_finished_turns=self.max_finished_turns,
                         max_id_length=self.parser.max_id_length)
         try:
@@ -559,10 +561,7 @@ class SqlStore(SessionStore):
             raise StoredRowError(thread_id, exc.path.removeprefix("row."), exc.message) from None
         if rows.finished:
             raise StoredRowError(thread_id, "finished_turns", "a deleted thread keeps no finished turns")
-        record = pipeline.new_record(pipeline.fresh(thread_id, ""))
-        for digest in tomb.seen_event_digests:
-            record.see_digest(bytes.fromhex(digest))
-        return record
+        return tomb
 
     def _record(self, pipeline: Pipeline, thread_id: str, rows: _Rows) -> ThreadRecord:
         """A loaded thread as the pipeline holds it, checked as `restore()` checks a snapshot's."""
@@ -582,12 +581,7 @@ class SqlStore(SessionStore):
             raise StoredRowError(thread_id, exc.path.removeprefix("row."), exc.message) from None
         if thread.session.thread_id != thread_id:
             raise StoredRowError(thread_id, "session.threadId", "differs from the row's key")
-        record = pipeline.new_record(thread.session)
-        for digest in thread.seen_event_digests:
-            record.see_digest(bytes.fromhex(digest))  # checked by check_thread
-        for turn in thread.finished_turns:
-            record.remember_turn(turn)
-        return record
+        return record_of(pipeline, thread)
 
     def _load(self, cur: _Cursor, thread_ids: Sequence[str]) -> dict[str, _Rows]:
         """The rows of these threads (absent: no row yet), three queries per 500 threads."""
@@ -743,8 +737,7 @@ class SqlStore(SessionStore):
             rows = self._load(cur, buried)
             out = []
             for thread_id in buried:
-                record = self._tombstone(self._pipeline(), thread_id, rows[thread_id])
-                out.append(Tombstone(thread_id, tuple(d.hex() for d in record.seen_digests())))
+                out.append(self._tombstone(thread_id, rows[thread_id]))
             return out
 
         return self._transaction("reading the tombstones", work, write=False)
@@ -806,12 +799,8 @@ class SqlStore(SessionStore):
         )
         for t in self.threads():
             projector.seed(t.session, finished_turns=t.finished_turns, seen_event_digests=t.seen_event_digests)
-        pipeline = projector.pipeline
         for tomb in self.tombstones():
-            record = pipeline.new_record(pipeline.fresh(tomb.thread_id, ""))
-            for digest in tomb.seen_event_digests:
-                record.see_digest(bytes.fromhex(digest))
-            pipeline.bury(tomb.thread_id, record)
+            bury(projector.pipeline, tomb)
         return projector.snapshot()
 
     def import_snapshot(self, data: Mapping[str, Any] | str | bytes) -> int:
