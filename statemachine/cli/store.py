@@ -12,6 +12,8 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from statemachine.cli.common import EXIT_BAD_INPUT, EXIT_OK, EXIT_USAGE, spec_of
+
 if TYPE_CHECKING:
     from statemachine.spec.model import Spec
     from statemachine.store import SessionStore
@@ -19,9 +21,7 @@ if TYPE_CHECKING:
 # The store itself (SQLite, PostgreSQL) is imported by the commands that use it, not here: every
 # `replay` builds the parser below.
 
-__all__ = ["add_replay_arguments", "add_store_parser", "cmd_replay_store"]
-
-EXIT_OK, EXIT_BAD_INPUT, EXIT_USAGE = 0, 1, 2
+__all__ = ["add_parser", "add_replay_arguments", "cmd_replay_store", "run"]
 
 
 def _positive(text: str) -> int:
@@ -97,7 +97,11 @@ def _safe(url: str) -> str:
     return url
 
 
-def cmd_store(args: argparse.Namespace, spec: Spec) -> int:
+def run(args: argparse.Namespace) -> int:
+    return _store(args, spec_of(args))
+
+
+def _store(args: argparse.Namespace, spec: Spec) -> int:
     from statemachine.core.event import EventError
     from statemachine.runtime.snapshot import SnapshotError
     from statemachine.store import StoreError, open_store
@@ -138,7 +142,7 @@ def cmd_store(args: argparse.Namespace, spec: Spec) -> int:
     return EXIT_OK
 
 
-def add_store_parser(sub: Any, spec_of: Callable[[argparse.Namespace], Spec]) -> None:
+def add_parser(sub: Any) -> None:
     store = sub.add_parser(
         "store",
         help="convert a session store to and from the snapshot JSON",
@@ -158,4 +162,4 @@ def add_store_parser(sub: Any, spec_of: Callable[[argparse.Namespace], Spec]) ->
     imp.add_argument("url", metavar="URL", help="the store (created if it does not exist)")
     imp.add_argument("snapshot", metavar="FILE", help="a snapshot written by replay --snapshot-out or store export")
     imp.add_argument("--spec", help="a spec file instead of the built-in one")
-    store.set_defaults(handler=lambda args: cmd_store(args, spec_of(args)))
+    store.set_defaults(handler=run)

@@ -1,0 +1,41 @@
+"""`export`: the spec in another language (Promela for spin, the compiled engine's Python)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from statemachine.cli.common import EXIT_USAGE, add_spec, spec_of, write_output
+
+__all__ = ["add_parser", "run"]
+
+
+def run(args: argparse.Namespace) -> int:
+    from statemachine.verify.promela import PromelaError, export_promela
+
+    spec = spec_of(args)
+    if args.format == "python":
+        from statemachine.engine.registry import compiled_for
+
+        return write_output("export", args.output, compiled_for(spec).source.encode("utf-8"))
+    try:
+        text = export_promela(spec)
+    except PromelaError as exc:
+        print(f"export: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    # A spec file name with undecodable bytes reaches the model's comments as lone surrogates:
+    # written escaped rather than failing the whole export.
+    return write_output("export", args.output, text.encode("utf-8", "backslashreplace"))
+
+
+def add_parser(sub: Any) -> None:
+    export = sub.add_parser(
+        "export", help="write the spec in another language (promela: a model for spin; python: the compiled engine)",
+        description="Write the spec in another language: `promela`, a model for the spin model checker; "
+                    "`python`, the step functions the compiled engine runs (the same source tracebacks show).",
+    )
+    export.add_argument("format", choices=["promela", "python"], help="the output language")
+    add_spec(export)
+    export.add_argument("-o", "--output", help="write to this file instead of standard output")
+    export.set_defaults(handler=run)

@@ -1,0 +1,237 @@
+"""`replay`: a JSONL event log (or raw provider output) through a projector, and the sessions it gives."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+from datetime import timedelta
+from typing import IO, Any
+
+from statemachine.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_OK,
+    EXIT_USAGE,
+    add_from,
+    add_spec,
+    read_with,
+    spec_of,
+)
+from statemachine.core.clock import DEFAULT_MAX_CLOCK_SKEW
+from statemachine.replay.lines import MAX_LISTED, ReplayReport, replay_lines
+from statemachine.runtime.projector import SessionProjector
+from statemachine.runtime.snapshot import MAX_SNAPSHOT_BYTES, SnapshotError
+from statemachine.spec.model import Spec
+
+__all__ = ["add_parser", "print_replay", "run"]
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _clock_skew(text: str) -> timedelta | None:
+    """`none`, or a non-negative number of seconds with an optional unit: 90, 90s, 30m, 12h, 1d."""
+    if text.strip().lower() == "none":
+        return None
+    number, unit = (text[:-1], text[-1]) if text[-1:] in _DURATION_UNITS else (text, "s")
+    try:
+        seconds = float(number) * _DURATION_UNITS[unit]
+        if not 0 <= seconds <= 10 * 365 * 86400:  # also refuses nan and inf
+            raise ValueError
+        return timedelta(seconds=seconds)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration (90s, 30m, 12h, 1d, up to 10 years) or none"
+        ) from None
+
+
+def _jobs(text: str) -> int:
+    limit = 64  # replay_jobs.MAX_JOBS, not imported: a replay with --jobs 1 never needs that module
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 1 <= value <= limit:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {limit}")
+    return value
+
+
+def _read_snapshot(path: str, spec: Spec, max_clock_skew: timedelta | None) -> SessionProjector | None:
+    try:
+        with open(path, "rb") as f:
+            # One byte past the limit is enough for restore() to refuse it: an endless file such
+            # as /dev/zero is never read whole.
+            data = f.read(MAX_SNAPSHOT_BYTES + 1)
+    except OSError as exc:
+        print(f"replay: cannot read snapshot {path}: {exc.strerror or exc}", file=sys.stderr)
+        return None
+    try:
+        return SessionProjector.restore(data, spec, max_clock_skew=max_clock_skew)
+    except SnapshotError as exc:
+        print(f"replay: bad snapshot {path}: {exc}", file=sys.stderr)
+        return None
+
+
+def _write_snapshot(path: str, projector: SessionProjector) -> bool:
+    # Through a temporary file and a rename: an interrupted write never leaves half a snapshot,
+    # and --snapshot-in and --snapshot-out may name the same file.
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(projector.snapshot(), f)
+            f.write("\n")
+        os.replace(tmp, path)
+    except OSError as exc:
+        print(f"replay: cannot write snapshot {path}: {exc.strerror or exc}", file=sys.stderr)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        return False
+    return True
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.jobs > 1:
+        from statemachine.replay.jobs import cmd_replay_jobs
+
+        return cmd_replay_jobs(args, print_replay)
+    spec = spec_of(args)
+    if args.store:
+        from statemachine.cli.store import cmd_replay_store
+
+        if args.from_format:
+            print("replay: --store reads envelope logs; adapt the raw log first "
+                  "(python -m statemachine adapt --from FORMAT RAW -o LOG.jsonl)", file=sys.stderr)
+            return EXIT_USAGE
+
+        return cmd_replay_store(args, spec, print_replay)
+    if args.from_format and (args.trace or args.trace_out):
+        print("replay: --trace reads envelope logs; adapt the raw log first "
+              "(python -m statemachine adapt --from FORMAT RAW -o LOG.jsonl)", file=sys.stderr)
+        return EXIT_USAGE
+    skew = args.max_clock_skew
+    if args.snapshot_in:
+        projector = _read_snapshot(args.snapshot_in, spec, skew)
+    else:
+        projector = SessionProjector(spec, max_clock_skew=skew)
+    if projector is None:
+        return EXIT_USAGE
+    report = read_with("replay", args.file, lambda stream: _replay_or_trace(args, projector, stream))
+    if report is None:
+        return EXIT_USAGE
+    if args.snapshot_out and not _write_snapshot(args.snapshot_out, projector):
+        return EXIT_USAGE
+    if args.trace and not args.trace_out:
+        pass  # standard output holds the trace; the exit code still says whether a line was malformed
+    elif args.json:
+        # dumps, not dump: dump writes through the pure-Python encoder, dumps uses the C one.
+        sys.stdout.write(json.dumps(report.to_json(projector)) + "\n")
+    else:
+        print_replay(report.to_json(projector))
+    return EXIT_BAD_INPUT if report.error_count else EXIT_OK
+
+
+def _replay_or_trace(args: argparse.Namespace, projector: SessionProjector, stream: IO[bytes]) -> ReplayReport | None:
+    """Replay, writing the per-line trace to standard output (--trace) or a file (--trace-out).
+    None when the trace file cannot be written (already said why)."""
+    if args.from_format:
+        from statemachine.adapters import make_adapter
+        from statemachine.replay.raw import replay_raw
+
+        return replay_raw(projector, make_adapter(args.from_format, on_eof=args.on_eof, stream=args.stream), stream)
+    if not (args.trace or args.trace_out):
+        return replay_lines(projector, stream)
+    from statemachine.observing.trace import TraceRecord, trace_lines
+
+    with contextlib.ExitStack() as stack:
+        try:
+            out = stack.enter_context(open(args.trace_out, "w", encoding="utf-8")) if args.trace_out else sys.stdout
+        except OSError as exc:
+            print(f"replay: cannot write {args.trace_out}: {exc.strerror or exc}", file=sys.stderr)
+            return None
+
+        def write(text: str | None) -> None:
+            try:
+                if text is None:
+                    out.flush()
+                else:
+                    out.write(text)
+            except BrokenPipeError:
+                raise
+            except OSError as exc:  # the trace file, not the log: say which
+                raise _TraceWriteError(exc) from exc
+
+        def emit(record: TraceRecord) -> None:
+            write(json.dumps(record) + "\n")  # ASCII: event strings may hold lone surrogates
+
+        try:
+            report = trace_lines(projector, stream, emit)
+            write(None)
+            return report
+        except _TraceWriteError as exc:
+            print(f"replay: cannot write {args.trace_out}: {exc.cause.strerror or exc.cause}", file=sys.stderr)
+            return None
+
+
+class _TraceWriteError(Exception):
+    def __init__(self, cause: OSError) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def print_replay(data: dict[str, Any]) -> None:
+    out = sys.stdout
+    # Event strings may hold code points stdout cannot encode (lone surrogates are valid JSON).
+    encoding = getattr(out, "encoding", None) or "utf-8"
+
+    def write(text: str) -> None:
+        out.write(text.encode(encoding, "backslashreplace").decode(encoding))
+
+    counts = data["outcomes"]
+    write(", ".join(f"{n} {k}" for k, n in counts.items()) + "\n")
+    for tid, s in data["sessions"].items():
+        turn = s["activeTurnId"] or "-"
+        err = f"  lastError={s['lastError']!r}" if s["lastError"] is not None else ""
+        write(f"{tid}: {s['status']}  turn={turn}  provider={s['providerName']}  updatedAt={s['updatedAt']}{err}\n")
+    for r in data["rejected"]:
+        write(f"line {r['line']}: rejected {r['eventId']}: {r['reason']}\n")
+    for e in data["errors"]:
+        write(f"line {e['line']}: malformed: {e['error']}\n")
+
+
+def add_parser(sub: Any) -> None:
+    from statemachine.cli.store import add_replay_arguments
+
+    replay = sub.add_parser(
+        "replay",
+        help="replay a JSONL event log and print the sessions",
+        description=(
+            "Replay a JSONL event log, one event per line, streaming: memory grows with sessions, "
+            f"not lines. Counts are exact; `rejected` and `errors` list the first {MAX_LISTED} of each. "
+            "Exit 0 when every line parsed, 1 when any line was malformed, 2 when the command "
+            "could not run."
+        ),
+    )
+    replay.add_argument("file", help="JSONL file of events, or - for standard input")
+    shape = replay.add_mutually_exclusive_group()
+    shape.add_argument("--json", action="store_true", help="print one JSON object")
+    shape.add_argument("--trace", action="store_true",
+                       help="print one JSON line per input line (outcome, reason, session after, or the error) "
+                            "instead of the summary")
+    replay.add_argument("--trace-out", metavar="FILE",
+                        help="write that per-line trace to FILE; standard output keeps the summary")
+    add_spec(replay)
+    replay.add_argument("--snapshot-in", metavar="FILE",
+                        help="start from this snapshot (written by --snapshot-out) instead of no sessions")
+    replay.add_argument("--snapshot-out", metavar="FILE",
+                        help="after the log, write every session and its memory here (JSON)")
+    add_from(replay, required=False)
+    add_replay_arguments(replay)
+    replay.add_argument("--max-clock-skew", metavar="DURATION", type=_clock_skew, default=DEFAULT_MAX_CLOCK_SKEW,
+                        help="reject events whose createdAt is further ahead of this machine's clock "
+                             "(e.g. 90s, 30m, 12h, 1d; default 1d), or none to accept any date")
+    replay.add_argument("--jobs", metavar="N", type=_jobs, default=1,
+                        help="replay in N processes, threads partitioned among them; the same output as "
+                             "--jobs 1 (summary or --json; a file, not standard input; not with --trace, "
+                             "--snapshot-in/out, --store or --from)")
+    replay.set_defaults(handler=run)
