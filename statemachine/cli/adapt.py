@@ -7,9 +7,21 @@ import contextlib
 import json
 import os
 import sys
-from typing import IO, Any
+from typing import Any
 
-from statemachine.cli.common import EXIT_BAD_INPUT, EXIT_OK, EXIT_USAGE, add_from, open_input
+from statemachine.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_OK,
+    EXIT_USAGE,
+    AtomicFile,
+    OutputRefused,
+    add_from,
+    is_stdout,
+    open_input,
+    reason,
+    say,
+    visible,
+)
 
 __all__ = ["add_parser", "run"]
 
@@ -18,33 +30,47 @@ def run(args: argparse.Namespace) -> int:
     from statemachine.adapters import make_adapter
     from statemachine.replay.raw import adapt_lines
 
-    writes_file = args.output not in (None, "-") and args.file != "-"
-    if writes_file and os.path.abspath(args.output) == os.path.abspath(args.file):
-        print(f"adapt: {args.output} is the input file; writing it would erase what is being read", file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        stream = open_input(args.file)
-    except OSError as exc:
-        print(f"adapt: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
+    to_file = not is_stdout(args.output)
+    if to_file and args.file != "-" and os.path.abspath(args.output) == os.path.abspath(args.file):
+        say("adapt", f"{args.output} is the input file; writing it would erase what is being read")
         return EXIT_USAGE
     errors: list[dict[str, Any]] = []
-    try:
-        with contextlib.ExitStack() as stack:
-            if stream is not sys.stdin.buffer:
-                stack.enter_context(stream)
-            if args.output in (None, "-"):
-                out: IO[bytes] = sys.stdout.buffer
-            else:
-                out = stack.enter_context(open(args.output, "wb"))
-            adapter = make_adapter(args.from_format, on_eof=args.on_eof, stream=args.stream)
+    with contextlib.ExitStack() as stack:
+        try:
+            out = stack.enter_context(AtomicFile(args.output)) if to_file else None
+        except OutputRefused as exc:
+            say("adapt", str(exc))
+            return EXIT_USAGE
+        write = out.write if out is not None else sys.stdout.buffer.write
+        try:
+            stream = open_input(args.file)
+        except OSError as exc:
+            say("adapt", f"cannot read {args.file}: {reason(exc)}")
+            return EXIT_USAGE
+        if stream is not sys.stdin.buffer:
+            stack.enter_context(stream)
+        adapter = make_adapter(args.from_format, on_eof=args.on_eof, stream=args.stream)
+        try:
             for event in adapt_lines(adapter, stream, errors):
-                out.write(json.dumps(event, ensure_ascii=False).encode("utf-8", "backslashreplace") + b"\n")
-            out.flush()
-    except OSError as exc:
-        print(f"adapt: {exc.filename or args.file}: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_USAGE
+                write(json.dumps(event, ensure_ascii=False).encode("utf-8", "backslashreplace") + b"\n")
+        except BrokenPipeError:
+            raise  # standard output's reader left: not the input's fault (main ends quietly)
+        except OSError as exc:  # writes raise OutputRefused or OutputError: this is the input
+            say("adapt", f"cannot read {args.file}: {reason(exc)}")
+            return EXIT_USAGE
+        except OutputRefused as exc:
+            say("adapt", str(exc))
+            return EXIT_USAGE
+        if out is not None:
+            try:
+                out.commit()
+            except OutputRefused as exc:
+                say("adapt", str(exc))
+                return EXIT_USAGE
+        else:
+            sys.stdout.buffer.flush()
     for e in errors:
-        print(f"line {e['line']}: malformed: {e['error']}", file=sys.stderr)
+        print(f"line {e['line']}: malformed: {visible(e['error'])}", file=sys.stderr)
     return EXIT_BAD_INPUT if errors else EXIT_OK
 
 

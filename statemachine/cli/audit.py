@@ -7,23 +7,34 @@ import json
 import sys
 from typing import Any
 
-from statemachine.cli.common import EXIT_BAD_INPUT, EXIT_OK, EXIT_USAGE, add_spec, read_with, spec_of
+from statemachine.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_OK,
+    EXIT_USAGE,
+    TooLarge,
+    add_spec,
+    read_limited,
+    read_with,
+    reason,
+    say,
+    spec_of,
+)
+from statemachine.observing.text import visible_lines
 
 __all__ = ["add_parser", "run"]
 
 
 def run(args: argparse.Namespace) -> int:
-    from statemachine.observing.audit import AuditError, load_sessions
+    from statemachine.observing.audit import MAX_SESSIONS_BYTES, AuditError, load_sessions
 
     spec = spec_of(args)
     try:
-        with open(args.sessions, "rb") as f:
-            theirs = load_sessions(f.read())
+        theirs = load_sessions(read_limited(args.sessions, MAX_SESSIONS_BYTES, stdin=False))
     except OSError as exc:
-        print(f"audit: cannot read {args.sessions}: {exc.strerror or exc}", file=sys.stderr)
+        say("audit", f"cannot read {args.sessions}: {reason(exc)}")
         return EXIT_USAGE
-    except AuditError as exc:
-        print(f"audit: {args.sessions}: {exc}", file=sys.stderr)
+    except (AuditError, TooLarge) as exc:
+        say("audit", f"{args.sessions}: {exc}")
         return EXIT_USAGE
     from statemachine.observing.audit import audit_log
 
@@ -36,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         from statemachine.observing.audit import render_text
 
-        text = render_text(report)
+        text = visible_lines(render_text(report))
         encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
         sys.stdout.write(text.encode(encoding, "backslashreplace").decode(encoding))
     return EXIT_BAD_INPUT if report.differs else EXIT_OK

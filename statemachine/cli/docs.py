@@ -1,38 +1,82 @@
-"""`docs`: write (or check) every generated page under docs/."""
+"""`docs`: write (or check) every generated page under docs/.
+
+Everything is generated before anything is written: without Graphviz (the SVG) the command stops
+with exit 2 and leaves no directory or file behind. Each page is written as any output file is
+(`cli.common.write_file`): a regular file or a new name, through a temporary file and a rename.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import stat
 import sys
+from pathlib import Path
 from typing import Any
 
-from statemachine.cli.common import EXIT_BAD_INPUT, EXIT_OK, EXIT_USAGE, add_spec, spec_of
+from statemachine.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_OK,
+    EXIT_USAGE,
+    OutputRefused,
+    add_spec,
+    output_directory,
+    reason,
+    say,
+    spec_of,
+    write_file,
+)
 
 __all__ = ["add_parser", "run"]
 
 
-def run(args: argparse.Namespace) -> int:
-    # What the CLI page is made from, handed down by main (which builds the whole parser).
-    cli_reference = args.cli_reference
-    from statemachine.rendering.diagrams import DiagramUnavailable
-    from statemachine.rendering.docgen import stale, write_docs
-
+def _current(path: str, expected: int) -> bytes | None:
+    """What a generated page holds now: at most one byte more than the regeneration (enough to
+    tell them apart), None when it is missing or not a regular file (a FIFO is never opened)."""
     try:
-        if args.check:
-            differing = stale(args.out, spec_of(args), cli_reference())
-            for name in differing:
-                print(f"docs: {args.out}/{name} is out of date; run: python -m statemachine docs", file=sys.stderr)
-            return EXIT_BAD_INPUT if differing else EXIT_OK
-        for path in write_docs(args.out, spec_of(args), cli_reference()):
-            print(f"wrote {path}")
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return None
+        with open(path, "rb") as f:
+            return f.read(expected + 1)
+    except OSError:
+        return None
+
+
+def run(args: argparse.Namespace) -> int:
+    from statemachine.rendering.diagrams import DiagramUnavailable
+    from statemachine.rendering.docgen import generate
+
+    out = args.out
+    why = output_directory(out)
+    if why is not None:
+        say("docs", f"cannot write to {out}: {why}")
+        return EXIT_USAGE
+    try:
+        # What the CLI page is made from, handed down by main (which builds the whole parser).
+        pages = generate(spec_of(args), args.cli_reference())
     except DiagramUnavailable as exc:
-        print(f"docs: {exc}", file=sys.stderr)
+        say("docs", str(exc))
         return EXIT_USAGE
-    except BrokenPipeError:
-        raise  # the reader of standard output went away: main() ends quietly
+    if args.check:
+        differing = [name for name, content in pages.items()
+                     if _current(os.path.join(out, name), len(content)) != content]
+        for name in differing:
+            say("docs", f"{out}/{name} is out of date; run: python -m statemachine docs")
+        return EXIT_BAD_INPUT if differing else EXIT_OK
+    try:
+        os.makedirs(out, exist_ok=True)
     except OSError as exc:
-        print(f"docs: cannot write to {args.out}: {exc.strerror or exc}", file=sys.stderr)
+        say("docs", f"cannot write to {out}: {reason(exc)}")
         return EXIT_USAGE
+    for name, content in pages.items():
+        path = str(Path(out) / name)
+        try:
+            write_file(path, content)
+        except OutputRefused as exc:
+            say("docs", str(exc))
+            return EXIT_USAGE
+        print(f"wrote {path}")
+    sys.stdout.flush()
     return EXIT_OK
 
 

@@ -8,7 +8,6 @@ violated invariant); 2 the command could not run (unreadable file, bad arguments
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
 import importlib
 import os
@@ -16,7 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from statemachine.cli.common import EXIT_BROKEN_PIPE, EXIT_USAGE
+from statemachine.cli.common import EXIT_BROKEN_PIPE, EXIT_USAGE, OutputError, guarded_streams, silence_stdout
 from statemachine.core.version import __version__
 from statemachine.spec.model import SpecError
 
@@ -106,28 +105,25 @@ def build_parser(prog: str = MODULE_PROG, *, only: str | None = None) -> argpars
 
 
 def main(argv: Sequence[str] | None = None, *, prog: str = CONSOLE_PROG) -> int:
-    try:
-        arguments = sys.argv[1:] if argv is None else list(argv)
-        only = arguments[0] if arguments and arguments[0] in SUBCOMMANDS else None
-        args = build_parser(prog, only=only).parse_args(arguments)
-        handler: Handler = args.handler
-        code = handler(args)
-        sys.stdout.flush()  # a closed pipe shows here, inside the handler below, not at exit
-        return code
-    except SpecError as exc:
-        print(f"spec error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:
-        return _reader_went_away()
-
-
-def _reader_went_away() -> int:
-    """Standard output's reader closed it (`... | head`): stop quietly. Python would otherwise
-    flush stdout again at exit and print a second BrokenPipeError, so point it at /dev/null."""
-    with contextlib.suppress(OSError, ValueError):
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-    return EXIT_BROKEN_PIPE
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    only = arguments[0] if arguments and arguments[0] in SUBCOMMANDS else None
+    with guarded_streams():
+        try:
+            args = build_parser(prog, only=only).parse_args(arguments)
+            handler: Handler = args.handler
+            code = handler(args)
+            sys.stdout.flush()  # a closed pipe or a full disk shows here, inside the handlers below, not at exit
+            return code
+        except SpecError as exc:
+            print(f"spec error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        except KeyboardInterrupt:
+            return 130
+        except BrokenPipeError:
+            # The reader of standard output went away (`... | head`): stop quietly, as SIGPIPE would.
+            silence_stdout()
+            return EXIT_BROKEN_PIPE
+        except OutputError as exc:
+            print(f"{only or prog}: {exc}", file=sys.stderr)
+            silence_stdout()
+            return EXIT_USAGE

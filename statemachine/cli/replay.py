@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import sys
 from datetime import timedelta
 from typing import IO, Any
@@ -14,10 +13,17 @@ from statemachine.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_OK,
     EXIT_USAGE,
+    AtomicFile,
+    OutputRefused,
     add_from,
     add_spec,
+    is_stdout,
     read_with,
+    refusal,
+    say,
     spec_of,
+    visible,
+    write_file,
 )
 from statemachine.core.clock import DEFAULT_MAX_CLOCK_SKEW
 from statemachine.replay.lines import MAX_LISTED, ReplayReport, replay_lines
@@ -74,20 +80,29 @@ def _read_snapshot(path: str, spec: Spec, max_clock_skew: timedelta | None) -> S
 
 
 def _write_snapshot(path: str, projector: SessionProjector) -> bool:
-    # Through a temporary file and a rename: an interrupted write never leaves half a snapshot,
-    # and --snapshot-in and --snapshot-out may name the same file.
-    tmp = f"{path}.{os.getpid()}.tmp"
+    # Through a temporary file and a rename (AtomicFile): an interrupted write never leaves half a
+    # snapshot, and --snapshot-in and --snapshot-out may name the same file.
+    data = (json.dumps(projector.snapshot()) + "\n").encode("utf-8")
+    if is_stdout(path):
+        sys.stdout.buffer.write(data)
+        return True
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(projector.snapshot(), f)
-            f.write("\n")
-        os.replace(tmp, path)
-    except OSError as exc:
-        print(f"replay: cannot write snapshot {path}: {exc.strerror or exc}", file=sys.stderr)
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        write_file(path, data)
+    except OutputRefused as exc:
+        say("replay", f"cannot write snapshot {exc.path}: {exc.why}")
         return False
     return True
+
+
+def _refused_outputs(args: argparse.Namespace) -> bool:
+    """Say so and return True when an output named is not a file that may be written: before the
+    log is read, not after."""
+    for what, path in (("snapshot ", args.snapshot_out), ("", args.trace_out)):
+        why = None if is_stdout(path) else refusal(path)
+        if why is not None:
+            say("replay", f"cannot write {what}{path}: {why}")
+            return True
+    return False
 
 
 def run(args: argparse.Namespace) -> int:
@@ -108,6 +123,8 @@ def run(args: argparse.Namespace) -> int:
     if args.from_format and (args.trace or args.trace_out):
         print("replay: --trace reads envelope logs; adapt the raw log first "
               "(python -m statemachine adapt --from FORMAT RAW -o LOG.jsonl)", file=sys.stderr)
+        return EXIT_USAGE
+    if _refused_outputs(args):
         return EXIT_USAGE
     skew = args.max_clock_skew
     if args.snapshot_in:
@@ -144,42 +161,36 @@ def _replay_or_trace(args: argparse.Namespace, projector: SessionProjector, stre
     from statemachine.observing.trace import TraceRecord, trace_lines
 
     with contextlib.ExitStack() as stack:
-        try:
-            out = stack.enter_context(open(args.trace_out, "w", encoding="utf-8")) if args.trace_out else sys.stdout
-        except OSError as exc:
-            print(f"replay: cannot write {args.trace_out}: {exc.strerror or exc}", file=sys.stderr)
-            return None
-
-        def write(text: str | None) -> None:
+        file: AtomicFile | None = None
+        if not is_stdout(args.trace_out):
             try:
-                if text is None:
-                    out.flush()
-                else:
-                    out.write(text)
-            except BrokenPipeError:
-                raise
-            except OSError as exc:  # the trace file, not the log: say which
-                raise _TraceWriteError(exc) from exc
+                file = stack.enter_context(AtomicFile(args.trace_out))
+            except OutputRefused as exc:
+                say("replay", str(exc))
+                return None
 
         def emit(record: TraceRecord) -> None:
-            write(json.dumps(record) + "\n")  # ASCII: event strings may hold lone surrogates
+            text = json.dumps(record) + "\n"  # ASCII: event strings may hold lone surrogates
+            if file is not None:
+                file.write(text.encode("ascii"))
+            else:
+                sys.stdout.write(text)
 
         try:
             report = trace_lines(projector, stream, emit)
-            write(None)
+            if file is not None:
+                file.commit()
+            else:
+                sys.stdout.flush()
             return report
-        except _TraceWriteError as exc:
-            print(f"replay: cannot write {args.trace_out}: {exc.cause.strerror or exc.cause}", file=sys.stderr)
+        except OutputRefused as exc:  # the trace file, not the log: say which
+            say("replay", str(exc))
             return None
 
 
-class _TraceWriteError(Exception):
-    def __init__(self, cause: OSError) -> None:
-        super().__init__(str(cause))
-        self.cause = cause
-
-
 def print_replay(data: dict[str, Any]) -> None:
+    """The summary for people. Every string from the log is shown with its control characters
+    escaped (a threadId cannot clear the screen or forge a line)."""
     out = sys.stdout
     # Event strings may hold code points stdout cannot encode (lone surrogates are valid JSON).
     encoding = getattr(out, "encoding", None) or "utf-8"
@@ -187,16 +198,20 @@ def print_replay(data: dict[str, Any]) -> None:
     def write(text: str) -> None:
         out.write(text.encode(encoding, "backslashreplace").decode(encoding))
 
+    def v(value: Any) -> str:
+        return visible(str(value))
+
     counts = data["outcomes"]
     write(", ".join(f"{n} {k}" for k, n in counts.items()) + "\n")
     for tid, s in data["sessions"].items():
         turn = s["activeTurnId"] or "-"
         err = f"  lastError={s['lastError']!r}" if s["lastError"] is not None else ""
-        write(f"{tid}: {s['status']}  turn={turn}  provider={s['providerName']}  updatedAt={s['updatedAt']}{err}\n")
+        write(f"{v(tid)}: {v(s['status'])}  turn={v(turn)}  provider={v(s['providerName'])}  "
+              f"updatedAt={v(s['updatedAt'])}{v(err)}\n")
     for r in data["rejected"]:
-        write(f"line {r['line']}: rejected {r['eventId']}: {r['reason']}\n")
+        write(f"line {r['line']}: rejected {v(r['eventId'])}: {v(r['reason'])}\n")
     for e in data["errors"]:
-        write(f"line {e['line']}: malformed: {e['error']}\n")
+        write(f"line {e['line']}: malformed: {v(e['error'])}\n")
 
 
 def add_parser(sub: Any) -> None:

@@ -4,10 +4,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import tempfile
 from typing import Any
 
-from statemachine.cli.common import EXIT_BAD_INPUT, EXIT_OK, EXIT_USAGE, add_spec, spec_of
+from statemachine.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_OK,
+    EXIT_USAGE,
+    OutputRefused,
+    add_spec,
+    output_directory,
+    reason,
+    say,
+    spec_of,
+    write_file,
+)
+from statemachine.observing.text import visible_lines
 
 __all__ = ["add_parser", "run"]
 
@@ -28,19 +42,34 @@ def run(args: argparse.Namespace) -> int:
     except RequirementsError as exc:
         print(f"requirements error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    target = args.counterexample_out
+    why = output_directory(target) if target else None
+    if why is not None:  # said before the checks run, not after
+        say("verify", f"cannot write counterexamples to {target}: {why}")
+        return EXIT_USAGE
     results = run_checks(spec, requirements, skip=args.skip)
-    if args.counterexample_out:
-        try:
-            write_counterexamples(Path(args.counterexample_out), requirements, results, spec)
-        except OSError as exc:
-            print(f"verify: cannot write counterexamples to {args.counterexample_out}: {exc.strerror or exc}",
-                  file=sys.stderr)
-            return EXIT_USAGE
+    if target:
+        # Written where nothing can be in the way, then each file moved in as any output file is
+        # (a regular file or a new name; a link or FIFO at DIR/NAME.jsonl is refused).
+        with tempfile.TemporaryDirectory() as scratch:
+            try:
+                made = write_counterexamples(Path(scratch), requirements, results, spec)
+                if made:
+                    os.makedirs(target, exist_ok=True)
+                for path in made:
+                    write_file(os.path.join(target, path.name), path.read_bytes())
+            except OutputRefused as exc:
+                say("verify", f"cannot write counterexamples: {exc}")
+                return EXIT_USAGE
+            except OSError as exc:
+                say("verify", f"cannot write counterexamples to {target}: {reason(exc)}")
+                return EXIT_USAGE
     if args.json:
         json.dump(report_json(spec, requirements, results), sys.stdout)
         sys.stdout.write("\n")
     else:
-        sys.stdout.write(render_text(spec, requirements, results))
+        # The report quotes the spec's and requirements' file names and contents: no terminal controls.
+        sys.stdout.write(visible_lines(render_text(spec, requirements, results)))
     return EXIT_OK if all(r.ok for r in results) else EXIT_BAD_INPUT
 
 
