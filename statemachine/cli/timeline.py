@@ -23,13 +23,18 @@ from statemachine.cli.common import (
 __all__ = ["add_parser", "run"]
 
 
+# Beyond this a bound means nothing for a log, and a timedelta cannot hold 1e300 seconds at all.
+_MAX_SECONDS = 10 * 365 * 86400
+
+
 def _positive_seconds(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text!r}")
+    if not 0 < value <= _MAX_SECONDS:  # also refuses nan and inf
+        raise argparse.ArgumentTypeError(
+            f"must be a positive number of seconds up to {_MAX_SECONDS} (10 years), got {text!r}")
     return value
 
 
