@@ -15,8 +15,11 @@ from statemachine.cli.common import (
     EXIT_USAGE,
     AtomicFile,
     OutputRefused,
+    Sampled,
     add_from,
     is_stdout,
+    make_from_adapter,
+    nothing_understood,
     open_input,
     reason,
     say,
@@ -27,7 +30,6 @@ __all__ = ["add_parser", "run"]
 
 
 def run(args: argparse.Namespace) -> int:
-    from statemachine.adapters import make_adapter
     from statemachine.replay.raw import adapt_lines
 
     to_file = not is_stdout(args.output)
@@ -49,9 +51,10 @@ def run(args: argparse.Namespace) -> int:
             return EXIT_USAGE
         if stream is not sys.stdin.buffer:
             stack.enter_context(stream)
-        adapter = make_adapter(args.from_format, on_eof=args.on_eof, stream=args.stream)
+        adapter = make_from_adapter(args)
+        sample = Sampled(stream)
         try:
-            for event in adapt_lines(adapter, stream, errors):
+            for event in adapt_lines(adapter, sample, errors):
                 write(json.dumps(event, ensure_ascii=False).encode("utf-8", "backslashreplace") + b"\n")
         except BrokenPipeError:
             raise  # standard output's reader left: not the input's fault (main ends quietly)
@@ -61,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
         except OutputRefused as exc:
             say("adapt", str(exc))
             return EXIT_USAGE
+        if nothing_understood("adapt", args.file, args.from_format, adapter, sample):
+            return EXIT_BAD_INPUT  # no file written: an empty log would only hide the mistake
         if out is not None:
             try:
                 out.commit()

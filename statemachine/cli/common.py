@@ -374,6 +374,89 @@ def silence_stdout() -> None:
 
 # -- the --from option: raw provider output --------------------------------------------------
 
+# How many non-blank lines of an input are kept to tell which raw format it is in (each cut to
+# SAMPLE_BYTES): enough for every format's first lifecycle event, few enough to try each adapter.
+SAMPLE_LINES, SAMPLE_BYTES = 20, 64 << 10
+
+
+class Sampled:
+    """A binary stream read as `bounded_lines` reads it (`readline(size)`), keeping its first
+    non-blank lines: after a replay they tell which raw format the input was in, even when it was
+    standard input and cannot be read again."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._readline = stream.readline
+        self.lines: list[bytes] = []
+        self.non_blank = 0  # non-blank lines read, all of them
+        self._line_start = True
+
+    def readline(self, size: int = -1) -> bytes:
+        chunk = self._readline(size)
+        if self._line_start and chunk.strip():
+            self.non_blank += 1
+            if len(self.lines) < SAMPLE_LINES:
+                self.lines.append(chunk[:SAMPLE_BYTES])
+        self._line_start = chunk.endswith(b"\n")
+        return chunk
+
+    def __iter__(self) -> Iterator[bytes]:  # the line readers use readline(size): bounded
+        return iter(self.readline, b"")
+
+
+def formats_reading(lines: Sequence[bytes]) -> list[str]:
+    """The raw formats (`--from` names) whose adapter makes a lifecycle event of these lines."""
+    from statemachine.adapters import FORMATS, make_adapter
+
+    found = []
+    for name in FORMATS:
+        adapter = make_adapter(name)
+        for line in lines:
+            adapter.feed(line)
+        if adapter.stats.events:
+            found.append(name)
+    return found
+
+
+def input_name(name: str) -> str:
+    return "standard input" if name == "-" else name
+
+
+def make_from_adapter(args: argparse.Namespace) -> Any:
+    """The adapter `--from`, `--on-eof` and `--stream` ask for (defaults applied here: the options
+    default to None so that giving one without --from can be refused)."""
+    from statemachine.adapters import make_adapter
+
+    return make_adapter(args.from_format, on_eof=args.on_eof or "interrupted", stream=args.stream or "")
+
+
+def nothing_understood(command: str, name: str, format_name: str, adapter: Any, sample: Sampled) -> bool:
+    """Say so (one line, naming the formats that do read the input's first lines) and return True
+    when lines were read but the adapter made no lifecycle event of any: the wrong `--from`."""
+    if not sample.non_blank or adapter.stats.events:
+        return False
+    others = [f for f in formats_reading(sample.lines) if f != format_name]
+    if others:
+        hint = f"its first lines read as {' or '.join(others)}: try --from {others[0]}"
+    else:
+        from statemachine.adapters import FORMATS
+
+        hint = f"no format reads its first lines (formats: {', '.join(FORMATS)})"
+    say(command, f"{input_name(name)}: none of its {sample.non_blank} line(s) is {format_name} output "
+                 f"with a lifecycle event; {hint}")
+    return True
+
+
+def raw_format_hint(command: str, name: str, sample: Sampled) -> bool:
+    """When every line of an envelope log was malformed: if its first lines read as a raw format,
+    say so in one line (naming `--from FORMAT`) and return True."""
+    formats = formats_reading(sample.lines) if sample.non_blank else []
+    if not formats:
+        return False
+    say(command, f"{input_name(name)} holds no lifecycle events but reads as raw {' or '.join(formats)} output: "
+                 f"give --from {formats[0]}")
+    return True
+
+
 
 def _stream_name(value: str) -> str:
     from statemachine.adapters.base import check_stream_name
@@ -415,15 +498,31 @@ def add_from(parser: argparse.ArgumentParser, *, required: bool) -> None:
     from statemachine.adapters.base import EOF_SETTLEMENTS
 
     formats = _AdapterNames("FORMATS")  # read when --from is given or help is printed
+    # %(choices)s is expanded when the help is printed: the names come from the adapters themselves.
     parser.add_argument("--from", dest="from_format", choices=formats, required=required, metavar="FORMAT",
-                        help="the file is raw provider output in this format, adapted to events on the way "
-                             "(see docs/adapters.md)")
-    parser.add_argument("--on-eof", choices=EOF_SETTLEMENTS, default="interrupted",
+                        help="the file is raw provider output in this format (%(choices)s), adapted to events on "
+                             "the way (see docs/adapters.md)")
+    parser.add_argument("--on-eof", choices=EOF_SETTLEMENTS, default=None,
                         help="with --from: how a turn still open at the end of the file is settled "
-                             "(turn.completed interrupted or failed, or left open for the stale-turn bound)")
-    parser.add_argument("--stream", default="", metavar="NAME", type=_stream_name,
+                             "(turn.completed interrupted or failed, or left open for the stale-turn bound; "
+                             "default interrupted)")
+    parser.add_argument("--stream", default=None, metavar="NAME", type=_stream_name,
                         help="with --from: a name for this stream, when a thread continues from an earlier one "
                              "(a resumed session, the next part of a log): keeps its synthesized ids apart")
+
+
+def from_options_without_from(args: argparse.Namespace) -> str | None:
+    """`--on-eof` and `--stream` only mean something to an adapter: refused without `--from`."""
+    if args.from_format is None:
+        given = [flag for flag, value in (("--on-eof", args.on_eof), ("--stream", args.stream)) if value is not None]
+        if given:
+            return f"{only_with(given)} --from FORMAT (a raw provider log)"
+    return None
+
+
+def only_with(flags: Sequence[str]) -> str:
+    """`--a only applies with` / `--a and --b only apply with`, for an argparse error."""
+    return f"{' and '.join(flags)} only {'applies' if len(flags) == 1 else 'apply'} with"
 
 
 def add_spec(parser: argparse.ArgumentParser) -> None:
@@ -435,16 +534,25 @@ __all__ = [
     "EXIT_BROKEN_PIPE",
     "EXIT_OK",
     "EXIT_USAGE",
+    "SAMPLE_LINES",
     "AtomicFile",
     "OutputError",
     "OutputRefused",
+    "Sampled",
     "TooLarge",
     "add_from",
     "add_spec",
+    "formats_reading",
+    "from_options_without_from",
     "guarded_streams",
+    "input_name",
     "is_stdout",
+    "make_from_adapter",
+    "nothing_understood",
+    "only_with",
     "open_input",
     "output_directory",
+    "raw_format_hint",
     "read_limited",
     "read_with",
     "reason",

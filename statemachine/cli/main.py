@@ -1,8 +1,14 @@
 """Command line: `python -m statemachine SUBCOMMAND` (also installed as `session-lifecycle`).
 
 Exit codes: 0 success; 1 the input or the checked property was bad (a malformed line, a
-violated invariant); 2 the command could not run (unreadable file, bad arguments, bad spec);
-141 the reader of standard output went away (`... | head`), as for a program killed by SIGPIPE.
+violated invariant); 2 the command could not run (unreadable file, bad arguments, bad spec,
+standard output full or closed); 141 the reader of standard output went away (`... | head`), as
+for a program killed by SIGPIPE.
+
+Output files (`-o`, `--snapshot-out`, `--trace-out`, ...) are written only to a regular file or a
+new name, through a temporary file beside it and a rename; a symlink, FIFO, device or directory
+there is refused. `-` and `/dev/stdout` mean standard output. Text for people escapes terminal
+control characters (ESC as `\\x1b`); JSON output is JSON.
 """
 
 from __future__ import annotations
@@ -109,7 +115,13 @@ def main(argv: Sequence[str] | None = None, *, prog: str = CONSOLE_PROG) -> int:
     only = arguments[0] if arguments and arguments[0] in SUBCOMMANDS else None
     with guarded_streams():
         try:
-            args = build_parser(prog, only=only).parse_args(arguments)
+            parser = build_parser(prog, only=only)
+            args = parser.parse_args(arguments)
+            # A flag that would be silently ignored in this combination is an argparse error.
+            check: Callable[[argparse.Namespace], str | None] | None = getattr(args, "combination_check", None)
+            problem = check(args) if check is not None else None
+            if problem is not None:
+                subcommand_parsers(parser)[args.command].error(problem)
             handler: Handler = args.handler
             code = handler(args)
             sys.stdout.flush()  # a closed pipe or a full disk shows here, inside the handlers below, not at exit

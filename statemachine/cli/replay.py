@@ -15,9 +15,15 @@ from statemachine.cli.common import (
     EXIT_USAGE,
     AtomicFile,
     OutputRefused,
+    Sampled,
     add_from,
     add_spec,
+    from_options_without_from,
     is_stdout,
+    make_from_adapter,
+    nothing_understood,
+    only_with,
+    raw_format_hint,
     read_with,
     refusal,
     say,
@@ -105,6 +111,41 @@ def _refused_outputs(args: argparse.Namespace) -> bool:
     return False
 
 
+# --max-clock-skew's default, told apart from an explicit value (`none` is None): the store path
+# has no clock bound, so giving one there is refused rather than ignored.
+_DEFAULT_SKEW: Any = object()
+
+# Flags that only apply with --store, and the ones --store would ignore.
+_STORE_ONLY = (("batch", "--batch"), ("log_key", "--log-key"))
+_IGNORED_BY_STORE = (("trace", "--trace"), ("trace_out", "--trace-out"))
+_ADAPT_FIRST = "adapt the raw log first (python -m statemachine adapt --from FORMAT RAW -o LOG.jsonl)"
+
+
+def check(args: argparse.Namespace) -> str | None:
+    """A combination of flags where one would be silently ignored, for an argparse error; None
+    when there is none. (Combinations refused by the commands themselves, such as --jobs with
+    --trace, keep their own messages.) Also settles --max-clock-skew's default."""
+    given_skew = args.max_clock_skew is not _DEFAULT_SKEW
+    if not given_skew:
+        args.max_clock_skew = DEFAULT_MAX_CLOCK_SKEW
+    problem = from_options_without_from(args)
+    if problem is not None:
+        return problem
+    if args.store:
+        ignored = [flag for attr, flag in _IGNORED_BY_STORE if getattr(args, attr)]
+        if given_skew:
+            ignored.append("--max-clock-skew")
+        if ignored and not args.from_format and not (args.snapshot_in or args.snapshot_out):
+            return f"--store cannot be combined with {', '.join(ignored)}"
+    else:
+        alone = [flag for attr, flag in _STORE_ONLY if getattr(args, attr) is not None]
+        if alone:
+            return f"{only_with(alone)} --store URL"
+    if args.trace and args.trace_out and not args.from_format:
+        return "--trace writes the trace to standard output and --trace-out to a file: give one"
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     if args.jobs > 1:
         from statemachine.replay.jobs import cmd_replay_jobs
@@ -115,14 +156,11 @@ def run(args: argparse.Namespace) -> int:
         from statemachine.cli.store import cmd_replay_store
 
         if args.from_format:
-            print("replay: --store reads envelope logs; adapt the raw log first "
-                  "(python -m statemachine adapt --from FORMAT RAW -o LOG.jsonl)", file=sys.stderr)
+            say("replay", f"--store reads envelope logs; {_ADAPT_FIRST}")
             return EXIT_USAGE
-
         return cmd_replay_store(args, spec, print_replay)
     if args.from_format and (args.trace or args.trace_out):
-        print("replay: --trace reads envelope logs; adapt the raw log first "
-              "(python -m statemachine adapt --from FORMAT RAW -o LOG.jsonl)", file=sys.stderr)
+        say("replay", f"--trace reads envelope logs; {_ADAPT_FIRST}")
         return EXIT_USAGE
     if _refused_outputs(args):
         return EXIT_USAGE
@@ -133,29 +171,43 @@ def run(args: argparse.Namespace) -> int:
         projector = SessionProjector(spec, max_clock_skew=skew)
     if projector is None:
         return EXIT_USAGE
-    report = read_with("replay", args.file, lambda stream: _replay_or_trace(args, projector, stream))
+    sample: list[Sampled] = []
+    # With --from: the adapter, whose counts tell afterwards whether it understood anything.
+    adapter = make_from_adapter(args) if args.from_format else None
+
+    def replay(stream: IO[bytes]) -> ReplayReport | None:
+        sample.append(Sampled(stream))
+        return _replay_or_trace(args, projector, sample[0], adapter)
+
+    report = read_with("replay", args.file, replay)
     if report is None:
         return EXIT_USAGE
+    if adapter is not None and nothing_understood("replay", args.file, args.from_format, adapter, sample[0]):
+        return EXIT_BAD_INPUT
+    raw = (not args.from_format and report.error_count > 0 and not sum(report.outcomes.values())
+           and raw_format_hint("replay", args.file, sample[0]))
     if args.snapshot_out and not _write_snapshot(args.snapshot_out, projector):
         return EXIT_USAGE
-    if args.trace and not args.trace_out:
+    if args.trace:
         pass  # standard output holds the trace; the exit code still says whether a line was malformed
     elif args.json:
         # dumps, not dump: dump writes through the pure-Python encoder, dumps uses the C one.
         sys.stdout.write(json.dumps(report.to_json(projector)) + "\n")
     else:
-        print_replay(report.to_json(projector))
+        # A raw log given without --from: the hint said it; not one "eventId is required" per line.
+        print_replay(report.to_json(projector), errors=not raw)
     return EXIT_BAD_INPUT if report.error_count else EXIT_OK
 
 
-def _replay_or_trace(args: argparse.Namespace, projector: SessionProjector, stream: IO[bytes]) -> ReplayReport | None:
-    """Replay, writing the per-line trace to standard output (--trace) or a file (--trace-out).
-    None when the trace file cannot be written (already said why)."""
-    if args.from_format:
-        from statemachine.adapters import make_adapter
+def _replay_or_trace(
+    args: argparse.Namespace, projector: SessionProjector, stream: Sampled, adapter: Any
+) -> ReplayReport | None:
+    """Replay (through `adapter` with --from), writing the per-line trace to standard output
+    (--trace) or a file (--trace-out). None when the trace file cannot be written (already said why)."""
+    if adapter is not None:
         from statemachine.replay.raw import replay_raw
 
-        return replay_raw(projector, make_adapter(args.from_format, on_eof=args.on_eof, stream=args.stream), stream)
+        return replay_raw(projector, adapter, stream)
     if not (args.trace or args.trace_out):
         return replay_lines(projector, stream)
     from statemachine.observing.trace import TraceRecord, trace_lines
@@ -188,9 +240,10 @@ def _replay_or_trace(args: argparse.Namespace, projector: SessionProjector, stre
             return None
 
 
-def print_replay(data: dict[str, Any]) -> None:
+def print_replay(data: dict[str, Any], *, errors: bool = True) -> None:
     """The summary for people. Every string from the log is shown with its control characters
-    escaped (a threadId cannot clear the screen or forge a line)."""
+    escaped (a threadId cannot clear the screen or forge a line). `errors=False` leaves out the
+    malformed lines (their count stays)."""
     out = sys.stdout
     # Event strings may hold code points stdout cannot encode (lone surrogates are valid JSON).
     encoding = getattr(out, "encoding", None) or "utf-8"
@@ -210,7 +263,7 @@ def print_replay(data: dict[str, Any]) -> None:
               f"updatedAt={v(s['updatedAt'])}{v(err)}\n")
     for r in data["rejected"]:
         write(f"line {r['line']}: rejected {v(r['eventId'])}: {v(r['reason'])}\n")
-    for e in data["errors"]:
+    for e in data["errors"] if errors else ():
         write(f"line {e['line']}: malformed: {v(e['error'])}\n")
 
 
@@ -242,11 +295,11 @@ def add_parser(sub: Any) -> None:
                         help="after the log, write every session and its memory here (JSON)")
     add_from(replay, required=False)
     add_replay_arguments(replay)
-    replay.add_argument("--max-clock-skew", metavar="DURATION", type=_clock_skew, default=DEFAULT_MAX_CLOCK_SKEW,
+    replay.add_argument("--max-clock-skew", metavar="DURATION", type=_clock_skew, default=_DEFAULT_SKEW,
                         help="reject events whose createdAt is further ahead of this machine's clock "
                              "(e.g. 90s, 30m, 12h, 1d; default 1d), or none to accept any date")
     replay.add_argument("--jobs", metavar="N", type=_jobs, default=1,
                         help="replay in N processes, threads partitioned among them; the same output as "
                              "--jobs 1 (summary or --json; a file, not standard input; not with --trace, "
                              "--snapshot-in/out, --store or --from)")
-    replay.set_defaults(handler=run)
+    replay.set_defaults(handler=run, combination_check=check)
