@@ -7,7 +7,7 @@ import os
 import sys
 from typing import Any
 
-from statemachine.cli.common import EXIT_USAGE, add_spec, spec_of, write_output
+from statemachine.cli.common import EXIT_USAGE, add_spec, is_stdout, say, spec_of, write_output
 
 __all__ = ["add_parser", "run"]
 
@@ -25,6 +25,9 @@ def run(args: argparse.Namespace) -> int:
     if implied is not None and implied != fmt:
         print(f"diagram: {args.output} is a {implied} file name but --format is {fmt}; "
               f"give --format {implied} or another file name (formats: {', '.join(FORMATS)})", file=sys.stderr)
+        return EXIT_USAGE
+    if fmt == "png" and is_stdout(args.output) and sys.stdout.isatty():
+        say("diagram", "PNG is binary and standard output is a terminal: give -o FILE.png, or redirect it")
         return EXIT_USAGE
     try:
         data = render(spec_of(args), fmt)
