@@ -122,6 +122,11 @@ def main(argv: Sequence[str] | None = None, *, prog: str = CONSOLE_PROG) -> int:
             problem = check(args) if check is not None else None
             if problem is not None:
                 subcommand_parsers(parser)[args.command].error(problem)
+            from statemachine.core.wire import setting_error
+
+            if setting_error() is not None:  # a mistyped decoder name is not silently replaced
+                print(f"{args.command}: {setting_error()}", file=sys.stderr)
+                return EXIT_USAGE
             handler: Handler = args.handler
             code = handler(args)
             sys.stdout.flush()  # a closed pipe or a full disk shows here, inside the handlers below, not at exit

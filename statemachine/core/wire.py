@@ -17,7 +17,8 @@ agree:
 The decisions, case by case, are in docs/reliability.md ("Where JSON decoders differ").
 
 Choose the decoder with the environment variable `STATEMACHINE_JSON` (`auto`, the default;
-`json`; `msgspec`, which fails if it is not installed) or `use_decoder()`.
+`json`; `msgspec`, which fails if it is not installed) or `use_decoder()`. Another value leaves
+the default in place and is reported by `setting_error()`; the command line refuses to run with it.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ __all__ = [
     "line_loader",
     "loads_line",
     "scan_once",
+    "setting_error",
     "too_deep",
     "use_decoder",
 ]
@@ -193,12 +195,25 @@ def envelope_decoder() -> tuple[Callable[[str | bytes], Any], tuple[type[Excepti
     return fast.envelope, fast.errors
 
 
+_setting_error: str | None = None
+
+
+def setting_error() -> str | None:
+    """Why the `STATEMACHINE_JSON` setting was not taken (an unknown name, or msgspec missing), or
+    None. Importing never fails on it (the default decoder is used instead); the command line
+    refuses to run with it."""
+    return _setting_error
+
+
 def _from_environment() -> None:
-    wanted = os.environ.get("STATEMACHINE_JSON", "auto").strip().lower() or "auto"
+    global _setting_error
+    raw = os.environ.get("STATEMACHINE_JSON", "auto")
+    wanted = raw.strip().lower() or "auto"
     try:
         use_decoder(wanted)
-    except (ValueError, ImportError):
-        use_decoder("auto")  # a bad setting never stops the import; `use_decoder` says why when called
+    except (ValueError, ImportError) as exc:
+        _setting_error = f"STATEMACHINE_JSON={raw!r}: {exc}"
+        use_decoder("auto")
 
 
 _from_environment()
