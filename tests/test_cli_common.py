@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import stat
 import subprocess
 import sys
 from collections.abc import Callable
@@ -75,14 +76,28 @@ def test_an_output_that_is_a_fifo_is_refused_without_blocking(case: str, tmp_pat
     assert proc.returncode == 2 and "FIFO" in one_line(proc.stderr)
 
 
+def _device(tmp_path: Path) -> Path:
+    """A character device of our own (the null device's numbers) in tmp_path: never a system path,
+    which a regression writing through a rename would replace for everyone on the machine."""
+    node = tmp_path / "null-device"
+    try:
+        os.mknod(node, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    except (PermissionError, AttributeError):
+        pytest.skip("making a device node needs CAP_MKNOD")
+    return node
+
+
 @pytest.mark.parametrize("case", ["replay --snapshot-out", "export -o", "timeline -o"])
 def test_an_output_that_is_a_directory_or_a_device_is_refused(case: str, tmp_path: Path) -> None:
     directory = tmp_path / _out_name(case)
     directory.mkdir()
-    for target, word in ((str(directory), "directory"), ("/dev/null", "character device")):
-        proc = run(*[a.replace("{out}", target) for a in FILE_OUTPUTS[case]])
+    device = _device(tmp_path)
+    for target, word in ((directory, "directory"), (device, "character device")):
+        proc = run(*[a.replace("{out}", str(target)) for a in FILE_OUTPUTS[case]])
         assert proc.returncode == 2 and word in one_line(proc.stderr)
     assert list(directory.iterdir()) == []
+    assert stat.S_ISCHR(device.lstat().st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([directory.name, device.name])
 
 
 @pytest.mark.parametrize("case", FILE_OUTPUTS)
@@ -103,13 +118,26 @@ def test_a_regular_file_is_replaced_whole_and_a_new_name_created(case: str, tmp_
 
 
 @pytest.mark.parametrize("name", ["-", "/dev/stdout"])
-def test_dash_and_dev_stdout_write_standard_output(name: str, tmp_path: Path) -> None:
+def test_dash_and_dev_stdout_write_standard_output(name: str) -> None:
     plain = run("timeline", str(LOG)).stdout
     assert run("timeline", "-o", name, str(LOG)).stdout == plain
-    snapshot = run("replay", "--json", "--snapshot-out", name, str(LOG))
+    assert run("export", "python", "-o", name).stdout == run("export", "python").stdout
+
+
+def test_a_snapshot_to_dash_is_written_to_standard_output() -> None:
+    # Only `-` here: a regression that renamed a file onto /dev/stdout would replace the system's link.
+    snapshot = run("replay", "--json", "--snapshot-out", "-", str(LOG))
     assert snapshot.returncode == 0
     first, second = snapshot.stdout.decode().splitlines()
     assert json.loads(first)["format"] == "session-lifecycle-snapshot" and "sessions" in json.loads(second)
+
+
+def test_the_names_of_standard_output() -> None:
+    from statemachine.cli.common import is_stdout, refusal
+
+    assert all(is_stdout(name) for name in (None, "-", "/dev/stdout"))
+    assert not any(is_stdout(name) for name in ("", "./-", "/dev/stdout/", "/dev/stderr"))
+    assert refusal("/dev/stderr") is not None and refusal("/dev/null") is not None
 
 
 def test_docs_and_counterexamples_refuse_a_linked_file_inside_their_directory(tmp_path: Path) -> None:
