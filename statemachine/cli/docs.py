@@ -30,6 +30,10 @@ from statemachine.cli.common import (
 __all__ = ["add_parser", "run"]
 
 
+# A hand-written page read to fill its generated blocks; past this it is left alone.
+_MAX_PAGE_BYTES = 4 << 20
+
+
 def _current(path: str, expected: int) -> bytes | None:
     """What a generated page holds now: at most one byte more than the regeneration (enough to
     tell them apart), None when it is missing or not a regular file (a FIFO is never opened)."""
@@ -44,19 +48,36 @@ def _current(path: str, expected: int) -> bytes | None:
 
 def run(args: argparse.Namespace) -> int:
     from statemachine.rendering.diagrams import DiagramUnavailable
-    from statemachine.rendering.docgen import generate
+    from statemachine.rendering.docgen import BLOCK_PAGES, fill_blocks, generate
 
     out = args.out
     why = output_directory(out)
     if why is not None:
         say("docs", f"cannot write to {out}: {why}")
         return EXIT_USAGE
+    spec = spec_of(args)
     try:
         # What the CLI page is made from, handed down by main (which builds the whole parser).
-        pages = generate(spec_of(args), args.cli_reference())
+        pages = generate(spec, args.cli_reference())
     except DiagramUnavailable as exc:
         say("docs", str(exc))
         return EXIT_USAGE
+    # Hand-written pages with generated blocks (tables of names), where the directory has them.
+    for name in BLOCK_PAGES:
+        current = _current(os.path.join(out, name), _MAX_PAGE_BYTES)
+        if current is None:
+            continue
+        if len(current) > _MAX_PAGE_BYTES:
+            say("docs", f"{out}/{name} is longer than {_MAX_PAGE_BYTES} bytes: its generated blocks are left alone")
+            return EXIT_USAGE
+        try:
+            text = current.decode("utf-8")
+        except UnicodeDecodeError:
+            say("docs", f"{out}/{name} is not UTF-8 text")
+            return EXIT_USAGE
+        filled = fill_blocks(text, spec).encode("utf-8")
+        if filled != current:
+            pages[name] = filled
     if args.check:
         differing = [name for name, content in pages.items()
                      if _current(os.path.join(out, name), len(content)) != content]
