@@ -5,7 +5,6 @@ root: the script then only says what it would install, and its pip step is a sta
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path

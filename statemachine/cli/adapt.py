@@ -15,7 +15,7 @@ from statemachine.cli.common import (
     EXIT_USAGE,
     AtomicFile,
     OutputRefused,
-    Sampled,
+    Sample,
     add_from,
     is_stdout,
     make_from_adapter,
@@ -52,9 +52,9 @@ def run(args: argparse.Namespace) -> int:
         if stream is not sys.stdin.buffer:
             stack.enter_context(stream)
         adapter = make_from_adapter(args)
-        sample = Sampled(stream)
+        sample = Sample(args.file, stream)
         try:
-            for event in adapt_lines(adapter, sample, errors):
+            for event in adapt_lines(adapter, sample.source, errors):
                 write(json.dumps(event, ensure_ascii=False).encode("utf-8", "backslashreplace") + b"\n")
         except BrokenPipeError:
             raise  # standard output's reader left: not the input's fault (main ends quietly)
@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         except OutputRefused as exc:
             say("adapt", str(exc))
             return EXIT_USAGE
-        if nothing_understood("adapt", args.file, args.from_format, adapter, sample):
+        if nothing_understood("adapt", args.from_format, adapter, sample):
             return EXIT_BAD_INPUT  # no file written: an empty log would only hide the mistake
         if out is not None:
             try:

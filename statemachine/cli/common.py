@@ -379,28 +379,58 @@ def silence_stdout() -> None:
 SAMPLE_LINES, SAMPLE_BYTES = 20, 64 << 10
 
 
-class Sampled:
+class _Keeping:
     """A binary stream read as `bounded_lines` reads it (`readline(size)`), keeping its first
-    non-blank lines: after a replay they tell which raw format the input was in, even when it was
-    standard input and cannot be read again."""
+    non-blank lines."""
 
     def __init__(self, stream: IO[bytes]) -> None:
         self._readline = stream.readline
         self.lines: list[bytes] = []
-        self.non_blank = 0  # non-blank lines read, all of them
         self._line_start = True
 
     def readline(self, size: int = -1) -> bytes:
         chunk = self._readline(size)
-        if self._line_start and chunk.strip():
-            self.non_blank += 1
-            if len(self.lines) < SAMPLE_LINES:
-                self.lines.append(chunk[:SAMPLE_BYTES])
+        if self._line_start and len(self.lines) < SAMPLE_LINES and chunk.strip():
+            self.lines.append(chunk[:SAMPLE_BYTES])
         self._line_start = chunk.endswith(b"\n")
         return chunk
 
     def __iter__(self) -> Iterator[bytes]:  # the line readers use readline(size): bounded
         return iter(self.readline, b"")
+
+
+class Sample:
+    """An input to read (`source`) and, afterwards, its first non-blank lines (`lines()`), which
+    tell which raw format it was in. A regular file is read as it is (nothing slows its lines) and
+    opened again for the sample; standard input or a pipe, which cannot be read twice, is read
+    through a wrapper that keeps them."""
+
+    def __init__(self, name: str, stream: IO[bytes]) -> None:
+        self.name = name
+        self._keeping: _Keeping | None = None
+        self.source: Any = stream
+        if name == "-" or not _regular(stream):
+            self._keeping = self.source = _Keeping(stream)
+
+    def lines(self) -> list[bytes]:
+        if self._keeping is not None:
+            return self._keeping.lines
+        try:
+            with open(self.name, "rb") as f:
+                keeping = _Keeping(f)
+                for _ in range(SAMPLE_LINES * 50):  # blank lines and parts of long ones included
+                    if len(keeping.lines) >= SAMPLE_LINES or not keeping.readline(SAMPLE_BYTES + 1):
+                        break
+                return keeping.lines
+        except OSError:
+            return []
+
+
+def _regular(stream: IO[bytes]) -> bool:
+    try:
+        return stat.S_ISREG(os.fstat(stream.fileno()).st_mode)
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def formats_reading(lines: Sequence[bytes]) -> list[str]:
@@ -429,33 +459,35 @@ def make_from_adapter(args: argparse.Namespace) -> Any:
     return make_adapter(args.from_format, on_eof=args.on_eof or "interrupted", stream=args.stream or "")
 
 
-def nothing_understood(command: str, name: str, format_name: str, adapter: Any, sample: Sampled) -> bool:
+def nothing_understood(command: str, format_name: str, adapter: Any, sample: Sample) -> bool:
     """Say so (one line, naming the formats that do read the input's first lines) and return True
     when lines were read but the adapter made no lifecycle event of any: the wrong `--from`."""
-    if not sample.non_blank or adapter.stats.events:
+    if adapter.stats.events:
         return False
-    others = [f for f in formats_reading(sample.lines) if f != format_name]
+    lines = sample.lines()
+    if not lines:
+        return False  # empty, or blank lines only
+    others = [f for f in formats_reading(lines) if f != format_name]
     if others:
         hint = f"its first lines read as {' or '.join(others)}: try --from {others[0]}"
     else:
         from statemachine.adapters import FORMATS
 
         hint = f"no format reads its first lines (formats: {', '.join(FORMATS)})"
-    say(command, f"{input_name(name)}: none of its {sample.non_blank} line(s) is {format_name} output "
+    say(command, f"{input_name(sample.name)}: none of its {adapter.stats.lines} line(s) is {format_name} output "
                  f"with a lifecycle event; {hint}")
     return True
 
 
-def raw_format_hint(command: str, name: str, sample: Sampled) -> bool:
+def raw_format_hint(command: str, sample: Sample) -> bool:
     """When every line of an envelope log was malformed: if its first lines read as a raw format,
     say so in one line (naming `--from FORMAT`) and return True."""
-    formats = formats_reading(sample.lines) if sample.non_blank else []
+    formats = formats_reading(sample.lines())
     if not formats:
         return False
-    say(command, f"{input_name(name)} holds no lifecycle events but reads as raw {' or '.join(formats)} output: "
-                 f"give --from {formats[0]}")
+    say(command, f"{input_name(sample.name)} holds no lifecycle events but reads as raw {' or '.join(formats)} "
+                 f"output: give --from {formats[0]}")
     return True
-
 
 
 def _stream_name(value: str) -> str:
@@ -538,7 +570,7 @@ __all__ = [
     "AtomicFile",
     "OutputError",
     "OutputRefused",
-    "Sampled",
+    "Sample",
     "TooLarge",
     "add_from",
     "add_spec",

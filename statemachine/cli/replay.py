@@ -15,7 +15,7 @@ from statemachine.cli.common import (
     EXIT_USAGE,
     AtomicFile,
     OutputRefused,
-    Sampled,
+    Sample,
     add_from,
     add_spec,
     from_options_without_from,
@@ -171,21 +171,21 @@ def run(args: argparse.Namespace) -> int:
         projector = SessionProjector(spec, max_clock_skew=skew)
     if projector is None:
         return EXIT_USAGE
-    sample: list[Sampled] = []
+    sample: list[Sample] = []
     # With --from: the adapter, whose counts tell afterwards whether it understood anything.
     adapter = make_from_adapter(args) if args.from_format else None
 
     def replay(stream: IO[bytes]) -> ReplayReport | None:
-        sample.append(Sampled(stream))
-        return _replay_or_trace(args, projector, sample[0], adapter)
+        sample.append(Sample(args.file, stream))
+        return _replay_or_trace(args, projector, sample[0].source, adapter)
 
     report = read_with("replay", args.file, replay)
     if report is None:
         return EXIT_USAGE
-    if adapter is not None and nothing_understood("replay", args.file, args.from_format, adapter, sample[0]):
+    if adapter is not None and nothing_understood("replay", args.from_format, adapter, sample[0]):
         return EXIT_BAD_INPUT
     raw = (not args.from_format and report.error_count > 0 and not sum(report.outcomes.values())
-           and raw_format_hint("replay", args.file, sample[0]))
+           and raw_format_hint("replay", sample[0]))
     if args.snapshot_out and not _write_snapshot(args.snapshot_out, projector):
         return EXIT_USAGE
     if args.trace:
@@ -200,7 +200,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _replay_or_trace(
-    args: argparse.Namespace, projector: SessionProjector, stream: Sampled, adapter: Any
+    args: argparse.Namespace, projector: SessionProjector, stream: Any, adapter: Any
 ) -> ReplayReport | None:
     """Replay (through `adapter` with --from), writing the per-line trace to standard output
     (--trace) or a file (--trace-out). None when the trace file cannot be written (already said why)."""

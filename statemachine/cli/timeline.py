@@ -13,7 +13,7 @@ from statemachine.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_OK,
     EXIT_USAGE,
-    Sampled,
+    Sample,
     add_from,
     add_spec,
     from_options_without_from,
@@ -52,16 +52,16 @@ def run(args: argparse.Namespace) -> int:
     spec = spec_of(args)
     source = "standard input" if args.file == "-" else os.path.basename(args.file)
     raw_errors: list[dict[str, Any]] = []
-    sample: list[Sampled] = []
+    sample: list[Sample] = []
     adapter = make_from_adapter(args) if args.from_format else None
 
     def draw(stream: IO[bytes]) -> dict[str, Any]:
-        sample.append(Sampled(stream))
-        lines: Iterable[bytes | str] = sample[0]
+        sample.append(Sample(args.file, stream))
+        lines: Iterable[bytes | str] = sample[0].source
         if adapter is not None:  # a raw provider log: its adapter turns it into envelope lines
             from statemachine.replay.raw import adapt_lines
 
-            lines = (json.dumps(e) for e in adapt_lines(adapter, sample[0], raw_errors))
+            lines = (json.dumps(e) for e in adapt_lines(adapter, sample[0].source, raw_errors))
         return timeline_data(lines, spec=spec, stale_after=timedelta(seconds=args.stale_after), source=source)
 
     data = read_with("timeline", args.file, draw)
@@ -69,11 +69,11 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     for e in raw_errors:
         print(f"timeline: line {e['line']}: malformed: {visible(e['error'])}", file=sys.stderr)
-    if adapter is not None and nothing_understood("timeline", args.file, args.from_format, adapter, sample[0]):
+    if adapter is not None and nothing_understood("timeline", args.from_format, adapter, sample[0]):
         return EXIT_BAD_INPUT  # no page: it would show nothing
     counts = data["outcomes"]
     if adapter is None and counts["malformed"] and not sum(n for k, n in counts.items() if k != "malformed"):
-        raw_format_hint("timeline", args.file, sample[0])  # the page (every line malformed) is still written
+        raw_format_hint("timeline", sample[0])  # the page (every line malformed) is still written
     code = write_output("timeline", args.output, page_html(data, args.title).encode("ascii"))
     if code != EXIT_OK:
         return code
