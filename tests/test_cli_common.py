@@ -133,7 +133,7 @@ def test_a_snapshot_to_dash_is_written_to_standard_output() -> None:
 
 
 def test_the_names_of_standard_output() -> None:
-    from statemachine.cli.common import is_stdout, refusal
+    from statemachine.cli.outputs import is_stdout, refusal
 
     assert all(is_stdout(name) for name in (None, "-", "/dev/stdout"))
     assert not any(is_stdout(name) for name in ("", "./-", "/dev/stdout/", "/dev/stderr"))

@@ -9,22 +9,9 @@ import os
 import sys
 from typing import Any
 
-from statemachine.cli.common import (
-    EXIT_BAD_INPUT,
-    EXIT_OK,
-    EXIT_USAGE,
-    AtomicFile,
-    OutputRefused,
-    Sample,
-    add_from,
-    is_stdout,
-    make_from_adapter,
-    nothing_understood,
-    open_input,
-    reason,
-    say,
-    visible,
-)
+from statemachine.cli.common import EXIT_BAD_INPUT, EXIT_OK, EXIT_USAGE, open_input, reason, say, visible
+from statemachine.cli.formats import Sample, add_from, make_from_adapter, nothing_understood
+from statemachine.cli.outputs import AtomicFile, OutputRefused, is_stdout
 
 __all__ = ["add_parser", "run"]
 

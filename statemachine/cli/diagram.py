@@ -7,7 +7,8 @@ import os
 import sys
 from typing import Any
 
-from statemachine.cli.common import EXIT_USAGE, add_spec, is_stdout, say, spec_of, write_output
+from statemachine.cli.common import EXIT_USAGE, add_spec, say, spec_of
+from statemachine.cli.outputs import is_stdout, write_output
 
 __all__ = ["add_parser", "run"]
 

@@ -6,7 +6,8 @@ import argparse
 import sys
 from typing import Any
 
-from statemachine.cli.common import EXIT_USAGE, add_spec, spec_of, write_output
+from statemachine.cli.common import EXIT_USAGE, add_spec, spec_of
+from statemachine.cli.outputs import write_output
 
 __all__ = ["add_parser", "run"]
 

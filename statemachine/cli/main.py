@@ -21,7 +21,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from statemachine.cli.common import EXIT_BROKEN_PIPE, EXIT_USAGE, OutputError, guarded_streams, silence_stdout
+from statemachine.cli.common import EXIT_BROKEN_PIPE, EXIT_USAGE
+from statemachine.cli.outputs import OutputError, guarded_streams, silence_stdout
 from statemachine.core.version import __version__
 from statemachine.spec.model import SpecError
 

@@ -9,28 +9,17 @@ import sys
 from datetime import timedelta
 from typing import IO, Any
 
-from statemachine.cli.common import (
-    EXIT_BAD_INPUT,
-    EXIT_OK,
-    EXIT_USAGE,
-    AtomicFile,
-    OutputRefused,
+from statemachine.cli.common import EXIT_BAD_INPUT, EXIT_OK, EXIT_USAGE, add_spec, read_with, say, spec_of, visible
+from statemachine.cli.formats import (
     Sample,
     add_from,
-    add_spec,
     from_options_without_from,
-    is_stdout,
     make_from_adapter,
     nothing_understood,
     only_with,
     raw_format_hint,
-    read_with,
-    refusal,
-    say,
-    spec_of,
-    visible,
-    write_file,
 )
+from statemachine.cli.outputs import AtomicFile, OutputRefused, is_stdout, refusal, write_file
 from statemachine.core.clock import DEFAULT_MAX_CLOCK_SKEW
 from statemachine.replay.lines import MAX_LISTED, ReplayReport, replay_lines
 from statemachine.runtime.projector import SessionProjector

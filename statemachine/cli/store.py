@@ -23,19 +23,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from statemachine.cli.common import (
-    EXIT_BAD_INPUT,
-    EXIT_OK,
-    EXIT_USAGE,
-    OutputRefused,
-    TooLarge,
-    is_stdout,
-    read_limited,
-    reason,
-    say,
-    spec_of,
-    write_file,
-)
+from statemachine.cli.common import EXIT_BAD_INPUT, EXIT_OK, EXIT_USAGE, TooLarge, read_limited, reason, say, spec_of
+from statemachine.cli.outputs import OutputRefused, is_stdout, write_file
 
 if TYPE_CHECKING:
     from statemachine.spec.model import Spec

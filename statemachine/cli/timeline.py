@@ -9,22 +9,16 @@ import sys
 from collections.abc import Iterable
 from typing import IO, Any
 
-from statemachine.cli.common import (
-    EXIT_BAD_INPUT,
-    EXIT_OK,
-    EXIT_USAGE,
+from statemachine.cli.common import EXIT_BAD_INPUT, EXIT_OK, EXIT_USAGE, add_spec, read_with, spec_of, visible
+from statemachine.cli.formats import (
     Sample,
     add_from,
-    add_spec,
     from_options_without_from,
     make_from_adapter,
     nothing_understood,
     raw_format_hint,
-    read_with,
-    spec_of,
-    visible,
-    write_output,
 )
+from statemachine.cli.outputs import write_output
 
 __all__ = ["add_parser", "run"]
 

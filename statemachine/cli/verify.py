@@ -9,18 +9,8 @@ import sys
 import tempfile
 from typing import Any
 
-from statemachine.cli.common import (
-    EXIT_BAD_INPUT,
-    EXIT_OK,
-    EXIT_USAGE,
-    OutputRefused,
-    add_spec,
-    output_directory,
-    reason,
-    say,
-    spec_of,
-    write_file,
-)
+from statemachine.cli.common import EXIT_BAD_INPUT, EXIT_OK, EXIT_USAGE, add_spec, reason, say, spec_of
+from statemachine.cli.outputs import OutputRefused, output_directory, write_file
 from statemachine.observing.text import visible_lines
 
 __all__ = ["add_parser", "run"]
