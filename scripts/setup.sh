@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 need=()
 command -v spin >/dev/null 2>&1 || need+=(spin)
 command -v dot >/dev/null 2>&1 || need+=(graphviz)
+# spin writes its verifier in C (pan.c): without a C compiler the model checker cannot run.
+{ command -v cc >/dev/null 2>&1 || command -v gcc >/dev/null 2>&1; } || need+=(gcc)
 # The PostgreSQL server: the store tests start a throwaway cluster with its initdb and pg_ctl.
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || command -v initdb >/dev/null 2>&1 || need+=(postgresql)
 # Headless Chromium loads the timeline pages in the tests.
@@ -21,7 +23,7 @@ if [ ${#need[@]} -gt 0 ]; then
     apt-get update -qq >/dev/null
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
   else
-    echo "setup: please install the Debian packages: ${need[*]} (the spin, diagram, PostgreSQL store, timeline and TypeScript checks need them)" >&2
+    echo "setup: please install the Debian packages: ${need[*]} (the spin, diagram, PostgreSQL store, timeline and TypeScript checks need them; spin needs a C compiler)" >&2
   fi
 fi
 

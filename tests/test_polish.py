@@ -208,3 +208,10 @@ def test_async_observers_are_refused_with_a_clear_error() -> None:
     finally:
         loop.close()
     assert seen == ["applied"]
+
+
+def test_the_license_is_the_mit_license_the_package_declares() -> None:
+    text = (ROOT / "LICENSE").read_text(encoding="utf-8")
+    assert text.startswith("MIT License\n\nCopyright (c) 2026 agent-session-lifecycle contributors\n")
+    assert "Permission is hereby granted, free of charge" in text and 'THE SOFTWARE IS PROVIDED "AS IS"' in text
+    assert 'license = "MIT"' in (ROOT / "pyproject.toml").read_text(encoding="utf-8")

@@ -219,3 +219,36 @@ def test_every_module_that_reaches_a_cached_artifact_is_in_its_key(tmp_path: Pat
     outside = copy / "runtime" / "projector.py"
     outside.write_text(outside.read_text(encoding="utf-8") + "\n# an edit\n", encoding="utf-8")
     assert keys() == base
+
+
+def test_a_fifo_at_an_entry_or_the_secret_is_never_waited_on(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    off = run_replay("off", "--json", str(EXAMPLE))
+    assert run_replay(cache, "--json", str(EXAMPLE)).returncode == 0  # fills the cache
+    fifos = entries(cache)
+    assert fifos
+    for entry in fifos:  # a FIFO nobody writes: opening it for reading without O_NONBLOCK blocks
+        entry.unlink()
+        os.mkfifo(entry, 0o600)
+    again = run_replay(cache, "--json", str(EXAMPLE))  # the timeout of run_replay fails a block
+    assert again.returncode == 0 and again.stdout == off.stdout
+    secret = cache / "secret"
+    secret.unlink()
+    os.mkfifo(secret, 0o600)
+    assert run_replay(cache, "--json", str(EXAMPLE)).stdout == off.stdout
+
+
+def test_a_relative_cache_directory_is_refused(tmp_path: Path) -> None:
+    off = run_replay("off", "--json", str(EXAMPLE))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), startup_cache.CACHE_ENV: "relative-cache"}
+    done = subprocess.run([sys.executable, "-m", "statemachine", "replay", "--json", str(EXAMPLE)],
+                          capture_output=True, cwd=tmp_path, env=env, timeout=120)
+    assert done.returncode == 0 and done.stdout == off.stdout
+    assert list(tmp_path.iterdir()) == []  # no cache directory where the command ran
+
+
+def test_cache_dir_is_none_for_a_relative_setting(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(startup_cache.CACHE_ENV, "here")
+    assert startup_cache.cache_dir() is None
+    assert not (tmp_path / "here").exists()

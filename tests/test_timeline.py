@@ -129,3 +129,32 @@ def test_cli_reads_standard_input(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert main(["timeline", "-", "-o", str(out), "--title", "Codex run"]) == 0
     page = out.read_text()
     assert "<title>Codex run</title>" in page and _embedded(page)["source"] == "standard input"
+
+
+def _title(page: str) -> str:
+    match = re.search(r"<title>(.*?)</title>", page, re.S)
+    assert match is not None
+    return match.group(1)
+
+
+@pytest.mark.parametrize("title", ["{{DATA}}", "{{TITLE}}", "x {{DATA}} {{TITLE}} y"])
+def test_a_title_holding_a_placeholder_is_text_not_a_second_fill(title: str) -> None:
+    page = render_timeline([_ev("e1", "turn.started", "thr-1", "10:00:00", "T1")], title=title)
+    assert _title(page) == title  # the placeholder itself, not the data pasted into the title
+    assert page.count('id="timeline-data"') == 1
+    assert _embedded(page)["threads"][0]["id"] == "thr-1"
+
+
+def test_a_non_ascii_or_controlling_title_is_escaped_not_a_traceback(tmp_path: Path) -> None:
+    out = tmp_path / "t.html"
+    assert main(["timeline", str(EXAMPLES / "codex_session.jsonl"), "-o", str(out),
+                 "--title", "naïve \x1b[2J <b>"]) == 0
+    assert _title(out.read_text(encoding="ascii")) == "na&#239;ve \\x1b[2J &lt;b&gt;"
+
+
+@pytest.mark.parametrize("value", ["1e300", "nan", "inf", "-inf", "0", str(10 * 365 * 86400 + 1)])
+def test_stale_after_out_of_range_is_an_argument_error(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["timeline", str(EXAMPLES / "codex_session.jsonl"), "--stale-after", value])
+    assert exit_info.value.code == 2
+    assert "argument --stale-after" in capsys.readouterr().err

@@ -61,6 +61,7 @@ ACCEPTED: list[tuple[str, str | bytes, Check]] = [
     ("nesting at the bound", envelope(nested(wire.MAX_NESTING)), lambda p: isinstance(p["x"], list)),
     ("UTF-8 BOM before a bytes line", b"\xef\xbb\xbf" + envelope('{"m":"\xe9"}').encode(), lambda p: p["m"] == "\xe9"),
     ("UTF-16 bytes", envelope('{"m":"x"}').encode("utf-16"), lambda p: p["m"] == "x"),
+    ("UTF-8 BOM before a text line", "\ufeff" + envelope('{"m":"\xe9"}'), lambda p: p["m"] == "\xe9"),
     ("unknown top-level key", envelope('{"m":1}', extra='"zz":[1,{"a":2}],'), lambda p: p["m"] == 1),
     ("whitespace around", "  \t" + envelope('{"m":1}') + " \r\n", lambda p: p["m"] == 1),
 ]
@@ -77,7 +78,9 @@ REFUSED: list[tuple[str, str | bytes, str]] = [
     ("invalid UTF-8", envelope('{"m":"\xe9"}').encode("latin-1"), "line: not valid JSON: 'utf-8' codec can't decode"),
     ("invalid UTF-8 in an unknown key", envelope(extra='"zz":"\xe9",').encode("latin-1"),
      "line: not valid JSON: 'utf-8' codec can't decode"),
-    ("BOM in a text line", "\ufeff" + envelope(), "line: not valid JSON: Unexpected UTF-8 BOM"),
+    # A UTF-16 file read line by line: its first line ends at the first byte of "\n\0", one byte short.
+    ("first line of a UTF-16 file", (envelope() + "\n").encode("utf-16").partition(b"\n")[0] + b"\n",
+     "line: starts with a UTF-16 byte order mark but is not UTF-16 text"),
     ("trailing junk", envelope() + "x", "line: not valid JSON: Extra data"),
     ("two documents", envelope() + "{}", "line: not valid JSON: Extra data"),
     ("control character in a string", envelope('{"m":"a\x01b"}'), "line: not valid JSON: Invalid control character"),

@@ -5,7 +5,8 @@ so neither PyYAML nor jsonschema is imported), and its compiled engine (the gene
 constants and its code object, so neither `transitions` is imported to record the table nor the
 source compiled). A one-line replay then costs little more than the interpreter's own start.
 
-Where it lives: `$SESSION_LIFECYCLE_CACHE` if set (`off` turns it off), else
+Where it lives: `$SESSION_LIFECYCLE_CACHE` if set (`off` turns it off; a relative path is refused,
+so nothing is created in whatever directory a command runs from), else
 `$XDG_CACHE_HOME/agent-session-lifecycle`, else `~/.cache/agent-session-lifecycle`. The
 directory is created private (0700) and used only while it is a real directory owned by this
 user that no one else can write; otherwise nothing is cached and everything is built as before.
@@ -56,6 +57,8 @@ def cache_dir() -> str | None:
     if env is not None and env.strip().lower() in ("", "off", "0", "no", "false"):
         return None
     if env is not None:
+        if not os.path.isabs(env):
+            return None  # relative to the working directory: a cache would appear wherever it runs
         path = env
     else:
         xdg = os.environ.get("XDG_CACHE_HOME")
@@ -82,11 +85,17 @@ def _private_file(fd: int) -> bool:
     return stat.S_ISREG(info.st_mode) and info.st_uid == os.geteuid() and not info.st_mode & 0o077
 
 
+# Opening for reading never waits: a FIFO put at an entry's or the secret's name would otherwise
+# block the open until a writer came. A regular file reads the same with O_NONBLOCK, and anything
+# else is refused by `_private_file` (fstat) before a byte is read.
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+
+
 def _secret(directory: str) -> bytes | None:
     """The directory's secret, made at first use. None when it cannot be read or made safely."""
     path = os.path.join(directory, _SECRET)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        fd = os.open(path, _READ_FLAGS)
     except FileNotFoundError:
         return _new_secret(directory)
     except OSError:
@@ -134,7 +143,7 @@ def _mac(secret: bytes, key: str, blob: bytes) -> bytes:
 def _read(directory: str, secret: bytes, key: str) -> Any:
     """The value stored under `key`, or None when missing, unsafe, corrupt or forged."""
     try:
-        fd = os.open(os.path.join(directory, f"{key}{_SUFFIX}"), os.O_RDONLY | os.O_NOFOLLOW)
+        fd = os.open(os.path.join(directory, f"{key}{_SUFFIX}"), _READ_FLAGS)
     except OSError:
         return None
     try:

@@ -17,11 +17,13 @@ agree:
 The decisions, case by case, are in docs/reliability.md ("Where JSON decoders differ").
 
 Choose the decoder with the environment variable `STATEMACHINE_JSON` (`auto`, the default;
-`json`; `msgspec`, which fails if it is not installed) or `use_decoder()`.
+`json`; `msgspec`, which fails if it is not installed) or `use_decoder()`. Another value leaves
+the default in place and is reported by `setting_error()`; the command line refuses to run with it.
 """
 
 from __future__ import annotations
 
+import codecs
 import importlib.util
 import json
 import json.scanner
@@ -40,6 +42,7 @@ __all__ = [
     "line_loader",
     "loads_line",
     "scan_once",
+    "setting_error",
     "too_deep",
     "use_decoder",
 ]
@@ -95,12 +98,31 @@ def _depth(value: object) -> int:
     return deepest
 
 
+# Byte order marks of the encodings `json.loads(bytes)` detects besides UTF-8 (UTF-32's first:
+# its little-endian mark begins with UTF-16's).
+_OTHER_BOMS = ((codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"),
+               (codecs.BOM_UTF16_LE, "UTF-16"), (codecs.BOM_UTF16_BE, "UTF-16"))
+
+
 def loads_line(line: str | bytes) -> Any:
     """The stdlib reading of one line: its value, or `EventError("line", ...)`. This is the rule
-    both decoders follow."""
+    both decoders follow.
+
+    A UTF-8 byte order mark at the start is skipped, on a text line as on a bytes line (where
+    `json.loads` skips it itself): editors put one at the start of a file. A bytes line that starts
+    with a UTF-16 or UTF-32 mark but does not decode in that encoding is refused naming the mark:
+    it is the first line of such a file, cut at a newline byte inside a two-byte character."""
+    if isinstance(line, str) and line.startswith("\ufeff"):
+        line = line[1:]
     try:
         data = _loads(line)
     except (ValueError, RecursionError) as exc:
+        if isinstance(exc, UnicodeDecodeError) and isinstance(line, bytes):
+            name = next((n for bom, n in _OTHER_BOMS if line.startswith(bom)), None)
+            if name is not None:
+                raise EventError("line", f"starts with a {name} byte order mark but is not {name} text: a log "
+                                 f"must be UTF-8, one event per line (convert the file: iconv -f {name} "
+                                 "-t UTF-8)") from None
         raise EventError("line", f"not valid JSON: {exc}") from None
     if too_deep(line) and _depth(data) > MAX_NESTING:
         raise EventError("line", f"not valid JSON: nested deeper than {MAX_NESTING} levels")
@@ -193,12 +215,25 @@ def envelope_decoder() -> tuple[Callable[[str | bytes], Any], tuple[type[Excepti
     return fast.envelope, fast.errors
 
 
+_setting_error: str | None = None
+
+
+def setting_error() -> str | None:
+    """Why the `STATEMACHINE_JSON` setting was not taken (an unknown name, or msgspec missing), or
+    None. Importing never fails on it (the default decoder is used instead); the command line
+    refuses to run with it."""
+    return _setting_error
+
+
 def _from_environment() -> None:
-    wanted = os.environ.get("STATEMACHINE_JSON", "auto").strip().lower() or "auto"
+    global _setting_error
+    raw = os.environ.get("STATEMACHINE_JSON", "auto")
+    wanted = raw.strip().lower() or "auto"
     try:
         use_decoder(wanted)
-    except (ValueError, ImportError):
-        use_decoder("auto")  # a bad setting never stops the import; `use_decoder` says why when called
+    except (ValueError, ImportError) as exc:
+        _setting_error = f"STATEMACHINE_JSON={raw!r}: {exc}"
+        use_decoder("auto")
 
 
 _from_environment()

@@ -29,6 +29,7 @@ from typing import Any
 from statemachine.core.event import parse_timestamp
 from statemachine.core.outcome import Outcome, OutcomeKind
 from statemachine.core.session import Session
+from statemachine.observing.text import visible
 from statemachine.replay.lines import MAX_LINE_BYTES, replay_lines
 from statemachine.runtime.projector import SessionProjector
 from statemachine.spec.model import Spec
@@ -370,8 +371,16 @@ def _divergence(watch: _Watch) -> dict[str, Any] | None:
     return None
 
 
+# Their sessions file is read whole: past this many bytes it is refused unread (an endless file
+# such as /dev/zero would otherwise be read until memory runs out). 100,000 sessions take ~30 MB.
+MAX_SESSIONS_BYTES = 64 << 20
+
+
 def load_sessions(text: str | bytes) -> dict[str, dict[str, Any]]:
-    """Their sessions from JSON text; `AuditError` when it is not JSON or not their shape."""
+    """Their sessions from JSON text; `AuditError` when it is not JSON, longer than
+    `MAX_SESSIONS_BYTES`, or not their shape."""
+    if len(text) > MAX_SESSIONS_BYTES:
+        raise AuditError("$", f"longer than {MAX_SESSIONS_BYTES} bytes (MAX_SESSIONS_BYTES)")
     try:
         data = json.loads(text)
     except (ValueError, RecursionError) as exc:
@@ -379,46 +388,49 @@ def load_sessions(text: str | bytes) -> dict[str, dict[str, Any]]:
     return parse_sessions(data)
 
 
-__all__ += ["load_sessions"]
+__all__ += ["MAX_SESSIONS_BYTES", "load_sessions"]
 
 
 def _show(value: Any) -> str:
-    return "null" if value is None else json.dumps(value)
+    return "null" if value is None else json.dumps(value)  # JSON escapes every control character
 
 
 def render_text(report: AuditReport) -> str:
-    """The report for people: one block per differing thread."""
+    """The report for people: one block per differing thread. Every string from the log or their
+    sessions is shown with its control characters escaped (`statemachine.observing.text`)."""
+    v = visible
     out = [f"audit: {len(report.threads)} thread(s) differ of {report.compared} compared"
            f" ({sum(1 for t in report.threads if t.impossible)} impossible); "
            f"{report.lines} line(s) replayed, {report.malformed} malformed\n"]
     for t in report.threads:
+        tid = v(t.thread_id)
         if t.theirs is None:
-            out.append(f"{t.thread_id}: missing from theirs (ours: {t.ours and t.ours['status']})\n")
+            out.append(f"{tid}: missing from theirs (ours: {v(str(t.ours and t.ours['status']))})\n")
             continue
         if t.ours is None:
-            out.append(f"{t.thread_id}: not in the log (theirs: {t.theirs.get('status')})\n")
+            out.append(f"{tid}: not in the log (theirs: {v(str(t.theirs.get('status')))})\n")
             if t.impossible:
-                out.append(f"  impossible: {t.impossible}\n")
+                out.append(f"  impossible: {v(str(t.impossible))}\n")
             continue
-        out.append(f"{t.thread_id}:\n")
+        out.append(f"{tid}:\n")
         for name, pair in t.differences.items():
-            out.append(f"  {name}: ours {_show(pair['ours'])}, theirs {_show(pair['theirs'])}\n")
+            out.append(f"  {v(name)}: ours {_show(pair['ours'])}, theirs {_show(pair['theirs'])}\n")
         if t.impossible:
-            out.append(f"  impossible: {t.impossible}\n")
+            out.append(f"  impossible: {v(str(t.impossible))}\n")
         d = t.divergence
         if d is None:
             out.append("  first divergence: none; theirs is still reachable from ours after the last line\n")
         elif d.get("event"):
             ev = d["event"]
-            turn = f" {ev['turnId']}" if ev.get("turnId") else ""
-            why = f" ({ev['reason']})" if ev.get("reason") else ""
-            out.append(f"  first divergence: line {d['line']}, {ev['type']}{turn} {ev['eventId']}, "
-                       f"{ev['outcome']}{why}: {d['basis']}\n")
+            turn = f" {v(ev['turnId'])}" if ev.get("turnId") else ""
+            why = f" ({v(ev['reason'])})" if ev.get("reason") else ""
+            out.append(f"  first divergence: line {d['line']}, {v(ev['type'])}{turn} {v(ev['eventId'])}, "
+                       f"{ev['outcome']}{why}: {v(d['basis'])}\n")
         else:
-            out.append(f"  first divergence: {d['basis']}\n")
-        held = ", ".join(f"{k} after line {v}" if v is not None else f"{k} never" for k, v in t.last_held.items())
+            out.append(f"  first divergence: {v(d['basis'])}\n")
+        held = ", ".join(f"{k} after line {n}" if n is not None else f"{k} never" for k, n in t.last_held.items())
         if held:
-            out.append(f"  ours last had their value: {held}\n")
+            out.append(f"  ours last had their value: {v(held)}\n")
     return "".join(out)
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from functools import cache
@@ -25,6 +26,7 @@ from typing import Any
 
 from statemachine.core.event import parse_timestamp
 from statemachine.core.outcome import Outcome
+from statemachine.observing.text import visible
 from statemachine.observing.trace import MALFORMED, readable_ids
 from statemachine.replay.lines import MAX_LINE_BYTES, replay_lines
 from statemachine.runtime.operations import ActivityClock, stale_turns
@@ -223,11 +225,18 @@ def _template() -> str:
     return (resources.files(__package__) / "timeline_page.html").read_text(encoding="utf-8")
 
 
+_PLACEHOLDER = re.compile(r"\{\{(?:TITLE|DATA)\}\}")
+
+
 def page_html(data: dict[str, Any], title: str | None = None) -> str:
-    """The page for data from `timeline_data`."""
+    """The page for data from `timeline_data`, ASCII only. The placeholders are filled in one pass
+    over the template: a title (or data) holding `{{DATA}}` is text, never expanded again."""
     source = data.get("source") or ""
     heading = title or (f"Timeline of {source}" if source else "Session timeline")
-    return _template().replace("{{TITLE}}", html.escape(heading)).replace("{{DATA}}", _script_json(data))
+    # Escaped for HTML, control characters made visible, non-ASCII as character references.
+    shown = html.escape(visible(heading)).encode("ascii", "xmlcharrefreplace").decode("ascii")
+    fills = {"{{TITLE}}": shown, "{{DATA}}": _script_json(data)}
+    return _PLACEHOLDER.sub(lambda m: fills[m.group(0)], _template())
 
 
 def render_timeline(

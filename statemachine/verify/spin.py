@@ -210,8 +210,9 @@ def check_spin(
         except (_Failed, PromelaError) as exc:
             return failed(str(exc))
 
-    scope = (f"turn ids 1..{turn_ids}; {len(modelled)} requirements modelled, "
-             f"{len(left_out)} read fields the model leaves out (lastError, updatedAt, provider, reasons, duplicates)")
+    scope = (f"turn ids 1..{turn_ids}; {len(modelled)} requirements modelled, {len(left_out)} not modelled "
+             "because they read what the model leaves out (lastError, updatedAt, provider, reasons, duplicates; "
+             "explore and induction check those)")
     if not errors and not ltl:
         untaken = [t.index for t in spec.transitions if t.index not in taken]
         detail = (f"no assertion or LTL claim violated in {covered['states']} states x {covered['events']} events "

@@ -60,7 +60,7 @@ class EventTemplate:
 
     def label(self) -> str:
         payload = ",".join(f"{k}={v}" for k, v in self.payload)
-        return f"{self.type}({payload}) turn={self.turn_id or '-'} at={self.created_at[17:19]}"
+        return f"{self.type}({payload}) turn={self.turn_id or '-'} createdAt={self.created_at}"
 
 
 # The payload combinations one trigger may need (2 per field read). Beyond this the spec is

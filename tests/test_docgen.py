@@ -1,0 +1,69 @@
+"""statemachine/rendering/docgen.py's generated blocks: the outcome and rejection-reason tables in
+docs/observing.md and docs/semantics.md are generated from the code and the spec, and checked."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from statemachine.core.vocabulary import OUTCOME_KINDS, OUTCOME_MEANINGS, REJECTION_REASONS
+from statemachine.rendering.docgen import BLOCK_END, BLOCK_PAGES, BLOCK_START, blocks, fill_blocks
+from statemachine.spec.load import builtin_spec
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+
+
+def _cells(block: str) -> list[str]:
+    return [row.split(" | ")[0].strip("| `") for row in block.splitlines()[2:]]
+
+
+def test_every_outcome_has_a_meaning_and_a_row() -> None:
+    assert list(OUTCOME_MEANINGS) == list(OUTCOME_KINDS)
+    assert _cells(blocks(builtin_spec())["outcomes"]) == list(OUTCOME_KINDS)
+
+
+def test_every_rejection_reason_has_a_row() -> None:
+    assert sorted(_cells(blocks(builtin_spec())["rejection reasons"])) == sorted(REJECTION_REASONS)
+
+
+@pytest.mark.parametrize("page", BLOCK_PAGES)
+def test_the_committed_pages_hold_the_generated_blocks(page: str) -> None:
+    text = (DOCS / page).read_text(encoding="utf-8")
+    for name, content in blocks(builtin_spec()).items():
+        assert f"{BLOCK_START.format(name=name)}\n{content}\n{BLOCK_END.format(name=name)}" in text, (page, name)
+    assert fill_blocks(text, builtin_spec()) == text
+
+
+def test_filling_replaces_only_between_the_markers() -> None:
+    start, end = BLOCK_START.format(name="outcomes"), BLOCK_END.format(name="outcomes")
+    text = f"before\n{start}\nstale table\n{end}\nafter {start} inline is not a block\n"
+    filled = fill_blocks(text, builtin_spec())
+    assert filled.startswith(f"before\n{start}\n| outcome | meaning |") and "stale table" not in filled
+    assert filled.endswith(f"{end}\nafter {start} inline is not a block\n")
+    assert fill_blocks("no markers\n", builtin_spec()) == "no markers\n"
+
+
+def test_a_stale_block_is_caught_and_regenerated(tmp_path: Path) -> None:
+    for page in BLOCK_PAGES:
+        shutil.copy(DOCS / page, tmp_path / page)
+    stale = (tmp_path / "observing.md").read_text(encoding="utf-8").replace("| `forgotten` |", "| `gone` |")
+    (tmp_path / "observing.md").write_text(stale, encoding="utf-8")
+
+    def docs(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "statemachine", "docs", "--out", str(tmp_path), *extra],
+                              capture_output=True, text=True, cwd=ROOT, timeout=300,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+    if shutil.which("dot") is None:
+        pytest.skip("docs needs Graphviz's dot (the SVG)")
+    checked = docs("--check")
+    assert checked.returncode == 1 and f"{tmp_path}/observing.md is out of date" in checked.stderr
+    assert f"{tmp_path}/semantics.md" not in checked.stderr
+    assert docs().returncode == 0
+    assert (tmp_path / "observing.md").read_bytes() == (DOCS / "observing.md").read_bytes()
