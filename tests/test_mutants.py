@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from statemachine import SessionProjector, builtin_spec
+from statemachine.rendering.docgen import refresh_sections
 from statemachine.spec.loader import read_spec_file
 from statemachine.spec.requirements import Requirements, builtin_requirements
 from statemachine.verify.mutate import apply_edits, builtin_mutants, load_mutant, read_mutant
@@ -144,3 +145,13 @@ def test_the_requirements_table_in_the_docs_lists_every_requirement_and_a_mutant
         assert shown, name
         for mutant in shown:
             assert name in caught_by(ROOT / "specs" / "mutants" / f"{mutant}.yaml"), (name, mutant)
+
+
+def test_the_mutant_table_in_the_docs_is_made_from_the_files() -> None:
+    doc = (ROOT / "docs" / "verification.md").read_text(encoding="utf-8")
+    assert refresh_sections(doc, ["mutants"]) == doc, "the mutant table is stale: run `python -m statemachine docs`"
+    for path in MUTANTS:
+        assert f"| `{path.stem}` |" in doc
+    # A table missing a mutant is caught and made again.
+    stale = doc.replace(f"| `{MUTANTS[-1].stem}` |", f"| `{MUTANTS[-1].stem}_old` |")
+    assert stale != doc and refresh_sections(stale, ["mutants"]) == doc

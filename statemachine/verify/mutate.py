@@ -111,8 +111,15 @@ def _show(value: Any) -> str:
     return json.dumps(value, ensure_ascii=True, default=str)
 
 
-def parse_edit(raw: Any, where: str = "edit") -> Edit:
-    """An edit as data -> an `Edit`, or `_EditError` naming the field."""
+def parse_edit(raw: Any, where: str = "edits[0]", source: str = "<edit>") -> Edit:
+    """An edit as data -> an `Edit`, or a `SpecError` naming `source` and the field."""
+    try:
+        return _parse_edit(raw, where)
+    except _EditError as exc:
+        raise SpecError(source, exc.where, exc.message) from None
+
+
+def _parse_edit(raw: Any, where: str) -> Edit:
     if not isinstance(raw, dict):
         raise _EditError(where, "an edit is a mapping with `at` and one of " + ", ".join(OPERATIONS))
     unknown = sorted(set(raw) - _EDIT_KEYS)
@@ -297,10 +304,7 @@ def read_mutant(path: str | Path) -> MutantInfo:
     edits_raw = raw.get("edits")
     if not isinstance(edits_raw, list) or not edits_raw:
         raise SpecError(name, "edits", "must list at least one edit")
-    try:
-        edits = tuple(parse_edit(e, f"edits[{i}]") for i, e in enumerate(edits_raw))
-    except _EditError as exc:
-        raise SpecError(name, exc.where, exc.message) from None
+    edits = tuple(parse_edit(e, f"edits[{i}]", name) for i, e in enumerate(edits_raw))
     return MutantInfo(file.stem, name, _text(raw, "class", name), _text(raw, "breaks", name), tuple(caught),
                       _text(raw, "before_requirements", name), edits)
 
