@@ -389,6 +389,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
     except RequirementsError as exc:
         print(f"requirements error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if args.mutate or args.mutate_sample is not None:
+        from statemachine.verify.mutation import mutate_command
+
+        return mutate_command(spec, requirements, sample=args.mutate_sample, seed=args.mutate_seed,
+                              spin=args.mutate_spin, as_json=args.json, out=sys.stdout, err=sys.stderr)
     results = run_checks(spec, requirements, skip=args.skip)
     if args.counterexample_out:
         try:
@@ -492,6 +497,16 @@ def _jobs(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
     if not 1 <= value <= limit:
         raise argparse.ArgumentTypeError(f"must be between 1 and {limit}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
 
 
@@ -681,6 +696,15 @@ def build_parser(prog: str = MODULE_PROG, *, only: str | None = None) -> argpars
     verify.add_argument("--counterexample-out", metavar="DIR",
                         help="write each violated requirement's counterexample to DIR/NAME.jsonl, and its "
                              "timeline to DIR/NAME.html")
+    verify.add_argument("--mutate", action="store_true",
+                        help="instead of the checks: judge every single-edit mutant of the spec (declarations, "
+                             "explore, induction), print the mutation score and each surviving mutant with the "
+                             "shortest trace on which it differs (exit 1 when one survives)")
+    verify.add_argument("--mutate-sample", metavar="N", type=_positive_int, default=None,
+                        help="with or without --mutate: judge a sample of N mutants, drawn with --mutate-seed")
+    verify.add_argument("--mutate-seed", metavar="S", type=int, default=0, help="the sample's seed (default 0)")
+    verify.add_argument("--mutate-spin", action="store_true",
+                        help="with --mutate: run spin too on the mutants the other checks let through (slow)")
     verify.set_defaults(handler=cmd_verify)
     export = sub.add_parser(
         "export", help="write the spec in another language (promela: a model for spin; python: the compiled engine)",
