@@ -1,4 +1,4 @@
-"""Every mutant in specs/mutants/ fails `verify`, caught by the requirements its header names, and
+"""Every mutant in specs/mutants/ fails `verify`, caught by the requirements its file names, and
 every requirement that a spec can break is shown failing on at least one mutant.
 
 The checks run here are those whose counterexamples replay from a new thread (declarations,
@@ -71,7 +71,7 @@ def test_each_mutant_is_the_spec_with_one_small_change(mutant: Path) -> None:
 
 
 @pytest.mark.parametrize("mutant", MUTANTS, ids=lambda m: m.stem)
-def test_verify_fails_each_mutant_with_the_requirements_its_header_names(mutant: Path) -> None:
+def test_verify_fails_each_mutant_with_the_requirements_its_file_names(mutant: Path) -> None:
     requirements, results = _run(mutant)
     assert not all(r.ok for r in results)
     violated = {n for r in results for n in r.violated if n in set(requirements.names)}

@@ -404,6 +404,7 @@ class Mutation:
         return f"{self.operator}: {edit_label(self.edit)}"
 
 
+T = "transitions"
 OPERATORS = (
     "drop guard", "drop effect", "change destination", "drop source", "add source", "replace guard",
     "swap transitions", "flip flag", "drop on-enter effect", "drop on-applied effect", "change parameter",
@@ -424,10 +425,6 @@ def _transition_steps(transitions: list[dict[str, Any]]) -> list[dict[str, Any]]
             step["nth"] = seen[t["trigger"]]
         steps.append(step)
     return steps
-
-
-def _effect_step(ref: Any) -> Any:
-    return ref  # a name is the item equal to it; a mapping picks the item with the same parameters
 
 
 def _parameter_values(
@@ -472,7 +469,9 @@ def single_edit_mutants(data: Mapping[str, Any]) -> list[Mutation]:
         for g in t.get("guards", []):
             add("drop guard", [T, step, "guards"], "remove", g)
         for e in t.get("effects", []):
-            add("drop effect", [T, step, "effects"], "remove", _effect_step(e))
+            # An effect use is its own step: a name picks the item equal to it, a mapping the item
+            # with the same parameters.
+            add("drop effect", [T, step, "effects"], "remove", e)
     for t, step in zip(transitions, steps, strict=True):
         if "dest" in t:
             for s in statuses:
@@ -507,9 +506,9 @@ def single_edit_mutants(data: Mapping[str, Any]) -> list[Mutation]:
             add("flip flag", ["statuses", {"name": s["name"]}, flag], "set", not s[flag])
     for s in data["statuses"]:
         for e in s["on_enter"]:
-            add("drop on-enter effect", ["statuses", {"name": s["name"]}, "on_enter"], "remove", _effect_step(e))
+            add("drop on-enter effect", ["statuses", {"name": s["name"]}, "on_enter"], "remove", e)
     for e in data["on_applied"]:
-        add("drop on-applied effect", ["on_applied"], "remove", _effect_step(e))
+        add("drop on-applied effect", ["on_applied"], "remove", e)
     others = _parameter_values(data, payload_params)
     for t, step in zip(transitions, steps, strict=True):
         event_type = events.get(t["trigger"].partition("[")[0], {})
@@ -522,8 +521,5 @@ def single_edit_mutants(data: Mapping[str, Any]) -> list[Mutation]:
                 candidates = fields if p in payload_params.get(name, ()) else others.get((name, p), [])
                 for c in candidates:
                     if c != v:
-                        add("change parameter", [T, step, "effects", _effect_step(e), name, p], "set", c)
+                        add("change parameter", [T, step, "effects", e, name, p], "set", c)
     return out
-
-
-T = "transitions"

@@ -113,8 +113,9 @@ class MutationReport:
 
 def affected_triggers(spec: Spec, mutant: Spec) -> frozenset[str]:
     """The triggers whose steps may differ between the two specs (see the module docstring)."""
-    if (spec.events, spec.on_applied, spec.status_names, spec.initial) != (
-            mutant.events, mutant.on_applied, mutant.status_names, mutant.initial):
+    if (spec.events, spec.on_applied, spec.status_names, spec.initial, dict(spec.guards), spec.vocabulary) != (
+            mutant.events, mutant.on_applied, mutant.status_names, mutant.initial, dict(mutant.guards),
+            mutant.vocabulary):
         return frozenset(spec.triggers) | frozenset(mutant.triggers)
     hooks = {s.name for s, m in zip(spec.statuses, mutant.statuses, strict=True) if s.on_enter != m.on_enter}
     out = set()
