@@ -297,3 +297,26 @@ def test_what_the_model_leaves_out_is_derived_from_the_declarations() -> None:
     loud = VOCABULARY.extended(effects=(Effect("clear_error", "turn = None\nerr = None", (), ("turn", "err"),
                                                "Clears the error, and the turn too."),))
     assert "clear_error" not in unmodelled_effects(loud)
+
+
+def test_a_name_is_an_identifier_without_a_trailing_newline(data: dict[str, Any]) -> None:
+    from dataclasses import replace
+
+    from statemachine.spec.model import SpecError
+    from statemachine.verify.mutate import spec_from_data
+    from statemachine.verify.promela import PromelaError
+
+    # Python's `$` also matches before a final newline: the schema says "nothing after the end".
+    for where, edit in (("statuses[6].name", lambda d: d["statuses"][6].update(name="error\n")),
+                        ("events[0].type", lambda d: d["events"][0].update(type="session.started\n")),
+                        ("name", lambda d: d.update(name="session-lifecycle\n"))):
+        broken = copy.deepcopy(data)
+        edit(broken)
+        with pytest.raises(SpecError) as caught:
+            spec_from_data(broken, "newline.yaml")
+        assert caught.value.path == where
+    # A Spec made some other way with such a name is refused by the exporter, not written out.
+    spec = builtin_spec()
+    renamed = replace(spec, statuses=(replace(spec.statuses[0], name="idle\n*/"), *spec.statuses[1:]))
+    with pytest.raises(PromelaError, match="is not an identifier"):
+        export_promela(renamed)
