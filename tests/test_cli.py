@@ -17,6 +17,7 @@ from helpers import Events, jsonl, stamp
 from statemachine import SessionProjector
 from statemachine.cli.main import main
 from statemachine.replay.lines import replay_lines
+from statemachine.verify.mutate import mutant_spec_text
 
 ROOT = Path(__file__).resolve().parent.parent
 MUTANT_A = ROOT / "specs" / "mutants" / "a_seed_ready_keeps_turn.yaml"
@@ -274,7 +275,9 @@ def test_spec_option_runs_another_lifecycle(tmp_path: Path) -> None:
     log = tmp_path / "log.jsonl"
     log.write_text(jsonl([ev("turn.started", "T"), ev("session.state.changed", state="ready")]))
     builtin = one_json_object(run("replay", "--json", str(log)).stdout)["sessions"]["thr-x"]
-    proc = run("replay", "--json", "--spec", str(MUTANT_A), str(log))
+    spec = tmp_path / "mutant.yaml"
+    spec.write_text(mutant_spec_text(MUTANT_A))
+    proc = run("replay", "--json", "--spec", str(spec), str(log))
     assert proc.returncode == 0
     mutant = one_json_object(proc.stdout)["sessions"]["thr-x"]
     assert (builtin["status"], builtin["activeTurnId"]) == ("ready", None)
@@ -283,7 +286,7 @@ def test_spec_option_runs_another_lifecycle(tmp_path: Path) -> None:
 
 def test_a_broken_spec_is_reported_with_file_and_path(tmp_path: Path) -> None:
     spec = tmp_path / "broken.yaml"
-    spec.write_text(MUTANT_A.read_text().replace("dest: ready", "dest: readyish", 1))
+    spec.write_text(mutant_spec_text(MUTANT_A).replace("dest: ready", "dest: readyish", 1))
     log = tmp_path / "log.jsonl"
     log.write_text(jsonl([Events()("session.started")]))
     proc = run("replay", "--json", "--spec", str(spec), str(log))

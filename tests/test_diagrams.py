@@ -14,6 +14,7 @@ from helpers import require_graphviz
 
 from statemachine import builtin_spec, load_spec
 from statemachine.rendering.diagrams import FORMATS, DiagramUnavailable, render
+from statemachine.verify.mutate import load_mutant, mutant_spec_text
 
 ROOT = Path(__file__).resolve().parent.parent
 MUTANT_C = ROOT / "specs" / "mutants" / "c_internal_turn_in_ready.yaml"
@@ -184,7 +185,7 @@ def test_no_state_is_highlighted_as_current(graphviz_available: None) -> None:
 
 def test_the_drawing_follows_the_spec_file() -> None:
     # This mutant adds an internal transition on `ready`: the picture must show it.
-    mutant = render(load_spec(MUTANT_C), "mermaid").decode("utf-8")
+    mutant = render(load_mutant(MUTANT_C)[0], "mermaid").decode("utf-8")
     assert mermaid_edges(mutant)[("ready", "ready")].startswith("turn.started [internal] [targeted]")
     assert "turn.started" not in mermaid_edges(mermaid_text())[("ready", "ready")]
 
@@ -236,10 +237,12 @@ def test_cli_refuses_a_file_name_that_contradicts_the_format(tmp_path: Path) -> 
     assert not out.exists()
 
 
-def test_cli_reads_another_spec() -> None:
-    proc = run("diagram", "--spec", str(MUTANT_C))
+def test_cli_reads_another_spec(tmp_path: Path) -> None:
+    spec = tmp_path / "mutant.yaml"
+    spec.write_text(mutant_spec_text(MUTANT_C))
+    proc = run("diagram", "--spec", str(spec))
     assert proc.returncode == 0
-    assert proc.stdout.decode("utf-8") == render(load_spec(MUTANT_C), "mermaid").decode("utf-8")
+    assert proc.stdout.decode("utf-8") == render(load_spec(spec), "mermaid").decode("utf-8")
 
 
 # -- without Graphviz -------------------------------------------------------------------------

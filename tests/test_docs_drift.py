@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 from helpers import require_graphviz
 
-from statemachine import builtin_spec, load_spec
+from statemachine import builtin_spec
 from statemachine.cli.main import build_parser, cli_reference, subcommand_parsers
 from statemachine.rendering.docgen import CLI_MD, GENERATED, LIFECYCLE_MD, LIFECYCLE_SVG, cli_markdown, generate, stale
+from statemachine.verify.mutate import load_mutant, mutant_spec_text
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -56,10 +57,13 @@ def test_a_changed_spec_is_caught_and_the_file_named(tmp_path: Path, graphviz_av
     # Committed docs, then the spec changes (here: a mutant) without regenerating.
     for name in GENERATED:
         shutil.copy(DOCS / name, tmp_path / name)
-    mutant = load_spec(MUTANT_A)
+    mutant, _ = load_mutant(MUTANT_A)
+    spec_file = tmp_path / "spec" / MUTANT_A.name  # the mutant as a whole spec file, for --spec
+    spec_file.parent.mkdir()
+    spec_file.write_text(mutant_spec_text(MUTANT_A))
     assert set(stale(tmp_path, mutant)) == {LIFECYCLE_MD, LIFECYCLE_SVG}
     proc = subprocess.run([sys.executable, "-m", "statemachine", "docs", "--check", "--out", str(tmp_path),
-                           "--spec", str(MUTANT_A)], capture_output=True, text=True, cwd=ROOT, timeout=300,
+                           "--spec", str(spec_file)], capture_output=True, text=True, cwd=ROOT, timeout=300,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 1
     assert f"{tmp_path}/{LIFECYCLE_MD} is out of date" in proc.stderr
@@ -72,7 +76,7 @@ def test_the_semantics_tables_follow_the_spec() -> None:
     # Mutant A keeps the turn when `session.state.changed[ready]` arrives: the measured table shows it.
     from statemachine.rendering.docgen import lifecycle_markdown
 
-    normal, mutant = lifecycle_markdown(builtin_spec()), lifecycle_markdown(load_spec(MUTANT_A))
+    normal, mutant = lifecycle_markdown(builtin_spec()), lifecycle_markdown(load_mutant(MUTANT_A)[0])
     assert normal != mutant
     assert _differing({LIFECYCLE_MD: mutant.encode("utf-8")}, DOCS) == [LIFECYCLE_MD]
 

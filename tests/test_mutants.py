@@ -1,4 +1,4 @@
-"""Every mutant in specs/mutants/ fails `verify`, caught by the requirements its header names, and
+"""Every mutant in specs/mutants/ fails `verify`, caught by the requirements its file names, and
 every requirement that a spec can break is shown failing on at least one mutant.
 
 The checks run here are those whose counterexamples replay from a new thread (declarations,
@@ -7,20 +7,22 @@ explore, spin); `induction` and `agreement` on mutants are covered in test_verif
 
 from __future__ import annotations
 
-import difflib
 import re
 from functools import cache
 from pathlib import Path
 
 import pytest
 
-from statemachine import SessionProjector, builtin_spec, load_spec
+from statemachine import SessionProjector, builtin_spec
+from statemachine.rendering.docgen import refresh_sections
+from statemachine.spec.loader import read_spec_file
 from statemachine.spec.requirements import Requirements, builtin_requirements
+from statemachine.verify.mutate import apply_edits, builtin_mutants, load_mutant, read_mutant
 from statemachine.verify.report import CheckResult
 from statemachine.verify.run import render_text, requirement_verdicts, run_checks
 
 ROOT = Path(__file__).resolve().parent.parent
-MUTANTS = sorted((ROOT / "specs" / "mutants").glob("*.yaml"))
+MUTANTS = builtin_mutants()
 SKIPPED_HERE = ["induction", "agreement"]
 # No spec can break these: the projector keeps them for every spec. test_requirements.py shows
 # each failing on a projector broken on purpose.
@@ -33,36 +35,20 @@ PROJECTOR_GUARANTEES = {
 }
 
 
-def _header(path: Path) -> dict[str, str]:
-    """`# Key: value` lines of a mutant's header, continuation lines (`#   ...`) joined."""
-    fields: dict[str, str] = {}
-    key = None
-    for line in path.read_text().splitlines():
-        if not line.startswith("#"):
-            break
-        match = re.match(r"# ([A-Z][^:]*): (.*)", line)
-        if match:
-            key = match.group(1)
-            fields[key] = match.group(2)
-        elif line.startswith("#   ") and key is not None:
-            fields[key] += " " + line[4:]
-    return fields
-
-
 def caught_by(path: Path) -> set[str]:
-    return {n.strip() for n in _header(path)["Caught by (declarations, explore, spin)"].split(",")}
+    return set(read_mutant(path).caught_by)
 
 
 @cache
 def _run(path: Path) -> tuple[Requirements, tuple[CheckResult, ...]]:
-    spec = load_spec(path)
+    spec, _ = load_mutant(path)
     requirements = builtin_requirements(spec)
     return requirements, tuple(run_checks(spec, requirements, skip=SKIPPED_HERE))
 
 
 def test_there_are_mutants_for_each_requirement_class() -> None:
     assert len(MUTANTS) >= 12
-    classes = {_header(m).get("MUTANT (wrong on purpose)", "") for m in MUTANTS}
+    classes = {read_mutant(m).kind for m in MUTANTS}
     text = " ".join(classes)
     for kind in ("guard dropped", "memory effect dropped", "status flag flipped", "spec invariant deleted",
                  "source set widened", "destination changed", "on_applied effect dropped", "on_enter hook added",
@@ -72,27 +58,25 @@ def test_there_are_mutants_for_each_requirement_class() -> None:
 
 @pytest.mark.parametrize("mutant", MUTANTS, ids=lambda m: m.stem)
 def test_each_mutant_is_the_spec_with_one_small_change(mutant: Path) -> None:
-    # A stale copy would test another lifecycle. One change: at most one line edited and, for the
-    # mutant that deletes an invariant, its three lines.
-    def body(path: Path) -> list[str]:
-        lines = path.read_text().splitlines()
-        return lines[next(i for i, line in enumerate(lines) if line.startswith("spec_version")):]
-
-    diff = [d for d in difflib.ndiff(body(ROOT / "specs" / "session_lifecycle.yaml"), body(mutant))
-            if d[:2] in ("- ", "+ ")]
-    assert 1 <= len(diff) <= 5, diff
-    fields = _header(mutant)
-    assert fields.get("Breaks") and caught_by(mutant), fields
-    assert "agreement check passes" in fields["Before the requirements"]
+    # A few edits of the built-in spec's data, each of which changes it (so none is stale), and a
+    # file that says what it breaks and which requirements catch it.
+    info = read_mutant(mutant)
+    assert 1 <= len(info.edits) <= 2, info.edits
+    base = read_spec_file(None)[0]
+    for edit in info.edits:
+        assert apply_edits(base, [edit]) != base, edit
+    assert info.breaks and info.caught_by and info.kind
+    assert "agreement check passes" in info.before_requirements
+    assert load_mutant(mutant)[0].source == str(mutant)
 
 
 @pytest.mark.parametrize("mutant", MUTANTS, ids=lambda m: m.stem)
-def test_verify_fails_each_mutant_with_the_requirements_its_header_names(mutant: Path) -> None:
+def test_verify_fails_each_mutant_with_the_requirements_its_file_names(mutant: Path) -> None:
     requirements, results = _run(mutant)
     assert not all(r.ok for r in results)
     violated = {n for r in results for n in r.violated if n in set(requirements.names)}
     assert violated == caught_by(mutant)
-    text = render_text(load_spec(mutant), requirements, list(results))
+    text = render_text(load_mutant(mutant)[0], requirements, list(results))
     for name in violated:
         assert re.search(rf"^VIOLATED +{name} ", text, re.MULTILINE), name
 
@@ -100,7 +84,7 @@ def test_verify_fails_each_mutant_with_the_requirements_its_header_names(mutant:
 @pytest.mark.parametrize("mutant", MUTANTS, ids=lambda m: m.stem)
 def test_each_counterexample_replays_into_its_violation(mutant: Path) -> None:
     requirements, results = _run(mutant)
-    spec = load_spec(mutant)
+    spec, _ = load_mutant(mutant)
     for verdict in requirement_verdicts(requirements, list(results)):
         if not verdict.violated_by:
             continue
@@ -140,7 +124,7 @@ def test_a_spec_that_only_flips_a_flag_fails() -> None:
 
 def test_a_spec_that_deletes_an_invariant_still_fails_on_its_bug() -> None:
     mutant = ROOT / "specs" / "mutants" / "i_invariant_deleted_late_start.yaml"
-    spec = load_spec(mutant)
+    spec, _ = load_mutant(mutant)
     assert "active_turn_not_finished" not in {i.name for i in spec.invariants}
     _, results = _run(mutant)
     explored = next(r for r in results if r.name == "explore")
@@ -161,3 +145,13 @@ def test_the_requirements_table_in_the_docs_lists_every_requirement_and_a_mutant
         assert shown, name
         for mutant in shown:
             assert name in caught_by(ROOT / "specs" / "mutants" / f"{mutant}.yaml"), (name, mutant)
+
+
+def test_the_mutant_table_in_the_docs_is_made_from_the_files() -> None:
+    doc = (ROOT / "docs" / "verification.md").read_text(encoding="utf-8")
+    assert refresh_sections(doc, ["mutants"]) == doc, "the mutant table is stale: run `python -m statemachine docs`"
+    for path in MUTANTS:
+        assert f"| `{path.stem}` |" in doc
+    # A table missing a mutant is caught and made again.
+    stale = doc.replace(f"| `{MUTANTS[-1].stem}` |", f"| `{MUTANTS[-1].stem}_old` |")
+    assert stale != doc and refresh_sections(stale, ["mutants"]) == doc

@@ -19,6 +19,7 @@ from statemachine.spec.requirements import (
 )
 from statemachine.verify import explore as explore_module
 from statemachine.verify.explore import explore
+from statemachine.verify.mutate import load_mutant
 
 ROOT = Path(__file__).resolve().parent.parent
 THREAD = "t"
@@ -119,7 +120,7 @@ def test_redelivery_contracts_apply_only_to_redeliveries() -> None:
 
 
 def test_a_spec_flag_that_weakens_the_core_requirement_is_a_declaration_violation() -> None:
-    reqs = builtin_requirements(load_spec(ROOT / "specs" / "mutants" / "h_stopped_flag_flipped.yaml"))
+    reqs = builtin_requirements(load_mutant(ROOT / "specs" / "mutants" / "h_stopped_flag_flipped.yaml")[0])
     bad = reqs.declaration_violations()
     assert list(bad) == ["no_turn_in_inactive_status"]
     assert "stopped" in bad["no_turn_in_inactive_status"]

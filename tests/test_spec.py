@@ -18,6 +18,7 @@ from helpers import Events
 
 from statemachine import SessionProjector, Spec, SpecError, builtin_spec, load_spec
 from statemachine.spec.load import BUILTIN_SPEC, parse_spec
+from statemachine.verify.mutate import load_mutant
 
 ROOT = Path(__file__).resolve().parent.parent
 MUTANTS = sorted((ROOT / "specs" / "mutants").glob("*.yaml"))
@@ -101,7 +102,7 @@ def test_there_are_mutants() -> None:
 @pytest.mark.parametrize("path", MUTANTS, ids=[m.stem for m in MUTANTS])
 def test_every_mutant_is_well_formed(path: Path) -> None:
     # Wrong on purpose, but well-formed: the loader accepts them, the proofs reject them.
-    spec = load_spec(path)
+    spec, _ = load_mutant(path)
     assert spec.source == str(path)
     assert set(spec.status_names) == set(builtin_spec().status_names)
     builtin = builtin_spec()

@@ -9,6 +9,7 @@ import pytest
 from statemachine.spec.load import BUILTIN_SPEC, load_spec, parse_spec
 from statemachine.spec.loader import MAX_SPEC_BYTES, MAX_SPEC_DEPTH
 from statemachine.spec.model import SpecError
+from statemachine.verify.mutate import load_mutant
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 BASE = BUILTIN_SPEC.read_text(encoding="utf-8")
@@ -26,7 +27,7 @@ def test_the_builtin_spec_and_the_mutants_still_load() -> None:
     mutants = sorted((SPECS / "mutants").glob("*.yaml"))
     assert mutants
     for path in mutants:
-        load_spec(path)
+        load_mutant(path)
 
 
 @pytest.mark.parametrize(

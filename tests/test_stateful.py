@@ -16,8 +16,9 @@ from hypothesis import Phase, seed, settings
 from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 from stateful_lifecycle import InvariantViolation, make_lifecycle_machine
 
-from statemachine import EventError, Outcome, SessionProjector, builtin_spec, load_spec
+from statemachine import EventError, Outcome, SessionProjector, builtin_spec
 from statemachine.spec.requirements import builtin_requirements
+from statemachine.verify.mutate import load_mutant
 
 MUTANTS = sorted((Path(__file__).resolve().parent.parent / "specs" / "mutants").glob("*.yaml"))
 # What each classic mutant breaks (by its letter); the others break a requirement their header names.
@@ -57,7 +58,7 @@ def _violation(
 
 @pytest.mark.parametrize("path", MUTANTS, ids=[m.stem for m in MUTANTS])
 def test_the_machine_fails_on_each_mutant_with_an_invariant_violation(path: Path) -> None:
-    spec = load_spec(path)
+    spec, _ = load_mutant(path)
     try:
         config = _find_only(settings(max_examples=MUTANT_MAX_EXAMPLES))
         found, examples = _violation(make_lifecycle_machine(spec), config)
@@ -93,7 +94,7 @@ def test_the_machine_catches_a_projector_that_breaks_a_contract_with_a_plain_ass
 def test_the_seed_bug_is_found_on_every_cold_run_at_the_ci_profile() -> None:
     # Mutant a is the bug that started the project; the ci profile must catch it every time,
     # with no example database and a different random seed on each run.
-    machine = make_lifecycle_machine(load_spec(next(m for m in MUTANTS if m.stem.startswith("a_"))))
+    machine = make_lifecycle_machine(load_mutant(next(m for m in MUTANTS if m.stem.startswith("a_")))[0])
     config = _find_only(settings.get_profile("ci"))
     seeds = random.SystemRandom().sample(range(2**32), COLD_RUNS)
     started, missed, examples = time.perf_counter(), [], []

@@ -13,13 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from statemachine import SessionProjector, builtin_spec, load_spec
+from statemachine import SessionProjector, builtin_spec
 from statemachine.engine import registry
 from statemachine.engine.compiled import CompiledMachine
 from statemachine.engine.registry import compiled_for
 from statemachine.spec.invariants import state_violations
+from statemachine.spec.model import Spec
 from statemachine.spec.requirements import builtin_requirements
 from statemachine.verify.explore import explore
+from statemachine.verify.mutate import load_mutant, mutant_spec_text
 from statemachine.verify.report import CheckResult
 from statemachine.verify.run import CHECKS, run_checks
 
@@ -30,13 +32,25 @@ MUTANTS = [ROOT / "specs" / "mutants" / f"{n}.yaml" for n in
             "d_late_start_revives_turn")]
 
 
+def _load(path: Path | None) -> Spec:
+    """The built-in spec (None) or a mutant file's spec."""
+    return builtin_spec() if path is None else load_mutant(path)[0]
+
+
+def _spec_file(directory: Path, mutant: Path) -> Path:
+    """A mutant written out as a whole spec file, for the commands' --spec."""
+    path = directory / mutant.name
+    path.write_text(mutant_spec_text(mutant))
+    return path
+
+
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "statemachine", *args], capture_output=True, text=True,
                           cwd=ROOT, timeout=300)
 
 
 def _checks(spec_path: Path | None) -> dict[str, CheckResult]:
-    spec = load_spec(spec_path)
+    spec = _load(spec_path)
     return {r.name: r for r in run_checks(spec, builtin_requirements(spec))}
 
 
@@ -67,8 +81,9 @@ def test_explore_reaches_a_fixpoint_taking_every_spec_transition(builtin_results
 
 # `agreement` proves the compiled table equal to the machine it was recorded from; on a mutant both
 # are equally wrong, so its failure is shown by corrupting the table instead (test at the end).
-# `declarations` judges flags only, which these four leave alone.
-INVARIANT_CHECKS = sorted(set(CHECKS) - {"agreement", "declarations"})
+# `declarations` judges flags only, which these four leave alone; `vacuity` judges the requirements
+# (is each exercised?), which these four leave exercised (test_vacuity.py shows it failing).
+INVARIANT_CHECKS = sorted(set(CHECKS) - {"agreement", "declarations", "vacuity"})
 
 
 @pytest.mark.parametrize("mutant", [m.stem for m in MUTANTS])
@@ -77,6 +92,7 @@ def test_agreement_passes_on_a_mutant_and_declarations_too(
 ) -> None:
     assert mutant_results[mutant]["agreement"].ok
     assert mutant_results[mutant]["declarations"].ok
+    assert mutant_results[mutant]["vacuity"].ok
 
 
 @pytest.mark.parametrize("mutant", [m.stem for m in MUTANTS])
@@ -111,7 +127,7 @@ def test_seed_bug_counterexample_is_the_two_event_path(mutant_results: dict[str,
     assert path[1]["payload"] == {"state": "ready"}
     # Replaying it on the broken spec reproduces the impossible pair; on the real spec it does not.
     for spec_path, broken in ((MUTANTS[0], True), (None, False)):
-        projector = SessionProjector(load_spec(spec_path))
+        projector = SessionProjector(_load(spec_path))
         for event in path:
             projector.apply(event)
         session = projector["counterexample"]
@@ -125,7 +141,7 @@ def test_explore_counterexamples_replay_into_a_violation(
 ) -> None:
     path = mutant_results[mutant]["explore"].counterexample
     assert path
-    projector = SessionProjector(load_spec(ROOT / "specs" / "mutants" / f"{mutant}.yaml"))
+    projector = SessionProjector(_load(ROOT / "specs" / "mutants" / f"{mutant}.yaml"))
     for event in path:
         projector.apply(event)
     session = projector["counterexample"]
@@ -166,7 +182,7 @@ def _block(text: str, name: str) -> list[str]:
 
 
 def test_verify_command_prints_a_replayable_counterexample_per_requirement(tmp_path: Path) -> None:
-    mutant = str(MUTANTS[0])
+    mutant = str(_spec_file(tmp_path, MUTANTS[0]))
     out_dir = tmp_path / "cx"
     proc = _run("verify", "--spec", mutant, "--skip", "spin", "--counterexample-out", str(out_dir))
     assert proc.returncode == 1
@@ -189,15 +205,15 @@ def test_verify_command_prints_a_replayable_counterexample_per_requirement(tmp_p
 def test_counterexample_out_that_cannot_be_written_is_exit_2(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("")
-    proc = _run("verify", "--spec", str(MUTANTS[0]), "--skip", "spin", "--skip", "agreement",
+    proc = _run("verify", "--spec", str(_spec_file(tmp_path, MUTANTS[0])), "--skip", "spin", "--skip", "agreement",
                 "--counterexample-out", str(blocker / "dir"))
     assert proc.returncode == 2
     assert "cannot write counterexamples" in proc.stderr and "Traceback" not in proc.stderr
 
 
 @pytest.mark.parametrize("mutant", MUTANTS, ids=lambda m: m.stem)
-def test_verify_command_exits_1_on_every_mutant(mutant: Path) -> None:
-    proc = _run("verify", "--json", "--spec", str(mutant))
+def test_verify_command_exits_1_on_every_mutant(mutant: Path, tmp_path: Path) -> None:
+    proc = _run("verify", "--json", "--spec", str(_spec_file(tmp_path, mutant)))
     assert proc.returncode == 1, proc.stdout + proc.stderr
     report = json.loads(proc.stdout)
     assert report["ok"] is False

@@ -37,6 +37,11 @@ def run(args: argparse.Namespace) -> int:
     if why is not None:  # said before the checks run, not after
         say("verify", f"cannot write counterexamples to {target}: {why}")
         return EXIT_USAGE
+    if args.mutate or args.mutate_sample is not None:
+        from statemachine.verify.mutation import mutate_command
+
+        return mutate_command(spec, requirements, sample=args.mutate_sample, seed=args.mutate_seed,
+                              spin=args.mutate_spin, as_json=args.json, out=sys.stdout, err=sys.stderr)
     results = run_checks(spec, requirements, skip=args.skip)
     if target:
         # Written where nothing can be in the way, then each file moved in as any output file is
@@ -88,4 +93,23 @@ def add_parser(sub: Any) -> None:
     verify.add_argument("--counterexample-out", metavar="DIR",
                         help="write each violated requirement's counterexample to DIR/NAME.jsonl, and its "
                              "timeline to DIR/NAME.html")
+    verify.add_argument("--mutate", action="store_true",
+                        help="instead of the checks: judge every single-edit mutant of the spec (declarations, "
+                             "explore, induction), print the mutation score and each surviving mutant with the "
+                             "shortest trace on which it differs (exit 1 when one survives)")
+    verify.add_argument("--mutate-sample", metavar="N", type=_positive_int, default=None,
+                        help="with or without --mutate: judge a sample of N mutants, drawn with --mutate-seed")
+    verify.add_argument("--mutate-seed", metavar="S", type=int, default=0, help="the sample's seed (default 0)")
+    verify.add_argument("--mutate-spin", action="store_true",
+                        help="with --mutate: run spin too on the mutants the other checks let through (slow)")
     verify.set_defaults(handler=run)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text[:40]!r}") from None
+    if not 1 <= value <= 1_000_000:
+        raise argparse.ArgumentTypeError(f"must be from 1 to 1000000, got {value}")
+    return value

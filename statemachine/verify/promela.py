@@ -27,23 +27,51 @@ State invariants are asserted in the initial state and after every event; step i
 (`updated_at_monotonic`, `unapplied_is_noop`) read fields or outcomes outside the model and are
 not checked by spin.
 
-Each event prints one line `@event <trigger index> <turn> <trigger>` and, when an invariant
-breaks, one line `@violated <name>` per broken invariant, so that replaying a trail (`spin -t`)
-yields the path as data.
+Each event prints one line `@event <trigger index> <turn> <label>` and, when an invariant
+breaks, one line `@violated <number>` per broken invariant or requirement (its place in
+`violation_names`), so that replaying a trail (`spin -t`) yields the path as data.
+
+No string of the spec or the requirements is ever written into the model as text: spin runs the
+C preprocessor over it and compiles the verifier from it, so a string that ended a comment (the
+preprocessor splices `*`, backslash, newline or CR, `/` into `*/`) would become model code, and a
+`c_decl` or `c_code` block runs when the verifier does. Names that are identifiers by the schema
+(statuses, guards, effects) appear only as identifiers this module derives and checks; every
+other string (variant values, so trigger names; parameters; descriptions; file names;
+requirement names) appears as a number, as a label of checked characters, or not at all.
+
+What is a copy of a declaration is derived from it (`statemachine.spec.semantics`): which guards
+read the payload, which effects write only what the provider awaits, which effects write nothing
+the model keeps (rendered `skip`), and the awaiting values. The meaning of each guard and effect
+over the model's variables (`GUARDS`, `EFFECTS`) is written here on purpose, independently, and
+tests/test_promela.py runs both renderings on every input of the model's domain with spin.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
+from statemachine.engine.machine import vocabulary_of
 from statemachine.spec.model import EffectRef, Spec, TransitionSpec
 from statemachine.spec.requirements import Requirements
+from statemachine.spec.semantics import VOCABULARY, Effect, Vocabulary
 from statemachine.verify.promela_requirements import Expr, render_contract, render_state, render_temporal
 
-__all__ = ["DEFAULT_TURN_IDS", "EFFECTS", "GUARDS", "INVARIANTS", "PromelaError", "awaiting_names", "export_promela"]
+__all__ = [
+    "DEFAULT_TURN_IDS",
+    "EFFECTS",
+    "GUARDS",
+    "INVARIANTS",
+    "MODELLED_SLOTS",
+    "PromelaError",
+    "awaiting_names",
+    "claim_name",
+    "export_promela",
+    "payload_guards",
+    "unmodelled_effects",
+    "violation_names",
+]
 
 # Three ids: with one turn active and another finished, a third is still fresh, so every class of
 # event turn (none, the active one, a finished one, a fresh one) occurs from every such state.
@@ -78,52 +106,83 @@ GUARDS: Mapping[str, str] = {
     # The stop request is not limited to settled sessions (`opt`: the event's onlyIfSettled).
     "stop_unconditional": "(opt == 0)",
 }
-# Guards that read the event's payload: their triggers are sent with `opt` 0 and 1.
-PAYLOAD_GUARDS = frozenset({"stop_unconditional"})
+
+
+def payload_guards(vocabulary: Vocabulary) -> frozenset[str]:
+    """The guards whose declaration reads a payload field: their triggers are sent with `opt` 0
+    and 1 (the model keeps one such field: more is refused)."""
+    guards = {n: g for n, g in vocabulary.guards.items() if g.payload_fields}
+    fields = {f for g in guards.values() for f in g.payload_fields}
+    if len(fields) > 1:
+        raise PromelaError(f"guards read the payload fields {sorted(fields)}; the model keeps one (`opt`)")
+    return frozenset(guards)
+
+
+# The slots the model keeps (`turn`, `fin[]` through remembering, `pend`, `aw`); what an effect
+# writes of the others (lastError, updatedAt, providerName) is left out.
+MODELLED_SLOTS = frozenset({"turn", "pend", "aw"})
+
+
+def unmodelled_effects(vocabulary: Vocabulary) -> frozenset[str]:
+    """The effects whose declaration writes nothing the model keeps: rendered `skip`."""
+    return frozenset(n for n, e in vocabulary.effects.items()
+                     if not set(e.writes) & MODELLED_SLOTS and not e.remembers)
+
+
+def _awaiting_only(vocabulary: Vocabulary) -> frozenset[str]:
+    """The effects that write only what the provider awaits: the temporal model (which reads no
+    `aw`) renders them `skip`."""
+    return frozenset(n for n, e in vocabulary.effects.items() if set(e.writes) == {"aw"} and not e.remembers)
+
+
+def _awaiting_setters(vocabulary: Vocabulary) -> dict[str, Effect]:
+    """The effects that set `aw` to a parameter's value (their one parameter)."""
+    return {n: e for n, e in vocabulary.effects.items() if "aw" in e.writes and len(e.params) == 1}
+
 
 EffectRenderer = Callable[[Mapping[str, Any]], str]
 
 
-def _unmodelled(_: Mapping[str, Any]) -> str:
+def _skip(_: Mapping[str, Any]) -> str:
     return "skip"
 
 
-# Effect name -> Promela statements, given the effect's parameters from the spec.
-EFFECTS: Mapping[str, EffectRenderer] = {
+# Effect name -> Promela statements, given the effect's parameters from the spec (`AW` stands for
+# the awaiting value's Promela name, filled in by the exporter).
+_MODELLED_EFFECTS: Mapping[str, EffectRenderer] = {
     # Remember the active turn as finished, then no turn is active.
     "clear_turn": lambda _: "if :: turn != 0 -> fin[turn] = 1; turn = 0 :: else -> skip fi",
     # The event's turn becomes the active one (none if the event names none).
     "set_turn": lambda _: "turn = ev",
     # Remember the event's turn (if any) as finished.
     "remember_event_turn": lambda _: "if :: ev != 0 -> fin[ev] = 1 :: else -> skip fi",
-    # These write lastError, updatedAt or providerName, which the model leaves out.
-    "clear_error": _unmodelled,
-    "set_error": _unmodelled,
-    "advance_updated_at": _unmodelled,
-    "record_provider": _unmodelled,
     # A pending turn start: the turn the request names, else one of unknown id (255).
     "set_pending_turn": lambda _: "if :: ev != 0 -> pend = ev :: else -> pend = 255 fi",
     "clear_pending_turn": lambda _: "pend = 0",
     "consume_pending_turn": lambda _: "if :: pend != 0 && (pend == 255 || pend == ev) -> pend = 0 :: else -> skip fi",
-    # What the provider awaits: the value the spec gives (`what`), or nothing.
-    "set_awaiting": lambda params: f"aw = {_awaiting_name(str(params['what']))}",
+    # What the provider awaits: the value the spec gives (its Promela name, `AW`), or nothing.
+    "set_awaiting": lambda params: f"aw = {params['AW']}",
     "clear_awaiting": lambda _: f"aw = {AWAITING_NONE}",
 }
-# Effects that write only `aw`: the temporal model, which reads no `aw`, renders them as `skip`.
-AWAITING_EFFECTS = frozenset({"set_awaiting", "clear_awaiting"})
+# Every name of the built-in vocabulary: its rendering, or `skip` where it writes nothing modelled.
+EFFECTS: Mapping[str, EffectRenderer] = {
+    **{n: _skip for n in sorted(unmodelled_effects(VOCABULARY))}, **_MODELLED_EFFECTS}
 AWAITING_NONE = "AW_none"
+_WORD = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
 
 
-def _awaiting_name(value: str) -> str:
-    return "AW_" + re.sub(r"[^A-Za-z0-9_]", "_", value)
+def _awaiting_refs(spec: Spec) -> list[EffectRef]:
+    refs = [e for t in spec.transitions for e in t.effects]
+    return refs + [e for st in spec.statuses for e in st.on_enter] + list(spec.on_applied)
 
 
 def awaiting_names(spec: Spec) -> dict[str, str]:
-    """Each value the spec's `set_awaiting` uses -> its Promela name."""
-    refs = [e for t in spec.transitions for e in t.effects]
-    refs += [e for st in spec.statuses for e in st.on_enter] + list(spec.on_applied)
-    values = sorted({str(e.param_map["what"]) for e in refs if e.name == "set_awaiting" and "what" in e.param_map})
-    names = {v: _awaiting_name(v) for v in values}
+    """Each value the spec's awaiting effects set -> its Promela name: `AW_` and the value when it
+    is a plain word, else `AW_` and its number (the value never reaches the model as text)."""
+    setters = _awaiting_setters(vocabulary_of(spec))
+    values = sorted({str(e.param_map[setters[e.name].params[0]]) for e in _awaiting_refs(spec)
+                     if e.name in setters and setters[e.name].params[0] in e.param_map})
+    names = {v: "AW_" + (v.replace("-", "_") if _WORD.fullmatch(v) else str(i)) for i, v in enumerate(values, 1)}
     if len(set(names.values()) | {AWAITING_NONE}) != len(names) + 1:
         raise PromelaError("two awaiting values map to the same Promela identifier")
     return names
@@ -147,18 +206,32 @@ INVARIANTS: Mapping[str, Callable[[Spec, Mapping[str, str]], str]] = {
 NOT_MODELLED_INVARIANTS = frozenset({"updated_at_monotonic", "unapplied_is_noop"})
 
 
-def _identifier(prefix: str, name: str) -> str:
-    return prefix + re.sub(r"[^A-Za-z0-9_]", "_", name)
+def _identifier(prefix: str, name: str, what: str) -> str:
+    """A Promela identifier for a name the schema makes an identifier; anything else is refused
+    (the schema's `$` lets a trailing newline through)."""
+    if not _WORD.fullmatch(name):
+        raise PromelaError(f"{what} {name!r} is not an identifier")
+    return prefix + name.replace("-", "_")
 
 
-def _comment(text: str) -> str:
-    """Spec text (names, parameters) safe inside a Promela comment."""
-    return text.replace("*/", "* /").replace("\n", " ")
+def _trigger_label(k: int, trigger: str) -> str:
+    """A trigger as the model shows it (comments, printf): its name when made of plain words, else
+    its number. Variant values are free text in a spec."""
+    type_, _, variant = trigger.partition("[")
+    words = [w for part in (type_, variant.removesuffix("]")) for w in part.split(".") if part]
+    if words and all(_WORD.fullmatch(w) for w in words) and trigger.count("[") <= 1:
+        return trigger
+    return f"trigger_{k}"
 
 
-def _label(text: str) -> str:
-    """Text safe inside a Promela printf format string (no quotes, escapes or conversions)."""
-    return re.sub(r"[^A-Za-z0-9_.\[\]:=-]", "?", text)
+def violation_names(spec: Spec, requirements: Requirements | None) -> list[str]:
+    """What `@violated N` in the model's output names: the spec's invariants, then the requirements."""
+    return [i.name for i in spec.invariants] + ([r.name for r in requirements.items] if requirements else [])
+
+
+def claim_name(index: int) -> str:
+    """The model's name for the LTL claim of the requirement at `index` of the requirements."""
+    return f"claim_{index}"
 
 
 def _guard(name: str, where: str) -> str:
@@ -168,24 +241,37 @@ def _guard(name: str, where: str) -> str:
         raise PromelaError(f"{where}: no Promela rendering for guard {name!r} (known: {sorted(GUARDS)})") from None
 
 
-def _effect(ref: EffectRef, where: str, skipped: frozenset[str] = frozenset()) -> str:
-    if ref.name in skipped:
-        return "skip"
-    try:
-        render = EFFECTS[ref.name]
-    except KeyError:
-        raise PromelaError(
-            f"{where}: no Promela rendering for effect {ref.name!r} (known: {sorted(EFFECTS)})"
-        ) from None
-    return render(ref.param_map)
+class _Effects:
+    """Renders effect uses for one spec: its vocabulary decides what is `skip` and which effects
+    set `aw`; `skipped` (the temporal model's awaiting-only effects) render `skip` too."""
 
+    def __init__(self, spec: Spec, awaiting: Mapping[str, str], skipped: frozenset[str] = frozenset()) -> None:
+        vocabulary = vocabulary_of(spec)
+        self.skip = unmodelled_effects(vocabulary) | skipped
+        self.setters = _awaiting_setters(vocabulary)
+        self.awaiting = awaiting
 
-def _effects(refs: tuple[EffectRef, ...], where: str, skipped: frozenset[str] = frozenset()) -> list[str]:
-    return [f"{_effect(ref, where, skipped)}; /* {_comment(ref.label())} */" for ref in refs]
+    def one(self, ref: EffectRef, where: str) -> str:
+        if ref.name in self.skip:
+            return "skip"
+        render = _MODELLED_EFFECTS.get(ref.name)
+        if render is None:
+            raise PromelaError(f"{where}: no Promela rendering for effect {ref.name!r} "
+                               f"(known: {sorted(_MODELLED_EFFECTS)}, and those that write only unmodelled fields)")
+        params = ref.param_map
+        setter = self.setters.get(ref.name)
+        if setter is not None:
+            params = {**params, "AW": self.awaiting[str(params[setter.params[0]])]}
+        return render(params)
+
+    def all(self, refs: tuple[EffectRef, ...], where: str) -> list[str]:
+        # The comment names the effect only (an identifier of the vocabulary), never its parameters.
+        return [f"{self.one(ref, f'{where}[{i}]')}; /* {_identifier('', ref.name, 'effect')} */"
+                for i, ref in enumerate(refs)]
 
 
 def _transition(spec: Spec, t: TransitionSpec, status: Mapping[str, str], on_enter: Mapping[str, list[str]],
-                skipped: frozenset[str] = frozenset()) -> str:
+                effects: _Effects) -> str:
     where = f"transitions[{t.index}]"
     sources = " || ".join(f"status == {status[s]}" for s in t.sources)
     condition = " && ".join([f"({sources})", *(_guard(g, f"{where}.guards") for g in t.guards)])
@@ -193,11 +279,11 @@ def _transition(spec: Spec, t: TransitionSpec, status: Mapping[str, str], on_ent
     if t.dest is not None:  # internal transitions keep the status and run no on-enter hook
         body.append(f"status = {status[t.dest]};")
         body += on_enter[t.dest]
-    body += _effects(t.effects, f"{where}.effects", skipped)
-    body += _effects(spec.on_applied, "on_applied", skipped)
-    dest = t.dest if t.dest is not None else "(internal)"
+    body += effects.all(t.effects, f"{where}.effects")
+    body += effects.all(spec.on_applied, "on_applied")
+    dest = status[t.dest] if t.dest is not None else "(internal)"
     lines = [
-        f"  /* transitions[{t.index}]: {_comment(' '.join(t.sources))} -> {_comment(dest)} */",
+        f"  /* transitions[{t.index}]: {' '.join(status[s] for s in t.sources)} -> {dest} */",
         "  if",
         f"  :: taken == 0 && {condition} ->",
         *(f"       {b}" for b in body),
@@ -208,7 +294,7 @@ def _transition(spec: Spec, t: TransitionSpec, status: Mapping[str, str], on_ent
 
 
 def _status_names(spec: Spec) -> dict[str, str]:
-    status = {s.name: _identifier("S_", s.name) for s in spec.statuses}
+    status = {s.name: _identifier("S_", s.name, "status") for s in spec.statuses}
     if len(set(status.values())) != len(status):
         raise PromelaError("two status names map to the same Promela identifier")
     return status
@@ -231,10 +317,11 @@ def requirement_coverage(spec: Spec, requirements: Requirements) -> tuple[list[s
     return modelled, left_out
 
 
-def _assertions(checks: list[tuple[str, Expr]]) -> list[str]:
-    """One printf per broken name (to name it in the trail), then a single assertion."""
+def _assertions(checks: list[tuple[int, Expr]]) -> list[str]:
+    """One printf per broken name (its number in `violation_names`, to name it in the trail), then
+    a single assertion."""
     live = [(n, "false" if e is False else e) for n, e in checks if e is not True]
-    out = [f"  if :: !{expr} -> printf(\"@violated {_label(name)}\\n\") :: else -> skip fi;" for name, expr in live]
+    out = [f"  if :: !{expr} -> printf(\"@violated {n}\\n\") :: else -> skip fi;" for n, expr in live]
     out.append("  assert(" + " && ".join(str(e) for _, e in live) + ")" if live else "  skip")
     return out
 
@@ -254,22 +341,28 @@ def export_promela(
         raise ValueError("turn_ids must be between 1 and 100")
     status = _status_names(spec)
     awaiting = awaiting_names(spec)
-    skipped_effects = AWAITING_EFFECTS if temporal else frozenset()
-    on_enter = {s.name: _effects(s.on_enter, f"statuses[{i}].on_enter", skipped_effects)
-                for i, s in enumerate(spec.statuses)}
+    vocabulary = vocabulary_of(spec)
+    effects = _Effects(spec, awaiting, _awaiting_only(vocabulary) if temporal else frozenset())
+    on_enter = {s.name: effects.all(s.on_enter, f"statuses[{i}].on_enter") for i, s in enumerate(spec.statuses)}
     triggers = spec.triggers
+    labels = [_trigger_label(k, t) for k, t in enumerate(triggers)]
+    names = violation_names(spec, requirements)
+    number = {n: i for i, n in reversed(list(enumerate(names)))}  # a name's first place
 
-    checks: list[tuple[str, Expr]] = []
+    def shown(name: str) -> str:  # in comments: a plain word, else its number
+        return name if _WORD.fullmatch(name) else f"#{number[name]}"
+
+    checks: list[tuple[int, Expr]] = []
     skipped: list[str] = []
     for inv in spec.invariants:
         if inv.kind in INVARIANTS:
-            checks.append((inv.name, INVARIANTS[inv.kind](spec, status)))
+            checks.append((number[inv.name], INVARIANTS[inv.kind](spec, status)))
         elif inv.kind in NOT_MODELLED_INVARIANTS:
             skipped.append(inv.name)
         else:
             raise PromelaError(f"invariant {inv.name!r}: no Promela rendering for kind {inv.kind!r}")
-    contracts: dict[str, list[tuple[str, Expr]]] = {t: [] for t in triggers}
-    claims: list[tuple[str, str]] = []
+    contracts: dict[str, list[tuple[int, Expr]]] = {t: [] for t in triggers}
+    claims: list[tuple[int, str]] = []
     stale: int | None = None
     stale_pending: int | None = None  # the expiry of a requested turn that never started
     if requirements is not None:
@@ -277,13 +370,13 @@ def export_promela(
             if req.form == "state":
                 expr = render_state(spec, status, req, awaiting)
                 if expr is not None:
-                    checks.append((req.name, expr))
+                    checks.append((number[req.name], expr))
             elif req.form == "contract":
                 rendered = render_contract(spec, status, req, awaiting)
                 for trigger, e in (rendered or {}).items():
-                    contracts[trigger].append((req.name, e))
+                    contracts[trigger].append((number[req.name], e))
             elif req.ltl is not None:
-                claims.append((req.name, render_temporal(req.ltl, status, triggers.index)))
+                claims.append((req.index, render_temporal(req.ltl, status, triggers.index)))
         if requirements.stale_expiry is not None:
             stale = triggers.index(requirements.stale_expiry.trigger)
             if requirements.stale_expiry.pending_trigger is not None:
@@ -294,22 +387,24 @@ def export_promela(
         checks, contracts = [], {t: [] for t in triggers}
     snapshots = any(contracts.values())
     fins = range(1, turn_ids + 1)
+    reading = payload_guards(vocabulary)  # their triggers are sent with `opt` 0 and 1
+    # The declarations' own field name (code of this package, not spec text).
+    field_read = next((f for g in sorted(reading) for f in vocabulary.guards[g].payload_fields), "payload field (none)")
 
     out: list[str] = [
-        f"/* Generated from {_comment(Path(spec.source).name)} ({_comment(spec.name)}) by statemachine.verify.promela;",
-        "   do not edit: export it again from the spec.",
+        "/* Generated from the spec by statemachine.verify.promela; do not edit: export it again.",
         "   One session; lastError, updatedAt and providerName are not modelled (no guard reads them)"
         + ("; nor is awaiting (no claim reads it)." if temporal else "."),
         f"   Turn ids 1..{turn_ids}; 0 means no turn / an untargeted event.",
-        f"   Asserted after every event: {_comment(', '.join(n for n, _ in checks) or 'nothing')}.",
-        f"   Step invariants not modelled: {_comment(', '.join(skipped) or 'none')}.",
+        f"   Asserted after every event: {', '.join(shown(names[n]) for n, _ in checks) or 'nothing'}.",
+        f"   Step invariants not modelled: {', '.join(shown(n) for n in skipped) or 'none'}.",
     ]
     if any(contracts.values()):
-        names = sorted({n for items in contracts.values() for n, _ in items})
-        out.append(f"   Contracts asserted on each event: {_comment(', '.join(names))}.")
+        asserted = sorted({names[n] for items in contracts.values() for n, _ in items})
+        out.append(f"   Contracts asserted on each event: {', '.join(shown(n) for n in asserted)}.")
     if temporal:
-        out.append(f"   Temporal model: LTL claims {_comment(', '.join(n for n, _ in claims))}; the provider may")
-        out.append(f"   go quiet, and the stale-turn expiry ({_comment(triggers[stale or 0])} for the active turn) is")
+        out.append(f"   Temporal model: LTL claims {', '.join(claim_name(i) for i, _ in claims)}; the provider may")
+        out.append(f"   go quiet, and the stale-turn expiry ({labels[stale or 0]} for the active turn) is")
         pending = " (or a requested turn is pending)" if stale_pending is not None else ""
         out.append(f"   enabled whenever a turn is active{pending}.")
     out[-1] += " */"
@@ -323,7 +418,7 @@ def export_promela(
         "byte pend = 0;            /* the pending turn start: 0 none, 255 id unknown, else its turn */",
         f"mtype aw = {AWAITING_NONE};       /* what the provider awaits */",
         "byte ev = 0;              /* the current event's turn, 0 = untargeted */",
-        "bit opt = 0;              /* the current event's onlyIfSettled */",
+        f"bit opt = 0;              /* the current event's {field_read} */",
         "short taken = 0;          /* 1 + index of the spec transition taken, 0 = rejected */",
     ]
     if snapshots:
@@ -342,19 +437,20 @@ def export_promela(
     out += ["", "inline check_invariants() {", *_assertions(checks), "}"]
 
     for k, trigger in enumerate(triggers):
-        out += ["", f"/* {_comment(trigger)}: its transitions in file order, the first that applies is taken */"]
+        out += ["", f"/* {labels[k]}: its transitions in file order, the first that applies is taken */"]
         out.append(f"inline step_{k}() {{")
         out.append("  taken = 0;")
         for t in spec.transitions_for(trigger):
-            out.append(_transition(spec, t, status, on_enter, skipped_effects))
+            out.append(_transition(spec, t, status, on_enter, effects))
         out.append("  printf(\"@taken %d\\n\", taken)")
         out.append("}")
         if contracts[trigger]:
             out += [f"inline contracts_{k}() {{", *_assertions(contracts[trigger]), "}"]
 
+
     def options(k: int) -> tuple[int, ...]:
         # A trigger whose guards read the payload is sent with `opt` 0 and 1.
-        return (0, 1) if any(g in PAYLOAD_GUARDS for t in spec.transitions_for(triggers[k]) for g in t.guards) else (0,)
+        return (0, 1) if any(g in reading for t in spec.transitions_for(triggers[k]) for g in t.guards) else (0,)
 
     def event(k: int, turn: str, label: str, opt: int = 0) -> str:
         save = (["pstatus = status", "pturn = turn", *(f"pfin[{i}] = fin[{i}]" for i in fins), "ppend = pend",
@@ -362,7 +458,7 @@ def export_promela(
         reset = ([f"pstatus = {status[spec.initial]}", "pturn = 0", *(f"pfin[{i}] = 0" for i in fins), "ppend = 0",
                   f"paw = {AWAITING_NONE}"] if contracts[triggers[k]] else [])
         body = [f"ev = {turn}", *([f"opt = {opt}"] if opt else []),
-                f"printf(\"@event {k} %d {_label(label)}\\n\", ev)", *save, f"step_{k}()"]
+                f"printf(\"@event {k} %d {label}\\n\", ev)", *save, f"step_{k}()"]
         if contracts[triggers[k]]:
             body.append(f"contracts_{k}()")
         body += ["taken = 0", "ev = 0", *(["opt = 0"] if opt else []), *reset]
@@ -373,26 +469,26 @@ def export_promela(
     if temporal:
         # `end`: once the provider is quiet and no turn is active, nothing is left to happen.
         out += ["end:", "  do"]
-        for k, trigger in enumerate(triggers):
+        for k in range(len(triggers)):
             for turn in range(turn_ids + 1):
                 for opt in options(k):
-                    out.append(f"  :: !quiet -> {event(k, str(turn), trigger, opt)}")
+                    out.append(f"  :: !quiet -> {event(k, str(turn), labels[k], opt)}")
         out.append("  :: !quiet -> printf(\"@quiet\\n\"); quiet = 1")
         if stale_pending is None:
-            out.append(f"  :: turn != 0 -> {event(stale or 0, 'turn', 'stale expiry')}")
+            out.append(f"  :: turn != 0 -> {event(stale or 0, 'turn', 'stale_expiry')}")
         else:
             # As expire_stale_turns: a session with a pending turn is settled by its own event.
-            out.append(f"  :: turn != 0 && pend == 0 -> {event(stale or 0, 'turn', 'stale expiry')}")
-            out.append(f"  :: pend != 0 -> {event(stale_pending, '0', 'stale expiry of a pending turn')}")
+            out.append(f"  :: turn != 0 && pend == 0 -> {event(stale or 0, 'turn', 'stale_expiry')}")
+            out.append(f"  :: pend != 0 -> {event(stale_pending, '0', 'stale_expiry_of_a_pending_turn')}")
         out += ["  od", "}", ""]
-        for name, formula in claims:
-            out.append(f"ltl {_identifier('', name)} {{ {formula} }}")
+        for index, formula in claims:
+            out.append(f"ltl {claim_name(index)} {{ {formula} }}")
         out.append("")
     else:
         out.append("  do")
-        for k, trigger in enumerate(triggers):
+        for k in range(len(triggers)):
             for turn in range(turn_ids + 1):
                 for opt in options(k):
-                    out.append(f"  :: {event(k, str(turn), trigger, opt)}")
+                    out.append(f"  :: {event(k, str(turn), labels[k], opt)}")
         out += ["  od", "}", ""]
     return "\n".join(out)

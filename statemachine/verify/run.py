@@ -16,6 +16,7 @@ from statemachine.verify.explore import explore, explore_and_agree
 from statemachine.verify.induction import induction
 from statemachine.verify.report import CheckResult
 from statemachine.verify.static import static_check
+from statemachine.verify.vacuity import Exercise, StateTap, VacuityResult, vacuity, vacuity_result
 
 __all__ = [
     "CHECKS",
@@ -46,11 +47,12 @@ def _agreement(spec: Spec, _: Requirements) -> CheckResult:
     return explore(spec, engine="compiled", reference="transitions", name="agreement", check_invariants=False)
 
 
-# Cheapest first; each is independent of the others.
+# Cheapest first; each is independent of the others (vacuity counts on explore's walk when both run).
 CHECKS: dict[str, Check] = {
     "static": _static,
     "declarations": declarations,
     "explore": explore,
+    "vacuity": vacuity,
     "induction": induction,
     "agreement": _agreement,
     "spin": _spin,
@@ -63,9 +65,16 @@ PREFERENCE = ("declarations", "explore", "spin", "induction")
 def run_checks(spec: Spec, requirements: Requirements, skip: Iterable[str] = ()) -> list[CheckResult]:
     skipped = set(skip)
     shared: dict[str, CheckResult] = {}
+    # The vacuity counts need the explorer's states: its walk reports them to a tap.
+    tap = StateTap(requirements) if "vacuity" not in skipped and "explore" not in skipped else None
+    walked = tap.as_requirements() if tap is not None else requirements
     if not {"explore", "agreement"} & skipped:
         # Both walk the same states and edges: one walk serves both (see explore_and_agree).
-        shared = dict(zip(("explore", "agreement"), explore_and_agree(spec, requirements), strict=True))
+        shared = dict(zip(("explore", "agreement"), explore_and_agree(spec, walked), strict=True))
+    elif "explore" not in skipped:
+        shared["explore"] = explore(spec, walked)
+    if tap is not None:
+        shared["vacuity"] = vacuity_result(spec, requirements, tap.states, shared["explore"].covered.get("edges", -1))
     return [shared[name] if name in shared else check(spec, requirements)
             for name, check in CHECKS.items() if name not in skipped]
 
@@ -80,6 +89,7 @@ class RequirementVerdict:
     counterexample: list[dict[str, Any]] | None  # the best one found (None when held)
     source: str | None  # the check the counterexample comes from
     replayable: bool  # True when it is a log from a new thread
+    exercised: Exercise | None = None  # where its condition held in the explored system (vacuity)
 
     @property
     def held(self) -> bool:
@@ -87,6 +97,8 @@ class RequirementVerdict:
 
     @property
     def verdict(self) -> str:
+        if self.violated_by == ("vacuity",):
+            return "VACUOUS"  # held, but never tested: its condition holds nowhere
         if self.violated_by:
             return "VIOLATED"
         return "held" if self.checked_by else "NOT CHECKED"
@@ -101,11 +113,13 @@ class RequirementVerdict:
             "counterexample": self.counterexample,
             "counterexample_from": self.source,
             "replayable": self.replayable,
+            "exercised": self.exercised.to_json() if self.exercised is not None else None,
         }
 
 
 def requirement_verdicts(requirements: Requirements, results: list[CheckResult]) -> list[RequirementVerdict]:
     ran = [r for r in results if not r.skipped]
+    exercised = {e.name: e for r in ran if isinstance(r, VacuityResult) for e in r.exercises}
     out = []
     for req in requirements.items:
         checked_by = tuple(r.name for r in ran if req.name in r.checked)
@@ -117,7 +131,7 @@ def requirement_verdicts(requirements: Requirements, results: list[CheckResult])
                 cx, source = found, name
                 break
         out.append(RequirementVerdict(req.name, req.form, req.description, checked_by, violated_by, cx, source,
-                                      source in ("explore", "spin")))
+                                      source in ("explore", "spin"), exercised.get(req.name)))
     return out
 
 
@@ -154,8 +168,12 @@ def render_text(spec: Spec, requirements: Requirements, results: list[CheckResul
                  "followed by its shortest counterexample as JSONL: save it as a .jsonl file and run "
                  + _replay_hint(spec))
     for v in verdicts:
-        lines.append(f"{v.verdict:<11} {v.name:<{width}}  {v.form:<8}  {', '.join(v.checked_by) or '-'}")
-        if v.violated_by:
+        exercised = f"  [{v.exercised.label()}]" if v.exercised is not None else ""
+        lines.append(f"{v.verdict:<11} {v.name:<{width}}  {v.form:<8}  {', '.join(v.checked_by) or '-'}{exercised}")
+        if v.verdict == "VACUOUS":
+            lines.append("  never exercised: its condition holds on no explored state or edge, so no check ever "
+                         "tested it (an impossible combination, or one the universe never reaches)")
+        elif v.violated_by:
             where = "" if v.replayable else (
                 " (from the induction: one event from a state that may be unreachable, not a log from a new thread)"
                 if v.source == "induction" else " (the spec's declarations alone: no event needed)")

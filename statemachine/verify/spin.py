@@ -23,7 +23,14 @@ from statemachine.runtime.projector import SessionProjector
 from statemachine.spec.invariants import state_violations
 from statemachine.spec.model import Spec
 from statemachine.spec.requirements import Requirements
-from statemachine.verify.promela import DEFAULT_TURN_IDS, PromelaError, export_promela, requirement_coverage
+from statemachine.verify.promela import (
+    DEFAULT_TURN_IDS,
+    PromelaError,
+    claim_name,
+    export_promela,
+    requirement_coverage,
+    violation_names,
+)
 from statemachine.verify.report import CheckResult
 
 __all__ = ["PROVIDER", "THREAD", "check_spin", "counterexample_events"]
@@ -43,7 +50,7 @@ PAN_ARGS = ("-w18",)  # hash table of 2^18 slots: a few MB, ample for models thi
 
 _EVENT = re.compile(r"^@event (\d+) (\d+) ", re.MULTILINE)
 _TAKEN = re.compile(r"^@taken (\d+)$", re.MULTILINE)
-_VIOLATED = re.compile(r"^@violated (\S+)$", re.MULTILINE)
+_VIOLATED = re.compile(r"^@violated (\d+)$", re.MULTILINE)
 
 
 class _Failed(Exception):
@@ -141,17 +148,17 @@ def _temporal(
     for req in requirements.of_form("temporal"):
         trail_file = work / f"{TEMPORAL_MODEL}.trail"
         trail_file.unlink(missing_ok=True)
-        report = _run(["./pan_ltl", "-a", "-N", req.name, *PAN_ARGS], work, timeout)
+        claim = claim_name(req.index)  # the model names no requirement: its claim is numbered
+        report = _run(["./pan_ltl", "-a", "-N", claim, *PAN_ARGS], work, timeout)
         states = max(states, _count(r"(\d+) states, stored", report))
         if _count(r"errors: (\d+)", report) == 0:
             continue
         if not trail_file.is_file():
             raise _Failed(f"pan found a violation of {req.name} but wrote no trail")
         # Replayed on a copy of the model with only this claim: `spin -t` takes the model's claim.
-        single = f"{req.name}.pml"
-        claim = f"ltl {req.name} "
+        single = f"{claim}.pml"
         (work / single).write_text("\n".join(line for line in model.splitlines()
-                                             if not line.startswith("ltl ") or line.startswith(claim)),
+                                             if not line.startswith("ltl ") or line.startswith(f"ltl {claim} ")),
                                    encoding="utf-8")
         trail_file.rename(work / f"{single}.trail")
         trail = _run([spin, "-T", "-t", single], work, timeout)
@@ -227,7 +234,8 @@ def check_spin(
     events: list[dict[str, Any]] | None = None
     if errors:
         path = _path(spec, trail)
-        violated_here = tuple(dict.fromkeys(_VIOLATED.findall(trail)))
+        names = violation_names(spec, requirements)
+        violated_here = tuple(dict.fromkeys(names[int(n)] for n in _VIOLATED.findall(trail) if int(n) < len(names)))
         events = counterexample_events(spec, path)
         counterexamples = {name: events for name in violated_here}
         note = f"{', '.join(violated_here) or 'an assertion'} violated after {len(path)} event(s): {_labels(path)}"
