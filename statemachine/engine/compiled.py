@@ -28,6 +28,7 @@ import re
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cached_property
 from types import CodeType
 from typing import Any
@@ -161,6 +162,8 @@ class _Codegen:
             "Outcome": Outcome,
             "APPLIED": OutcomeKind.APPLIED,
             "REJECTED": OutcomeKind.REJECTED,
+            "fromisoformat": datetime.fromisoformat,
+            "UTC": UTC,
         }
         self.constants: list[tuple[str, Any]] = []
         self._names: dict[tuple[type, Any], str] = {}
@@ -195,7 +198,8 @@ class _Codegen:
             return [f"return new(Outcome, (REJECTED, ev, s, s, {self.const(entry.reason)}, None))"]
         effects = [(self.vocabulary.effects[name], params) for name, params in entry.effects]
         slots = dict.fromkeys(slot for e, _ in effects for slot in (*e.reads, *e.writes))
-        loads = [f"{slot} = {SLOTS[slot].load}" for slot in slots if slot not in _PROLOGUE and SLOTS[slot].load != slot]
+        loads = [line for slot in slots if slot not in _PROLOGUE and SLOTS[slot].load != slot
+                 for line in _LOADS.get(slot, (f"{slot} = {SLOTS[slot].load}",))]
         remembers = any(e.remembers for e, _ in effects)
         body = [line for e, params in effects for line in self.effect(e, params)]
         built = {"status": self.const(entry.status)}
@@ -203,13 +207,13 @@ class _Codegen:
         written = [slot for e, _ in effects for slot in e.writes]
         built |= {field: slot for slot in written if (field := SLOTS[slot].session_field) is not None}
         fields = ", ".join(built.get(f, f"s.{f}") for f in Session._fields)
-        updated_dt = "upd_dt" if "upd_dt" in slots else "rec.updated_dt"
         return [
             *loads,
             *(["remember = rec.remember_turn"] if remembers else []),
             *body,
             f"after = new(Session, ({fields}))",
-            f"rec.commit(after, {updated_dt})",
+            # `ThreadRecord.commit` written out (the record derives `updatedAt` parsed when read).
+            "rec.session = after",
             "return None" if self.lean else
             f"return new(Outcome, (APPLIED, ev, s, after, None, {self.const(entry.transition)}))",
         ]
@@ -256,6 +260,17 @@ class _Codegen:
         ]
         return "\n".join([*header, "", *("\n" + f for f in self.functions)]) + "\n"
 
+
+# Slots loaded otherwise than by their `Slot.load`, with the same value: `updatedAt` parsed here
+# rather than through `ThreadRecord.updated_dt` (a property and a cache that nearly always misses,
+# since an applied step moves it), as `parse_timestamp` does: an offset-less time is UTC.
+_LOADS: dict[str, tuple[str, ...]] = {
+    "upd_dt": ("upd_dt = s.updated_at",
+               "if upd_dt is not None:",
+               "    upd_dt = fromisoformat(upd_dt)",
+               "    if upd_dt.tzinfo is None:",
+               "        upd_dt = upd_dt.replace(tzinfo=UTC)"),
+}
 
 # Loaded at the top of every function that uses them, in this order (`s`, the session, always):
 # what guards read, so that every branch sees them.
