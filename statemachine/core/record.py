@@ -180,9 +180,12 @@ class ThreadRecord:
         h.update(data)
         digest = h.digest()
         ids = self._ids
-        if type(ids) is not bytes:
+        if not isinstance(ids, bytes):
             return ids.add(digest)
-        if digest in ids and _packed_has(ids, digest):  # `in` alone may match across two digests
+        # `find`, not `in`: `in` on bytes first tries the digest as an integer, and an exception
+        # raised and cleared costs more than the search. A match across two digests does not count.
+        at = ids.find(digest)
+        if at >= 0 and (not at % DIGEST_SIZE or _packed_has(ids, digest)):
             return False
         if len(ids) < self._caps.packed_id_bytes:
             self._ids = ids + digest
@@ -192,7 +195,7 @@ class ThreadRecord:
     def see_digest(self, digest: bytes) -> bool:
         """`see` for an eventId's digest (`event_digest`)."""
         ids = self._ids
-        if type(ids) is not bytes:
+        if not isinstance(ids, bytes):
             return ids.add(digest)
         if _packed_has(ids, digest):
             return False

@@ -146,6 +146,11 @@ def _settled(vocabulary: Vocabulary, name: str, tested: Mapping[str, bool]) -> b
 
 
 _IDENTIFIER = re.compile(r"[^A-Za-z0-9_]")
+# A session's fields are read by position in the generated source (`s[3]` is `s.active_turn_id`,
+# in `Session._fields` order, the namedtuple's own): an index into a tuple costs a third of the
+# attribute lookup, which on a tuple subclass takes the interpreter's generic path.
+_FIELD_AT = {name: i for i, name in enumerate(Session._fields)}
+_SESSION_FIELD = re.compile(r"\bs\.(" + "|".join(Session._fields) + r")\b")
 
 
 class _Codegen:
@@ -247,14 +252,17 @@ class _Codegen:
         head = [f"{slot} = {load}" for slot, load in _PROLOGUE.items() if slot in used or slot == "s"]
         kind = "lean" if self.lean else "step"
         name = f"{kind}_{len(self.functions)}_{_IDENTIFIER.sub('_', trigger)}__{_IDENTIFIER.sub('_', status)}"
+        lines = [_SESSION_FIELD.sub(lambda m: f"s[{_FIELD_AT[m[1]]}]", line) for line in (*head, *body)]
         source = "\n".join([f"def {name}(rec, ev):", f"    # {trigger!a} in {status!a}",
-                            *("    " + line for line in (*head, *body))])
+                            *("    " + line for line in lines)])
         self.functions.append(source)
         return name
 
     def module(self, spec: Spec) -> str:
         header = [
             f"# Step functions compiled from spec {spec.name!a} (digest {spec.digest[:16] or 'none'}).",
+            "# A session's fields are read by position: "
+            + ", ".join(f"s[{i}] = s.{name}" for name, i in _FIELD_AT.items()) + ".",
             "# Constants bound by name (spec values never become source text):",
             *(f"#   {name} = {value!a}" for name, value in self.constants),
         ]
