@@ -288,13 +288,19 @@ def alternate(jobs: list[tuple[Row, Callable[[], float]]], repeats: int, log: Ca
 # -- python-statemachine in its own venv ---------------------------------------------------------
 
 
+def _psm_env() -> dict[str, str]:
+    """The environment of python-statemachine's processes: without PYTHONPATH, which may put this
+    package (whose import name is also `statemachine`) ahead of the venv's."""
+    return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+
+
 def psm_python(log: Callable[[str], None]) -> tuple[Path | None, str]:
     """A venv with python-statemachine (made once under .bench/), or None and why not."""
     venv = BENCH_DIR / "psm-venv"
     python = venv / "bin" / "python"
     probe = [str(python), "-c", "import statemachine, sys; sys.stdout.write(statemachine.__version__)"]
     if python.exists():
-        done = subprocess.run(probe, capture_output=True, text=True, cwd=BENCH_DIR)
+        done = subprocess.run(probe, capture_output=True, text=True, cwd=BENCH_DIR, env=_psm_env())
         if done.returncode == 0:
             return python, f"python-statemachine {done.stdout.strip()}"
     log("  creating .bench/psm-venv and installing python-statemachine ...")
@@ -303,10 +309,10 @@ def psm_python(log: Callable[[str], None]) -> tuple[Path | None, str]:
     if made.returncode != 0:
         return None, f"could not create a venv: {made.stderr.strip()[-300:]}"
     pip = subprocess.run([str(python), "-m", "pip", "install", "-q", "python-statemachine"],
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, env=_psm_env())
     if pip.returncode != 0:
         return None, f"pip could not install python-statemachine: {pip.stderr.strip()[-300:]}"
-    done = subprocess.run(probe, capture_output=True, text=True, cwd=BENCH_DIR)
+    done = subprocess.run(probe, capture_output=True, text=True, cwd=BENCH_DIR, env=_psm_env())
     if done.returncode != 0:
         return None, f"python-statemachine does not import: {done.stderr.strip()[-300:]}"
     return python, f"python-statemachine {done.stdout.strip()}"
@@ -325,7 +331,7 @@ def run_psm(python: Path, events_file: Path, results: bool = False) -> dict[str,
     cmd = [str(python), str(HERE / "psm_contender.py"), "--events", str(events_file)]
     if results:
         cmd.append("--results")
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=BENCH_DIR)
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=BENCH_DIR, env=_psm_env())
     if done.returncode != 0:
         raise RuntimeError(f"psm_contender failed: {done.stderr.strip()[-500:]}")
     report: dict[str, Any] = json.loads(done.stdout)

@@ -45,6 +45,10 @@ def event_digest(event_id: str) -> bytes:
     return blake2b(data, digest_size=DIGEST_SIZE).digest()
 
 
+# `see` copies this rather than making a hash object from its parameters: the same digest, cheaper.
+_BLANK = blake2b(digest_size=DIGEST_SIZE)
+
+
 def event_digest_hex(event_id: str) -> str:
     """`event_digest` as 32 lowercase hex digits: how snapshots, stores and readers spell it."""
     return event_digest(event_id).hex()
@@ -129,7 +133,8 @@ class ThreadRecord:
 
     Its memories change only through `see` (the eventIds, on de-duplication) and `remember_turn`
     (turns completed, aborted or cleared, as an applied step's effects run), and its session only
-    through `commit`, which both engines call. Both memories forget their oldest entry first, past
+    through `commit` (the compiled engine's generated steps assign `session` directly, which is
+    all `commit` does). Both memories forget their oldest entry first, past
     the projector's caps, in the same order whether packed or not.
 
     `finished` is the finished-turn memory as it is (a tuple, or a `BoundedSet` once large): read
@@ -165,12 +170,27 @@ class ThreadRecord:
 
     def see(self, event_id: str) -> bool:
         """Remember `event_id`; False if it was remembered already (the duplicate test and update in one)."""
-        # `event_digest` written out: this runs once per event, and a call is a fair part of it.
+        # `event_digest` and `see_digest` written out: this runs once per event, and each call is a
+        # fair part of it. A copy of a prepared hash object skips parsing `digest_size` per call.
         try:
-            digest = blake2b(event_id.encode(), digest_size=DIGEST_SIZE).digest()
+            data = event_id.encode()
         except UnicodeEncodeError:
-            digest = event_digest(event_id)
-        return self.see_digest(digest)
+            data = event_id.encode("utf-8", "surrogatepass")
+        h = _BLANK.copy()
+        h.update(data)
+        digest = h.digest()
+        ids = self._ids
+        if not isinstance(ids, bytes):
+            return ids.add(digest)
+        # `find`, not `in`: `in` on bytes first tries the digest as an integer, and an exception
+        # raised and cleared costs more than the search. A match across two digests does not count.
+        at = ids.find(digest)
+        if at >= 0 and (not at % DIGEST_SIZE or _packed_has(ids, digest)):
+            return False
+        if len(ids) < self._caps.packed_id_bytes:
+            self._ids = ids + digest
+            return True
+        return self._spill(ids, digest)
 
     def see_digest(self, digest: bytes) -> bool:
         """`see` for an eventId's digest (`event_digest`)."""
@@ -179,10 +199,16 @@ class ThreadRecord:
             return ids.add(digest)
         if _packed_has(ids, digest):
             return False
-        caps = self._caps
-        if len(ids) < caps.packed_id_bytes:
+        if len(ids) < self._caps.packed_id_bytes:
             self._ids = ids + digest
-        elif caps.event_ids * DIGEST_SIZE == len(ids):  # full: the oldest makes room
+            return True
+        return self._spill(ids, digest)
+
+    def _spill(self, ids: bytes, digest: bytes) -> bool:
+        """A new digest for a packed memory at its packed size: the oldest makes room when the cap
+        is the packed size, else the memory becomes a BoundedSet."""
+        caps = self._caps
+        if caps.event_ids * DIGEST_SIZE == len(ids):
             self._ids = ids[DIGEST_SIZE:] + digest
         else:
             self._ids = BoundedSet(caps.event_ids, [*_chunks(ids), digest])

@@ -28,6 +28,7 @@ import re
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cached_property
 from types import CodeType
 from typing import Any
@@ -145,6 +146,11 @@ def _settled(vocabulary: Vocabulary, name: str, tested: Mapping[str, bool]) -> b
 
 
 _IDENTIFIER = re.compile(r"[^A-Za-z0-9_]")
+# A session's fields are read by position in the generated source (`s[3]` is `s.active_turn_id`,
+# in `Session._fields` order, the namedtuple's own): an index into a tuple costs a third of the
+# attribute lookup, which on a tuple subclass takes the interpreter's generic path.
+_FIELD_AT = {name: i for i, name in enumerate(Session._fields)}
+_SESSION_FIELD = re.compile(r"\bs\.(" + "|".join(Session._fields) + r")\b")
 
 
 class _Codegen:
@@ -161,6 +167,8 @@ class _Codegen:
             "Outcome": Outcome,
             "APPLIED": OutcomeKind.APPLIED,
             "REJECTED": OutcomeKind.REJECTED,
+            "fromisoformat": datetime.fromisoformat,
+            "UTC": UTC,
         }
         self.constants: list[tuple[str, Any]] = []
         self._names: dict[tuple[type, Any], str] = {}
@@ -195,7 +203,8 @@ class _Codegen:
             return [f"return new(Outcome, (REJECTED, ev, s, s, {self.const(entry.reason)}, None))"]
         effects = [(self.vocabulary.effects[name], params) for name, params in entry.effects]
         slots = dict.fromkeys(slot for e, _ in effects for slot in (*e.reads, *e.writes))
-        loads = [f"{slot} = {SLOTS[slot].load}" for slot in slots if slot not in _PROLOGUE and SLOTS[slot].load != slot]
+        loads = [line for slot in slots if slot not in _PROLOGUE and SLOTS[slot].load != slot
+                 for line in _LOADS.get(slot, (f"{slot} = {SLOTS[slot].load}",))]
         remembers = any(e.remembers for e, _ in effects)
         body = [line for e, params in effects for line in self.effect(e, params)]
         built = {"status": self.const(entry.status)}
@@ -203,13 +212,13 @@ class _Codegen:
         written = [slot for e, _ in effects for slot in e.writes]
         built |= {field: slot for slot in written if (field := SLOTS[slot].session_field) is not None}
         fields = ", ".join(built.get(f, f"s.{f}") for f in Session._fields)
-        updated_dt = "upd_dt" if "upd_dt" in slots else "rec.updated_dt"
         return [
             *loads,
             *(["remember = rec.remember_turn"] if remembers else []),
             *body,
             f"after = new(Session, ({fields}))",
-            f"rec.commit(after, {updated_dt})",
+            # `ThreadRecord.commit` written out (the record derives `updatedAt` parsed when read).
+            "rec.session = after",
             "return None" if self.lean else
             f"return new(Outcome, (APPLIED, ev, s, after, None, {self.const(entry.transition)}))",
         ]
@@ -243,19 +252,33 @@ class _Codegen:
         head = [f"{slot} = {load}" for slot, load in _PROLOGUE.items() if slot in used or slot == "s"]
         kind = "lean" if self.lean else "step"
         name = f"{kind}_{len(self.functions)}_{_IDENTIFIER.sub('_', trigger)}__{_IDENTIFIER.sub('_', status)}"
+        lines = [_SESSION_FIELD.sub(lambda m: f"s[{_FIELD_AT[m[1]]}]", line) for line in (*head, *body)]
         source = "\n".join([f"def {name}(rec, ev):", f"    # {trigger!a} in {status!a}",
-                            *("    " + line for line in (*head, *body))])
+                            *("    " + line for line in lines)])
         self.functions.append(source)
         return name
 
     def module(self, spec: Spec) -> str:
         header = [
             f"# Step functions compiled from spec {spec.name!a} (digest {spec.digest[:16] or 'none'}).",
+            "# A session's fields are read by position: "
+            + ", ".join(f"s[{i}] = s.{name}" for name, i in _FIELD_AT.items()) + ".",
             "# Constants bound by name (spec values never become source text):",
             *(f"#   {name} = {value!a}" for name, value in self.constants),
         ]
         return "\n".join([*header, "", *("\n" + f for f in self.functions)]) + "\n"
 
+
+# Slots loaded otherwise than by their `Slot.load`, with the same value: `updatedAt` parsed here
+# rather than through `ThreadRecord.updated_dt` (a property and a cache that nearly always misses,
+# since an applied step moves it), as `parse_timestamp` does: an offset-less time is UTC.
+_LOADS: dict[str, tuple[str, ...]] = {
+    "upd_dt": ("upd_dt = s.updated_at",
+               "if upd_dt is not None:",
+               "    upd_dt = fromisoformat(upd_dt)",
+               "    if upd_dt.tzinfo is None:",
+               "        upd_dt = upd_dt.replace(tzinfo=UTC)"),
+}
 
 # Loaded at the top of every function that uses them, in this order (`s`, the session, always):
 # what guards read, so that every branch sees them.

@@ -241,7 +241,7 @@ class Pipeline:
             step = self.step
         # Written out in one loop on purpose: a call per item costs as much as a step.
         lean: Any = compiled_for(self.spec).batch_dispatch if step is None else None
-        admit, forgetting, forget = self.admit, self.forgetting, self.forget
+        admit, forgetting, forget, horizon = self.admit, self.forgetting, self.forget, self.horizon
         applied = ignored = duplicate = rejected = forgotten = malformed = 0
         number: Any = None
         try:
@@ -291,9 +291,21 @@ class Pipeline:
                     if on_outcome is not None:
                         on_outcome(number, outcome)
                     continue
-                admitted: Any = admit(ev)
-                if new and on_created is not None and tid in threads:
-                    on_created(number, tid)
+                # `admit` written out for a thread that has a record (its other cases go to it):
+                # the same de-duplication, clock bound and ignoring, one call fewer per event.
+                admitted: Any = threads.get(tid)
+                if admitted is None:
+                    admitted = admit(ev)
+                    if new and on_created is not None and tid in threads:
+                        on_created(number, tid)
+                elif not admitted.see(ev.event_id):
+                    admitted = _DUPLICATE
+                else:
+                    created = ev.created_dt
+                    if created > horizon.limit and horizon.beyond(created):
+                        admitted = _REJECTED
+                    elif ev.trigger is None:
+                        admitted = _IGNORED
                 if type(admitted) is OutcomeKind:
                     if admitted is _DUPLICATE:
                         duplicate += 1
