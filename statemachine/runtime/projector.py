@@ -180,7 +180,7 @@ class SessionProjector:
         if self._pending is not None:
             return self._defer(ev)
         outcome = self._step(ev)
-        if self._observers:
+        if self._observers.subscriptions:  # a tuple: no Python call when there is none
             self._run_observers(outcome)
         return outcome
 
