@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import markdown_tables
 from spec_edits import EDITS, edited
 
 from statemachine import Outcome, OutcomeKind, Session, SessionProjector, Spec, builtin_spec, load_spec
@@ -504,3 +506,33 @@ def test_a_projector_that_drops_a_carried_field_fails_the_induction(monkeypatch:
     spec = builtin_spec()
     result = induction(spec, builtin_requirements(spec))
     assert not result.ok and "carried_fields_untouched" in result.violated
+
+
+# -- the semantics page names the requirement of every rule ---------------------------------------
+
+SEMANTICS = ROOT / "docs" / "semantics.md"
+_LISTED = re.compile(r"^\*\*Requirements:\*\* ((?:`[a-z0-9_]+`(?:, | and )?)+)", re.MULTILINE)
+
+
+def test_every_row_and_section_of_the_semantics_page_names_its_requirements_or_says_why_not() -> None:
+    text = SEMANTICS.read_text(encoding="utf-8")
+    names = set(builtin_requirements(builtin_spec()).names)
+    tables = [t for t in markdown_tables(text) if t and "requirements" in t[0]]
+    assert len(tables) == 4  # outcomes, rejection reasons, the turn-id guard, commands
+    for table in tables:
+        for row in table:
+            cell = row["requirements"]
+            if cell.startswith("not a requirement: "):
+                continue
+            listed = [n.strip(" `") for n in cell.split(",")]
+            assert listed and set(listed) <= names, (row, set(listed) - names)
+    listed_lines = _LISTED.findall(text)
+    assert len(listed_lines) == text.count("**Requirements:**")  # each line starts with names
+    for line in listed_lines:
+        assert set(re.findall(r"`([a-z0-9_]+)`", line)) <= names, line
+    # Every section under "Event by event" has its line (the turn-id guard: its table's column).
+    events = text.split("## Event by event")[1].split("\n## ")[0]
+    sections = events.split("\n### ")[1:]
+    assert len(sections) == 10 and all("**Requirements:**" in s or "| requirements |" in s for s in sections)
+    # And every requirement is the statement of something this page says.
+    assert {n for n in names if f"`{n}`" not in text} == set()
