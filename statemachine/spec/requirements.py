@@ -7,11 +7,14 @@ rule of the target semantics as a named requirement, in one of three forms:
 - `state`: a predicate over one session (`session.*`, `session.finished`) that holds in every
   reachable state, including a thread's first;
 - `contract`: `when` (over the session before and the event) -> `then` (over the outcome and the
-  session after, and anything `when` may read), on every event, valid or not;
+  session after, what the thread remembers after it, and anything `when` may read), on every
+  event, valid or not; `applies_to` picks the deliveries (fresh, the first of a thread,
+  redelivered, every). With `must_apply_from` a contract says what must be accepted: from those
+  statuses an event meeting `when` gets `outcome` (applied, or forgotten) and meets `then`;
 - `temporal`: an LTL formula over the generated Promela model, proven by spin.
 
 Predicates are data in a small fixed language (`all`, `any`, `not`, `implies`, `eq`, `in`,
-`is_null`, `same`, `contains`, `not_earlier`, `latest`). No text from the file is ever
+`is_null`, `same`, `contains`, `empty`, `not_earlier`, `latest`). No text from the file is ever
 evaluated: each predicate compiles to one Python function built from this module's templates,
 every literal bound to a name, which every checker calls. Every
 status, event type, trigger, payload field and reason a requirement names is checked against the
@@ -592,6 +595,9 @@ class _Builder:
         apply_from = tuple(r.get("must_apply_from", ()))
         if not apply_from:
             return when, then, (), None
+        # Checked as written first, so that an error names the place in the file.
+        self.predicate(when, WHEN_ROOTS, f"{path}.when")
+        self.predicate(then, THEN_ROOTS, f"{path}.then")
         for k, s in enumerate(apply_from):
             self.status(s, f"{path}.must_apply_from[{k}]")
         outcome = str(r.get("outcome", "applied"))
