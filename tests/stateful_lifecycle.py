@@ -189,9 +189,10 @@ def make_lifecycle_machine(
             self.projector = projector(spec)
             self.clock = EPOCH
             self.next_id = 0
-            self.dropped_ids: set[str] = set()  # digests of eventIds whose thread was forgotten since
             # The eventIds each thread's memory holds, oldest first: the projector keeps only digests.
             self.memory_ids: dict[str, list[str]] = {}
+            # A deleted thread's eventIds, kept as its tombstone (oldest deletion first).
+            self.tomb_ids: dict[str, list[str]] = {}
             self.known_turns: set[str] = set()
 
         # -- building events ---------------------------------------------------------------
@@ -267,8 +268,21 @@ def make_lifecycle_machine(
             digest = event_digest_hex(event_id)  # the memory keeps digests, not ids
             sessions, memory = p.sessions(), self._memory()
             seen, finished = memory.get(thread, ((), ()))
+            tomb = self.tomb_ids.get(thread) if thread not in sessions else None
 
             outcome = p.apply(wire)
+
+            if tomb is not None:
+                if digest in map(event_digest_hex, tomb):
+                    # A redelivery to a deleted thread: a duplicate, and the thread stays deleted.
+                    assert outcome.kind is OutcomeKind.DUPLICATE, (outcome.kind, wire)
+                    assert thread not in p and outcome.after == outcome.before
+                    assert p.sessions() == sessions and self._memory() == memory
+                    return outcome
+                # A new event starts the thread anew; it still knows the ids it saw before.
+                del self.tomb_ids[thread]
+                self.memory_ids[thread] = list(tomb)
+                seen = tuple(map(event_digest_hex, tomb))
 
             # Exactly one outcome, about this event and this session.
             assert isinstance(outcome, Outcome) and isinstance(outcome.kind, OutcomeKind)
@@ -285,8 +299,11 @@ def make_lifecycle_machine(
                 event_type = spec.event_type(wire["type"])
                 assert event_type is not None and event_type.forgets_thread, wire
                 assert thread not in p and p.seen_event_digests(thread) == () and p.finished_turns(thread) == ()
-                self.dropped_ids.update((*seen, digest))
-                self.memory_ids.pop(thread, None)
+                ids = [*self.memory_ids.pop(thread, []), event_id][-p.max_event_ids:]
+                if digest in seen:  # already remembered (cannot be: a duplicate is not forgotten)
+                    raise AssertionError(wire)
+                self.tomb_ids.pop(thread, None)
+                self.tomb_ids[thread] = ids
                 assert {t: s for t, s in p.sessions().items()} == {t: s for t, s in sessions.items() if t != thread}
                 return outcome
             assert outcome.after == p[thread]
@@ -385,11 +402,13 @@ def make_lifecycle_machine(
                       zone: str) -> None:
             # Same eventId and thread, anything else may differ: still the event already processed.
             thread = original["threadId"]
-            # A thread forgotten since then forgot the eventId with it: the event would be new.
-            assume(event_digest_hex(original["eventId"]) not in self.dropped_ids)
+            # Remembered by the thread, or by its tombstone if it was deleted since (either memory
+            # forgets its oldest ids past the cap: such an event would be new).
+            remembered = self.tomb_ids.get(thread) if thread not in self.projector else self.memory_ids.get(thread)
+            assume(original["eventId"] in (remembered or ()))
             wire = self._lifecycle(data, trigger, thread, original["provider"], self._created_at(tick, zone),
                                    self._turn(data, thread), event_id=original["eventId"])
-            assert self.projector.has_seen(thread, original["eventId"])
+            assert thread not in self.projector or self.projector.has_seen(thread, original["eventId"])
             assert self._send(wire).kind is OutcomeKind.DUPLICATE
 
         @rule(target=delivered, data=st.data(), original=delivered, trigger=st.sampled_from(triggers), tick=ticks,

@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import markdown_tables
+from spec_edits import EDITS, edited
 
-from statemachine import Outcome, OutcomeKind, SessionProjector, builtin_spec, load_spec
+from statemachine import Outcome, OutcomeKind, Session, SessionProjector, Spec, builtin_spec, load_spec
 from statemachine.spec.requirements import (
     BUILTIN_REQUIREMENTS,
+    Requirements,
     RequirementsError,
     builtin_requirements,
     load_requirements,
     parse_requirements,
 )
 from statemachine.verify import explore as explore_module
-from statemachine.verify.explore import explore
+from statemachine.verify import induction as induction_module
+from statemachine.verify.explore import SeenView, explore
+from statemachine.verify.induction import induction
 from statemachine.verify.mutate import load_mutant
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -156,6 +162,14 @@ def test_a_spec_flag_that_weakens_the_core_requirement_is_a_declaration_violatio
     ("  - {name: x, form: state, description: d, holds: {is_null: session.lastError}}\n"
      "  - {name: x, form: state, description: d, holds: {is_null: session.lastError}}\n",
      "requirements[1].name", "duplicate requirement"),
+    ("  - {name: x, form: contract, description: d, when: {eq: [event.type, thread.delete]},"
+     " must_apply_from: [ready, paused]}\n", "requirements[0].must_apply_from[1]", "status 'paused'"),
+    ("  - {name: x, form: contract, description: d, then: {contains: [before.seen, event.eventId]}}\n",
+     "requirements[0].then.contains[0]", "only after.seen can be read"),
+    ("  - {name: x, form: contract, description: d, then: {empty: after.lastError}}\n",
+     "requirements[0].then.empty", "is not a set"),
+    ("  - {name: x, form: state, description: d, holds: {empty: after.finished}}\n",
+     "requirements[0].holds.empty", "'after' cannot be read here"),
 ])
 def test_a_requirement_naming_what_the_spec_lacks_is_an_error_naming_where(body: str, where: str, message: str) -> None:
     with pytest.raises(RequirementsError) as caught:
@@ -178,6 +192,11 @@ def test_a_temporal_requirement_is_checked_against_the_spec_too() -> None:
     (_one("  - {name: x, form: state, description: d, holds: {eval: '__import__(\"os\")'}}\n"), "requirements[0]"),
     (_one("  - {name: x, form: state, description: d, holds: {is_null: session.x.y.z}}\n"), "requirements[0]"),
     (_one("  - {name: x, form: contract, description: d, holds: {is_null: session.status}}\n"), "requirements[0]"),
+    # An outcome says what acceptance means: without must_apply_from it says nothing.
+    (_one("  - {name: x, form: contract, description: d, outcome: forgotten, then: {is_null: after.status}}\n"),
+     "requirements[0]"),
+    (_one("  - {name: x, form: contract, description: d, must_apply_from: [ready], outcome: ignored}\n"),
+     "requirements[0]"),
 ])
 def test_schema_errors_name_the_place(text: str, where: str) -> None:
     with pytest.raises(RequirementsError) as caught:
@@ -295,7 +314,50 @@ class _LosesProvider(SessionProjector):
         return outcome._replace(after=outcome.after._replace(provider_name="someone else"))
 
 
+class _InventsCarriedFields(SessionProjector):
+    """Broken on purpose: writes runtimeMode, which the lifecycle only carries."""
+
+    def apply(self, event: Any) -> Outcome:
+        outcome = super().apply(event)
+        if outcome.kind is not OutcomeKind.APPLIED:
+            return outcome
+        return outcome._replace(after=outcome.after._replace(runtime_mode="full-access"))
+
+
+class _DropsCarriedFields(SessionProjector):
+    def apply(self, event: Any) -> Outcome:
+        outcome = super().apply(event)
+        if outcome.kind is not OutcomeKind.APPLIED:
+            return outcome
+        return outcome._replace(after=outcome.after._replace(provider_instance_id=None))
+
+
+class _KeepsMemoriesWhenForgetting(SessionProjector):
+    """Broken on purpose: a forgotten thread comes back with what it remembered."""
+
+    def apply(self, event: Any) -> Outcome:
+        parsed = self.parse(event)
+        finished = self.finished_turns(parsed.thread_id)
+        outcome = super().apply(parsed)
+        if outcome.kind is OutcomeKind.FORGOTTEN:
+            self.seed(outcome.after, finished_turns=finished, seen_event_ids=[parsed.event_id])
+        return outcome
+
+
+class _NewThreadsFromSomeoneElse(SessionProjector):
+    """Broken on purpose: a new thread starts with another provider than its first event's."""
+
+    def apply(self, event: Any) -> Outcome:
+        parsed = self.parse(event)
+        if parsed.thread_id not in self:
+            self.seed(Session(parsed.thread_id, self.spec.initial, "someone-else"))
+        return super().apply(parsed)
+
+
 @pytest.mark.parametrize(("projector", "requirement"), [
+    (_InventsCarriedFields, "carried_fields_untouched"),
+    (_KeepsMemoriesWhenForgetting, "forgetting_drops_memories"),
+    (_NewThreadsFromSomeoneElse, "new_thread_starts_idle"),
     (_ForgetsEventIds, "redelivery_is_duplicate"),
     (_CallsEverythingDuplicate, "fresh_event_is_not_duplicate"),
     (_CallsEverythingDuplicate, "unapplied_changes_nothing"),
@@ -333,3 +395,145 @@ def test_a_spec_that_only_deletes_an_invariant_fails_its_declarations(name: str,
     result = declarations(weakened, builtin_requirements(weakened))
     assert not result.ok and result.violated == (requirement,)
     assert declarations(builtin_spec(), builtin_requirements(builtin_spec())).ok
+
+
+# -- acceptance, a thread's first event, its memories ------------------------------------------
+
+
+def test_must_apply_from_means_taken_from_those_statuses_with_its_outcome_and_then() -> None:
+    reqs = _parse(
+        "  - name: x\n    form: contract\n    description: d\n    when: {eq: [event.type, thread.delete]}\n"
+        "    must_apply_from: [ready]\n    outcome: forgotten\n    then: {eq: [after.status, idle]}\n")
+    (x,) = reqs.items
+    assert x.must_apply_from == ("ready",) and x.outcome == "forgotten"
+    outcome, before, after = _outcome_of(_event("session.started"), _event("thread.delete", at=2))
+    assert outcome.kind is OutcomeKind.FORGOTTEN and outcome.before.status == "ready"
+    assert reqs.step_violations(outcome, before, after) == []
+    assert reqs.step_violations(outcome._replace(kind=OutcomeKind.APPLIED), before, after) == ["x"]
+    assert reqs.step_violations(outcome._replace(after=outcome.before), before, after) == ["x"]
+    # From a status it does not list, the requirement says nothing.
+    stopped = outcome._replace(kind=OutcomeKind.REJECTED, before=outcome.before._replace(status="stopped"))
+    assert reqs.step_violations(stopped, before, after) == []
+
+
+def test_a_first_delivery_contract_judges_only_the_event_that_creates_the_thread() -> None:
+    reqs = _parse("  - {name: x, form: contract, applies_to: first, description: d, "
+                  "then: {eq: [before.status, idle]}}\n")
+    outcome, before, after = _outcome_of(_event("session.started"), _event("session.exited", at=2))
+    assert outcome.before.status == "ready"
+    assert reqs.step_violations(outcome, before, after, first=True) == ["x"]
+    assert reqs.step_violations(outcome, before, after) == []
+
+
+def test_a_contract_reading_what_the_thread_remembers_is_left_out_when_the_caller_cannot_say() -> None:
+    reqs = builtin_requirements(builtin_spec())
+    projector = SessionProjector()
+    projector.apply(_event("turn.started", "T1"))
+    before = projector.finished_turns(THREAD)
+    outcome = projector.apply(_event("thread.delete", at=2))
+    assert outcome.kind is OutcomeKind.FORGOTTEN
+    seen = SeenView(projector, THREAD)
+    assert reqs.step_violations(outcome, before, (), seen_after=seen) == []
+    # A thread that kept its memories: named when the caller says what it remembers, and only then.
+    projector.seed(outcome.after, finished_turns=before, seen_event_ids=[outcome.event.event_id])
+    assert "forgetting_drops_memories" in reqs.step_violations(outcome, before, before, seen_after=seen)
+    assert "forgetting_drops_memories" not in reqs.step_violations(outcome, before, before)
+
+
+def test_every_status_a_trigger_is_taken_from_is_one_a_requirement_says_it_must_be_taken_from() -> None:
+    # The built-in spec's sources, each demanded by an acceptance requirement: a spec that drops
+    # one fails explore wherever the status is reachable with the requirement's `when`.
+    spec = builtin_spec()
+    reqs = builtin_requirements(spec)
+    demanded = {(trigger, status) for r in reqs.of_form("contract") for trigger in spec.triggers
+                if r.applies_to_trigger(trigger.partition("[")[0], trigger) for status in r.must_apply_from}
+    taken = {(t.trigger, s) for t in spec.transitions for s in t.sources}
+    assert taken - demanded == set()
+
+
+def replay_violations(spec: Spec, requirements: Requirements, events: list[dict[str, Any]]) -> set[str]:
+    """The requirements a log breaks on the real projector, every context given (first delivery,
+    redelivery, what the thread remembers)."""
+    projector = SessionProjector(spec)
+    broken: set[str] = set()
+    for event in events:
+        thread = event["threadId"]
+        first, redelivered = thread not in projector, projector.has_seen(thread, event["eventId"])
+        before = projector.finished_turns(thread)
+        outcome = projector.apply(event)
+        after = projector.finished_turns(thread)
+        broken |= set(requirements.step_violations(outcome, before, after, redelivered,
+                                                   seen_after=SeenView(projector, thread), first=first))
+        broken |= set(requirements.state_violations(outcome.after, after))
+    return broken
+
+
+@pytest.mark.parametrize("name", sorted(EDITS))
+def test_each_requirement_fails_in_explore_on_a_small_edit_of_the_spec(name: str) -> None:
+    spec = edited(name)
+    requirements = builtin_requirements(spec)
+    result = explore(spec, requirements)
+    assert not result.ok
+    assert EDITS[name].breaks <= set(result.violated), (EDITS[name].what, result.violated)
+    for requirement in EDITS[name].breaks:
+        # The counterexample is a log from a new thread, with the providers and turn ids it needs.
+        assert requirement in replay_violations(spec, requirements, result.counterexamples[requirement])
+
+
+def test_a_spec_that_stops_recording_the_provider_fails_the_induction_too() -> None:
+    spec = edited("provider_not_recorded")
+    result = induction(spec, builtin_requirements(spec))
+    assert not result.ok and result.violated == ("applied_records_provider",)
+    assert induction(builtin_spec(), builtin_requirements(builtin_spec())).ok
+
+
+def test_every_new_requirement_a_spec_can_break_has_an_edit_that_breaks_it() -> None:
+    shown = set().union(*(e.breaks for e in EDITS.values()))
+    assert {
+        "applied_records_provider", "new_thread_starts_idle", "turn_start_consumes_its_request", "retry_clears_error",
+        "retry_rejected_while_working", "request_resolved_clears_awaiting", "request_resolved_for_other_turn_rejected",
+        "request_opened_awaits_approval", "user_input_request_awaits_user_input", "request_needs_its_active_turn",
+        "turn_request_from_settled_starts", "turn_request_steers", "turn_request_for_finished_turn_rejected",
+        "stop_request_stops_working_session", "abort_rejection_reasons", "delete_forgets_from_every_status",
+        "forgetting_drops_memories",
+    } <= shown
+    assert shown <= set(builtin_requirements(builtin_spec()).names)
+
+
+def test_a_projector_that_drops_a_carried_field_fails_the_induction(monkeypatch: pytest.MonkeyPatch) -> None:
+    # No event sets the carried fields, so explore only meets them null; the induction's states
+    # carry them, and a step that drops one shows there.
+    monkeypatch.setattr(induction_module, "SessionProjector", _DropsCarriedFields)
+    spec = builtin_spec()
+    result = induction(spec, builtin_requirements(spec))
+    assert not result.ok and "carried_fields_untouched" in result.violated
+
+
+# -- the semantics page names the requirement of every rule ---------------------------------------
+
+SEMANTICS = ROOT / "docs" / "semantics.md"
+_LISTED = re.compile(r"^\*\*Requirements:\*\* ((?:`[a-z0-9_]+`(?:, | and )?)+)", re.MULTILINE)
+
+
+def test_every_row_and_section_of_the_semantics_page_names_its_requirements_or_says_why_not() -> None:
+    text = SEMANTICS.read_text(encoding="utf-8")
+    names = set(builtin_requirements(builtin_spec()).names)
+    tables = [t for t in markdown_tables(text) if t and "requirements" in t[0]]
+    assert len(tables) == 4  # outcomes, rejection reasons, the turn-id guard, commands
+    for table in tables:
+        for row in table:
+            cell = row["requirements"]
+            if cell.startswith("not a requirement: "):
+                continue
+            listed = [n.strip(" `") for n in cell.split(",")]
+            assert listed and set(listed) <= names, (row, set(listed) - names)
+    listed_lines = _LISTED.findall(text)
+    assert len(listed_lines) == text.count("**Requirements:**")  # each line starts with names
+    for line in listed_lines:
+        assert set(re.findall(r"`([a-z0-9_]+)`", line)) <= names, line
+    # Every section under "Event by event" has its line (the turn-id guard: its table's column).
+    events = text.split("## Event by event")[1].split("\n## ")[0]
+    sections = events.split("\n### ")[1:]
+    assert len(sections) == 10 and all("**Requirements:**" in s or "| requirements |" in s for s in sections)
+    # And every requirement is the statement of something this page says.
+    assert {n for n in names if f"`{n}`" not in text} == set()

@@ -7,11 +7,14 @@ rule of the target semantics as a named requirement, in one of three forms:
 - `state`: a predicate over one session (`session.*`, `session.finished`) that holds in every
   reachable state, including a thread's first;
 - `contract`: `when` (over the session before and the event) -> `then` (over the outcome and the
-  session after, and anything `when` may read), on every event, valid or not;
+  session after, what the thread remembers after it, and anything `when` may read), on every
+  event, valid or not; `applies_to` picks the deliveries (fresh, the first of a thread,
+  redelivered, every). With `must_apply_from` a contract says what must be accepted: from those
+  statuses an event meeting `when` gets `outcome` (applied, or forgotten) and meets `then`;
 - `temporal`: an LTL formula over the generated Promela model, proven by spin.
 
 Predicates are data in a small fixed language (`all`, `any`, `not`, `implies`, `eq`, `in`,
-`is_null`, `same`, `contains`, `not_earlier`, `latest`). No text from the file is ever
+`is_null`, `same`, `contains`, `empty`, `not_earlier`, `latest`). No text from the file is ever
 evaluated: each predicate compiles to one Python function built from this module's templates,
 every literal bound to a name, which every checker calls. Every
 status, event type, trigger, payload field and reason a requirement names is checked against the
@@ -25,12 +28,13 @@ bounded depth).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache, lru_cache
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, Protocol
 
 import yaml
 
@@ -52,12 +56,14 @@ __all__ = [
     "builtin_requirements",
     "load_requirements",
     "parse_requirements",
+    "predicate_paths",
 ]
 
 BUILTIN_REQUIREMENTS = _specs_dir() / "requirements.yaml"
 REQUIREMENTS_SCHEMA = _specs_dir() / "requirements.schema.json"
 
 Form = Literal["state", "contract", "temporal"]
+AppliesTo = Literal["fresh", "first", "redelivered", "every"]
 OUTCOME_KINDS = tuple(k.value for k in OutcomeKind)
 
 SESSION_FIELDS = {
@@ -70,6 +76,18 @@ SESSION_FIELDS = {
     # what the provider waits on.
     "pendingTurn": "pending_turn",
     "awaiting": "awaiting",
+    # Carried through for the orchestrator, never interpreted by the lifecycle.
+    "providerInstanceId": "provider_instance_id",
+    "runtimeMode": "runtime_mode",
+}
+# The thread's memories, as sets: `finished` (turns completed, aborted or cleared; before, after
+# and in a state) and `seen` (the eventIds it remembers; after a step only: whether it had seen
+# this event's id before is what `applies_to: redelivered` says).
+SET_PATHS = {
+    "session.finished": "c.finished",
+    "before.finished": "c.finished_before",
+    "after.finished": "c.finished_after",
+    "after.seen": "c.seen_after",
 }
 EVENT_FIELDS = {
     "eventId": "event_id",
@@ -95,6 +113,14 @@ class RequirementsError(ValueError):
         self.message = message
 
 
+class SeenIds(Protocol):
+    """The eventIds a thread remembers, as a contract reads them: `id in seen` and `len(seen)`."""
+
+    def __contains__(self, event_id: object, /) -> bool: ...
+
+    def __len__(self) -> int: ...
+
+
 class StepContext(NamedTuple):
     """What a contract sees of one event: the outcome and the thread's remembered turns around it."""
 
@@ -102,6 +128,10 @@ class StepContext(NamedTuple):
     finished_before: frozenset[str]
     finished_after: frozenset[str]
     redelivered: bool = False  # the thread had already processed this eventId
+    # The eventIds the thread remembers after the step; None when the caller cannot say, and then
+    # the contracts that read `after.seen` are left out (`Requirements.contracts_for`).
+    seen_after: SeenIds | None = None
+    first: bool = False  # the event created the thread (its first delivery)
 
 
 class _EventHolder(NamedTuple):
@@ -140,7 +170,12 @@ class Requirement:
     when: Any = None  # contract
     then: Any = None  # contract
     ltl: Temporal | None = None  # temporal
-    applies_to: Literal["fresh", "redelivered", "every"] = "fresh"  # contract: which deliveries
+    applies_to: AppliesTo = "fresh"  # contract: which deliveries
+    # contract: the statuses from which an event meeting `when` must be taken, with `outcome`
+    # (already folded into `when` and `then`; kept for the docs and the acceptance table)
+    must_apply_from: tuple[str, ...] = ()
+    outcome: str | None = None
+    reads_seen: bool = False  # contract: it reads after.seen (the caller must say what the thread remembers)
     # state: statuses the spec must declare with `holds_turn: false` (a flag may not weaken it)
     no_turn_statuses: tuple[str, ...] = ()
     # state: the invariant kind the spec must list, its own statement of this requirement (the
@@ -165,7 +200,7 @@ class Requirement:
         for raw in (self.when or {"all": []}, self.then):
             rest = _given(raw, known)
             if not isinstance(rest, bool):
-                read |= _paths(rest)
+                read |= predicate_paths(rest)
         return frozenset(p.removeprefix("event.") for p in read if p.startswith("event."))
 
     def applies_to_trigger(self, event_type: str, trigger: str | None) -> bool:
@@ -217,30 +252,43 @@ class Requirements:
         ctx = StateContext(session, frozenset(finished))
         return [r.name for r in self.of_form("state") if r.check is not None and not r.check(ctx)]
 
-    def contracts_for(self, event: Event, redelivered: bool = False) -> tuple[Requirement, ...]:
-        """The contracts whose `when` can hold for this delivery of an event of this type and trigger."""
-        wanted = ("redelivered", "every") if redelivered else ("fresh", "every")
+    def contracts_for(self, event: Event, redelivered: bool = False, *, first: bool = False,
+                      seen: bool = True) -> tuple[Requirement, ...]:
+        """The contracts whose `when` can hold for this delivery of an event of this type and
+        trigger. `first`: the delivery creates the thread; `seen`: the caller says what the thread
+        remembers after the step (without it, contracts reading `after.seen` are left out)."""
+        wanted = {"redelivered", "every"} if redelivered else {"fresh", "every"}
+        if first and not redelivered:
+            wanted.add("first")
         view = _EventView(_EventHolder(event))
         return tuple(
             r for r in self.of_form("contract")
             if r.applies_to in wanted
+            and (seen or not r.reads_seen)
             and r.applies_to_trigger(event.type, event.trigger)
             and all(check(view) for check in r.when_event)
         )
 
     def step_violations(
         self, outcome: Outcome, finished_before: Iterable[str], finished_after: Iterable[str],
-        redelivered: bool = False, contracts: Sequence[Requirement] | None = None,
+        redelivered: bool = False, contracts: Sequence[Requirement] | None = None, *,
+        seen_after: SeenIds | None = None, first: bool = False,
     ) -> list[str]:
-        """Names of the contracts this step breaks. `contracts`: a precomputed `contracts_for`."""
-        ctx = StepContext(outcome, _frozen(finished_before), _frozen(finished_after), redelivered)
-        chosen = self.contracts_for(outcome.event, redelivered) if contracts is None else contracts
+        """Names of the contracts this step breaks. `contracts`: a precomputed `contracts_for`;
+        `seen_after`: the eventIds the thread remembers after the step (None: the contracts that
+        read them are not evaluated); `first`: the event created the thread."""
+        ctx = StepContext(outcome, _frozen(finished_before), _frozen(finished_after), redelivered, seen_after, first)
+        chosen = (self.contracts_for(outcome.event, redelivered, first=first, seen=seen_after is not None)
+                  if contracts is None else contracts)
         return self._checker(chosen)(ctx)
 
-    def step_checker(self, event: Event, redelivered: bool = False) -> Callable[[StepContext], list[str]]:
+    def step_checker(self, event: Event, redelivered: bool = False, *, first: bool = False,
+                     seen: bool = True) -> Callable[[StepContext], list[str]]:
         """`step_violations` for every delivery of this event (its contracts chosen once): a
-        function from a `StepContext` (finished sets as frozensets) to the names it breaks."""
-        return self._checker(self.contracts_for(event, redelivered))
+        function from a `StepContext` (finished sets as frozensets) to the names it breaks. With
+        `seen` (the default) the context must carry `seen_after` when a chosen contract reads it
+        (`reads_seen`)."""
+        return self._checker(self.contracts_for(event, redelivered, first=first, seen=seen))
 
     def _checker(self, chosen: Sequence[Requirement]) -> Callable[[StepContext], list[str]]:
         """One compiled function testing every chosen contract (one call per step, not one per
@@ -250,7 +298,7 @@ class Requirements:
         if checker is None:
             names = {f"n{i}": r.name for i, r in enumerate(chosen)}
             body = "".join(f"    if {r.broken_expr}: out.append(n{i})\n" for i, r in enumerate(chosen))
-            source = "def check(c):\n    out = []\n" + body + "    return out\n"
+            source = "def check(c):\n" + _prologue(body) + "    out = []\n" + body + "    return out\n"
             scope = {**self.namespace, **names}
             exec(compile(source, f"<requirements {self.source}>", "exec"), scope)  # module templates only
             checker = self._checkers[key] = scope["check"]
@@ -411,32 +459,39 @@ class _Builder:
             return self._session_getter(root, rest, target, path, whole)
         if root == "event":
             if rest in EVENT_FIELDS:
-                return f"c.outcome.event.{EVENT_FIELDS[rest]}"
+                return f"_e.{EVENT_FIELDS[rest]}"
             name = rest.removeprefix("payload.")
             if rest.startswith("payload.") and name in self.payload_fields:
-                return f"c.outcome.event.payload.get({self.constant(name)})"
+                return f"_e.payload.get({self.constant(name)})"
             if rest.startswith("payload."):
                 raise self.fail(path, f"{target!r}: no event type of the spec {self.spec.source} has "
                                       f"a payload field {name!r}")
         if root == "outcome" and rest in ("kind", "reason"):
-            return f"c.outcome.{rest}"
+            return f"_o.{rest}"
         raise self.fail(path, f"unknown path {target!r}")
 
     def _session_getter(self, root: str, rest: str, target: str, path: str, whole: bool) -> str:
+        if target in SET_PATHS:
+            return SET_PATHS[target]
         if root == "session":
-            if rest == "finished":
-                return "c.finished"
             if rest in SESSION_FIELDS:
-                return f"c.session.{SESSION_FIELDS[rest]}"
+                return f"_s.{SESSION_FIELDS[rest]}"
         else:
             if rest == "" and whole:
-                return f"c.outcome.{root}"
-            if rest == "finished":
-                return f"c.finished_{root}"
+                return f"_{root[0]}"
             if rest in SESSION_FIELDS:
-                return f"c.outcome.{root}.{SESSION_FIELDS[rest]}"
+                return f"_{root[0]}.{SESSION_FIELDS[rest]}"
+        if rest == "seen":
+            raise self.fail(path, f"{target!r}: only after.seen can be read (whether the thread had seen "
+                                  "this eventId before is what applies_to: redelivered says)")
         raise self.fail(path, f"unknown path {target!r} (session fields: "
-                              f"{', '.join([*SESSION_FIELDS, 'finished'])})")
+                              f"{', '.join([*SESSION_FIELDS, 'finished'])}; after.seen)")
+
+    def set_getter(self, target: Any, roots: frozenset[str], path: str) -> str:
+        get = self.getter(target, roots, path)
+        if target not in SET_PATHS:
+            raise self.fail(path, f"{target!r} is not a set (sets: {', '.join(SET_PATHS)})")
+        return get
 
     def constant(self, value: Any) -> str:
         """A name bound to `value` in the compiled predicates' namespace: literals from the file
@@ -484,15 +539,17 @@ class _Builder:
             first, second = (self.getter(p, roots, f"{where}[{i}]", whole=True) for i, p in enumerate(arg))
             return f"({first} {'!=' if negate else '=='} {second})"
         if op == "contains":
-            container, item = (self.getter(p, roots, f"{where}[{i}]") for i, p in enumerate(arg))
-            if not arg[0].endswith(".finished"):
-                raise self.fail(f"{where}[0]", f"{arg[0]!r} is not a set (contains reads *.finished)")
+            container = self.set_getter(arg[0], roots, f"{where}[0]")
+            item = self.getter(arg[1], roots, f"{where}[1]")
             if negate:
                 return f"({item} is None or {item} not in {container})"
             return f"({item} is not None and {item} in {container})"
+        if op == "empty":
+            return f"(len({self.set_getter(arg, roots, where)}) {'!=' if negate else '=='} 0)"
         if op == "not_earlier":
             later, earlier = (self.getter(p, roots, f"{where}[{i}]") for i, p in enumerate(arg))
-            return f"(_not_earlier({later}, {earlier}) != {negate})"
+            # The common cases inline (no call): nothing earlier, or the same text.
+            return f"(({earlier} is None or {later} == {earlier} or _not_earlier({later}, {earlier})) != {negate})"
         if op == "latest":
             target, options = arg
             get = self.getter(target, roots, f"{where}[0]")
@@ -504,7 +561,10 @@ class _Builder:
         return {**self.constants, "_not_earlier": _not_earlier, "_is_latest": _is_latest}
 
     def compiled(self, expression: str, label: str) -> Check:
-        fn: Check = eval(compile(f"lambda c: {expression}", f"<requirement {label}>", "eval"), self.namespace())
+        source = f"def fn(c):\n{_prologue(expression)}    return {expression}\n"
+        scope = self.namespace()
+        exec(compile(source, f"<requirement {label}>", "exec"), scope)  # module templates only
+        fn: Check = scope["fn"]
         return fn
 
     def temporal(self, raw: Any, path: str) -> Temporal:
@@ -525,6 +585,27 @@ class _Builder:
         if op in ("always", "eventually", "not"):
             return Temporal(op, (self.temporal(arg, where),))
         return Temporal(op, tuple(self.temporal(p, f"{where}[{i}]") for i, p in enumerate(arg)))
+
+    def _acceptance(self, r: Mapping[str, Any], path: str) -> tuple[Any, Any, tuple[str, ...], str | None]:
+        """A contract's `when` and `then`, with `must_apply_from` folded in: an event meeting
+        `when` on a session in one of those statuses gets `outcome` (applied unless said
+        otherwise) and meets `then`."""
+        when = r.get("when", {"all": []})
+        then = r.get("then", {"all": []})
+        apply_from = tuple(r.get("must_apply_from", ()))
+        if not apply_from:
+            return when, then, (), None
+        # Checked as written first, so that an error names the place in the file.
+        self.predicate(when, WHEN_ROOTS, f"{path}.when")
+        self.predicate(then, THEN_ROOTS, f"{path}.then")
+        for k, s in enumerate(apply_from):
+            self.status(s, f"{path}.must_apply_from[{k}]")
+        outcome = str(r.get("outcome", "applied"))
+        if outcome not in ("applied", "forgotten"):  # the schema says so too
+            raise self.fail(f"{path}.outcome", f"{outcome!r}: an accepted event is applied or forgotten")
+        when = {"all": [*when.get("all", [when]), {"in": ["before.status", list(apply_from)]}]}
+        then = {"all": [{"eq": ["outcome.kind", outcome]}, *then.get("all", [then])]}
+        return when, then, apply_from, outcome
 
     def _event_filter(self, when: Any) -> tuple[frozenset[str] | None, frozenset[str | None] | None]:
         """The event types and triggers a `when` restricts itself to at its top level (an index)."""
@@ -576,17 +657,20 @@ class _Builder:
                 items.append(Requirement(**common, holds=r["holds"], no_turn_statuses=no_turn, spec_invariant=kind,
                                          check=check))
             elif r["form"] == "contract":
-                when = r.get("when", {"all": []})
+                when, then, apply_from, outcome = self._acceptance(r, path)
                 conjuncts = when.get("all", [when])
                 compiled = [(self.predicate(c, WHEN_ROOTS, f"{path}.when"), _roots(c) <= {"event"})
                             for c in conjuncts]
                 rest = [c for c, event_only in compiled if not event_only]
-                then = self.predicate(r["then"], THEN_ROOTS, f"{path}.then")
-                fails = self.predicate(r["then"], THEN_ROOTS, f"{path}.then", negate=True)
+                holds = self.predicate(then, THEN_ROOTS, f"{path}.then")
+                fails = self.predicate(then, THEN_ROOTS, f"{path}.then", negate=True)
                 types, triggers = self._event_filter(when)
                 name = r["name"]
-                items.append(Requirement(**common, when=r.get("when"), then=r["then"],
-                                         check=self.compiled(then, name),
+                read = predicate_paths(when) | predicate_paths(then)
+                items.append(Requirement(**common, when=when if when != {"all": []} else None, then=then,
+                                         must_apply_from=apply_from, outcome=outcome,
+                                         reads_seen="after.seen" in read,
+                                         check=self.compiled(holds, name),
                                          when_check=self.compiled(" and ".join(rest) or "True", name),
                                          broken=self.compiled(" and ".join([*rest, fails]), name),
                                          broken_expr=" and ".join([*rest, fails]),
@@ -600,6 +684,25 @@ class _Builder:
         return Requirements(self.source, self.ignored, stale, tuple(items), self.spec, self.namespace())
 
 
+# The names the compiled predicates read the context through, each bound once per call to what it
+# stands for (`_s` the state's session; `_o` the outcome, `_b`/`_a` its sessions, `_e` its event).
+_BINDINGS = (
+    ("_s", "c.session"),
+    ("_o", "c.outcome"),
+    ("_b", "_o.before"),
+    ("_a", "_o.after"),
+    ("_e", "_o.event"),
+)
+
+
+def _prologue(code: str) -> str:
+    """The bindings `code` needs (`_o` also for `_b`, `_a`, `_e`), one per line."""
+    used = {name for name, _ in _BINDINGS if re.search(rf"\b{name}\b", code)}
+    if used & {"_b", "_a", "_e"}:
+        used.add("_o")
+    return "".join(f"    {name} = {value}\n" for name, value in _BINDINGS if name in used)
+
+
 def _frozen(items: Iterable[str]) -> frozenset[str]:
     return items if isinstance(items, frozenset) else frozenset(items)
 
@@ -609,18 +712,19 @@ def _normal(target: str, value: Any) -> Any:
     return OutcomeKind(value) if target == "outcome.kind" else value
 
 
-def _paths(raw: Any) -> set[str]:
-    """The paths a raw predicate reads (literals, such as trigger names, are not paths)."""
+def predicate_paths(raw: Any) -> set[str]:
+    """The paths a raw predicate reads (literals, such as trigger names, are not paths; a whole
+    session, as in `same: [before, after]`, is its root alone)."""
     ((op, arg),) = raw.items()
     if op in ("all", "any", "implies"):
-        return set().union(*(_paths(p) for p in arg))
+        return set().union(*(predicate_paths(p) for p in arg))
     if op == "not":
-        return _paths(arg)
+        return predicate_paths(arg)
     if op in ("eq", "in"):
         return {arg[0]}
     if op == "latest":
         return {arg[0], *arg[1]}
-    if op == "is_null":
+    if op in ("is_null", "empty"):
         return {arg}
     return set(arg)
 
@@ -660,11 +764,11 @@ def _given(raw: Any, known: Mapping[str, Any]) -> Any:
 
 def _roots(raw: Any) -> set[str]:
     """The path roots a raw predicate reads."""
-    return {p.partition(".")[0] for p in _paths(raw)}
+    return {p.partition(".")[0] for p in predicate_paths(raw)}
 
 
 def _not_earlier(later: Any, earlier: Any) -> bool:
-    if earlier is None:
+    if earlier is None or later == earlier:  # most steps leave updatedAt as it was
         return True
     return isinstance(later, str) and isinstance(earlier, str) and _instant(later) >= _instant(earlier)
 

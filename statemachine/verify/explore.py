@@ -9,11 +9,18 @@ each state, contracts on each delivery). Breadth-first order makes the first cou
 each violated name a shortest one; the walk goes on to the fixpoint so that every violated
 requirement gets its own.
 
-States are kept up to a renaming of turn ids: the universe holds every event for every turn id,
-and guards only compare turn ids for equality, so two states that differ by a permutation of
-`TURNS` have the same futures up to that permutation. Each state is stored in its least form
-among the permutations, with the renaming that produced it, so a counterexample is still replayed
-with the turn ids it really needs.
+States are kept up to a renaming of turn ids and of providers: the universe holds every event
+for every turn id and both providers, and the lifecycle only compares turn ids, and providers, for
+equality (a provider is only ever copied into providerName), so two states that differ by a
+permutation of `TURNS` or of `PROVIDERS` have the same futures up to that permutation. Each state
+is stored in its least form (its providerName the first provider, its turn ids the least
+permutation), with the renaming that produced it, so a counterexample is still replayed with the
+turn ids and providers it really needs.
+
+Every event of the universe has its own eventId, so from one state the events follow one another
+on one seeded projector: a step that changed nothing (ignored, rejected, duplicate) leaves the
+thread as seeded but for the eventIds it remembers, none of which the next event reuses; only a
+step that changed the thread is followed by seeding the state again.
 
 With `reference="transitions"` the same walk also steps a projector on the `transitions` engine
 and requires the same outcome, session and remembered turns on every edge: that is how the
@@ -27,7 +34,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from itertools import permutations
 from typing import Any, Literal
@@ -44,34 +51,66 @@ from statemachine.spec.invariants import state_violations, step_violations
 from statemachine.spec.model import Spec
 from statemachine.spec.requirements import Requirements, StepContext
 from statemachine.verify.report import CheckResult
-from statemachine.verify.universe import TURNS, EventTemplate, event_universe
+from statemachine.verify.universe import (
+    PROVIDERS,
+    TURNS,
+    EventTemplate,
+    event_universe,
+    field_values,
+    unvaried,
+)
 
-__all__ = ["THREAD", "counterexample", "explore", "explore_and_agree", "least_form"]
+__all__ = ["THREAD", "SeenView", "counterexample", "explore", "explore_and_agree", "least_form"]
 
 THREAD = "counterexample"
 State = tuple[Session, frozenset[str]]
 Renaming = dict[str, str]
 Parents = dict[State, tuple[State | None, EventTemplate | None, Renaming]]
-_RENAMINGS: list[Renaming] = [dict(zip(TURNS, p, strict=True)) for p in permutations(TURNS)]
+# What a renaming maps: turn ids and providers (disjoint names).
+_SYMMETRIC = (*TURNS, *PROVIDERS)
+_TURN_RENAMINGS: list[Renaming] = [dict(zip(TURNS, p, strict=True)) for p in permutations(TURNS)]
+_PROVIDER_SWAP: Renaming = dict(zip(PROVIDERS, reversed(PROVIDERS), strict=True))
 
 
 def _renamed(state: State, renaming: Renaming) -> State:
     session, finished = state
-    turn, pending = session.active_turn_id, session.pending_turn
+    turn, pending, provider = session.active_turn_id, session.pending_turn, session.provider_name
     return (
         session._replace(active_turn_id=renaming.get(turn, turn) if turn is not None else None,
-                         pending_turn=renaming.get(pending, pending) if pending is not None else None),
+                         pending_turn=renaming.get(pending, pending) if pending is not None else None,
+                         provider_name=renaming.get(provider, provider) if provider is not None else None),
         frozenset(renaming.get(t, t) for t in finished),
     )
 
 
 def least_form(state: State) -> tuple[State, Renaming]:
-    """The state's least form under renamings of turn ids, and the renaming that gives it."""
+    """The state's least form under renamings of turn ids and providers (its providerName the
+    first provider), and the renaming that gives it."""
     def key(candidate: State) -> tuple[str, str, tuple[str, ...]]:
         session, finished = candidate
         return (session.active_turn_id or "", "-" if session.pending_turn is None else session.pending_turn,
                 tuple(sorted(finished)))
-    return min(((_renamed(state, r), r) for r in _RENAMINGS), key=lambda pair: key(pair[0]))
+    provider = state[0].provider_name
+    swap = _PROVIDER_SWAP if provider in PROVIDERS and provider != PROVIDERS[0] else {}
+    return min(((_renamed(state, r), r) for r in ({**t, **swap} for t in _TURN_RENAMINGS)),
+               key=lambda pair: key(pair[0]))
+
+
+class SeenView:
+    """The eventIds a projector's thread remembers, as the contracts that read `after.seen` see
+    them; it reads the projector when asked, so one view serves every step."""
+
+    __slots__ = ("projector", "thread")
+
+    def __init__(self, projector: SessionProjector, thread: str = THREAD) -> None:
+        self.projector = projector
+        self.thread = thread
+
+    def __contains__(self, event_id: object) -> bool:
+        return isinstance(event_id, str) and self.projector.has_seen(self.thread, event_id)
+
+    def __len__(self) -> int:
+        return self.projector.seen_count(self.thread)
 
 
 def _path(parents: Parents, last: State | None) -> tuple[list[EventTemplate], Renaming]:
@@ -90,19 +129,19 @@ def _path(parents: Parents, last: State | None) -> tuple[list[EventTemplate], Re
     path: list[EventTemplate] = []
     outer: Renaming = {}
     for template, renaming in links:
-        turn = template.turn_id
-        path.append(EventTemplate(template.type, outer.get(turn, turn) if turn is not None else None,
-                                  template.created_at, template.payload))
+        path.append(_real(template, outer))
         inverse = {v: k for k, v in renaming.items()}
-        outer = {t: outer.get(inverse.get(t, t), inverse.get(t, t)) for t in TURNS}
+        outer = {t: outer.get(inverse.get(t, t), inverse.get(t, t)) for t in _SYMMETRIC}
     return path, outer
 
 
 def _real(template: EventTemplate, outer: Renaming) -> EventTemplate:
-    turn = template.turn_id
-    if turn is None or outer.get(turn, turn) == turn:
+    turn, provider = template.turn_id, template.provider
+    real_turn = outer.get(turn, turn) if turn is not None else None
+    real_provider = outer.get(provider, provider)
+    if real_turn == turn and real_provider == provider:
         return template
-    return EventTemplate(template.type, outer[turn], template.created_at, template.payload)
+    return EventTemplate(template.type, real_turn, template.created_at, template.payload, real_provider)
 
 
 _NOT_STEPPED = (OutcomeKind.DUPLICATE, OutcomeKind.IGNORED)
@@ -200,12 +239,14 @@ def _walk(
     universe = event_universe(spec, requirements)
     projector = SessionProjector(spec, engine=engine)
     seeded = projector
+    seen = SeenView(seeded)
     # Parsed once, by the projector that applies them (a projector trusts only Events its own
-    # parser returned): a freshly seeded projector has seen no eventId, so one id serves every edge.
-    wires = [t.wire("e", THREAD) for t in universe]
+    # parser returned). Each has its own eventId, new to a freshly seeded thread.
+    wires = [t.wire(f"e{k}", THREAD) for k, t in enumerate(universe)]
     events = [seeded.parse(w) for w in wires]
     reqs = requirements if check_invariants else None
     fresh = [reqs.step_checker(e, False) for e in events] if reqs is not None else []
+    first = [reqs.step_checker(e, False, first=True) for e in events] if reqs is not None else []
     again = [reqs.step_checker(e, True) for e in events] if reqs is not None else []
     other_seeded = SessionProjector(spec, engine=reference) if reference is not None else None
     other_events = [other_seeded.parse(w) for w in wires] if other_seeded is not None else []
@@ -220,6 +261,7 @@ def _walk(
     found: dict[str, tuple[list[EventTemplate], str]] = {}
     checked = tuple(r.name for r in reqs.items if r.form != "temporal") if reqs is not None else ()
     redelivered: set[tuple[Session, frozenset[str], int]] = set()
+    changed = (OutcomeKind.APPLIED, OutcomeKind.FORGOTTEN)
 
     def record(names: list[str], path: list[EventTemplate], what: str) -> None:
         for n in names:
@@ -228,15 +270,16 @@ def _walk(
 
     def result(ok: bool, detail: str) -> CheckResult:
         covered = {"states": len(parents), "edges": edges, "applied_edges": applied, "events": len(universe),
-                   "spec_transitions_taken": len(taken), "spec_transitions": len(spec.transitions)}
+                   "spec_transitions_taken": len(taken), "spec_transitions": len(spec.transitions),
+                   **_coverage(spec, requirements, (s for s, _ in least), universe)}
         if not found:
             return CheckResult(name, ok, time.perf_counter() - started, covered, detail, checked=checked)
         order = sorted(found, key=lambda n: (len(found[n][0]), n))
-        first = order[0]
-        path, what = found[first]
+        first_name = order[0]
+        path, what = found[first_name]
         return CheckResult(
             name, False, time.perf_counter() - started, covered,
-            f"{len(found)} violated; first: {first} after {len(path)} event(s): {what}",
+            f"{len(found)} violated; first: {first_name} after {len(path)} event(s): {what}",
             tuple(order), counterexample(path),
             {n: counterexample(found[n][0]) for n in order},
             checked=checked,
@@ -250,13 +293,16 @@ def _walk(
         finished_before = frozenset() if state is None else state[1]
         ordered = sorted(finished_before)
         ordered_t = tuple(ordered)
+        at_state = other_at_state = False  # does the seeded thread hold `state` as seeded (ids aside)?
         for k, (template, event) in enumerate(zip(universe, events, strict=True)):
             if state is None:  # the creation path of a new thread: a projector that never saw it
                 projector = SessionProjector(spec, engine=engine)
+                step_seen: SeenView = SeenView(projector)
                 outcome = projector.apply(wires[k])
             else:
-                projector = seeded
-                projector.seed(state[0], finished_turns=ordered)
+                projector, step_seen = seeded, seen
+                if not at_state:
+                    projector.seed(state[0], finished_turns=ordered)
                 outcome = projector.apply(event)
             edges += 1
             finished_turns = projector.finished_turns(THREAD)
@@ -265,7 +311,9 @@ def _walk(
             if check_invariants:
                 violated += step_violations(spec, outcome)  # state invariants: once per new state, below
                 if reqs is not None:
-                    violated += fresh[k](StepContext(outcome, finished_before, finished, False))
+                    checker = first[k] if state is None else fresh[k]
+                    violated += checker(StepContext(outcome, finished_before, finished, False, step_seen,
+                                                    state is None))
                 # A redelivery depends only on the state it meets and the event: many edges end in
                 # the same state, and the same check on the same input is done once.
                 if (outcome.after, finished, k) not in redelivered:
@@ -277,7 +325,11 @@ def _walk(
                     violated += step_violations(spec, redelivery)
                     if reqs is not None:
                         finished_again = frozenset(projector.finished_turns(THREAD))
-                        violated += again[k](StepContext(redelivery, finished, finished_again, True))
+                        violated += again[k](StepContext(redelivery, finished, finished_again, True, step_seen))
+            if state is not None:
+                # The next event may follow on this thread only if nothing here changed it.
+                at_state = (outcome.kind not in changed and projector.get(THREAD) is state[0]
+                            and projector.finished_turns(THREAD) == ordered_t)
             if other_seeded is not None and disagreement is None:
                 clock = time.perf_counter()
                 if state is None:
@@ -285,11 +337,16 @@ def _walk(
                     theirs = other.apply(wires[k])
                 else:
                     other = other_seeded
-                    other.seed(state[0], finished_turns=ordered)
+                    if not other_at_state:
+                        other.seed(state[0], finished_turns=ordered)
                     theirs = other.apply(other_events[k])
+                theirs_finished = other.finished_turns(THREAD)
                 differ = (theirs.kind, theirs.reason, theirs.after, theirs.transition) != (
                     outcome.kind, outcome.reason, outcome.after, outcome.transition
-                ) or other.finished_turns(THREAD) != finished_turns
+                ) or theirs_finished != finished_turns
+                if state is not None:
+                    other_at_state = (theirs.kind not in changed and other.get(THREAD) is state[0]
+                                      and theirs_finished == ordered_t)
                 equality = f"{engine}_equals_{reference}"
                 if not differ and batch is not None and batch.differs(state, ordered_t, event, outcome, finished_turns):
                     differ, equality = True, "batch_equals_apply"
@@ -302,10 +359,12 @@ def _walk(
                     return result(False, ""), None  # the engines disagree: nothing further is meaningful
             if violated:
                 record(sorted(set(violated)), [*prefix, _real(template, outer)], template.label())
-            if outcome.kind in (OutcomeKind.APPLIED, OutcomeKind.FORGOTTEN):
+            if outcome.kind in changed:
                 applied += 1
                 if outcome.transition is not None:
                     taken.add(outcome.transition)
+            elif state is not None and outcome.after is state[0] and finished == finished_before:
+                continue  # back where it started: a state known already
             canonical = least.get((outcome.after, finished))
             if canonical is None:
                 canonical = least[(outcome.after, finished)] = least_form((outcome.after, finished))
@@ -326,6 +385,7 @@ def _walk(
     untaken = [t.index for t in spec.transitions if t.index not in taken]
     detail = (f"fixpoint: {len(parents)} reachable states; {len(spec.invariants)} spec invariants and "
               f"{len(checked)} requirements hold on every one")
+    detail += _unvaried_note(spec, requirements, (s for s, _ in least), universe)
     agreement = (f"{engine} and {reference} engines agree on {edges} edges from {len(parents)} reachable states, "
                  f"and the batch path's steps with apply on the {batch.steps if batch else 0} edges an engine steps")
     if other_seeded is not None and not split:
@@ -344,3 +404,15 @@ def _walk(
     return explored, CheckResult("agreement", False, reference_seconds, covered,
                                  f"{equality} violated after {len(path)} event(s): {what}", (equality,),
                                  counterexample(path), {equality: counterexample(path)})
+
+
+def _coverage(spec: Spec, requirements: Requirements | None, sessions: Iterable[Session],
+              universe: list[EventTemplate]) -> dict[str, int]:
+    values = field_values(spec, requirements, sessions, universe)
+    return {"fields_read": len(values), "fields_varied": sum(len(v) >= 2 for v in values.values())}
+
+
+def _unvaried_note(spec: Spec, requirements: Requirements | None, sessions: Iterable[Session],
+                   universe: list[EventTemplate]) -> str:
+    single = unvaried(field_values(spec, requirements, sessions, universe))
+    return f"; read but never varied here: {', '.join(single)}" if single else ""

@@ -7,8 +7,9 @@ rejected). Each contract is rendered once per trigger, with the
 event's type, trigger and variant payload field known at generation time, so only the turn id
 (`ev`) is left to the model.
 
-A requirement that reads what the model leaves out (lastError, updatedAt, the provider, a
-rejection's reason, whole sessions, duplicates; awaiting when no names are given) is not rendered: `render_state` and
+A requirement that reads what the model leaves out (lastError, updatedAt, the provider, the carried
+fields, a rejection's reason, whole sessions, duplicates, the creating delivery, the remembered
+eventIds, forgetting; awaiting when no names are given) is not rendered: `render_state` and
 `render_contract` return None, and spin reports it as not covered instead of passing it.
 """
 
@@ -168,8 +169,8 @@ def render_state(spec: Spec, status: Mapping[str, str], req: Requirement,
 def render_contract(spec: Spec, status: Mapping[str, str], req: Requirement,
                     awaiting: Mapping[str, str] | None = None) -> dict[str, Expr] | None:
     """Per trigger, the contract as one expression (`!when || then`); None when not modelled."""
-    if req.applies_to == "redelivered":
-        return None  # the model has no event ids: a redelivery is never modelled
+    if req.applies_to in ("redelivered", "first"):
+        return None  # the model has no event ids and one thread from the start: neither is modelled
     out: dict[str, Expr] = {}
     try:
         for trigger in spec.triggers:

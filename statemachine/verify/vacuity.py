@@ -163,6 +163,17 @@ def exercises(spec: Spec, requirements: Requirements, states: Sequence[State],
                 entry = counts.setdefault(r.name, [0, set()])
                 entry[0] += len(hits)
                 entry[1].update(hits)
+    # A thread's first event meets no explored state: the fresh session, with every event.
+    first_view = _When(view(Session(THREAD, spec.initial)), frozenset())
+    for event in events:
+        view.event = event
+        for r in requirements.contracts_for(event, first=True):
+            if r.applies_to != "first":
+                continue
+            entry = counts.setdefault(r.name, [0, set()])
+            if r.when_check is None or r.when_check(first_view):
+                entry[0] += 1
+                entry[1].add(-1)  # the state before any event
     antecedents, origin = _antecedents(spec, requirements)
     held_in: dict[str, int] = dict.fromkeys(origin.values(), n_states)
     if antecedents is not None:
