@@ -173,12 +173,12 @@ class EventParser:
                 value = default
                 if value is None:
                     continue
+            elif type(value) is str:
+                _storable(value, where)  # the wire's text may become session state
             if wanted is not None and not isinstance(value, wanted):
                 raise EventError(where, f"must be a {type_name}, got {type(value).__name__}")
             if enum is not None and value not in enum:
                 raise EventError(where, f"must be one of {list(enum)}, got {str(value)[:64]!r}")
-            if type(value) is str:
-                _storable(value, where)  # a lifecycle field may become session state
             if selects:
                 trigger = f"{type_}[{value}]"
         return trigger
