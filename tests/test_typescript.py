@@ -36,6 +36,7 @@ from statemachine.rendering.typescript import TypeScriptExportError, export_type
 from statemachine.runtime.projector import SessionProjector
 from statemachine.spec.load import builtin_spec, load_spec
 from statemachine.spec.semantics import VOCABULARY, Cursor, Guard
+from statemachine.verify.mutate import load_mutant, mutant_spec_text
 from statemachine.verify.explore import THREAD
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -80,7 +81,7 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return workspace(tmp_path_factory.mktemp("ts"), {
         "lifecycle.ts": export_typescript(builtin_spec()),
         "hostile.ts": export_typescript(hostile_spec(tmp_path_factory.mktemp("spec"))),
-        "mutant.ts": export_typescript(load_spec(MUTANT)),
+        "mutant.ts": export_typescript(load_mutant(MUTANT)[0]),
         "doc_example.ts": doc_example(),
         "sloppy.ts": export_typescript(sloppy_spec()),
     }, ("reducer.ts",))
@@ -479,8 +480,10 @@ def test_export_typescript_writes_the_module(tmp_path: Path) -> None:
     result = _cli("export", "typescript", "-o", str(out))
     assert result.returncode == 0, result.stderr
     assert out.read_text(encoding="utf-8") == export_typescript(builtin_spec())
-    printed = _cli("export", "typescript", "--spec", str(MUTANT))
-    assert printed.returncode == 0 and printed.stdout == export_typescript(load_spec(MUTANT))
+    whole = tmp_path / "mutant.yaml"
+    whole.write_text(mutant_spec_text(MUTANT), encoding="utf-8")
+    printed = _cli("export", "typescript", "--spec", str(whole))
+    assert printed.returncode == 0 and printed.stdout == export_typescript(load_spec(whole))
     unwritable = _cli("export", "typescript", "-o", str(tmp_path / "missing" / "x.ts"))
     assert unwritable.returncode == 2 and "cannot write" in unwritable.stderr and "Traceback" not in unwritable.stderr
 

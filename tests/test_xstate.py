@@ -20,6 +20,7 @@ from statemachine.rendering.xstate import XStateExportError, config_json, export
 from statemachine.spec.load import builtin_spec, load_spec
 from statemachine.spec.model import Spec
 from statemachine.spec.semantics import VOCABULARY, Guard
+from statemachine.verify.mutate import load_mutant, mutant_spec_text
 
 MUTANT = ROOT / "specs" / "mutants" / "o_exit_to_ready.yaml"
 
@@ -29,7 +30,7 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
     require_node()
     return workspace(tmp_path_factory.mktemp("xstate"), {
         "lifecycle_xstate.ts": export_setup(builtin_spec()),
-        "mutant_xstate.ts": export_setup(load_spec(MUTANT)),
+        "mutant_xstate.ts": export_setup(load_mutant(MUTANT)[0]),
         "renamed.ts": export_setup(builtin_spec()).replace('"guard": "has_active_turn"',
                                                            '"guard": "has_an_active_turn"'),
     }, ("xstate.ts",))
@@ -191,7 +192,9 @@ def test_export_xstate_from_the_command_line(tmp_path: Path) -> None:
     printed = cli("xstate")
     assert printed.returncode == 0 and json.loads(printed.stdout) == machine_config(builtin_spec())
     out = tmp_path / "machine.ts"
-    written = cli("xstate-setup", "--spec", str(MUTANT), "-o", str(out))
-    assert written.returncode == 0 and out.read_text() == export_setup(load_spec(MUTANT))
+    whole = tmp_path / "mutant.yaml"
+    whole.write_text(mutant_spec_text(MUTANT), encoding="utf-8")
+    written = cli("xstate-setup", "--spec", str(whole), "-o", str(out))
+    assert written.returncode == 0 and out.read_text() == export_setup(load_spec(whole))
     failed = cli("xstate", "-o", str(tmp_path / "no" / "such" / "dir.json"))
     assert failed.returncode == 2 and "cannot write" in failed.stderr and "Traceback" not in failed.stderr

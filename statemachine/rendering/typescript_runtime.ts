@@ -533,6 +533,8 @@ export class BoundedSet implements TurnMemory {
 
 export const DEFAULT_MAX_EVENT_IDS = 1024;
 export const DEFAULT_MAX_FINISHED_TURNS = 256;
+/** How many deleted threads keep their de-duplication memory (a tombstone), oldest forgotten first. */
+export const DEFAULT_MAX_TOMBSTONES = 1024;
 
 /** One thread: its session and both memories. `seen` keeps the eventIds themselves (the Python
  * side keeps their 128-bit digests: the same answers, barring a digest collision). Change it only
@@ -735,6 +737,8 @@ export interface ProjectorOptions {
   /** Milliseconds since the epoch; `Date.now` by default. */
   clock?: () => number;
   maxIdLength?: number;
+  /** How many deleted threads keep their eventIds (0: none), so a redelivery is a duplicate. */
+  maxTombstones?: number;
 }
 
 export interface SeedOptions {
@@ -747,8 +751,11 @@ export class SessionProjector {
   readonly maxEventIds: number;
   readonly maxFinishedTurns: number;
   readonly maxIdLength: number;
+  readonly maxTombstones: number;
   private readonly horizon: Horizon;
   private readonly threads = new Map<string, Thread>();
+  /** Deleted threads' memories, oldest first (the Python `Pipeline.tombstones`). */
+  private readonly tombstones = new Map<string, Thread>();
 
   constructor(options: ProjectorOptions = {}) {
     this.maxEventIds = options.maxEventIds ?? DEFAULT_MAX_EVENT_IDS;
@@ -759,6 +766,10 @@ export class SessionProjector {
       throw new RangeError("maxFinishedTurns must be at least 1");
     }
     if (!Number.isInteger(this.maxIdLength) || this.maxIdLength < 1) throw new RangeError("maxIdLength must be at least 1");
+    this.maxTombstones = options.maxTombstones ?? DEFAULT_MAX_TOMBSTONES;
+    if (!Number.isInteger(this.maxTombstones) || this.maxTombstones < 0) {
+      throw new RangeError("maxTombstones must be at least 0");
+    }
     const skew = options.maxClockSkewMs === undefined ? DEFAULT_MAX_CLOCK_SKEW_MS : options.maxClockSkewMs;
     this.horizon = new Horizon(skew, options.clock ?? Date.now);
   }
@@ -769,12 +780,31 @@ export class SessionProjector {
     const ev = parseEvent(envelope, this.maxIdLength);
     let thread = this.threads.get(ev.thread_id);
     if (thread === undefined) {
-      thread = new Thread(freshSession(ev.thread_id, ev.provider), this.maxEventIds, this.maxFinishedTurns);
+      const tomb = this.tombstones.get(ev.thread_id);
+      const fresh = freshSession(ev.thread_id, ev.provider);
+      // A redelivery from before the delete: the thread stays deleted.
+      if (tomb !== undefined && tomb.seen.has(ev.event_id)) return unapplied("duplicate", null, ev, fresh);
+      thread = new Thread(fresh, this.maxEventIds, this.maxFinishedTurns);
+      if (tomb !== undefined) {
+        // A new event: the thread starts anew, and still knows the ids it saw before.
+        this.tombstones.delete(ev.thread_id);
+        for (const id of tomb.seen.toArray()) thread.seen.add(id);
+      }
       this.threads.set(ev.thread_id, thread);
     }
     const outcome = apply(thread, ev, this.horizon);
-    if (outcome.kind === "forgotten") this.threads.delete(ev.thread_id);
+    if (outcome.kind === "forgotten") {
+      this.threads.delete(ev.thread_id);
+      this.bury(ev.thread_id, thread);
+    }
     return outcome;
+  }
+
+  private bury(threadId: string, thread: Thread): void {
+    if (this.maxTombstones === 0) return;
+    this.tombstones.delete(threadId);
+    this.tombstones.set(threadId, thread);
+    while (this.tombstones.size > this.maxTombstones) this.tombstones.delete(this.tombstones.keys().next().value!);
   }
 
   /** `apply` for one JSON line (`EventError("line")` when it is not JSON). */
