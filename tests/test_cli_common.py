@@ -140,7 +140,6 @@ def test_the_names_of_standard_output() -> None:
     assert refusal("/dev/stderr") is not None and refusal("/dev/null") is not None
 
 
-@pytest.mark.xfail(reason="broken by merging the branches of this round; to mend (closing note)", strict=False)
 def test_docs_and_counterexamples_refuse_a_linked_file_inside_their_directory(tmp_path: Path) -> None:
     victim = tmp_path / "victim"
     victim.write_text("keep me\n")

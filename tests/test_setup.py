@@ -32,6 +32,9 @@ def run_setup(tmp_path: Path, present: list[str]) -> str:
     bin_dir.mkdir()
     _stub(bin_dir, "id", "echo 1000")  # not root: the script asks instead of running apt-get
     _stub(bin_dir, "dirname", f'exec {shutil.which("dirname")} "$@"')
+    # The Node packages' step, when npm is present: the lock differs, and npm and cp are stand-ins.
+    _stub(bin_dir, "cmp", "exit 1")
+    _stub(bin_dir, "cp")
     for name in present:
         _stub(bin_dir, name)
     proc = subprocess.run([shutil.which("bash") or "bash", str(tree / "scripts" / "setup.sh")], capture_output=True,
@@ -45,7 +48,6 @@ def test_a_machine_without_a_c_compiler_is_asked_for_gcc(tmp_path: Path) -> None
     assert "please install the Debian packages: gcc " in said
 
 
-@pytest.mark.xfail(reason="broken by merging the branches of this round; to mend (closing note)", strict=False)
 @pytest.mark.parametrize("compiler", ["cc", "gcc"])
 def test_a_machine_with_a_compiler_is_not(tmp_path: Path, compiler: str) -> None:
     said = run_setup(tmp_path, ["spin", "dot", "initdb", "chromium", "node", "npm", compiler])

@@ -9,8 +9,9 @@ from collections.abc import Callable
 from typing import IO, TypeVar
 
 from statemachine.observing.text import visible
-from statemachine.spec.load import builtin_spec, load_spec
+from statemachine.spec.load import builtin_spec
 from statemachine.spec.model import Spec
+from statemachine.verify.mutate import load_spec_or_mutant
 
 EXIT_OK, EXIT_BAD_INPUT, EXIT_USAGE = 0, 1, 2
 EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a program ended by SIGPIPE
@@ -20,7 +21,7 @@ T = TypeVar("T")
 
 def spec_of(args: argparse.Namespace) -> Spec:
     path = getattr(args, "spec", None)
-    return load_spec(path) if path else builtin_spec()
+    return load_spec_or_mutant(path) if path else builtin_spec()
 
 
 def say(command: str, message: str) -> None:
@@ -79,7 +80,8 @@ def read_limited(name: str, limit: int, *, stdin: bool = True) -> bytes:
 
 
 def add_spec(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--spec", help="a spec file instead of the built-in one")
+    parser.add_argument("--spec", help="a spec file instead of the built-in one, or a mutant file "
+                        "(specs/mutants/: the built-in spec with its edits)")
 
 
 __all__ = [

@@ -60,16 +60,19 @@ from statemachine.verify.universe import (
     unvaried,
 )
 
-__all__ = ["THREAD", "SeenView", "counterexample", "explore", "explore_and_agree", "least_form"]
+__all__ = ["RENAMINGS", "THREAD", "SeenView", "counterexample", "explore", "explore_and_agree", "least_form",
+           "real_template", "replay_path"]
 
 THREAD = "counterexample"
 State = tuple[Session, frozenset[str]]
 Renaming = dict[str, str]
-Parents = dict[State, tuple[State | None, EventTemplate | None, Renaming]]
+Parents = dict[State | None, tuple[State | None, EventTemplate | None, Renaming]]
 # What a renaming maps: turn ids and providers (disjoint names).
 _SYMMETRIC = (*TURNS, *PROVIDERS)
 _TURN_RENAMINGS: list[Renaming] = [dict(zip(TURNS, p, strict=True)) for p in permutations(TURNS)]
 _PROVIDER_SWAP: Renaming = dict(zip(PROVIDERS, reversed(PROVIDERS), strict=True))
+# Every renaming `least_form` may give, each once: the turn permutations, with and without the swap.
+RENAMINGS: tuple[Renaming, ...] = (*_TURN_RENAMINGS, *({**t, **_PROVIDER_SWAP} for t in _TURN_RENAMINGS))
 
 
 def _renamed(state: State, renaming: Renaming) -> State:
@@ -113,10 +116,10 @@ class SeenView:
         return self.projector.seen_count(self.thread)
 
 
-def _path(parents: Parents, last: State | None) -> tuple[list[EventTemplate], Renaming]:
+def replay_path(parents: Parents, last: State | None) -> tuple[list[EventTemplate], Renaming]:
     """The events from a new thread to `last`, with the turn ids a real replay needs (stored
     states are renamed forms of the states a replay reaches), and the renaming that turns an
-    event from the stored `last` into the one the replay sends next (see `_real`)."""
+    event from the stored `last` into the one the replay sends next (see `real_template`)."""
     links: list[tuple[EventTemplate, Renaming]] = []
     state: State | None = last
     while state is not None:
@@ -129,13 +132,13 @@ def _path(parents: Parents, last: State | None) -> tuple[list[EventTemplate], Re
     path: list[EventTemplate] = []
     outer: Renaming = {}
     for template, renaming in links:
-        path.append(_real(template, outer))
+        path.append(real_template(template, outer))
         inverse = {v: k for k, v in renaming.items()}
         outer = {t: outer.get(inverse.get(t, t), inverse.get(t, t)) for t in _SYMMETRIC}
     return path, outer
 
 
-def _real(template: EventTemplate, outer: Renaming) -> EventTemplate:
+def real_template(template: EventTemplate, outer: Renaming) -> EventTemplate:
     turn, provider = template.turn_id, template.provider
     real_turn = outer.get(turn, turn) if turn is not None else None
     real_provider = outer.get(provider, provider)
@@ -289,7 +292,7 @@ def _walk(
         record(reqs.state_violations(Session(THREAD, spec.initial), ()), [], "the initial state")
     while frontier:
         state = frontier.popleft()
-        prefix, outer = _path(parents, state)
+        prefix, outer = replay_path(parents, state)
         finished_before = frozenset() if state is None else state[1]
         ordered = sorted(finished_before)
         ordered_t = tuple(ordered)
@@ -352,13 +355,14 @@ def _walk(
                     differ, equality = True, "batch_equals_apply"
                 reference_seconds += time.perf_counter() - clock
                 if differ and split:
-                    disagreement = ([*prefix, _real(template, outer)], template.label(), equality)  # compare no further
+                    # compare no further
+                    disagreement = ([*prefix, real_template(template, outer)], template.label(), equality)
                 elif differ:
                     violated.append(equality)
-                    record(violated, [*prefix, _real(template, outer)], template.label())
+                    record(violated, [*prefix, real_template(template, outer)], template.label())
                     return result(False, ""), None  # the engines disagree: nothing further is meaningful
             if violated:
-                record(sorted(set(violated)), [*prefix, _real(template, outer)], template.label())
+                record(sorted(set(violated)), [*prefix, real_template(template, outer)], template.label())
             if outcome.kind in changed:
                 applied += 1
                 if outcome.transition is not None:
@@ -380,7 +384,7 @@ def _walk(
                 if check_invariants:
                     # A state's invariants depend on the state alone; breadth-first, its first path is a shortest.
                     bad = state_violations(spec, *nxt) + (reqs.state_violations(*nxt) if reqs is not None else [])
-                    record(bad, [*prefix, _real(template, outer)], template.label())
+                    record(bad, [*prefix, real_template(template, outer)], template.label())
 
     untaken = [t.index for t in spec.transitions if t.index not in taken]
     detail = (f"fixpoint: {len(parents)} reachable states; {len(spec.invariants)} spec invariants and "

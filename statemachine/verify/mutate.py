@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from statemachine.spec.check import build_spec
+from statemachine.spec.load import load_spec
 from statemachine.spec.loader import (
     MAX_SPEC_BYTES,
     _check_keys,
@@ -321,6 +322,21 @@ def load_mutant(path: str | Path, base: Mapping[str, Any] | None = None) -> tupl
     after the file, and what the file says about it. `SpecError` names the file and the field."""
     data, info = mutant_data(path, base)
     return spec_from_data(data, info.path), info
+
+
+def load_spec_or_mutant(path: str | Path) -> Spec:
+    """A spec file, or a mutant file (a patch of the built-in spec, marked by `mutant_version`)
+    as the spec it makes: what the commands' `--spec FILE` reads."""
+    try:
+        return load_spec(path)
+    except SpecError as refused:
+        try:
+            raw = _read_yaml(Path(path))
+        except SpecError:
+            raise refused from None
+        if isinstance(raw, dict) and "mutant_version" in raw:
+            return load_mutant(path)[0]
+        raise
 
 
 def mutant_spec_text(path: str | Path) -> str:

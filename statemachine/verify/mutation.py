@@ -33,7 +33,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from itertools import permutations
 from typing import IO, Any
 
 from statemachine.core.event import Event
@@ -44,19 +43,28 @@ from statemachine.spec.invariants import state_violations, step_violations
 from statemachine.spec.model import Spec, SpecError
 from statemachine.spec.requirements import Requirements, StepContext
 from statemachine.verify.declarations import declarations
-from statemachine.verify.explore import counterexample, explore, least_form
+from statemachine.verify.explore import (
+    RENAMINGS,
+    Parents,
+    SeenView,
+    counterexample,
+    explore,
+    least_form,
+    real_template,
+    replay_path,
+)
 from statemachine.verify.induction import induction
 from statemachine.verify.mutate import Mutation, apply_edits, single_edit_mutants, spec_from_data
 from statemachine.verify.report import CheckResult
-from statemachine.verify.universe import TURNS, EventTemplate, event_universe
+from statemachine.verify.universe import EventTemplate, event_universe
 
 __all__ = ["MutantVerdict", "MutationReport", "affected_triggers", "mutate_command", "mutation_report",
            "render_mutation_text", "sample_mutations", "shortest_difference"]
 
 THREAD = "counterexample"  # the explorer's thread: traces replay with its name
 State = tuple[Session, frozenset[str]]
-Renaming = dict[str, str]
-_RENAMINGS: list[Renaming] = [dict(zip(TURNS, p, strict=True)) for p in permutations(TURNS)]
+# A table entry: the next state's number times this, plus the renaming's number in RENAMINGS.
+_CODE = len(RENAMINGS)
 KILLING_CHECKS = ("declarations", "explore", "induction", "spin")
 
 
@@ -130,13 +138,6 @@ def affected_triggers(spec: Spec, mutant: Spec) -> frozenset[str]:
 # -- the walks ---------------------------------------------------------------------------------
 
 
-def _real(template: EventTemplate, to_real: Renaming) -> EventTemplate:
-    turn = template.turn_id
-    if turn is None or to_real.get(turn, turn) == turn:
-        return template
-    return EventTemplate(template.type, to_real[turn], template.created_at, template.payload)
-
-
 class _Stepper:
     """One spec's projector and parsed universe events, stepping from a stored state (or from a
     new thread, `None`) as the explorer does."""
@@ -146,6 +147,7 @@ class _Stepper:
         self.projector = SessionProjector(spec)
         self.wires = [t.wire("e", THREAD) for t in universe]
         self.events: list[Event] = [self.projector.parse(w) for w in self.wires]
+        self.last = self.projector  # the projector of the last step: what its thread remembers
 
     def step(self, state: State | None, k: int) -> tuple[Any, frozenset[str]]:
         if state is None:  # a projector that never saw the thread
@@ -155,6 +157,7 @@ class _Stepper:
             projector = self.projector
             projector.seed(state[0], finished_turns=sorted(state[1]))
             outcome = projector.apply(self.events[k])
+        self.last = projector
         return outcome, frozenset(projector.finished_turns(THREAD))
 
 
@@ -168,7 +171,7 @@ class _Canon:
 
     def __init__(self) -> None:
         self.cache: dict[State, tuple[State, int]] = {}
-        self.numbers = {tuple(sorted(r.items())): i for i, r in enumerate(_RENAMINGS)}
+        self.numbers = {tuple(sorted(r.items())): i for i, r in enumerate(RENAMINGS)}
 
     def __call__(self, state: State) -> tuple[State, int]:
         found = self.cache.get(state)
@@ -182,7 +185,7 @@ class _Canon:
 class _Original:
     """The spec's explored transition system: its reachable states in breadth-first order (None
     first: a new thread), and for each state and event of the universe the state it leads to
-    (`table[i][k]`: its number times 8 plus the renaming's)."""
+    (`table[i][k]`: its number times `_CODE` plus the renaming's)."""
 
     universe: list[EventTemplate]
     states: list[State | None]
@@ -206,32 +209,9 @@ class _Original:
                 if j is None:
                     j = index[nxt] = len(states)
                     states.append(nxt)
-                row.append(j * 8 + r)
+                row.append(j * _CODE + r)
             table.append(row)
         return cls(universe, states, index, table)
-
-
-Parents = dict[State | None, tuple[State | None, EventTemplate | None, int]]
-
-
-def _path(parents: Parents, last: State | None) -> tuple[list[EventTemplate], Renaming]:
-    """The events from a new thread to `last` with the turn ids a replay needs (stored states
-    are least forms), and the renaming from `last`'s stored form to the state the replay reaches."""
-    links: list[tuple[EventTemplate, Renaming]] = []
-    state = last
-    while state is not None:
-        parent, template, r = parents[state]
-        assert template is not None
-        links.append((template, _RENAMINGS[r]))
-        state = parent
-    links.reverse()
-    path: list[EventTemplate] = []
-    to_real: Renaming = {t: t for t in TURNS}
-    for template, renaming in links:
-        path.append(_real(template, to_real))
-        inverse = {v: w for w, v in renaming.items()}
-        to_real = {t: to_real[inverse.get(t, t)] for t in TURNS}
-    return path, to_real
 
 
 @dataclass
@@ -254,8 +234,9 @@ def _mutant_walk(original: _Original, spec: Spec, mutant: Spec, requirements: Re
     # Per event of the mutant's universe: the spec's event number when untouched, else -1.
     same_as = [at[t] if t in at and theirs.events[k].trigger not in affected else -1 for k, t in enumerate(universe)]
     checkers = [requirements.step_checker(e, False) for e in theirs.events]
+    first = [requirements.step_checker(e, False, first=True) for e in theirs.events]  # from a new thread
     canon = _Canon()
-    parents: Parents = {None: (None, None, 0)}
+    parents: Parents = {None: (None, None, {})}
     frontier: deque[State | None] = deque([None])
     walked = _Walked(False, (), None, "")
     while frontier:
@@ -264,29 +245,30 @@ def _mutant_walk(original: _Original, spec: Spec, mutant: Spec, requirements: Re
         for k, template in enumerate(universe):
             if i is not None and same_as[k] >= 0:  # an untouched step: the spec's own
                 code = original.table[i][same_as[k]]
-                nxt = original.states[code // 8]
+                nxt = original.states[code // _CODE]
                 if nxt not in parents:
-                    parents[nxt] = (state, template, code % 8)
+                    parents[nxt] = (state, template, RENAMINGS[code % _CODE])
                     frontier.append(nxt)
                 continue
             ours = theirs.step(state, k)
+            seen = SeenView(theirs.last)  # read before this projector steps again
             base = mine.step(state, k) if i is not None else None
             canonical, r = canon((ours[0].after, ours[1]))
             new = canonical not in parents
             if new:
-                parents[canonical] = (state, template, r)
+                parents[canonical] = (state, template, RENAMINGS[r])
                 frontier.append(canonical)
             if base is not None and _same(ours, base):
                 continue
             if base is not None and not walked.differs:
-                prefix, to_real = _path(parents, state)
+                prefix, to_real = replay_path(parents, state)
                 walked.differs = True
-                walked.difference = counterexample([*prefix, _real(template, to_real)])
+                walked.difference = counterexample([*prefix, real_template(template, to_real)])
                 walked.contrast = _contrast(base, ours)
             outcome, finished = ours
             finished_before = frozenset() if state is None else state[1]
-            broken = step_violations(mutant, outcome) + checkers[k](
-                StepContext(outcome, finished_before, finished, False))
+            broken = step_violations(mutant, outcome) + (first if state is None else checkers)[k](
+                StepContext(outcome, finished_before, finished, False, seen, state is None))
             if new and canonical not in original.index:
                 broken += state_violations(mutant, *canonical) + requirements.state_violations(*canonical)
             if broken and not walked.broken:
