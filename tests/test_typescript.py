@@ -36,8 +36,8 @@ from statemachine.rendering.typescript import TypeScriptExportError, export_type
 from statemachine.runtime.projector import SessionProjector
 from statemachine.spec.load import builtin_spec, load_spec
 from statemachine.spec.semantics import VOCABULARY, Cursor, Guard
-from statemachine.verify.mutate import load_mutant, mutant_spec_text
 from statemachine.verify.explore import THREAD
+from statemachine.verify.mutate import load_mutant, mutant_spec_text
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from stream import generate_stream

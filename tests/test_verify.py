@@ -211,9 +211,10 @@ def test_counterexample_out_that_cannot_be_written_is_exit_2(tmp_path: Path) -> 
     assert "cannot write counterexamples" in proc.stderr and "Traceback" not in proc.stderr
 
 
-@pytest.mark.parametrize("mutant", MUTANTS, ids=lambda m: m.stem)
-def test_verify_command_exits_1_on_every_mutant(mutant: Path, tmp_path: Path) -> None:
-    proc = _run("verify", "--json", "--spec", str(_spec_file(tmp_path, mutant)))
+def test_verify_command_exits_1_on_a_mutant(tmp_path: Path) -> None:
+    # The command's report and exit code; what each check says on each mutant is tested above and
+    # in test_mutants.py, on the same functions the command calls.
+    proc = _run("verify", "--json", "--spec", str(MUTANTS[0]))
     assert proc.returncode == 1, proc.stdout + proc.stderr
     report = json.loads(proc.stdout)
     assert report["ok"] is False
