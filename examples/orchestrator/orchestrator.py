@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from statemachine import EventError, Outcome, Session, SessionProjector, reapable_sessions, stale_turns
+from statemachine import ActivityClock, EventError, Outcome, Session, reapable_sessions, stale_turns
 from statemachine.adapters import make_adapter
 from statemachine.observing.metrics import LifecycleMetrics
 from statemachine.store import SessionStore, StoreError, open_store
@@ -106,9 +106,10 @@ class Orchestrator:
         self.metrics = metrics
         self.idle = idle
         self.stale = stale
-        # Our own clock: when each thread last sent anything. Providers' timestamps may be old or
-        # synthesized; idleness is measured on the orchestrator's clock.
-        self.last_seen: dict[str, datetime] = {}
+        # When each thread last sent anything, ignored events included, and for how long this process
+        # has run since (a monotonic clock: a host that sleeps does not make every session idle).
+        self.activity = ActivityClock(max_clock_skew=None)
+        store.subscribe(self.activity)
         self.provider_of: dict[str, Provider] = {}
         self._commands = itertools.count(1)
 
@@ -135,10 +136,8 @@ class Orchestrator:
     def deliver(self, provider: Provider, envelopes: list[dict[str, Any]]) -> None:
         if not envelopes:
             return
-        now = datetime.now(UTC)
         for envelope in envelopes:
             thread_id = envelope["threadId"]
-            self.last_seen[thread_id] = now
             self.provider_of.setdefault(thread_id, provider).threads.add(thread_id)
         try:
             self.store.apply_batch(envelopes)  # one transaction per raw line
@@ -153,14 +152,13 @@ class Orchestrator:
             self.sweep(datetime.now(UTC))
 
     def sweep(self, now: datetime) -> None:
-        # The operations decide over a projector and a store is not one: they read a snapshot of
-        # it. They only decide here; what is done goes to the store as the orchestrator's commands.
-        view = SessionProjector.restore(self.store.export_snapshot(), self.store.spec, max_clock_skew=None)
-        for session in stale_turns(view, now, self.stale, last_seen=self.last_seen):
+        # The operations read the store as they read a projector (both hold sessions). They only
+        # decide here; what is done goes to the store as the orchestrator's own commands.
+        for session in stale_turns(self.store, now, self.stale, last_seen=self.activity.last_seen):
             log.warning("thread %r: no word from its provider for %s mid-turn", session.thread_id, self.stale)
             self.metrics.needs_attention(session, "stale-turn")
             self.stop(session, now, settled_only=False)
-        for session in reapable_sessions(view, now, last_seen=self.last_seen, threshold=self.idle):
+        for session in reapable_sessions(self.store, now, threshold=self.idle, activity=self.activity):
             self.metrics.reaped(session)
             self.stop(session, now, settled_only=True)
 
