@@ -40,7 +40,7 @@ import yaml
 
 from statemachine.core.event import Event, parse_timestamp
 from statemachine.core.outcome import Outcome, OutcomeKind
-from statemachine.core.session import Session
+from statemachine.core.session import FIELDS, Session
 from statemachine.spec.cache import SpecCache
 from statemachine.spec.invariants import INVARIANT_KINDS
 from statemachine.spec.loader import MAX_SPEC_BYTES, _check_keys, _json_path, _Refused, _SpecLoader, _specs_dir
@@ -66,20 +66,9 @@ Form = Literal["state", "contract", "temporal"]
 AppliesTo = Literal["fresh", "first", "redelivered", "every"]
 OUTCOME_KINDS = tuple(k.value for k in OutcomeKind)
 
-SESSION_FIELDS = {
-    "status": "status",
-    "activeTurnId": "active_turn_id",
-    "lastError": "last_error",
-    "updatedAt": "updated_at",
-    "providerName": "provider_name",
-    # The orchestrator's side: a requested turn not started yet ("" when its id is unknown), and
-    # what the provider waits on.
-    "pendingTurn": "pending_turn",
-    "awaiting": "awaiting",
-    # Carried through for the orchestrator, never interpreted by the lifecycle.
-    "providerInstanceId": "provider_instance_id",
-    "runtimeMode": "runtime_mode",
-}
+# Wire name -> `Session` attribute, from the one field table; the thread id is left out, as a
+# requirement speaks of one thread at a time.
+SESSION_FIELDS = {f.wire: f.attr for f in FIELDS if f.attr != "thread_id"}
 # The thread's memories, as sets: `finished` (turns completed, aborted or cleared; before, after
 # and in a state) and `seen` (the eventIds it remembers; after a step only: whether it had seen
 # this event's id before is what `applies_to: redelivered` says).
