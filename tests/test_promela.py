@@ -68,9 +68,6 @@ def _hostile(data: dict[str, Any], text: str, top: str | None = None) -> dict[st
     top = text if top is None else top
     for status in out["statuses"]:
         status["description"] = text
-    for section in ("guards", "effects"):
-        for item in out[section].values():
-            item["description"] = text
     for inv in out["invariants"]:
         inv["description"] = text
     events = {e["type"]: e for e in out["events"]}

@@ -2,8 +2,9 @@
 
 The model is generated from the `Spec` object alone; no transition table is written here. What
 this module does write is its own meaning for each guard and effect *name* (`GUARDS`, `EFFECTS`
-below), made from the names' descriptions in the spec and not from `statemachine.spec.semantics`, so
-that spin checks the spec against an independent implementation of its vocabulary.
+below), written from the names' descriptions and not from the declarations' code in
+`statemachine.spec.semantics`, so that spin checks the spec against an independent implementation
+of its vocabulary.
 
 Abstraction (one session):
 - `status`: the spec's statuses, as an mtype;
