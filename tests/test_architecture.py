@@ -30,8 +30,7 @@ NAMED = Guard("turn_named_by_provider", "t is None or not t.startswith('~')", ("
 def spec_with_the_guard() -> object:
     text = SPEC_TEXT.replace(
         "guards:\n",
-        "guards:\n  turn_named_by_provider:\n    rejects_as: turn_named_by_library\n"
-        "    description: The event's turn is not one the library names itself.\n",
+        "guards:\n  turn_named_by_provider:\n    rejects_as: turn_named_by_library\n",
         1,
     ).replace(
         "    guards: [targeted, turn_not_finished, turn_matches]\n    effects: [set_turn, consume_pending_turn]",
@@ -54,7 +53,8 @@ def test_a_guard_declared_once_reaches_every_consumer() -> None:
     assert agreement.ok, agreement
     # The verification universe varies what it reads.
     assert reads_event_turn(spec, "turn.started")  # type: ignore[arg-type]
-    # The lifecycle page prints its name, description and code.
+    # The lifecycle page prints its name, description and code: the description is the
+    # declaration's, which the spec does not repeat.
     page = lifecycle_markdown(spec)  # type: ignore[arg-type]
     assert "turn_named_by_provider" in page and "not one the library names itself" in page
     # The TypeScript export renders it from the same declaration; XState names it.

@@ -16,7 +16,10 @@ from typing import Any
 import pytest
 
 from statemachine.cli.main import main
+from statemachine.core.session import FIELDS
 from statemachine.observing.audit import AuditError, audit_log, load_sessions
+from statemachine.replay.lines import replay_lines
+from statemachine.runtime.projector import SessionProjector
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -209,3 +212,19 @@ def test_unknown_status_is_impossible() -> None:
     lines = (EXAMPLES / "codex_session.jsonl").read_text().splitlines()
     (t,) = audit_log(lines, {"thr-codex-01": {"status": "paused", "activeTurnId": None}}).threads
     assert t.impossible is not None and "unknown status 'paused'" in t.impossible
+
+
+def test_every_session_field_but_the_thread_id_is_compared() -> None:
+    # The compared fields come from the one field table: one of theirs changed is one difference.
+    lines = (EXAMPLES / "codex_session.jsonl").read_text().splitlines()
+    projector = SessionProjector()
+    replay_lines(projector, lines)
+    (tid,) = list(projector)
+    ours = projector[tid].to_wire()
+    other = {"pendingTurn": {"turnId": "other"}, "updatedAt": "2099-01-01T00:00:00Z", "status": "error"}
+    for f in FIELDS:
+        if f.attr == "thread_id":
+            continue
+        theirs = {**ours, f.wire: other.get(f.wire, "other")}
+        (thread,) = audit_log(lines, {tid: theirs}).threads
+        assert set(thread.differences) == {f.wire}, f.wire

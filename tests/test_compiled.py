@@ -17,7 +17,7 @@ from helpers import Events, seeded
 
 from statemachine import EventError, Session, SessionProjector, builtin_spec
 from statemachine.engine import registry
-from statemachine.engine.compiled import CompiledMachine
+from statemachine.engine.compiled import CompiledMachine, settled
 from statemachine.engine.registry import compiled_for
 from statemachine.spec.load import load_spec, parse_spec
 from statemachine.spec.semantics import VOCABULARY, Effect
@@ -180,3 +180,17 @@ def test_an_earlier_build_keeps_its_source_when_a_later_one_is_collected() -> No
     del second
     gc.collect()
     assert "def step_" in "".join(linecache.getlines(first.filename))
+
+
+@pytest.mark.parametrize(("name", "tested", "value"), [
+    ("no_active_turn", {"has_active_turn": True}, False),  # negation
+    ("has_active_turn", {"no_active_turn": False}, True),  # negation, the other way
+    ("turn_matches", {"targeted": False}, True),  # negation, then implied_by
+    ("untargeted", {"turn_matches": False}, False),  # implied_by, read backwards
+    ("turn_matches", {"has_active_turn": True}, None),  # nothing said: the guard is tested
+    ("turn_matches", {}, None),
+])
+def test_settled_closes_the_tested_guards_over_the_declarations(name: str, tested: dict[str, bool],
+                                                                value: bool | None) -> None:
+    # One answer for the compiled engine and the TypeScript export alike.
+    assert settled(VOCABULARY, name, tested) is value

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -100,3 +103,53 @@ def test_every_subcommand_is_documented() -> None:
     page = (DOCS / CLI_MD).read_text(encoding="utf-8")
     missing = [name for name in subcommand_parsers() if f"## `{name}`" not in page]
     assert not missing, f"docs/{CLI_MD} lacks {missing}; {REGENERATE}"
+
+
+# Module paths the docs name: `statemachine.x.y` (a module, then attributes) and `statemachine/...`
+# (a file of the repository). A module moved or renamed leaves them pointing nowhere.
+_DOTTED = re.compile(r"(?<![\w./-])statemachine(?:\.[A-Za-z_]\w*)+")
+_FILE = re.compile(r"(?<![\w./-])statemachine/[\w./-]*\w")
+
+
+def _names(dotted: str) -> bool:
+    parts = dotted.split(".")
+    for i in range(len(parts), 0, -1):
+        module = ".".join(parts[:i])
+        if parts[i - 1] == "__main__":  # running it is not looking it up
+            return i == len(parts) and (ROOT / "statemachine" / "__main__.py").is_file()
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:
+            found = False
+        if found:
+            value: object = importlib.import_module(module)
+            for attr in parts[i:]:
+                if not hasattr(value, attr):
+                    return False
+                value = getattr(value, attr)
+            return True
+    return False
+
+
+def _missing_paths(text: str) -> list[str]:
+    missing = [m.group() for m in _DOTTED.finditer(text) if not _names(m.group())]
+    return missing + [m.group() for m in _FILE.finditer(text) if not (ROOT / m.group()).exists()]
+
+
+def test_the_paths_the_docs_name_exist() -> None:
+    files = [*sorted(DOCS.glob("*.md")), ROOT / "README.md",
+             *sorted(p for p in (ROOT / "examples").rglob("*") if p.is_file() and "__pycache__" not in p.parts)]
+    missing = []
+    for file in files:
+        try:
+            text = file.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            continue  # not text: names nothing
+        missing += [f"{file.relative_to(ROOT)}: {path}" for path in _missing_paths(text)]
+    assert not missing, "paths that name nothing:\n" + "\n".join(missing)
+
+
+def test_a_moved_module_is_caught() -> None:
+    text = ("`statemachine.events.Event` moved to `statemachine.core.event.Event`; see statemachine/projector.py,\n"
+            "now statemachine/runtime/projector.py, and statemachine.spec.semantics.VOCABULARY.")
+    assert _missing_paths(text) == ["statemachine.events.Event", "statemachine/projector.py"]

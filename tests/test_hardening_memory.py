@@ -43,12 +43,12 @@ def test_a_projector_per_load_spec_of_one_file_does_not_grow_memory(tmp_path: Pa
 
 def test_many_distinct_specs_keep_a_bounded_number_of_engines(tmp_path: Path) -> None:
     text = SPEC_FILE.read_text()
-    marker = "description: The event names no turn."
+    marker = "description: A session not seen before; nothing has happened yet."
     assert marker in text
 
     def distinct(i: int) -> None:
         # a different description is different content: a new digest, a new compile
-        SessionProjector(parse_spec(text.replace(marker, f"description: The event names no turn ({i}).")))
+        SessionProjector(parse_spec(text.replace(marker, f"description: A session not seen before ({i}).")))
 
     sizes = _retained(12, distinct)
     # the cache holds at most 8 engines: past that, each new one replaces the oldest

@@ -167,3 +167,20 @@ def test_every_single_edit_mutant_is_generated_once(data: dict[str, Any]) -> Non
         mutated = apply_edits(data, [m.edit])
         assert mutated != data, m.label()
         spec_from_data(mutated, m.label())
+
+
+@pytest.mark.parametrize(("text", "where", "message"), [
+    ("mutant_version: &v 1\n", "line 1", "anchor &v refused"),
+    ("mutant_version: !!python/name:os.system 1\n", "line 1", "tag"),
+    ("mutant_version: 1\n1: x\n", "$", "key 1 must be a string"),
+    ("#" * (300 * 1024), "$", "MAX_SPEC_BYTES"),
+])
+def test_a_mutant_file_is_read_by_the_spec_loaders_hardened_rules(tmp_path: Path, text: str, where: str,
+                                                                  message: str) -> None:
+    # The same reader as the spec's and the requirements' (`read_yaml_file`), not a copy of it.
+    path = tmp_path / "m.yaml"
+    path.write_text(text)
+    with pytest.raises(SpecError) as caught:
+        read_mutant(path)
+    assert (caught.value.file, caught.value.path) == (str(path), where)
+    assert message in caught.value.message

@@ -19,13 +19,14 @@ from typing import Any
 import pytest
 
 from statemachine import builtin_spec
+from statemachine.core.session import FIELDS
 from statemachine.engine.compiled import generate
 from statemachine.engine.registry import compiled_for
 from statemachine.runtime.projector import SessionProjector
 from statemachine.spec.check import build_spec
 from statemachine.spec.loader import read_spec_file
 from statemachine.spec.model import Spec
-from statemachine.spec.requirements import builtin_requirements
+from statemachine.spec.requirements import builtin_requirements, parse_requirements
 from statemachine.spec.semantics import VOCABULARY
 from statemachine.verify.promela import (
     EFFECTS,
@@ -34,7 +35,9 @@ from statemachine.verify.promela import (
     export_promela,
     payload_guards,
     unmodelled_effects,
+    unmodelled_fields,
 )
+from statemachine.verify.promela_requirements import MODELLED_FIELDS, render_state
 from statemachine.verify.spin import check_spin
 
 HAVE_SPIN = shutil.which("spin") is not None and (shutil.which("gcc") or shutil.which("cc")) is not None
@@ -65,9 +68,6 @@ def _hostile(data: dict[str, Any], text: str, top: str | None = None) -> dict[st
     top = text if top is None else top
     for status in out["statuses"]:
         status["description"] = text
-    for section in ("guards", "effects"):
-        for item in out[section].values():
-            item["description"] = text
     for inv in out["invariants"]:
         inv["description"] = text
     events = {e["type"]: e for e in out["events"]}
@@ -320,3 +320,25 @@ def test_a_name_is_an_identifier_without_a_trailing_newline(data: dict[str, Any]
     renamed = replace(spec, statuses=(replace(spec.statuses[0], name="idle\n*/"), *spec.statuses[1:]))
     with pytest.raises(PromelaError, match="is not an identifier"):
         export_promela(renamed)
+
+
+def test_the_model_keeps_every_lifecycle_field_or_says_it_leaves_it_out() -> None:
+    # From the one field table: a lifecycle field the model does not keep is named in its header,
+    # and a requirement reading it is not rendered (never passed by a model that cannot see it).
+    spec = builtin_spec()
+    header = export_promela(spec).split("*/")[0]
+    said = next(line for line in header.splitlines() if "are not modelled" in line)
+    status = {s.name: f"S_{s.name}" for s in spec.statuses}
+    awaiting = awaiting_names(spec)
+    for f in FIELDS:
+        if not f.lifecycle:
+            continue
+        holds = "{eq: [session.status, ready]}" if f.wire == "status" else f"{{is_null: session.{f.wire}}}"
+        text = f"requirements_version: 1\nrequirements:\n  - {{name: x, form: state, description: d, holds: {holds}}}\n"
+        (req,) = parse_requirements(text, spec).items
+        rendered = render_state(spec, status, req, awaiting)
+        if f.wire in MODELLED_FIELDS:
+            assert rendered is not None and f.wire not in said, f.wire
+        else:
+            assert rendered is None and f.wire in said, f.wire
+    assert set(unmodelled_fields()) == {"providerName", "lastError", "updatedAt"}

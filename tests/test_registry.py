@@ -29,11 +29,11 @@ NOTE = Effect("note_reason", "value = ev.payload.get(field)\nif value is not Non
 def _spec_text() -> str:
     text = SPEC_TEXT.replace(
         "guards:\n",
-        "guards:\n  turn_is_fresh:\n    rejects_as: stale_turn\n    description: Never finished.\n",
+        "guards:\n  turn_is_fresh:\n    rejects_as: stale_turn\n",
         1,
     ).replace(
         "effects:\n",
-        "effects:\n  note_reason:\n    params: [field]\n    description: Note why the session stopped.\n",
+        "effects:\n  note_reason:\n    params: [field]\n",
         1,
     )
     # turn.started (targeted) now guards with the new name; stopped notes its reason.
@@ -149,7 +149,7 @@ def test_a_trigger_reading_too_many_payload_fields_is_refused_with_a_clear_messa
     wide = Effect("note_all", "\n".join(f"value = ev.payload.get({p})" for p in many), ("ev",), (),
                   "Reads seven fields.", params=many, payload_params=many)
     text = SPEC_TEXT.replace(
-        "effects:\n", f"effects:\n  note_all:\n    params: [{', '.join(many)}]\n    description: x\n", 1
+        "effects:\n", f"effects:\n  note_all:\n    params: [{', '.join(many)}]\n", 1
     ).replace(
         '{trigger: session.exited, sources: "*", dest: stopped}',
         '{trigger: session.exited, sources: "*", dest: stopped, effects: [{note_all: {'

@@ -13,6 +13,7 @@ from helpers import markdown_tables
 from spec_edits import EDITS, edited
 
 from statemachine import Outcome, OutcomeKind, Session, SessionProjector, Spec, builtin_spec, load_spec
+from statemachine.core.session import FIELDS
 from statemachine.spec.requirements import (
     BUILTIN_REQUIREMENTS,
     Requirements,
@@ -537,3 +538,17 @@ def test_every_row_and_section_of_the_semantics_page_names_its_requirements_or_s
     assert len(sections) == 10 and all("**Requirements:**" in s or "| requirements |" in s for s in sections)
     # And every requirement is the statement of something this page says.
     assert {n for n in names if f"`{n}`" not in text} == set()
+
+
+def test_every_session_field_but_the_thread_id_is_a_path_requirements_may_read() -> None:
+    # The paths come from the one field table: a field added to it is readable here, by its wire name.
+    for f in FIELDS:
+        body = f"  - {{name: x, form: state, description: d, holds: {{is_null: session.{f.wire}}}}}\n"
+        if f.attr == "thread_id":
+            with pytest.raises(RequirementsError, match=r"unknown path 'session\.threadId'"):
+                _parse(body)
+            continue
+        reqs = _parse(body)
+        assert reqs.state_violations(Session("t", "ready")._replace(**{f.attr: "v"}), ()) == ["x"], f.wire
+        if f.attr != "status":
+            assert reqs.state_violations(Session("t", "ready"), ()) == [], f.wire

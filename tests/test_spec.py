@@ -269,7 +269,7 @@ def test_unknown_effect_on_applied() -> None:
 
 
 def test_declared_effect_without_an_implementation() -> None:
-    error = spec_error(lambda r: r["effects"].update(page_someone={"description": "x"}))
+    error = spec_error(lambda r: r["effects"].update(page_someone={}))
     assert error.path == "effects.page_someone"
 
 
@@ -400,3 +400,15 @@ def test_a_status_reachable_only_from_an_unreachable_one_is_unreachable() -> Non
 
     error = spec_error(change)
     assert error.path == f"statuses[{len(builtin_raw()['statuses'])}]"
+
+
+def test_a_guard_or_effect_is_described_by_its_declaration_alone() -> None:
+    # The spec says where a name applies; what it means, in words too, is its declaration's.
+    from statemachine.spec.semantics import VOCABULARY
+
+    spec = builtin_spec()
+    assert all(g.description and g.description == VOCABULARY.guards[n].description for n, g in spec.guards.items())
+    assert all(e.description and e.description == VOCABULARY.effects[n].description for n, e in spec.effects.items())
+    # A second description in the spec file is refused, naming the place, not kept beside the first.
+    assert spec_error(lambda r: r["guards"]["targeted"].update(description="x")).path == "guards.targeted"
+    assert spec_error(lambda r: r["effects"]["set_turn"].update(description="x")).path == "effects.set_turn"

@@ -78,7 +78,7 @@ def test_a_guard_reading_the_provider_brings_the_product_back() -> None:
     # A guard that reads the provider makes it decide which transition is taken.
     by_codex = Guard("from_codex", "ev.provider == 'codex'", ("ev",), "The event comes from Codex.")
     data = deepcopy(builtin_spec_data())
-    data["guards"]["from_codex"] = {"rejects_as": "not_codex", "description": "The event comes from Codex."}
+    data["guards"]["from_codex"] = {"rejects_as": "not_codex"}
     exited = next(t for t in data["transitions"] if t["trigger"] == "session.exited")
     exited["guards"] = ["from_codex"]
     spec = build_spec(data, "<guarded>", VOCABULARY.extended(guards=(by_codex,)))

@@ -16,9 +16,19 @@ from functools import lru_cache
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["MAX_ID_LENGTH", "SYNTHETIC_EVENT_PREFIX", "Event", "EventError", "parse_timestamp"]
+__all__ = [
+    "EMPTY_PAYLOAD",
+    "MAX_ID_LENGTH",
+    "SYNTHETIC_EVENT_PREFIX",
+    "Event",
+    "EventError",
+    "build_event",
+    "parse_timestamp",
+    "parse_timestamp_uncached",
+]
 
-_EMPTY: Mapping[str, Any] = MappingProxyType({})
+# The payload of an event that has none: one shared read-only mapping.
+EMPTY_PAYLOAD: Mapping[str, Any] = MappingProxyType({})
 _NO_TIME = datetime.min.replace(tzinfo=UTC)  # created_dt of an Event built by hand
 
 # Longest accepted eventId, threadId, turnId, type, provider and createdAt, in characters.
@@ -41,7 +51,8 @@ class EventError(ValueError):
         self.message = message
 
 
-def _timestamp(value: str) -> datetime:
+def parse_timestamp_uncached(value: str) -> datetime:
+    """As `parse_timestamp`, without its cache: for a value mostly seen once (an event's createdAt)."""
     dt = datetime.fromisoformat(value)
     return dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)
 
@@ -49,7 +60,7 @@ def _timestamp(value: str) -> datetime:
 @lru_cache(maxsize=4096)  # pure; the same updatedAt is read back on every event of its session
 def parse_timestamp(value: str) -> datetime:
     """ISO 8601 -> aware datetime; a timestamp without an offset is taken as UTC."""
-    return _timestamp(value)
+    return parse_timestamp_uncached(value)
 
 
 try:  # the C descriptor namedtuple uses for its fields: a read costs no Python call
@@ -64,6 +75,11 @@ except ImportError:  # pragma: no cover - other interpreters
 _FIELDS = ("event_id", "type", "provider", "thread_id", "created_at", "turn_id", "payload", "trigger")
 _CREATED_DT, _CHECKED_BY = 8, 9  # positions of the values outside equality
 _new_tuple = tuple.__new__
+# `build_event(Event, (event_id, type, provider, thread_id, created_at, turn_id, payload, trigger,
+# created_dt, checked_by))`: an Event in one step, nothing checked. Only the parser calls it, for
+# the events it has checked and vouches for (`checked_by`); a function around it would cost a call
+# per event.
+build_event = _new_tuple
 
 
 class Event(tuple):  # type: ignore[type-arg]
@@ -114,7 +130,7 @@ class Event(tuple):  # type: ignore[type-arg]
         thread_id: str,
         created_at: str,
         turn_id: str | None = None,
-        payload: Mapping[str, Any] = _EMPTY,
+        payload: Mapping[str, Any] = EMPTY_PAYLOAD,
         trigger: str | None = None,
         created_dt: datetime = _NO_TIME,
     ) -> Event:

@@ -41,7 +41,7 @@ from statemachine.engine.boundary import StepFn
 from statemachine.spec.model import Spec, no_transition_reason
 from statemachine.spec.semantics import SLOTS, VOCABULARY, Effect, Vocabulary
 
-__all__ = ["BatchStepFn", "CompiledMachine", "Entry", "Generated", "Plan", "generate", "record_table"]
+__all__ = ["BatchStepFn", "CompiledMachine", "Entry", "Generated", "Plan", "generate", "record_table", "settled"]
 
 
 # A batch step: (the thread's record, a lifecycle event) -> None when applied (the record already
@@ -124,8 +124,10 @@ def record_table(spec: Spec) -> dict[tuple[str, str], Plan]:
     return table
 
 
-def _settled(vocabulary: Vocabulary, name: str, tested: Mapping[str, bool]) -> bool | None:
-    """A guard's value when the guards already tested on this path settle it, else None."""
+def settled(vocabulary: Vocabulary, name: str, tested: Mapping[str, bool]) -> bool | None:
+    """A guard's value when the guards already tested on this path settle it (through `negates`
+    and `implied_by`, which the agreement check proves), else None. The compiled engine and the
+    TypeScript export both test a guard only where this says None."""
     known = dict(tested)
     for other, value in tested.items():  # close over negation, both ways
         negated = vocabulary.guards[other].negates
@@ -229,9 +231,9 @@ class _Codegen:
         if i == len(plan.guards):
             return self.leaf(plan.entries[bits])
         name = plan.guards[i]
-        settled = _settled(self.vocabulary, name, known)
-        if settled is not None:
-            return self.tree(plan, i + 1, bits | (1 << i if settled else 0), {**known, name: settled})
+        value = settled(self.vocabulary, name, known)
+        if value is not None:
+            return self.tree(plan, i + 1, bits | (1 << i if value else 0), {**known, name: value})
         if_true = self.tree(plan, i + 1, bits | 1 << i, {**known, name: True})
         if_false = self.tree(plan, i + 1, bits, {**known, name: False})
         if if_true == if_false:

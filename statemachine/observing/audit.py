@@ -28,7 +28,7 @@ from typing import Any
 
 from statemachine.core.event import parse_timestamp
 from statemachine.core.outcome import Outcome, OutcomeKind
-from statemachine.core.session import Session
+from statemachine.core.session import FIELDS, Session
 from statemachine.observing.text import visible
 from statemachine.replay.lines import MAX_LINE_BYTES, replay_lines
 from statemachine.runtime.projector import SessionProjector
@@ -36,12 +36,12 @@ from statemachine.spec.model import Spec
 
 __all__ = ["COMPARED_FIELDS", "AuditError", "AuditReport", "ThreadAudit", "audit_log", "parse_sessions"]
 
-# Wire fields compared when their session gives them; the first three decide divergence.
-COMPARED_FIELDS = ("status", "activeTurnId", "lastError", "providerName", "updatedAt",
-                   "providerInstanceId", "runtimeMode", "pendingTurn", "awaiting")
+# Wire fields compared when their session gives them, from the one field table: the three that
+# decide divergence first, then the rest in the table's order.
 _LIFECYCLE = ("status", "activeTurnId", "lastError")
-_NULLABLE_TEXT = ("activeTurnId", "lastError", "providerName", "updatedAt", "providerInstanceId", "runtimeMode",
-                  "awaiting")
+COMPARED_FIELDS = (*_LIFECYCLE, *(f.wire for f in FIELDS if f.wire not in _LIFECYCLE and f.wire != "threadId"))
+# Those that are text or null on the wire: status is required text, pendingTurn an object.
+_NULLABLE_TEXT = tuple(name for name in COMPARED_FIELDS if name not in ("status", "pendingTurn"))
 
 
 class AuditError(ValueError):

@@ -10,7 +10,8 @@ step for (status, trigger)), and `SessionProjector`. The fixed part is
 - the step functions come from the table recorded from the `transitions` machine
   (`statemachine.engine.compiled.record_table`), one per (status, trigger): the same decision tree
   as the compiled engine's (a guard is tested only where its value is not yet settled by the
-  declarations' `negates` / `implied_by`) and the same effects in the same order;
+  declarations' `negates` / `implied_by`: `statemachine.engine.compiled.settled`, which both
+  call) and the same effects in the same order;
 - guards and effects are the declarations' TypeScript renderings (`Guard.ts`, `Effect.ts` in
   `statemachine.spec.semantics`), over the same slot names as their Python code;
 - every string from the spec becomes a JSON string literal (ASCII, so no character can end a
@@ -31,11 +32,11 @@ from typing import Any
 from statemachine.core.clock import CREATED_IN_FUTURE
 from statemachine.core.event import SYNTHETIC_EVENT_PREFIX
 from statemachine.core.session import Session
-from statemachine.engine.compiled import Entry, Plan, record_table, vocabulary_of
+from statemachine.engine.compiled import Entry, Plan, record_table, settled, vocabulary_of
 from statemachine.spec.model import Spec, no_transition_reason
 from statemachine.spec.semantics import SLOTS, Effect, Vocabulary
 
-__all__ = ["TS_SLOTS", "TypeScriptExportError", "export_typescript", "js", "reasons_of", "settled"]
+__all__ = ["TS_SLOTS", "TypeScriptExportError", "export_typescript", "js", "reasons_of"]
 
 
 class TypeScriptExportError(ValueError):
@@ -79,27 +80,6 @@ def _check_vocabulary(spec: Spec, vocabulary: Vocabulary) -> None:
     missing += sorted(f"effect {e}" for e in used_effects if not vocabulary.effects[e].ts.strip())
     if missing:
         raise TypeScriptExportError(f"no TypeScript rendering (the declaration's ts=) for {', '.join(missing)}")
-
-
-def settled(vocabulary: Vocabulary, name: str, tested: Mapping[str, bool]) -> bool | None:
-    """A guard's value when the guards tested on this path settle it (through `negates` and
-    `implied_by`, which the agreement check proves), else None."""
-    known = dict(tested)
-    for other, value in tested.items():
-        negated = vocabulary.guards[other].negates
-        if negated is not None:
-            known.setdefault(negated, not value)
-        for g in vocabulary.guards.values():
-            if g.negates == other:
-                known.setdefault(g.name, not value)
-    if name in known:
-        return known[name]
-    if any(known.get(g) for g in vocabulary.guards[name].implied_by):
-        return True
-    for other, value in known.items():
-        if not value and name in vocabulary.guards[other].implied_by:
-            return False
-    return None
 
 
 def reasons_of(spec: Spec, table: Mapping[tuple[str, str], Plan]) -> tuple[str, ...]:

@@ -67,11 +67,15 @@ class _Builder:
         return SpecError(self.source, path, message)
 
     def guards(self) -> dict[str, GuardSpec]:
-        guards = {n: GuardSpec(n, g["rejects_as"], g.get("description", "")) for n, g in self.raw["guards"].items()}
-        for n in guards:
-            if n not in self.vocabulary.guards:
+        guards = {}
+        for n, g in self.raw["guards"].items():
+            implementation = self.vocabulary.guards.get(n)
+            if implementation is None:
                 raise self.fail(f"guards.{n}", f"no implementation for guard {n!r} "
                                 f"(known: {sorted(self.vocabulary.guards)})")
+            # What a name means is said by its declaration, description included; the spec says
+            # where it applies and how a failure is reported.
+            guards[n] = GuardSpec(n, g["rejects_as"], implementation.description)
         return guards
 
     def effects(self) -> dict[str, EffectSpec]:
@@ -85,7 +89,7 @@ class _Builder:
             if set(declared) != set(implementation.params):
                 raise self.fail(f"effects.{n}.params", f"effect {n!r} takes {sorted(implementation.params)}, "
                                 f"the spec declares {sorted(declared)}")
-            effects[n] = EffectSpec(n, declared, e.get("description", ""))
+            effects[n] = EffectSpec(n, declared, implementation.description)
         return effects
 
     def effect_refs(self, items: list[Any], path: str, effects: Mapping[str, EffectSpec]) -> tuple[EffectRef, ...]:

@@ -1,7 +1,8 @@
 """Read a spec file safely: size limits, a hardened YAML loader, string keys, the JSON Schema.
 
 What comes out is plain data (the schema's shape) for `statemachine.spec.check` to build into a
-`Spec`. Nothing here knows what a guard or effect means.
+`Spec`. Nothing here knows what a guard or effect means. The other YAML files beside the spec
+(requirements, mutants) are read by the same rules: `read_yaml_file`, `read_yaml_text`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,19 @@ if TYPE_CHECKING:
 
     import yaml
 
-__all__ = ["BUILTIN_SPEC", "MAX_SPEC_BYTES", "MAX_SPEC_DEPTH", "SCHEMA_PATH", "read_spec_file", "read_spec_text"]
+__all__ = [
+    "BUILTIN_SPEC",
+    "MAX_SPEC_BYTES",
+    "MAX_SPEC_DEPTH",
+    "SCHEMA_PATH",
+    "check_spec_data",
+    "read_spec_file",
+    "read_spec_text",
+    "read_yaml_file",
+    "read_yaml_text",
+    "schema_violation",
+    "specs_dir",
+]
 
 SPEC_FILE = "session_lifecycle.yaml"
 SCHEMA_FILE = "session_lifecycle.schema.json"
@@ -40,7 +53,8 @@ def _specs_dir_name() -> str:
     return os.path.join(os.path.dirname(here), "specs")
 
 
-def _specs_dir() -> Path:
+def specs_dir() -> Path:
+    """The directory of the built-in spec, its schema, the requirements and the mutants."""
     from pathlib import Path
 
     return Path(_SPECS_DIR)
@@ -54,15 +68,12 @@ SCHEMA_NAME = os.path.join(_SPECS_DIR, SCHEMA_FILE)
 
 def __getattr__(name: str) -> Any:
     # BUILTIN_SPEC and SCHEMA_PATH are `Path`s, made on first use: pathlib costs start-up time.
-    # `_SpecLoader` (the requirements reader shares it) is built on first use, with PyYAML.
     if name in ("BUILTIN_SPEC", "SCHEMA_PATH"):
         from pathlib import Path
 
         value = Path(BUILTIN_SPEC_NAME if name == "BUILTIN_SPEC" else SCHEMA_NAME)
         globals()[name] = value
         return value
-    if name == "_SpecLoader":
-        return _spec_loader()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -129,7 +140,19 @@ def _spec_loader() -> type[yaml.SafeLoader]:
 
 
 def _too_big(source: str, size: str) -> SpecError:
-    return SpecError(source, "$", f"the spec is {size} bytes; the limit is {MAX_SPEC_BYTES} (MAX_SPEC_BYTES)")
+    return SpecError(source, "$", f"the file is {size} bytes; the limit is {MAX_SPEC_BYTES} (MAX_SPEC_BYTES)")
+
+
+def _read_bounded(name: str) -> str:
+    try:
+        with open(name, "rb") as stream:
+            # Read one byte past the limit, never the whole file: it may be huge or endless.
+            data = stream.read(MAX_SPEC_BYTES + 1)
+        if len(data) > MAX_SPEC_BYTES:
+            raise _too_big(name, f"more than {MAX_SPEC_BYTES}")
+        return data.decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(name, "$", f"cannot read the file: {exc}") from None
 
 
 def read_spec_file(path: str | Path | None = None) -> tuple[dict[str, Any], str]:
@@ -140,16 +163,7 @@ def read_spec_file(path: str | Path | None = None) -> tuple[dict[str, Any], str]
         from pathlib import Path
 
         name = str(Path(path))  # the name as before: Path's normal form
-    try:
-        with open(name, "rb") as stream:
-            # Read one byte past the limit, never the whole file: it may be huge or endless.
-            data = stream.read(MAX_SPEC_BYTES + 1)
-        if len(data) > MAX_SPEC_BYTES:
-            raise _too_big(name, f"more than {MAX_SPEC_BYTES}")
-        text = data.decode("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(name, "$", f"cannot read the file: {exc}") from None
-    return read_spec_text(text, name), name
+    return read_spec_text(_read_bounded(name), name), name
 
 
 def _check_keys(value: Any, path: str, source: str) -> None:
@@ -165,8 +179,9 @@ def _check_keys(value: Any, path: str, source: str) -> None:
             _check_keys(item, f"{path}[{i}]", source)
 
 
-def read_spec_text(text: str, source: str = "<memory>") -> dict[str, Any]:
-    """Spec text (YAML) -> its data, checked against the JSON Schema."""
+def read_yaml_text(text: str, source: str = "<memory>") -> Any:
+    """YAML text -> plain data, by the spec's hardened rules: the size limit, a safe loader without
+    tags, anchors or aliases, bounded depth, string keys. `SpecError` names the place; no schema."""
     if len(text) > MAX_SPEC_BYTES:  # more characters than the limit is more bytes too
         raise _too_big(source, f"more than {MAX_SPEC_BYTES}")
     size = len(text.encode("utf-8", "surrogatepass"))
@@ -182,19 +197,41 @@ def read_spec_text(text: str, source: str = "<memory>") -> dict[str, Any]:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else "$"
         raise SpecError(source, where, f"not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    _check_keys(raw, "$", source)
+    return raw
+
+
+def read_yaml_file(path: str | Path) -> Any:
+    """A YAML file's data, read as `read_yaml_text` reads text, the file never read past the limit."""
+    name = str(path)
+    return read_yaml_text(_read_bounded(name), name)
+
+
+def schema_violation(schema: dict[str, Any], data: Any) -> tuple[str, str] | None:
+    """The most relevant place where `data` breaks the JSON Schema, and what: (path, message), or
+    None. The message is shortened: the schema's quotes the offending value, which may be the whole file."""
+    import jsonschema  # only when a file is checked: keeps `import statemachine` light
+
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(data))
+    if error is None:
+        return None
+    message = error.message if len(error.message) <= 300 else error.message[:300] + "... (shortened)"
+    return _json_path(error.absolute_path), message
+
+
+def check_spec_data(data: Any, source: str) -> dict[str, Any]:
+    """Spec data (read or edited) checked as a file's would be: string keys, the JSON Schema."""
+    _check_keys(data, "$", source)
+    violation = schema_violation(_schema(), data)
+    if violation is not None:
+        raise SpecError(source, *violation)
+    checked: dict[str, Any] = data
+    return checked
+
+
+def read_spec_text(text: str, source: str = "<memory>") -> dict[str, Any]:
+    """Spec text (YAML) -> its data, checked against the JSON Schema."""
+    raw = read_yaml_text(text, source)
     if raw is None:
         raise SpecError(source, "$", "the spec is empty")
-    _check_keys(raw, "$", source)
-    import jsonschema  # only when a spec is loaded: keeps `import statemachine` light
-
-    validator = jsonschema.Draft202012Validator(_schema())
-    error = jsonschema.exceptions.best_match(validator.iter_errors(raw))
-    if error is not None:
-        # The schema's message quotes the offending value, which may be the whole file: shorten it.
-        message = error.message if len(error.message) <= 300 else error.message[:300] + "... (shortened)"
-        raise SpecError(source, _json_path(error.absolute_path), message)
-    data: dict[str, Any] = raw
-    return data
-
-
-
+    return check_spec_data(raw, source)

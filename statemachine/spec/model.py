@@ -131,14 +131,14 @@ class EventType:
 class GuardSpec:
     name: str
     rejects_as: str
-    description: str = ""
+    description: str = ""  # the declaration's (`statemachine.spec.semantics`), not the spec file's
 
 
 @dataclass(frozen=True, slots=True)
 class EffectSpec:
     name: str
     params: tuple[str, ...] = ()
-    description: str = ""
+    description: str = ""  # the declaration's (`statemachine.spec.semantics`), not the spec file's
 
 
 @dataclass(frozen=True, slots=True)

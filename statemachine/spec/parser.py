@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING, Any
 
 from statemachine.core import wire as _wire
 from statemachine.core.event import (
-    _EMPTY,
+    EMPTY_PAYLOAD,
     MAX_ID_LENGTH,
     SYNTHETIC_EVENT_PREFIX,
     Event,
     EventError,
-    _new_tuple,
-    _timestamp,
+    build_event,
+    parse_timestamp_uncached,
 )
 
 if TYPE_CHECKING:
@@ -118,7 +118,7 @@ class EventParser:
         created_at = _text(data, "createdAt", limit)
         try:
             # Not through the cache: a createdAt is mostly seen once, and would only fill it.
-            created_dt = _timestamp(created_at)
+            created_dt = parse_timestamp_uncached(created_at)
         except ValueError:
             raise EventError("createdAt", f"not an ISO 8601 timestamp: {created_at[:64]!r}") from None
         turn_id = data.get("turnId")
@@ -130,7 +130,7 @@ class EventParser:
             _storable(turn_id, "turnId")
         raw_payload = data.get("payload")
         if raw_payload is None:
-            payload: Mapping[str, Any] = _EMPTY
+            payload: Mapping[str, Any] = EMPTY_PAYLOAD
         elif type(raw_payload) is dict and owned:
             payload = raw_payload  # decoded here from a line: nobody else holds it (read-only by contract)
         elif isinstance(raw_payload, Mapping):
@@ -140,7 +140,7 @@ class EventParser:
             raise EventError("payload", f"must be a JSON object, got {type(raw_payload).__name__}")
 
         trigger = self._trigger(type_, payload)
-        return _new_tuple(Event, (event_id, type_, provider, thread_id, created_at, turn_id, payload, trigger,
+        return build_event(Event, (event_id, type_, provider, thread_id, created_at, turn_id, payload, trigger,
                                   created_dt, self))
 
     def _trigger(self, type_: str, payload: Mapping[str, Any]) -> str | None:
@@ -215,10 +215,10 @@ class EventParser:
         decoder = _wire.envelope_decoder()
         full = self.parse_line
         parser = self
-        empty = _EMPTY
+        empty = EMPTY_PAYLOAD
         utc = UTC
         fromisoformat = datetime.fromisoformat
-        new = _new_tuple
+        new = build_event
         line_ends = ("\n", "\r\n")
         clean = _clean
         unusual: tuple[type[BaseException], ...]

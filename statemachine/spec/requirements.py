@@ -36,15 +36,13 @@ from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any, Literal, NamedTuple, Protocol
 
-import yaml
-
 from statemachine.core.event import Event, parse_timestamp
 from statemachine.core.outcome import Outcome, OutcomeKind
-from statemachine.core.session import Session
+from statemachine.core.session import FIELDS, Session
 from statemachine.spec.cache import SpecCache
 from statemachine.spec.invariants import INVARIANT_KINDS
-from statemachine.spec.loader import MAX_SPEC_BYTES, _check_keys, _json_path, _Refused, _SpecLoader, _specs_dir
-from statemachine.spec.model import Spec
+from statemachine.spec.loader import read_yaml_file, read_yaml_text, schema_violation, specs_dir
+from statemachine.spec.model import Spec, SpecError
 
 __all__ = [
     "BUILTIN_REQUIREMENTS",
@@ -59,27 +57,16 @@ __all__ = [
     "predicate_paths",
 ]
 
-BUILTIN_REQUIREMENTS = _specs_dir() / "requirements.yaml"
-REQUIREMENTS_SCHEMA = _specs_dir() / "requirements.schema.json"
+BUILTIN_REQUIREMENTS = specs_dir() / "requirements.yaml"
+REQUIREMENTS_SCHEMA = specs_dir() / "requirements.schema.json"
 
 Form = Literal["state", "contract", "temporal"]
 AppliesTo = Literal["fresh", "first", "redelivered", "every"]
 OUTCOME_KINDS = tuple(k.value for k in OutcomeKind)
 
-SESSION_FIELDS = {
-    "status": "status",
-    "activeTurnId": "active_turn_id",
-    "lastError": "last_error",
-    "updatedAt": "updated_at",
-    "providerName": "provider_name",
-    # The orchestrator's side: a requested turn not started yet ("" when its id is unknown), and
-    # what the provider waits on.
-    "pendingTurn": "pending_turn",
-    "awaiting": "awaiting",
-    # Carried through for the orchestrator, never interpreted by the lifecycle.
-    "providerInstanceId": "provider_instance_id",
-    "runtimeMode": "runtime_mode",
-}
+# Wire name -> `Session` attribute, from the one field table; the thread id is left out, as a
+# requirement speaks of one thread at a time.
+SESSION_FIELDS = {f.wire: f.attr for f in FIELDS if f.attr != "thread_id"}
 # The thread's memories, as sets: `finished` (turns completed, aborted or cleared; before, after
 # and in a state) and `seen` (the eventIds it remembers; after a step only: whether it had seen
 # this event's id before is what `applies_to: redelivered` says).
@@ -337,16 +324,11 @@ def _schema() -> dict[str, Any]:
 def load_requirements(spec: Spec, path: str | Path | None = None) -> Requirements:
     """Load a requirements file (the built-in one when `path` is None) and check it against `spec`."""
     file = Path(path) if path is not None else BUILTIN_REQUIREMENTS
-    name = str(file)
     try:
-        with file.open("rb") as stream:
-            data = stream.read(MAX_SPEC_BYTES + 1)  # never the whole file: it may be huge or endless
-        if len(data) > MAX_SPEC_BYTES:
-            raise RequirementsError(name, "$", f"more than {MAX_SPEC_BYTES} bytes (MAX_SPEC_BYTES)")
-        text = data.decode("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RequirementsError(name, "$", f"cannot read the file: {exc}") from None
-    return parse_requirements(text, spec, name)
+        raw = read_yaml_file(file)
+    except SpecError as exc:
+        raise RequirementsError(exc.file, exc.path, exc.message) from None
+    return _from_data(raw, spec, str(file))
 
 
 def builtin_requirements(spec: Spec) -> Requirements:
@@ -370,25 +352,18 @@ def builtin_requirements_if_they_fit(spec: Spec) -> Requirements | None:
 
 
 def parse_requirements(text: str, spec: Spec, source: str = "<memory>") -> Requirements:
-    if len(text.encode("utf-8", "surrogatepass")) > MAX_SPEC_BYTES:
-        raise RequirementsError(source, "$", f"more than {MAX_SPEC_BYTES} bytes (MAX_SPEC_BYTES)")
+    """Requirements text (YAML, read by the spec loader's hardened rules) checked against `spec`."""
     try:
-        raw = yaml.load(text, Loader=_SpecLoader)  # the spec's hardened safe loader
-    except _Refused as exc:
-        raise RequirementsError(source, f"line {exc.line}", exc.message) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else "$"
-        raise RequirementsError(source, where, f"not valid YAML: {getattr(exc, 'problem', exc)}") from None
-    try:
-        _check_keys(raw, "$", source)
-    except ValueError as exc:
-        raise RequirementsError(source, getattr(exc, "path", "$"), getattr(exc, "message", str(exc))) from None
-    import jsonschema
+        raw = read_yaml_text(text, source)
+    except SpecError as exc:
+        raise RequirementsError(exc.file, exc.path, exc.message) from None
+    return _from_data(raw, spec, source)
 
-    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(_schema()).iter_errors(raw))
-    if error is not None:
-        raise RequirementsError(source, _json_path(error.absolute_path), error.message)
+
+def _from_data(raw: Any, spec: Spec, source: str) -> Requirements:
+    violation = schema_violation(_schema(), raw)
+    if violation is not None:
+        raise RequirementsError(source, *violation)
     return _Builder(spec, source, raw).build()
 
 

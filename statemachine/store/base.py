@@ -52,6 +52,7 @@ from statemachine.store.errors import StoreError
 from statemachine.store.schema import DATA_STEPS, MIGRATIONS
 
 __all__ = [
+    "Cursor",
     "JournalEntry",
     "ReplayNote",
     "ReplayProgress",
@@ -144,7 +145,7 @@ class ReplayProgress:
     new_notes: tuple[ReplayNote, ...] = field(default=(), compare=False)
 
 
-class _Cursor(Protocol):
+class Cursor(Protocol):
     """The part of a DB-API cursor the store uses (sqlite3 and psycopg both have it)."""
 
     def execute(self, sql: Any, params: Any = ..., /) -> Any: ...
@@ -310,14 +311,14 @@ class SqlStore(SessionStore):
         """A new connection in autocommit mode (transactions are begun explicitly)."""
 
     @abstractmethod
-    def _begin(self, cur: _Cursor, write: bool) -> None: ...
+    def _begin(self, cur: Cursor, write: bool) -> None: ...
 
     @abstractmethod
-    def _lock_threads(self, cur: _Cursor, thread_ids: Sequence[str]) -> None:
+    def _lock_threads(self, cur: Cursor, thread_ids: Sequence[str]) -> None:
         """Serialise writers of these threads until the transaction ends (sorted ids: no deadlock)."""
 
     @abstractmethod
-    def _lock_schema(self, cur: _Cursor) -> None: ...
+    def _lock_schema(self, cur: Cursor) -> None: ...
 
     @abstractmethod
     def _is_db_error(self, exc: BaseException) -> bool: ...
@@ -336,7 +337,7 @@ class SqlStore(SessionStore):
             sql = self._sql_cache[text] = text if self.placeholder == "?" else text.replace("?", self.placeholder)
         return sql
 
-    def _transaction(self, doing: str, work: Callable[[_Cursor], T], *, write: bool = True) -> T:
+    def _transaction(self, doing: str, work: Callable[[Cursor], T], *, write: bool = True) -> T:
         """Run `work` in one transaction; any database failure rolls back and raises `StoreError`."""
         try:
             if self._conn is None:
@@ -361,7 +362,7 @@ class SqlStore(SessionStore):
             with contextlib.suppress(Exception):
                 cur.close()
 
-    def _rollback(self, conn: Any, cur: _Cursor) -> None:
+    def _rollback(self, conn: Any, cur: Cursor) -> None:
         # A lost connection cannot roll back, but its transaction is gone with it anyway.
         with contextlib.suppress(Exception):
             cur.execute("ROLLBACK")
@@ -382,7 +383,7 @@ class SqlStore(SessionStore):
     def _migrate(self, max_event_ids: int | None, max_finished_turns: int | None) -> tuple[int, int]:
         migrations = MIGRATIONS[self.dialect]
 
-        def work(cur: _Cursor) -> tuple[int, int]:
+        def work(cur: Cursor) -> tuple[int, int]:
             self._lock_schema(cur)
             cur.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             cur.execute("SELECT version FROM schema_version")
@@ -408,7 +409,7 @@ class SqlStore(SessionStore):
 
         return self._transaction("opening the store", work)
 
-    def _settings(self, cur: _Cursor, max_event_ids: int | None, max_finished: int | None) -> tuple[int, int]:
+    def _settings(self, cur: Cursor, max_event_ids: int | None, max_finished: int | None) -> tuple[int, int]:
         """The spec name and memory caps are fixed when the store is created: a store whose caps
         changed would forget differently from the projector that its rows came from."""
         cur.execute("SELECT key, value FROM store_meta")
@@ -501,7 +502,7 @@ class SqlStore(SessionStore):
         # Rejections are told after commit: a rolled-back batch told nobody anything.
         told: list[tuple[int, str, str]] = []
 
-        def work(cur: _Cursor) -> None:
+        def work(cur: Cursor) -> None:
             self._lock_threads(cur, sorted(thread_ids))
             stored = self._load(cur, thread_ids)
             pipeline = self._pipeline()
@@ -583,7 +584,7 @@ class SqlStore(SessionStore):
             raise StoredRowError(thread_id, "session.threadId", "differs from the row's key")
         return record_of(pipeline, thread)
 
-    def _load(self, cur: _Cursor, thread_ids: Sequence[str]) -> dict[str, _Rows]:
+    def _load(self, cur: Cursor, thread_ids: Sequence[str]) -> dict[str, _Rows]:
         """The rows of these threads (absent: no row yet), three queries per 500 threads."""
         loaded: dict[str, _Rows] = {}
         for chunk in iter_chunks(thread_ids, 500):
@@ -613,11 +614,11 @@ class SqlStore(SessionStore):
                     getattr(rows_of, attr).append((seq, value))
         return loaded
 
-    def _delete_thread(self, cur: _Cursor, thread_id: str) -> None:
+    def _delete_thread(self, cur: Cursor, thread_id: str) -> None:
         for table in ("sessions", "seen_event_digests", "finished_turns", "tombstones"):
             cur.execute(self._sql(f"DELETE FROM {table} WHERE thread_id = ?"), (thread_id,))
 
-    def _write_tombstones(self, cur: _Cursor, buried: Sequence[str], pipeline: Pipeline) -> None:
+    def _write_tombstones(self, cur: Cursor, buried: Sequence[str], pipeline: Pipeline) -> None:
         """Each thread deleted in this transaction keeps its de-duplication memory as the newest
         tombstone; past `max_tombstones` the oldest go, with their memories."""
         for thread_id in buried:
@@ -635,7 +636,7 @@ class SqlStore(SessionStore):
                 self._delete_thread(cur, str(thread_id))
 
     def _write_threads(
-        self, cur: _Cursor, thread_ids: Sequence[str], old: Mapping[str, _Rows], pipeline: Pipeline
+        self, cur: Cursor, thread_ids: Sequence[str], old: Mapping[str, _Rows], pipeline: Pipeline
     ) -> None:
         """Write what changed for these threads, one statement per kind of change. New threads are
         written in `thread_ids`' order (the pipeline's): their `ord` is the output order."""
@@ -676,7 +677,7 @@ class SqlStore(SessionStore):
                 cur.executemany(self._sql(f"INSERT INTO {table} (thread_id, seq, {column}) VALUES (?, ?, ?)"),
                                 inserts)
 
-    def _write_progress(self, cur: _Cursor, p: ReplayProgress) -> None:
+    def _write_progress(self, cur: Cursor, p: ReplayProgress) -> None:
         counts = [p.outcomes.get(k.value, 0) for k in REPLAY_KINDS]
         cur.execute(
             self._sql("INSERT INTO replay_progress (log_key, position, lines, digest, applied, ignored, duplicate, "
@@ -700,7 +701,7 @@ class SqlStore(SessionStore):
 
     def thread(self, thread_id: str) -> ThreadState | None:
         """One thread's session and memories, checked as every loaded row is."""
-        def work(cur: _Cursor) -> ThreadState | None:
+        def work(cur: Cursor) -> ThreadState | None:
             rows = self._load(cur, [thread_id]).get(thread_id)
             if rows is None or rows.session is None:  # none, or deleted (a tombstone)
                 return None
@@ -710,7 +711,7 @@ class SqlStore(SessionStore):
 
     def threads(self) -> list[ThreadState]:
         """Every thread, in the order each was first stored, each checked as every loaded row is."""
-        def work(cur: _Cursor) -> list[ThreadState]:
+        def work(cur: Cursor) -> list[ThreadState]:
             cur.execute(f"SELECT {_SESSION_COLUMNS} FROM sessions ORDER BY ord")
             loaded = {row[0]: _Rows(Session(*row), [], []) for row in cur.fetchall()}
             cur.execute("SELECT thread_id FROM tombstones")
@@ -731,7 +732,7 @@ class SqlStore(SessionStore):
 
     def tombstones(self) -> list[Tombstone]:
         """Deleted threads' de-duplication memories, oldest deletion first, each checked."""
-        def work(cur: _Cursor) -> list[Tombstone]:
+        def work(cur: Cursor) -> list[Tombstone]:
             cur.execute("SELECT thread_id FROM tombstones ORDER BY ord")
             buried = [str(t) for (t,) in cur.fetchall()]
             rows = self._load(cur, buried)
@@ -747,7 +748,7 @@ class SqlStore(SessionStore):
         return ThreadState(record.session, tuple(d.hex() for d in record.seen_digests()), tuple(record.finished))
 
     def forget(self, thread_id: str) -> bool:
-        def work(cur: _Cursor) -> bool:
+        def work(cur: Cursor) -> bool:
             self._lock_threads(cur, [thread_id])
             cur.execute(self._sql("SELECT COUNT(*) FROM sessions WHERE thread_id = ?"), (thread_id,))
             held = bool(int(cur.fetchone()[0]))
@@ -757,7 +758,7 @@ class SqlStore(SessionStore):
         return self._transaction("forgetting a thread", work)
 
     def journal(self, thread_id: str | None = None) -> list[JournalEntry]:
-        def work(cur: _Cursor) -> list[JournalEntry]:
+        def work(cur: Cursor) -> list[JournalEntry]:
             columns = "thread_id, event_id, kind, reason, transition"
             if thread_id is None:
                 cur.execute(f"SELECT {columns} FROM outcomes ORDER BY id")
@@ -769,7 +770,7 @@ class SqlStore(SessionStore):
         return self._transaction("reading the outcome journal", work, write=False)
 
     def progress(self, log_key: str) -> tuple[ReplayProgress, list[ReplayNote]] | None:
-        def work(cur: _Cursor) -> tuple[ReplayProgress, list[ReplayNote]] | None:
+        def work(cur: Cursor) -> tuple[ReplayProgress, list[ReplayNote]] | None:
             cur.execute(self._sql("SELECT position, lines, digest, applied, ignored, duplicate, rejected, forgotten, "
                                   "malformed FROM replay_progress WHERE log_key = ?"), (log_key,))
             row = cur.fetchone()
@@ -785,7 +786,7 @@ class SqlStore(SessionStore):
         return self._transaction("reading replay progress", work, write=False)
 
     def reset_progress(self, log_key: str) -> None:
-        def work(cur: _Cursor) -> None:
+        def work(cur: Cursor) -> None:
             cur.execute(self._sql("DELETE FROM replay_progress WHERE log_key = ?"), (log_key,))
             cur.execute(self._sql("DELETE FROM replay_notes WHERE log_key = ?"), (log_key,))
 
@@ -821,7 +822,7 @@ class SqlStore(SessionStore):
         threads = [ThreadState(projector[t], projector.seen_event_digests(t), projector.finished_turns(t))
                    for t in projector]
 
-        def work(cur: _Cursor) -> int:
+        def work(cur: Cursor) -> int:
             cur.execute("SELECT COUNT(*) FROM sessions")
             if int(cur.fetchone()[0]):
                 raise StoreError("importing a snapshot", "the store already holds sessions; import into an "

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from statemachine.spec.model import Spec
-from statemachine.store.base import SqlStore, _Cursor
+from statemachine.store.base import Cursor, SqlStore
 from statemachine.store.errors import StoreError
 
 __all__ = ["PostgresStore"]
@@ -51,14 +51,14 @@ class PostgresStore(SqlStore):
         # autocommit: the store begins and commits each transaction itself, as with SQLite.
         return self._psycopg.connect(self.url, autocommit=True, connect_timeout=self.connect_timeout)
 
-    def _begin(self, cur: _Cursor, write: bool) -> None:
+    def _begin(self, cur: Cursor, write: bool) -> None:
         cur.execute("BEGIN" if write else "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
 
-    def _lock_threads(self, cur: _Cursor, thread_ids: Sequence[str]) -> None:
+    def _lock_threads(self, cur: Cursor, thread_ids: Sequence[str]) -> None:
         for thread_id in thread_ids:
             cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (thread_id,))
 
-    def _lock_schema(self, cur: _Cursor) -> None:
+    def _lock_schema(self, cur: Cursor) -> None:
         cur.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
 
     def _is_db_error(self, exc: BaseException) -> bool:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from statemachine.spec.model import Spec
-from statemachine.store.base import SqlStore, _Cursor
+from statemachine.store.base import Cursor, SqlStore
 
 __all__ = ["SQLiteStore"]
 
@@ -54,14 +54,14 @@ class SQLiteStore(SqlStore):
             raise
         return conn
 
-    def _begin(self, cur: _Cursor, write: bool) -> None:
+    def _begin(self, cur: Cursor, write: bool) -> None:
         # IMMEDIATE takes the write lock now, so a transaction never fails half-way on upgrading it.
         cur.execute("BEGIN IMMEDIATE" if write else "BEGIN")
 
-    def _lock_threads(self, cur: _Cursor, thread_ids: Sequence[str]) -> None:
+    def _lock_threads(self, cur: Cursor, thread_ids: Sequence[str]) -> None:
         pass  # BEGIN IMMEDIATE already holds the database's one write lock
 
-    def _lock_schema(self, cur: _Cursor) -> None:
+    def _lock_schema(self, cur: Cursor) -> None:
         pass
 
     def _is_db_error(self, exc: BaseException) -> bool:

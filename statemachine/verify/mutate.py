@@ -32,16 +32,7 @@ from typing import Any
 
 from statemachine.spec.check import build_spec
 from statemachine.spec.load import load_spec
-from statemachine.spec.loader import (
-    MAX_SPEC_BYTES,
-    _check_keys,
-    _json_path,
-    _Refused,
-    _schema,
-    _spec_loader,
-    _specs_dir,
-    read_spec_file,
-)
+from statemachine.spec.loader import check_spec_data, read_spec_file, read_yaml_file, specs_dir
 from statemachine.spec.model import Spec, SpecError
 
 __all__ = [
@@ -63,7 +54,7 @@ __all__ = [
     "spec_from_data",
 ]
 
-MUTANTS_DIR = _specs_dir() / "mutants"  # beside the built-in spec, in a source checkout
+MUTANTS_DIR = specs_dir() / "mutants"  # beside the built-in spec, in a source checkout
 OPERATIONS = ("set", "remove", "add", "swap")
 _FILE_KEYS = {"mutant_version", "class", "breaks", "caught_by", "before_requirements", "edits"}
 _EDIT_KEYS = {"at", *OPERATIONS, "before", "after"}
@@ -245,39 +236,7 @@ def apply_edits(data: Mapping[str, Any], edits: Sequence[Edit], source: str = "<
 
 def spec_from_data(data: dict[str, Any], source: str) -> Spec:
     """Edited spec data -> a `Spec`: checked against the JSON Schema as a file would be, then built."""
-    import jsonschema
-
-    _check_keys(data, "$", source)
-    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(_schema()).iter_errors(data))
-    if error is not None:
-        message = error.message if len(error.message) <= 300 else error.message[:300] + "... (shortened)"
-        raise SpecError(source, _json_path(error.absolute_path), message)
-    return build_spec(data, source)
-
-
-def _read_yaml(path: Path) -> Any:
-    """A mutant file's data, read with the spec loader's hardened rules (size, no tags or aliases)."""
-    import yaml
-
-    name = str(path)
-    try:
-        with open(name, "rb") as stream:
-            data = stream.read(MAX_SPEC_BYTES + 1)
-        if len(data) > MAX_SPEC_BYTES:
-            raise SpecError(name, "$", f"more than {MAX_SPEC_BYTES} bytes (MAX_SPEC_BYTES)")
-        text = data.decode("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(name, "$", f"cannot read the file: {exc}") from None
-    try:
-        raw = yaml.load(text, Loader=_spec_loader())  # a SafeLoader: plain data only
-    except _Refused as exc:
-        raise SpecError(name, f"line {exc.line}", exc.message) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise SpecError(name, f"line {mark.line + 1}" if mark is not None else "$",
-                        f"not valid YAML: {getattr(exc, 'problem', exc)}") from None
-    _check_keys(raw, "$", name)
-    return raw
+    return build_spec(check_spec_data(data, source), source)
 
 
 def _text(raw: dict[str, Any], key: str, name: str) -> str:
@@ -291,7 +250,7 @@ def read_mutant(path: str | Path) -> MutantInfo:
     """A mutant file's description and edits (not yet applied), or `SpecError` naming the field."""
     file = Path(path)
     name = str(file)
-    raw = _read_yaml(file)
+    raw = read_yaml_file(file)  # the spec loader's hardened rules (size, no tags or aliases)
     if not isinstance(raw, dict):
         raise SpecError(name, "$", "a mutant file is a mapping (mutant_version, class, breaks, caught_by, edits)")
     unknown = sorted(set(raw) - _FILE_KEYS)
@@ -331,7 +290,7 @@ def load_spec_or_mutant(path: str | Path) -> Spec:
         return load_spec(path)
     except SpecError as refused:
         try:
-            raw = _read_yaml(Path(path))
+            raw = read_yaml_file(path)
         except SpecError:
             raise refused from None
         if isinstance(raw, dict) and "mutant_version" in raw:

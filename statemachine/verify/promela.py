@@ -2,8 +2,9 @@
 
 The model is generated from the `Spec` object alone; no transition table is written here. What
 this module does write is its own meaning for each guard and effect *name* (`GUARDS`, `EFFECTS`
-below), made from the names' descriptions in the spec and not from `statemachine.spec.semantics`, so
-that spin checks the spec against an independent implementation of its vocabulary.
+below), written from the names' descriptions and not from the declarations' code in
+`statemachine.spec.semantics`, so that spin checks the spec against an independent implementation
+of its vocabulary.
 
 Abstraction (one session):
 - `status`: the spec's statuses, as an mtype;
@@ -52,11 +53,18 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from statemachine.core.session import FIELDS
 from statemachine.engine.machine import vocabulary_of
 from statemachine.spec.model import EffectRef, Spec, TransitionSpec
 from statemachine.spec.requirements import Requirements
 from statemachine.spec.semantics import VOCABULARY, Effect, Vocabulary
-from statemachine.verify.promela_requirements import Expr, render_contract, render_state, render_temporal
+from statemachine.verify.promela_requirements import (
+    MODELLED_FIELDS,
+    Expr,
+    render_contract,
+    render_state,
+    render_temporal,
+)
 
 __all__ = [
     "DEFAULT_TURN_IDS",
@@ -70,6 +78,7 @@ __all__ = [
     "export_promela",
     "payload_guards",
     "unmodelled_effects",
+    "unmodelled_fields",
     "violation_names",
 ]
 
@@ -121,6 +130,12 @@ def payload_guards(vocabulary: Vocabulary) -> frozenset[str]:
 # The slots the model keeps (`turn`, `fin[]` through remembering, `pend`, `aw`); what an effect
 # writes of the others (lastError, updatedAt, providerName) is left out.
 MODELLED_SLOTS = frozenset({"turn", "pend", "aw"})
+
+
+def unmodelled_fields() -> tuple[str, ...]:
+    """The lifecycle's session fields (wire names, `statemachine.core.session.FIELDS`) the model
+    leaves out: no guard reads them."""
+    return tuple(f.wire for f in FIELDS if f.lifecycle and f.wire not in MODELLED_FIELDS)
 
 
 def unmodelled_effects(vocabulary: Vocabulary) -> frozenset[str]:
@@ -326,6 +341,10 @@ def _assertions(checks: list[tuple[int, Expr]]) -> list[str]:
     return out
 
 
+def _listed(names: tuple[str, ...]) -> str:
+    return ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else "".join(names)
+
+
 def export_promela(
     spec: Spec, requirements: Requirements | None = None, *, turn_ids: int = DEFAULT_TURN_IDS, temporal: bool = False
 ) -> str:
@@ -393,7 +412,7 @@ def export_promela(
 
     out: list[str] = [
         "/* Generated from the spec by statemachine.verify.promela; do not edit: export it again.",
-        "   One session; lastError, updatedAt and providerName are not modelled (no guard reads them)"
+        f"   One session; {_listed(unmodelled_fields())} are not modelled (no guard reads them)"
         + ("; nor is awaiting (no claim reads it)." if temporal else "."),
         f"   Turn ids 1..{turn_ids}; 0 means no turn / an untargeted event.",
         f"   Asserted after every event: {', '.join(shown(names[n]) for n, _ in checks) or 'nothing'}.",

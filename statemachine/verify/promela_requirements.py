@@ -18,10 +18,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from statemachine.core.session import FIELDS
 from statemachine.spec.model import Spec
 from statemachine.spec.requirements import Requirement, Temporal
 
-__all__ = ["Unmodelled", "render_contract", "render_state", "render_temporal"]
+__all__ = ["MODELLED_FIELDS", "Unmodelled", "render_contract", "render_state", "render_temporal"]
 
 # An expression is a Promela string or a constant decided at generation time.
 Expr = str | bool
@@ -53,6 +54,12 @@ def _not(p: Expr) -> Expr:
     return (not p) if isinstance(p, bool) else f"(!{p})"
 
 
+# The session fields the model keeps, by wire name -> the model's variable (and path kind); the
+# others of `statemachine.core.session.FIELDS` are left out. `pend` 255: a pending turn of unknown
+# id, equal to no event turn.
+MODELLED_FIELDS = {"status": "status", "activeTurnId": "turn", "pendingTurn": "pend", "awaiting": "aw"}
+assert set(MODELLED_FIELDS) <= {f.wire for f in FIELDS if f.lifecycle}
+
 # Path kinds holding a turn id (0: none): comparable with one another.
 TURN_LIKE = frozenset({"turn", "pend"})
 
@@ -75,17 +82,12 @@ class _Renderer:
         root, _, rest = target.partition(".")
         if root in ("session", "after", "before"):
             pre = "p" if root == "before" else ""
-            if rest == "status":
-                return ("status", f"{pre}status")
-            if rest == "activeTurnId":
-                return ("turn", f"{pre}turn")
             if rest == "finished":
                 return ("set", f"{pre}fin")
-            if rest == "pendingTurn":  # 255: a pending turn of unknown id, equal to no event turn
-                return ("pend", f"{pre}pend")
-            if rest == "awaiting" and self.awaiting is not None:
-                return ("aw", f"{pre}aw")
-            raise Unmodelled(target)
+            kind = MODELLED_FIELDS.get(rest)
+            if kind is None or (kind == "aw" and self.awaiting is None):
+                raise Unmodelled(target)
+            return (kind, f"{pre}{kind}")
         if root == "event":
             if rest == "turnId":
                 return ("turn", "ev")

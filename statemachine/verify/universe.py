@@ -33,7 +33,7 @@ from functools import cache, lru_cache
 from itertools import product
 from typing import Any
 
-from statemachine.core.session import Session
+from statemachine.core.session import FIELDS, Session
 from statemachine.engine.machine import vocabulary_of
 from statemachine.spec.model import EventType, Spec, SpecError, Trigger
 from statemachine.spec.requirements import Requirement, Requirements, predicate_paths
@@ -53,14 +53,10 @@ PROVIDER = PROVIDERS[0]
 IGNORED_TYPE = "item.started"
 # Session fields the lifecycle carries for the orchestrator and never writes: no event sets them,
 # so every thread starts without them; the induction starts its states with this value instead.
-CARRIED = ("provider_instance_id", "runtime_mode")
+CARRIED = tuple(f.attr for f in FIELDS if not f.lifecycle and f.attr != "thread_id")
 CARRIED_VALUE = "carried"
 # Session attribute -> its wire name (the requirements' paths).
-SESSION_WIRE = {"thread_id": "threadId", "status": "status", "provider_name": "providerName",
-                "active_turn_id": "activeTurnId", "last_error": "lastError", "updated_at": "updatedAt",
-                "provider_instance_id": "providerInstanceId", "runtime_mode": "runtimeMode",
-                "pending_turn": "pendingTurn", "awaiting": "awaiting"}
-assert set(SESSION_WIRE) == set(Session._fields)
+SESSION_WIRE = {f.attr: f.wire for f in FIELDS}
 
 
 @dataclass(frozen=True)
