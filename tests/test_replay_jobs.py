@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from helpers import Events
 
-from statemachine.replay.jobs import MAX_JOBS, _guess_owner, _work, owner, replay_file_in_parallel
+from statemachine.replay.jobs import MAX_JOBS, _guess_owner, _parts, owner, replay_file_in_parallel
 from statemachine.replay.lines import MAX_LINE_BYTES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -123,7 +123,7 @@ def test_hostile_lines_give_the_same_bytes_and_exit_code(tmp_path: Path) -> None
     assert any("longer than" in e["error"] for e in data["errors"])
     assert data["outcomes"]["forgotten"] == 1 and data["outcomes"]["duplicate"] >= 1
     for n in (2, 3):  # every worker kept to its own threads: no fallback to one process
-        parts = [_work(str(log), i, n, None, None, MAX_LINE_BYTES) for i in range(n)]
+        parts = _parts(str(log), n, None, None, MAX_LINE_BYTES)
         assert not any(p.misrouted for p in parts)
 
 
@@ -154,7 +154,7 @@ def test_a_fooled_guess_is_caught_and_the_answer_stays_right(tmp_path: Path) -> 
     log = write_log(tmp_path / "crafted.jsonl", [line])
     data = replay_file_in_parallel(str(log), 2, max_clock_skew=None)
     assert list(data["sessions"]) == [real]
-    assert any(_work(str(log), i, 2, None, None, MAX_LINE_BYTES).misrouted for i in range(2))
+    assert any(p.misrouted for p in _parts(str(log), 2, None, None, MAX_LINE_BYTES))
     assert_same_output(log, 2)
 
 
