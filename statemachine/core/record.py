@@ -45,10 +45,8 @@ def event_digest(event_id: str) -> bytes:
     return blake2b(data, digest_size=DIGEST_SIZE).digest()
 
 
-# `see` copies this rather than making a hash object from its parameters: the same digest, cheaper
-# (the bound method kept, so that a call looks up neither the object nor its method).
+# `see` copies this rather than making a hash object from its parameters: the same digest, cheaper.
 _BLANK = blake2b(digest_size=DIGEST_SIZE)
-_fresh_hash = _BLANK.copy
 
 
 def event_digest_hex(event_id: str) -> str:
@@ -178,12 +176,12 @@ class ThreadRecord:
             data = event_id.encode()
         except UnicodeEncodeError:
             data = event_id.encode("utf-8", "surrogatepass")
-        h = _fresh_hash()
+        h = _BLANK.copy()
         h.update(data)
         digest = h.digest()
         ids = self._ids
-        if type(ids) is not bytes:
-            return ids.add(digest)  # type: ignore[union-attr]
+        if not isinstance(ids, bytes):
+            return ids.add(digest)
         # `find`, not `in`: `in` on bytes first tries the digest as an integer, and an exception
         # raised and cleared costs more than the search. A match across two digests does not count.
         at = ids.find(digest)
