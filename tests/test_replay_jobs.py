@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from helpers import Events
 
-from statemachine.replay.jobs import MAX_JOBS, _guess_owner, _work, owner, replay_file_in_parallel
+from statemachine.replay.jobs import MAX_JOBS, _guess_owner, _parts, owner, replay_file_in_parallel
 from statemachine.replay.lines import MAX_LINE_BYTES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -123,7 +123,7 @@ def test_hostile_lines_give_the_same_bytes_and_exit_code(tmp_path: Path) -> None
     assert any("longer than" in e["error"] for e in data["errors"])
     assert data["outcomes"]["forgotten"] == 1 and data["outcomes"]["duplicate"] >= 1
     for n in (2, 3):  # every worker kept to its own threads: no fallback to one process
-        parts = [_work(str(log), i, n, None, None, MAX_LINE_BYTES) for i in range(n)]
+        parts = _parts(str(log), n, None, None, MAX_LINE_BYTES)
         assert not any(p.misrouted for p in parts)
 
 
@@ -154,7 +154,7 @@ def test_a_fooled_guess_is_caught_and_the_answer_stays_right(tmp_path: Path) -> 
     log = write_log(tmp_path / "crafted.jsonl", [line])
     data = replay_file_in_parallel(str(log), 2, max_clock_skew=None)
     assert list(data["sessions"]) == [real]
-    assert any(_work(str(log), i, 2, None, None, MAX_LINE_BYTES).misrouted for i in range(2))
+    assert any(p.misrouted for p in _parts(str(log), 2, None, None, MAX_LINE_BYTES))
     assert_same_output(log, 2)
 
 
@@ -225,3 +225,34 @@ def test_lines_at_the_length_limit_count_as_in_one_process(tmp_path: Path) -> No
     for n in (2, 3):
         assert replay_file_in_parallel(str(path), n, max_clock_skew=None, max_line_bytes=limit) == one
     assert one["outcomes"]["malformed"] == 4 and one["outcomes"]["applied"] == 1
+
+
+def test_each_line_is_routed_once_to_its_owner_from_ranges_cut_at_line_starts(tmp_path: Path) -> None:
+    import tempfile
+    from itertools import pairwise
+
+    from statemachine.replay.jobs import _ranges, _route, _spooled
+
+    wire = generate_stream(600, 40, 7)
+    long_line = dumps({**wire[0], "payload": {"pad": "x" * 5_000}})  # crosses a cut point
+    lines = [dumps(w) for w in wire[:300]] + [long_line] + [dumps(w) for w in wire[300:]]
+    log = write_log(tmp_path / "log.jsonl", lines)
+    data = log.read_bytes()
+    for jobs in (1, 2, 3, 7):
+        ranges = _ranges(str(log), jobs)
+        assert ranges[0][0] == 0 and ranges[-1][1] == len(data)
+        assert all(end == start for (_, end), (start, _) in pairwise(ranges))
+        assert all(start == 0 or data[start - 1:start] == b"\n" for start, _ in ranges)
+        with tempfile.TemporaryDirectory() as spool:
+            counts = [_route(str(log), start, end, i, jobs, MAX_LINE_BYTES, spool)
+                      for i, (start, end) in enumerate(ranges)]
+            offsets = [sum(counts[:i]) for i in range(jobs)]
+            got = {j: list(_spooled(str(log), spool, j, offsets)) for j in range(jobs)}
+        assert sum(counts) == len(lines)
+        numbers = sorted(n for part in got.values() for n, _ in part)
+        assert numbers == list(range(1, len(lines) + 1))  # every line once, none twice
+        for j, part in got.items():
+            assert [n for n, _ in part] == sorted(n for n, _ in part)  # in file order
+            for n, line in part:
+                assert line is not None and line.rstrip(b"\n") == lines[n - 1]
+                assert owner(json.loads(line)["threadId"], jobs) == j  # only its own threads

@@ -4,18 +4,26 @@ Why it can be split: a projector keeps nothing across threads (sessions, de-dupl
 finished-turn memories are all per thread), so each thread's events, applied in log order by one
 process, give the same outcomes whichever other threads that process also holds.
 
-How a line reaches its worker. Every worker reads the whole file (so line numbers are the file's)
-and replays only the lines whose thread it owns (`crc32(threadId) % N`, the same in every
-process); skipping a line costs a substring search. The threadId used for routing is a fast
-guess: the first `"threadId": "..."` in the line (no escapes), else the stdlib `json.loads` of the
-line, else worker 0. The guess is never trusted: the worker reads the threadId of every event it
-applies from the event the projector's own parser built (the batch path tells it each thread it
-creates), and if that thread is not its own (a crafted line can put another `"threadId"` first),
-the whole parallel run is dropped and the log is replayed in one process. A worker's own lines go
-through the batch path (`SessionProjector.apply_numbered`), as `--jobs 1` does, keeping the file's line
-numbers. A line that does not parse is an error in every worker alike (parsing
-does not depend on the sessions), so whichever worker gets it reports it; a line over the length
-limit is reported by worker 0.
+How a line reaches its worker, in two rounds over one pool of N processes, so that every line is
+read and routed once and parsed by one worker only:
+
+1. Routing. The parent cuts the file into N byte ranges at line starts. Worker i reads range i
+   (bounded reads: a huge line is skipped in chunks, as in one process) and writes each line to
+   the spool of the worker that owns its thread (`crc32(threadId) % N`, the same in every
+   process), with its number within the range; a line over the length limit goes to worker 0 as
+   a number alone. The threadId used for routing is a fast guess: the first `"threadId": "..."`
+   in the line (no escapes), else the stdlib `json.loads` of the line, else worker 0.
+2. Replaying. Worker j reads the spools addressed to it, range by range, so in file order, with
+   each line's number in the file (its range's offset, the lines of the ranges before it, is
+   known once routing is done), and replays them through the batch path
+   (`SessionProjector.apply_numbered`), as `--jobs 1` does.
+
+The guess is never trusted: the worker reads the threadId of every thread it creates from the
+event the projector's own parser built, and if that thread is not its own (a crafted line can put
+another `"threadId"` first), the whole parallel run is dropped and the log is replayed in one
+process. A line that does not parse is an error in every worker alike (parsing does not depend on
+the sessions), so whichever worker gets it reports it; a line over the length limit is reported
+by worker 0.
 
 How results merge. Counts add up; the rejections and errors listed (the first `MAX_LISTED` of
 each) are merged by line number; sessions are ordered by the line that created their thread (the
@@ -27,13 +35,18 @@ from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import json
+import mmap
 import multiprocessing
 import os
+import shutil
 import stat
 import sys
+import tempfile
 import zlib
-from collections.abc import Callable, Iterator
+from array import array
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -46,7 +59,7 @@ from statemachine.spec.model import Spec
 
 __all__ = ["MAX_JOBS", "NotRegularFile", "cmd_replay_jobs", "owner", "replay_file_in_parallel"]
 
-# Every worker reads the whole file: more processes than cores only adds reading.
+# More processes than cores only adds start-up and spool files (N x N of them).
 MAX_JOBS = 64
 
 # Where a line's threadId most likely starts: a guess, checked after parsing.
@@ -102,24 +115,115 @@ class _Part:
 
 
 _NEWLINE = b"\n"
-_SKIP_CHUNK = 1 << 16
-
-
-def _skip_rest(readline: Callable[[int], bytes], limit: int) -> None:
-    # The rest of a line past the limit, dropped in bounded chunks (as `replay.bounded_lines`).
-    while True:
-        rest = readline(min(_SKIP_CHUNK, limit + 1))
-        if not rest or rest[-1:] == _NEWLINE:
-            return
+# Spool entries buffered per destination before they are written: 3 numbers of 8 bytes per line.
+_FLUSH_ENTRIES = 3 << 13
 
 
 class _Misrouted(Exception):
     """A line's threadId was not the one the routing guess read: this run's answer is void."""
 
 
-def _work(path: str, index: int, jobs: int, spec_path: str | None, skew: timedelta | None, limit: int) -> _Part:
-    """Replay the lines of the threads worker `index` owns through the batch path, with the file's
-    line numbers and the same report as `replay.replay_lines`; the other lines cost only a guess."""
+def _line_start(view: Any, at: int) -> int:
+    """The first line start at or after byte `at` (a range boundary)."""
+    if at <= 0:
+        return 0
+    newline = view.find(_NEWLINE, at - 1)
+    return len(view) if newline < 0 else int(newline) + 1
+
+
+def _mapped(stream: Any) -> Any:
+    """The file's bytes, mapped read-only (an empty file cannot be mapped: empty bytes stand in)."""
+    if os.fstat(stream.fileno()).st_size == 0:
+        return b""
+    return mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ)
+
+
+def _ranges(path: str, jobs: int) -> list[tuple[int, int]]:
+    """`jobs` byte ranges of the file, about equal, each starting at a line start (some may be empty)."""
+    with open(path, "rb") as stream:
+        view = _mapped(stream)
+        size = len(view)
+        starts = [0]
+        for i in range(1, jobs):
+            starts.append(max(starts[-1], _line_start(view, size * i // jobs)))
+    return list(zip(starts, [*starts[1:], size], strict=True))
+
+
+def _spool_path(spool: str, source: int, dest: int) -> str:
+    return os.path.join(spool, f"{source}-{dest}")
+
+
+def _route(path: str, start: int, end: int, index: int, jobs: int, limit: int, spool: str) -> int:
+    """Round 1 of worker `index`: each line of bytes [start, end) to the spool of the worker that
+    owns it (by the routing guess), as (its number within the range, where it starts, where it
+    ends); a line over the length limit to worker 0, with no bytes. Nothing is copied but the
+    threadIds: the file is mapped, and a spool says where the lines are. Returns how many lines
+    the range holds."""
+    spooled = [array("q") for _ in range(jobs)]
+    guess, crc32, key, other, skip = _guess_owner, zlib.crc32, _KEY_SPACED, _KEY_COMPACT, len(_KEY_SPACED)
+    number = 0
+    with open(path, "rb") as stream:
+        view = _mapped(stream)
+        find = view.find
+        at = start
+        while at < end:
+            number += 1
+            newline = find(_NEWLINE, at, end)
+            stop = end if newline < 0 else newline + 1  # the line with its "\n", as readline reads it
+            if stop - at > limit and (newline < 0 or newline - at > limit):
+                spooled[0].extend((number, at, -1))  # over the limit: reported by worker 0
+                at = stop
+                continue
+            # The guess's common case inline (this runs for every line once), in the key's
+            # spelling seen last (spaced as json.dumps writes it, or compact).
+            found = find(key, at, stop)
+            if found < 0 and (found := find(other, at, stop)) >= 0:
+                key, other = other, key
+                skip = len(key)
+            close = find(b'"', found + skip, stop) if found >= 0 else -1
+            if close >= 0 and b"\\" not in (value := view[found + skip:close]):
+                dest = crc32(value) % jobs
+            else:
+                dest = guess(view[at:stop], jobs)
+            kept = spooled[dest]
+            kept.extend((number, at, stop))
+            if len(kept) >= _FLUSH_ENTRIES:
+                _flush(spool, index, dest, kept)
+            at = stop
+    for dest, kept in enumerate(spooled):
+        _flush(spool, index, dest, kept)
+    return number
+
+
+def _flush(spool: str, source: int, dest: int, entries: array[int]) -> None:
+    # A spool is written in blocks, so a worker holds at most a block per destination.
+    with open(_spool_path(spool, source, dest), "ab") as out:
+        entries.tofile(out)
+    del entries[:]
+
+
+def _spooled(path: str, spool: str, dest: int, offsets: list[int]) -> Iterator[tuple[int, bytes | None]]:
+    """(line number in the file, line) for each line spooled to worker `dest`, in file order; None
+    for a line over the length limit."""
+    with open(path, "rb") as stream:
+        view = _mapped(stream)
+        for source, offset in enumerate(offsets):
+            name = _spool_path(spool, source, dest)
+            if not os.path.exists(name):
+                continue
+            with open(name, "rb") as spooled:
+                while block := spooled.read(_FLUSH_ENTRIES * 8):
+                    entries = array("q")
+                    entries.frombytes(block)
+                    for i in range(0, len(entries), 3):
+                        number, at, stop = entries[i:i + 3]
+                        yield offset + number, (view[at:stop] if stop >= 0 else None)
+
+
+def _work(path: str, spool: str, index: int, jobs: int, offsets: list[int], spec_path: str | None,
+          skew: timedelta | None, limit: int) -> _Part:
+    """Round 2 of worker `index`: replay the lines spooled to it through the batch path, with the
+    file's line numbers and the same report as `replay.replay_lines`."""
     spec = _SPECS.get(spec_path) or (load_spec(spec_path) if spec_path else builtin_spec())
     projector = SessionProjector(spec, max_clock_skew=skew)
     report = ReplayReport()
@@ -144,13 +248,12 @@ def _work(path: str, index: int, jobs: int, spec_path: str | None, skew: timedel
     def on_forgotten(number: int, thread: str) -> None:
         created.pop(thread, None)
 
-    with open(path, "rb") as stream:
-        try:
-            result = projector.apply_numbered(_own_lines(stream, index, jobs, limit), on_rejected=on_rejected,
-                                              on_malformed=on_malformed, on_created=on_created,
-                                              on_forgotten=on_forgotten)
-        except _Misrouted:
-            return _Part({}, [], [], 0, 0, misrouted=True)
+    try:
+        result = projector.apply_numbered(_spooled(path, spool, index, offsets), on_rejected=on_rejected,
+                                          on_malformed=on_malformed, on_created=on_created,
+                                          on_forgotten=on_forgotten)
+    except _Misrouted:
+        return _Part({}, [], [], 0, 0, misrouted=True)
     counts = result.counts
     for kind in report.outcomes:
         report.outcomes[kind] += counts[kind]
@@ -164,32 +267,20 @@ def _work(path: str, index: int, jobs: int, spec_path: str | None, skew: timedel
     )
 
 
-def _own_lines(stream: Any, index: int, jobs: int, limit: int) -> Iterator[tuple[int, bytes | None]]:
-    """(line number, line) for each line worker `index` owns by the routing guess; a line over the
-    length limit is (number, None) in worker 0 (reported there) and skipped elsewhere."""
-    readline = stream.readline
-    guess, crc32, key, other, skip = _guess_owner, zlib.crc32, _KEY_SPACED, _KEY_COMPACT, len(_KEY_SPACED)
-    number = 0
-    while line := readline(limit + 1):
-        number += 1
-        if len(line) > limit and line[-1:] != _NEWLINE:
-            _skip_rest(readline, limit)
-            if index == 0:
-                yield number, None
-            continue
-        # The guess's common case inline (this runs for every line in every worker), in the key's
-        # spelling seen last (spaced as json.dumps writes it, or compact).
-        at = line.find(key)
-        if at < 0 and (at := line.find(other)) >= 0:
-            key, other = other, key
-            skip = len(key)
-        end = line.find(b'"', at + skip) if at >= 0 else -1
-        if end >= 0 and b"\\" not in (value := line[at + skip:end]):
-            if crc32(value) % jobs != index:
-                continue
-        elif guess(line, jobs) != index:
-            continue
-        yield number, line
+def _parts(path: str, jobs: int, spec_path: str | None, skew: timedelta | None, limit: int,
+           starmap: Callable[[Callable[..., Any], list[tuple[Any, ...]]], Iterable[Any]] = itertools.starmap,
+           ) -> list[_Part]:
+    """Both rounds, each job of a round through `starmap` (a pool's, or in this process), over a
+    spool directory removed afterwards."""
+    spool = tempfile.mkdtemp(prefix="statemachine-replay-")
+    try:
+        ranges = _ranges(path, jobs)
+        counts = list(starmap(_route, [(path, start, end, i, jobs, limit, spool)
+                                       for i, (start, end) in enumerate(ranges)]))
+        offsets = [sum(counts[:i]) for i in range(jobs)]
+        return list(starmap(_work, [(path, spool, i, jobs, offsets, spec_path, skew, limit) for i in range(jobs)]))
+    finally:
+        shutil.rmtree(spool, ignore_errors=True)
 
 
 def _leave_interrupts_to_the_parent() -> None:
@@ -247,13 +338,13 @@ def replay_file_in_parallel(
     spec = load_spec(spec_path) if spec_path else builtin_spec()
     projector = SessionProjector(spec, max_clock_skew=max_clock_skew)  # built before forking: shared
     _SPECS[spec_path] = spec
-    args = [(path, i, jobs, spec_path, max_clock_skew, max_line_bytes) for i in range(jobs)]
     # Forked workers inherit the parent's heap: frozen, their collector never walks it (nor writes
     # to its pages, which would copy them).
     gc.freeze()
     try:
         with _context().Pool(jobs, initializer=_leave_interrupts_to_the_parent) as pool:
-            parts: list[_Part] = pool.starmap(_work, args, chunksize=1)
+            parts = _parts(path, jobs, spec_path, max_clock_skew, max_line_bytes,
+                           lambda fn, args: pool.starmap(fn, args, chunksize=1))
     finally:
         gc.unfreeze()
     if any(p.misrouted for p in parts):

@@ -149,27 +149,38 @@ class Pipeline:
         """Everything before the engine: the thread's record (made for a new thread), the
         de-duplication memory, the clock bound, and whether the lifecycle reads this type. Returns
         the record to step, or the kind the event ends with here (duplicate, rejected as
-        `created_in_future`, ignored); the eventId is remembered either way."""
+        `created_in_future`, ignored); the eventId is remembered either way. The one admission of
+        every path (`step` and `run`): a known thread, the common case, comes first."""
         record = self.threads.get(ev.thread_id)
         if record is None:
-            tomb = self.tombstones.get(ev.thread_id) if self.tombstones else None
-            if tomb is not None and tomb.has_seen(ev.event_id):
+            record = self._begin(ev)
+            if record is None:
                 return _DUPLICATE  # a redelivery from before the delete: the thread stays deleted
-            record = self.threads[ev.thread_id] = self.new_record(self.fresh(ev.thread_id, ev.provider))
-            if tomb is not None:
-                # A new event: the thread starts anew, and still knows the ids it saw before.
-                del self.tombstones[ev.thread_id]
-                for digest in tomb.seen_digests():
-                    record.see_digest(digest)
         if not record.see(ev.event_id):
             return _DUPLICATE
+        created = ev.created_dt
         horizon = self.horizon
-        if ev.created_dt > horizon.limit and horizon.beyond(ev.created_dt):
+        if created > horizon.limit and horizon.beyond(created):
             # Refused before the spec sees it: no lifecycle rule may depend on a time that would
             # pin updatedAt. The eventId stays remembered, like any rejection.
             return _REJECTED
         if ev.trigger is None:
             return _IGNORED
+        return record
+
+    def _begin(self, ev: Event) -> ThreadRecord | None:
+        """The record of a thread that has none: a new one, or None when a deleted thread's
+        tombstone already saw this eventId (a redelivery from before the delete)."""
+        thread_id = ev.thread_id
+        tomb = self.tombstones.get(thread_id) if self.tombstones else None
+        if tomb is not None and tomb.has_seen(ev.event_id):
+            return None
+        record = self.threads[thread_id] = self.new_record(self.fresh(thread_id, ev.provider))
+        if tomb is not None:
+            # A new event: the thread starts anew, and still knows the ids it saw before.
+            del self.tombstones[thread_id]
+            for digest in tomb.seen_digests():
+                record.see_digest(digest)
         return record
 
     def forget(self, record: ThreadRecord, ev: Event) -> None:
@@ -241,7 +252,7 @@ class Pipeline:
             step = self.step
         # Written out in one loop on purpose: a call per item costs as much as a step.
         lean: Any = compiled_for(self.spec).batch_dispatch if step is None else None
-        admit, forgetting, forget, horizon = self.admit, self.forgetting, self.forget, self.horizon
+        admit, forgetting, forget = self.admit, self.forgetting, self.forget
         applied = ignored = duplicate = rejected = forgotten = malformed = 0
         number: Any = None
         try:
@@ -291,21 +302,9 @@ class Pipeline:
                     if on_outcome is not None:
                         on_outcome(number, outcome)
                     continue
-                # `admit` written out for a thread that has a record (its other cases go to it):
-                # the same de-duplication, clock bound and ignoring, one call fewer per event.
-                admitted: Any = threads.get(tid)
-                if admitted is None:
-                    admitted = admit(ev)
-                    if new and on_created is not None and tid in threads:
-                        on_created(number, tid)
-                elif not admitted.see(ev.event_id):
-                    admitted = _DUPLICATE
-                else:
-                    created = ev.created_dt
-                    if created > horizon.limit and horizon.beyond(created):
-                        admitted = _REJECTED
-                    elif ev.trigger is None:
-                        admitted = _IGNORED
+                admitted: Any = admit(ev)
+                if new and on_created is not None and tid in threads:
+                    on_created(number, tid)
                 if type(admitted) is OutcomeKind:
                     if admitted is _DUPLICATE:
                         duplicate += 1
