@@ -192,6 +192,17 @@ def test_standard_input_a_pipe_a_missing_file_and_bad_counts_are_refused(tmp_pat
         assert done.returncode == 2 and b"--jobs" in done.stderr
 
 
+def test_a_spool_that_cannot_be_made_is_named_not_the_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tempfile
+
+    from statemachine.replay.jobs import SpoolError
+
+    log = write_log(tmp_path / "log.jsonl", [])
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no" / "such" / "dir"))
+    with pytest.raises(SpoolError, match="spool directory"):
+        replay_file_in_parallel(str(log), 2, max_clock_skew=None)
+
+
 def test_the_subcommand_list_matches_the_parser() -> None:
     from statemachine.cli.main import SUBCOMMANDS, build_parser, subcommand_parsers
 

@@ -267,12 +267,20 @@ def _work(path: str, spool: str, index: int, jobs: int, offsets: list[int], spec
     )
 
 
+class SpoolError(Exception):
+    """The workers' spool directory could not be made (the log itself may be fine)."""
+
+
 def _parts(path: str, jobs: int, spec_path: str | None, skew: timedelta | None, limit: int,
            starmap: Callable[[Callable[..., Any], list[tuple[Any, ...]]], Iterable[Any]] = itertools.starmap,
            ) -> list[_Part]:
     """Both rounds, each job of a round through `starmap` (a pool's, or in this process), over a
     spool directory removed afterwards."""
-    spool = tempfile.mkdtemp(prefix="statemachine-replay-")
+    try:
+        spool = tempfile.mkdtemp(prefix="statemachine-replay-")
+    except OSError as exc:
+        raise SpoolError(f"cannot make the spool directory in {tempfile.gettempdir()}: "
+                         f"{exc.strerror or exc} (set TMPDIR, or use --jobs 1)") from None
     try:
         ranges = _ranges(path, jobs)
         counts = list(starmap(_route, [(path, start, end, i, jobs, limit, spool)
@@ -375,6 +383,9 @@ def cmd_replay_jobs(args: argparse.Namespace, printer: Callable[[dict[str, Any]]
         return 2
     try:
         data = replay_file_in_parallel(args.file, args.jobs, spec_path=args.spec, max_clock_skew=args.max_clock_skew)
+    except SpoolError as exc:
+        print(f"replay: {exc}", file=sys.stderr)
+        return 2
     except NotRegularFile:
         print(f"replay: --jobs reads the log once in every process: {args.file} is not a regular file "
               "(use --jobs 1)", file=sys.stderr)
