@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 
-from statemachine import Session, SessionProjector
+from statemachine import Session, SessionProjector, Spec
+from statemachine.spec.requirements import Requirements
+from statemachine.verify.explore import SeenView
 
 START = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 
@@ -158,3 +160,20 @@ def markdown_tables(text: str) -> list[list[dict[str, str]]]:
         else:
             i += 1
     return tables
+
+
+def replay_violations(spec: Spec, requirements: Requirements, events: Iterable[Mapping[str, Any]]) -> set[str]:
+    """The requirements a log breaks on the real projector, every context given (first delivery,
+    redelivery, what the thread remembers)."""
+    projector = SessionProjector(spec)
+    broken: set[str] = set()
+    for event in events:
+        thread = event["threadId"]
+        first, redelivered = thread not in projector, projector.has_seen(thread, event["eventId"])
+        before = projector.finished_turns(thread)
+        outcome = projector.apply(dict(event))
+        after = projector.finished_turns(thread)
+        broken |= set(requirements.step_violations(outcome, before, after, redelivered,
+                                                   seen_after=SeenView(projector, thread), first=first))
+        broken |= set(requirements.state_violations(outcome.after, after))
+    return broken

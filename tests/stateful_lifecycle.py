@@ -37,6 +37,7 @@ from statemachine.spec.invariants import state_violations, step_violations
 from statemachine.spec.model import EventType, PayloadField
 from statemachine.spec.requirements import Requirements, builtin_requirements
 from statemachine.spec.semantics import SETS_TURN
+from statemachine.verify.explore import SeenView
 
 __all__ = ["InvariantViolation", "make_lifecycle_machine", "trigger_event"]
 
@@ -269,6 +270,7 @@ def make_lifecycle_machine(
             sessions, memory = p.sessions(), self._memory()
             seen, finished = memory.get(thread, ((), ()))
             tomb = self.tomb_ids.get(thread) if thread not in sessions else None
+            first = thread not in sessions  # this event creates the thread (anew, after a deletion)
 
             outcome = p.apply(wire)
 
@@ -305,6 +307,11 @@ def make_lifecycle_machine(
                 self.tomb_ids.pop(thread, None)
                 self.tomb_ids[thread] = ids
                 assert {t: s for t, s in p.sessions().items()} == {t: s for t, s in sessions.items() if t != thread}
+                # The contracts about forgetting read what is left of the thread: nothing.
+                bad = step_violations(spec, outcome) + reqs.step_violations(
+                    outcome, finished, (), seen_after=SeenView(p, thread), first=first)
+                if bad:
+                    raise InvariantViolation(bad, f"{outcome.kind} {wire} -> {outcome.after}")
                 return outcome
             assert outcome.after == p[thread]
             # Nothing outside this thread moved.
@@ -348,7 +355,8 @@ def make_lifecycle_machine(
             # Everything this step broke, reported together: the spec's step invariants, the
             # requirements' contracts for this delivery, and the state invariants afterwards.
             bad = step_violations(spec, outcome) + reqs.step_violations(
-                outcome, finished, new_finished, redelivered=digest in seen
+                outcome, finished, new_finished, redelivered=digest in seen, seen_after=SeenView(p, thread),
+                first=first,
             ) + self._session_violations(thread)
             if bad:
                 raise InvariantViolation(bad, f"{outcome.kind} {wire} -> {outcome.after}")

@@ -1,5 +1,7 @@
 """statemachine/rendering/docgen.py's generated blocks: the outcome and rejection-reason tables in
-docs/observing.md and docs/semantics.md are generated from the code and the spec, and checked."""
+docs/observing.md and docs/semantics.md, and the requirements and mutant tables of
+docs/verification.md, are generated from the code, the spec, the requirements and the mutant
+files, and checked."""
 
 from __future__ import annotations
 
@@ -35,8 +37,9 @@ def test_every_rejection_reason_has_a_row() -> None:
 @pytest.mark.parametrize("page", BLOCK_PAGES)
 def test_the_committed_pages_hold_the_generated_blocks(page: str) -> None:
     text = (DOCS / page).read_text(encoding="utf-8")
-    for name, content in blocks(builtin_spec()).items():
-        assert f"{BLOCK_START.format(name=name)}\n{content}\n{BLOCK_END.format(name=name)}" in text, (page, name)
+    made = blocks(builtin_spec())
+    for name in BLOCK_PAGES[page]:
+        assert f"{BLOCK_START.format(name=name)}\n{made[name]}\n{BLOCK_END.format(name=name)}" in text, (page, name)
     assert fill_blocks(text, builtin_spec()) == text
 
 
@@ -49,11 +52,19 @@ def test_filling_replaces_only_between_the_markers() -> None:
     assert fill_blocks("no markers\n", builtin_spec()) == "no markers\n"
 
 
-def test_a_stale_block_is_caught_and_regenerated(tmp_path: Path) -> None:
-    for page in BLOCK_PAGES:
-        shutil.copy(DOCS / page, tmp_path / page)
-    stale = (tmp_path / "observing.md").read_text(encoding="utf-8").replace("| `forgotten` |", "| `gone` |")
-    (tmp_path / "observing.md").write_text(stale, encoding="utf-8")
+@pytest.mark.parametrize(("page", "row", "edited"), [
+    ("observing.md", "| `forgotten` |", "| `gone` |"),
+    # The requirements table: a row gone stale (its mutants), and a row missing.
+    ("verification.md", "`zza_provider_not_recorded` |\n", "`l_updated_at_frozen` |\n"),
+    ("verification.md", "| `exit_stops` |", "| `exit_stopped` |"),
+    ("verification.md", "| `zza_provider_not_recorded` | on_applied", "| `zza_old` | on_applied"),
+])
+def test_a_stale_block_is_caught_and_regenerated(tmp_path: Path, page: str, row: str, edited: str) -> None:
+    for name in BLOCK_PAGES:
+        shutil.copy(DOCS / name, tmp_path / name)
+    text = (tmp_path / page).read_text(encoding="utf-8")
+    assert text.count(row) == 1
+    (tmp_path / page).write_text(text.replace(row, edited), encoding="utf-8")
 
     def docs(*extra: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "statemachine", "docs", "--out", str(tmp_path), *extra],
@@ -63,7 +74,8 @@ def test_a_stale_block_is_caught_and_regenerated(tmp_path: Path) -> None:
     if shutil.which("dot") is None:
         pytest.skip("docs needs Graphviz's dot (the SVG)")
     checked = docs("--check")
-    assert checked.returncode == 1 and f"{tmp_path}/observing.md is out of date" in checked.stderr
-    assert f"{tmp_path}/semantics.md" not in checked.stderr
+    assert checked.returncode == 1 and f"{tmp_path}/{page} is out of date" in checked.stderr
+    assert all(f"{tmp_path}/{other}" not in checked.stderr for other in BLOCK_PAGES if other != page)
     assert docs().returncode == 0
-    assert (tmp_path / "observing.md").read_bytes() == (DOCS / "observing.md").read_bytes()
+    for name in BLOCK_PAGES:
+        assert (tmp_path / name).read_bytes() == (DOCS / name).read_bytes(), name

@@ -2,7 +2,9 @@
 every requirement that a spec can break is shown failing on at least one mutant.
 
 The checks run here are those whose counterexamples replay from a new thread (declarations,
-explore, spin); `induction` and `agreement` on mutants are covered in test_verify.py.
+explore, spin); `induction` and `agreement` on mutants are covered in test_verify.py. A file's
+`caught_by` lists what these checks find VIOLATED: a requirement the mutant only makes vacuous
+(`vacuity`) is not caught by it.
 
 spin adds only temporal requirements to what explore finds (it models a subset of the others), and
 compiling its verifier costs seconds per mutant: it runs here on the mutants whose file names a
@@ -18,26 +20,19 @@ from functools import cache
 from pathlib import Path
 
 import pytest
+from helpers import markdown_tables, replay_violations
 
-from statemachine import SessionProjector, builtin_spec
-from statemachine.rendering.docgen import refresh_sections
+from statemachine import builtin_spec
+from statemachine.rendering.docgen import BLOCK_END, BLOCK_START, blocks
 from statemachine.spec.loader import read_spec_file
 from statemachine.spec.requirements import Requirements, builtin_requirements
-from statemachine.verify.mutate import apply_edits, builtin_mutants, load_mutant, read_mutant
+from statemachine.verify.mutate import PROJECTOR_GUARANTEES, apply_edits, builtin_mutants, load_mutant, read_mutant
 from statemachine.verify.report import CheckResult
-from statemachine.verify.run import render_text, requirement_verdicts, run_checks
+from statemachine.verify.run import coverage, render_text, requirement_verdicts, run_checks
 
 ROOT = Path(__file__).resolve().parent.parent
 MUTANTS = builtin_mutants()
-SKIPPED_HERE = ["induction", "agreement"]
-# No spec can break these: the projector keeps them for every spec. test_requirements.py shows
-# each failing on a projector broken on purpose.
-PROJECTOR_GUARANTEES = {
-    "redelivery_is_duplicate", "fresh_event_is_not_duplicate", "unapplied_changes_nothing",
-    "only_rejections_have_reasons", "updated_at_never_decreases",
-    # No spec rule sets the carried fields: a broken projector breaks it (test_requirements.py).
-    "carried_fields_untouched",
-}
+SKIPPED_HERE = ["induction", "agreement", "vacuity"]
 
 
 def caught_by(path: Path) -> set[str]:
@@ -105,32 +100,16 @@ def test_each_counterexample_replays_into_its_violation(mutant: Path) -> None:
         if requirements.get(verdict.name).form == "temporal":
             continue  # a lasso of spin's: replaying its prefix cannot show "forever" (test_spin.py)
         assert verdict.replayable
-        projector = SessionProjector(spec)
-        broken: set[str] = set()
-        finished: tuple[str, ...] = ()
-        for event in verdict.counterexample:
-            redelivered = projector.has_seen("counterexample", event["eventId"])
-            outcome = projector.apply(event)
-            after = projector.finished_turns("counterexample")
-            broken |= set(requirements.step_violations(outcome, finished, after, redelivered))
-            broken |= set(requirements.state_violations(outcome.after, after))
-            finished = after
+        broken = replay_violations(spec, requirements, verdict.counterexample)
         assert verdict.name in broken, (verdict.name, verdict.counterexample)
-
-
-def _edited() -> set[str]:
-    """Requirements shown failing on an in-memory edit of the spec (tests/test_requirements.py)."""
-    from test_requirements import EDITS
-
-    return set().union(*(e.breaks for e in EDITS.values()))
 
 
 def test_every_requirement_a_spec_can_break_fails_on_some_mutant() -> None:
     names = set(builtin_requirements(builtin_spec()).names)
     shown = set().union(*(caught_by(m) for m in MUTANTS))
     assert shown <= names
-    # A mutant file, or a small in-memory edit of the spec, breaks each of them.
-    assert names - shown - _edited() == PROJECTOR_GUARANTEES
+    # A mutant file breaks each of them; the others, no spec can break.
+    assert names - shown == PROJECTOR_GUARANTEES
 
 
 def test_a_spec_that_only_flips_a_flag_fails() -> None:
@@ -150,28 +129,33 @@ def test_a_spec_that_deletes_an_invariant_still_fails_on_its_bug() -> None:
     assert "active_turn_not_finished" not in explored.violated  # the spec no longer promises it
 
 
+def _block(name: str) -> str:
+    doc = (ROOT / "docs" / "verification.md").read_text(encoding="utf-8")
+    return doc.split(BLOCK_START.format(name=name) + "\n")[1].split(BLOCK_END.format(name=name))[0]
+
+
 def test_the_requirements_table_in_the_docs_lists_every_requirement_and_a_mutant_for_it() -> None:
-    doc = (ROOT / "docs" / "verification.md").read_text()
-    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| `([a-z0-9_]+)` \|.*\| ([^|]+) \|$", doc, re.MULTILINE)}
-    # Requirements shown only by an in-memory edit (tests/test_requirements.py) have no row yet.
-    names = [n for n in builtin_requirements(builtin_spec()).names if n not in _edited() or n in rows]
-    assert set(names) <= set(rows) | PROJECTOR_GUARANTEES
-    names = [n for n in names if n in rows and n not in _edited()]
-    for name in names:
+    block = _block("requirements")
+    assert block.rstrip("\n") == blocks(builtin_spec())["requirements"], "stale: run `python -m statemachine docs`"
+    rows = {row["requirement"]: row for table in markdown_tables(block) for row in table}
+    requirements = builtin_requirements(builtin_spec())
+    assert list(rows) == list(requirements.names)
+    checked = coverage(builtin_spec(), requirements)
+    for name, row in rows.items():
+        assert row["form"] == requirements.get(name).form
         if name in PROJECTOR_GUARANTEES:
-            assert "broken projector" in rows[name], name
+            assert row["shown failing on"] == "a broken projector (tests/test_requirements.py)", name
             continue
-        shown = re.findall(r"`([a-z0-9_]+)`", rows[name])
+        shown = re.findall(r"[a-z][a-z0-9_]*", row["shown failing on"])  # the names, not "(+2)"
         assert shown, name
         for mutant in shown:
             assert name in caught_by(ROOT / "specs" / "mutants" / f"{mutant}.yaml"), (name, mutant)
+        if requirements.get(name).form != "temporal":
+            assert row["checked by"] == ", ".join([*checked[name], "Hypothesis"]), name
 
 
 def test_the_mutant_table_in_the_docs_is_made_from_the_files() -> None:
-    doc = (ROOT / "docs" / "verification.md").read_text(encoding="utf-8")
-    assert refresh_sections(doc, ["mutants"]) == doc, "the mutant table is stale: run `python -m statemachine docs`"
-    for path in MUTANTS:
-        assert f"| `{path.stem}` |" in doc
-    # A table missing a mutant is caught and made again.
-    stale = doc.replace(f"| `{MUTANTS[-1].stem}` |", f"| `{MUTANTS[-1].stem}_old` |")
-    assert stale != doc and refresh_sections(stale, ["mutants"]) == doc
+    block = _block("mutants")
+    assert block.rstrip("\n") == blocks(builtin_spec())["mutants"], "stale: run `python -m statemachine docs`"
+    rows = [row["mutant"] for table in markdown_tables(block) for row in table]
+    assert rows == [path.stem for path in MUTANTS]

@@ -10,13 +10,11 @@ from typing import Any
 
 import pytest
 from helpers import markdown_tables
-from spec_edits import EDITS, edited
 
-from statemachine import Outcome, OutcomeKind, Session, SessionProjector, Spec, builtin_spec, load_spec
+from statemachine import Outcome, OutcomeKind, Session, SessionProjector, builtin_spec, load_spec
 from statemachine.core.session import FIELDS
 from statemachine.spec.requirements import (
     BUILTIN_REQUIREMENTS,
-    Requirements,
     RequirementsError,
     builtin_requirements,
     load_requirements,
@@ -26,7 +24,7 @@ from statemachine.verify import explore as explore_module
 from statemachine.verify import induction as induction_module
 from statemachine.verify.explore import SeenView, explore
 from statemachine.verify.induction import induction
-from statemachine.verify.mutate import load_mutant
+from statemachine.verify.mutate import PROJECTOR_GUARANTEES, load_mutant
 
 ROOT = Path(__file__).resolve().parent.parent
 THREAD = "t"
@@ -355,7 +353,7 @@ class _NewThreadsFromSomeoneElse(SessionProjector):
         return super().apply(parsed)
 
 
-@pytest.mark.parametrize(("projector", "requirement"), [
+BROKEN_PROJECTORS = [
     (_InventsCarriedFields, "carried_fields_untouched"),
     (_KeepsMemoriesWhenForgetting, "forgetting_drops_memories"),
     (_NewThreadsFromSomeoneElse, "new_thread_starts_idle"),
@@ -366,7 +364,16 @@ class _NewThreadsFromSomeoneElse(SessionProjector):
     (_CopiesCreatedAt, "updated_at_never_decreases"),
     (_RejectionsLeaveTraces, "unapplied_changes_nothing"),
     (_LosesProvider, "applied_records_provider"),
-], ids=lambda p: p if isinstance(p, str) else p.__name__)
+]
+
+
+def test_every_requirement_no_spec_can_break_has_a_broken_projector_that_breaks_it() -> None:
+    # The requirements table (docs/verification.md) points here for these.
+    assert {requirement for _, requirement in BROKEN_PROJECTORS} >= PROJECTOR_GUARANTEES
+
+
+@pytest.mark.parametrize(("projector", "requirement"), BROKEN_PROJECTORS,
+                         ids=lambda p: p if isinstance(p, str) else p.__name__)
 def test_projector_guarantees_fail_in_explore_on_a_projector_that_breaks_them(
     monkeypatch: pytest.MonkeyPatch, projector: type[SessionProjector], requirement: str
 ) -> None:
@@ -452,53 +459,12 @@ def test_every_status_a_trigger_is_taken_from_is_one_a_requirement_says_it_must_
     assert taken - demanded == set()
 
 
-def replay_violations(spec: Spec, requirements: Requirements, events: list[dict[str, Any]]) -> set[str]:
-    """The requirements a log breaks on the real projector, every context given (first delivery,
-    redelivery, what the thread remembers)."""
-    projector = SessionProjector(spec)
-    broken: set[str] = set()
-    for event in events:
-        thread = event["threadId"]
-        first, redelivered = thread not in projector, projector.has_seen(thread, event["eventId"])
-        before = projector.finished_turns(thread)
-        outcome = projector.apply(event)
-        after = projector.finished_turns(thread)
-        broken |= set(requirements.step_violations(outcome, before, after, redelivered,
-                                                   seen_after=SeenView(projector, thread), first=first))
-        broken |= set(requirements.state_violations(outcome.after, after))
-    return broken
-
-
-@pytest.mark.parametrize("name", sorted(EDITS))
-def test_each_requirement_fails_in_explore_on_a_small_edit_of_the_spec(name: str) -> None:
-    spec = edited(name)
-    requirements = builtin_requirements(spec)
-    result = explore(spec, requirements)
-    assert not result.ok
-    assert EDITS[name].breaks <= set(result.violated), (EDITS[name].what, result.violated)
-    for requirement in EDITS[name].breaks:
-        # The counterexample is a log from a new thread, with the providers and turn ids it needs.
-        assert requirement in replay_violations(spec, requirements, result.counterexamples[requirement])
-
-
 def test_a_spec_that_stops_recording_the_provider_fails_the_induction_too() -> None:
-    spec = edited("provider_not_recorded")
+    # explore shows it too (tests/test_mutants.py): the induction's abstract states carry a provider.
+    spec, _ = load_mutant(ROOT / "specs" / "mutants" / "zza_provider_not_recorded.yaml")
     result = induction(spec, builtin_requirements(spec))
     assert not result.ok and result.violated == ("applied_records_provider",)
     assert induction(builtin_spec(), builtin_requirements(builtin_spec())).ok
-
-
-def test_every_new_requirement_a_spec_can_break_has_an_edit_that_breaks_it() -> None:
-    shown = set().union(*(e.breaks for e in EDITS.values()))
-    assert {
-        "applied_records_provider", "new_thread_starts_idle", "turn_start_consumes_its_request", "retry_clears_error",
-        "retry_rejected_while_working", "request_resolved_clears_awaiting", "request_resolved_for_other_turn_rejected",
-        "request_opened_awaits_approval", "user_input_request_awaits_user_input", "request_needs_its_active_turn",
-        "turn_request_from_settled_starts", "turn_request_steers", "turn_request_for_finished_turn_rejected",
-        "stop_request_stops_working_session", "abort_rejection_reasons", "delete_forgets_from_every_status",
-        "forgetting_drops_memories",
-    } <= shown
-    assert shown <= set(builtin_requirements(builtin_spec()).names)
 
 
 def test_a_projector_that_drops_a_carried_field_fails_the_induction(monkeypatch: pytest.MonkeyPatch) -> None:

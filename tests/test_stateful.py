@@ -3,12 +3,19 @@
 The built-in run uses the active settings profile (see conftest.py). Mutant runs stop at the
 first failing example: shrinking a stateful failure costs far more than finding it, and whether
 a run finds the bug does not depend on it.
+
+Every mutant of specs/mutants/ costs about 2 s of CPU here, more than the suite can spend on all
+of them: by default the mutant test runs on a fixed sample (the seed bugs a-d, and each mutant
+whose name's CRC-32 is even, so a new file never changes whether another is chosen); with
+STATEMACHINE_FULL_TESTS=1 it runs on every mutant.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import time
+import zlib
 from pathlib import Path
 
 import pytest
@@ -18,12 +25,14 @@ from stateful_lifecycle import InvariantViolation, make_lifecycle_machine
 
 from statemachine import EventError, Outcome, SessionProjector, builtin_spec
 from statemachine.spec.requirements import builtin_requirements
-from statemachine.verify.mutate import load_mutant
+from statemachine.verify.mutate import builtin_mutants, load_mutant
 
-MUTANTS = sorted((Path(__file__).resolve().parent.parent / "specs" / "mutants").glob("*.yaml"))
+MUTANTS = builtin_mutants()
 # What each classic mutant breaks (by its letter); the others break a requirement their header names.
 EXPECTED = {"a": "no_turn_in_inactive_status", "b": "no_turn_in_inactive_status",
             "c": "no_turn_in_inactive_status", "d": "active_turn_never_finished"}
+FULL = os.environ.get("STATEMACHINE_FULL_TESTS") == "1"
+SAMPLE = [m for m in MUTANTS if FULL or m.stem[0] in EXPECTED or zlib.crc32(m.stem.encode()) % 2 == 0]
 COLD_RUNS = 30
 # A mutant run stops at its first failure, so a generous budget costs nothing when all is well.
 MUTANT_MAX_EXAMPLES = 1000
@@ -56,7 +65,7 @@ def _violation(
     return None, examples
 
 
-@pytest.mark.parametrize("path", MUTANTS, ids=[m.stem for m in MUTANTS])
+@pytest.mark.parametrize("path", SAMPLE, ids=[m.stem for m in SAMPLE])
 def test_the_machine_fails_on_each_mutant_with_an_invariant_violation(path: Path) -> None:
     spec, _ = load_mutant(path)
     try:

@@ -4,8 +4,7 @@ something reads takes two values, providers included; a field nothing reads take
 from __future__ import annotations
 
 from copy import deepcopy
-
-from spec_edits import edited
+from pathlib import Path
 
 from statemachine import Session, builtin_spec
 from statemachine.spec.check import build_spec
@@ -14,6 +13,7 @@ from statemachine.spec.requirements import BUILTIN_REQUIREMENTS, builtin_require
 from statemachine.spec.semantics import VOCABULARY, Guard
 from statemachine.verify.explore import explore, least_form
 from statemachine.verify.induction import abstract_states, induction
+from statemachine.verify.mutate import load_mutant
 from statemachine.verify.universe import (
     PROVIDERS,
     TIMES,
@@ -23,6 +23,8 @@ from statemachine.verify.universe import (
     paired_envelope,
     session_fields_read,
 )
+
+MUTANTS = Path(__file__).resolve().parent.parent / "specs" / "mutants"
 
 
 def test_what_is_read_comes_from_the_declarations_and_the_requirements() -> None:
@@ -40,7 +42,8 @@ def test_what_is_read_comes_from_the_declarations_and_the_requirements() -> None
 
 
 def test_a_field_nothing_reads_takes_one_value_and_a_requirement_that_reads_it_brings_two_back() -> None:
-    spec = edited("provider_not_recorded")  # no declaration reads the event's provider any more
+    # No declaration reads the event's provider any more.
+    spec, _ = load_mutant(MUTANTS / "zza_provider_not_recorded.yaml")
     assert {t.provider for t in event_universe(spec)} == {PROVIDERS[0]}
     # applied_records_provider reads event.provider: the requirement keeps both providers in the universe.
     assert {t.provider for t in event_universe(spec, builtin_requirements(spec))} == set(PROVIDERS)

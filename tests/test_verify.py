@@ -23,7 +23,7 @@ from statemachine.spec.requirements import builtin_requirements
 from statemachine.verify.explore import explore
 from statemachine.verify.mutate import load_mutant, mutant_spec_text
 from statemachine.verify.report import CheckResult
-from statemachine.verify.run import CHECKS, run_checks
+from statemachine.verify.run import CHECKS, coverage, requirement_verdicts, run_checks
 
 ROOT = Path(__file__).resolve().parent.parent
 # The original doors into "status without a turn, but a turn": each breaks a spec invariant too.
@@ -71,6 +71,14 @@ def test_every_check_holds_on_the_builtin_spec(builtin_results: dict[str, CheckR
     assert result.ok, result.detail
     assert result.violated == ()
     assert result.counterexample is None
+
+
+def test_coverage_says_what_each_check_reports_it_evaluated(builtin_results: dict[str, CheckResult]) -> None:
+    # The requirements table of docs/verification.md shows `coverage`: it must be what verify says.
+    spec = builtin_spec()
+    requirements = builtin_requirements(spec)
+    verdicts = requirement_verdicts(requirements, list(builtin_results.values()))
+    assert coverage(spec, requirements) == {v.name: v.checked_by for v in verdicts}
 
 
 def test_explore_reaches_a_fixpoint_taking_every_spec_transition(builtin_results: dict[str, CheckResult]) -> None:

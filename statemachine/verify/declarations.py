@@ -15,13 +15,18 @@ from statemachine.spec.model import Spec
 from statemachine.spec.requirements import Requirements
 from statemachine.verify.report import CheckResult
 
-__all__ = ["declarations"]
+__all__ = ["covers", "declarations"]
+
+
+def covers(requirements: Requirements) -> tuple[str, ...]:
+    """The requirements this check evaluates: the state requirements that name statuses or invariants."""
+    return tuple(r.name for r in requirements.of_form("state") if r.no_turn_statuses or r.spec_invariant)
 
 
 def declarations(spec: Spec, requirements: Requirements) -> CheckResult:
     started = time.perf_counter()
     bad = requirements.declaration_violations()
-    checked = tuple(r.name for r in requirements.of_form("state") if r.no_turn_statuses or r.spec_invariant)
+    checked = covers(requirements)
     covered = {"statuses": len(spec.statuses), "requirements": len(checked)}
     if bad:
         return CheckResult("declarations", False, time.perf_counter() - started, covered,

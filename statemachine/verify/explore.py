@@ -60,7 +60,7 @@ from statemachine.verify.universe import (
     unvaried,
 )
 
-__all__ = ["RENAMINGS", "THREAD", "SeenView", "counterexample", "explore", "explore_and_agree", "least_form",
+__all__ = ["RENAMINGS", "THREAD", "SeenView", "counterexample", "covers", "explore", "explore_and_agree", "least_form",
            "real_template", "replay_path"]
 
 THREAD = "counterexample"
@@ -97,6 +97,11 @@ def least_form(state: State) -> tuple[State, Renaming]:
     swap = _PROVIDER_SWAP if provider in PROVIDERS and provider != PROVIDERS[0] else {}
     return min(((_renamed(state, r), r) for r in ({**t, **swap} for t in _TURN_RENAMINGS)),
                key=lambda pair: key(pair[0]))
+
+
+def covers(requirements: Requirements) -> tuple[str, ...]:
+    """The requirements the walk evaluates: every state requirement and contract (spin has the temporal ones)."""
+    return tuple(r.name for r in requirements.items if r.form != "temporal")
 
 
 class SeenView:
@@ -262,7 +267,7 @@ def _walk(
     taken: set[int] = set()
     # Violated name -> (its shortest path, what happened on the last step)
     found: dict[str, tuple[list[EventTemplate], str]] = {}
-    checked = tuple(r.name for r in reqs.items if r.form != "temporal") if reqs is not None else ()
+    checked = covers(reqs) if reqs is not None else ()
     redelivered: set[tuple[Session, frozenset[str], int]] = set()
     changed = (OutcomeKind.APPLIED, OutcomeKind.FORGOTTEN)
 

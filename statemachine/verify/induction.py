@@ -45,7 +45,7 @@ from statemachine.verify.universe import (
     unvaried,
 )
 
-__all__ = ["abstract_states", "induction"]
+__all__ = ["abstract_states", "covers", "induction"]
 
 ERRORS = (None, "earlier error")
 
@@ -95,14 +95,16 @@ def _where(session: Session, finished: frozenset[str]) -> str:
             f"/awaiting={session.awaiting}")
 
 
+def covers(requirements: Requirements) -> tuple[str, ...]:
+    """The requirements the induction evaluates. Each step is a first delivery to a thread that
+    exists: contracts about redeliveries are the explorer's, and so are those about the delivery
+    that creates a thread (the initial state is checked too)."""
+    return tuple(r.name for r in requirements.items if r.form != "temporal" and r.applies_to in ("fresh", "every"))
+
+
 def induction(spec: Spec, requirements: Requirements | None = None) -> CheckResult:
     started = time.perf_counter()
-    # Each step is a first delivery to a thread that exists: contracts about redeliveries are the
-    # explorer's, and so are those about the delivery that creates a thread (the initial state
-    # is checked below).
-    checked = tuple(
-        r.name for r in requirements.items if r.form != "temporal" and r.applies_to in ("fresh", "every")
-    ) if requirements else ()
+    checked = covers(requirements) if requirements else ()
     initial = Session(THREAD, spec.initial, PROVIDER)
     base = state_violations(spec, initial, ())
     if requirements is not None:

@@ -38,6 +38,7 @@ from statemachine.spec.model import Spec, SpecError
 __all__ = [
     "MUTANTS_DIR",
     "OPERATORS",
+    "PROJECTOR_GUARANTEES",
     "Edit",
     "MutantInfo",
     "Mutation",
@@ -56,6 +57,13 @@ __all__ = [
 
 MUTANTS_DIR = specs_dir() / "mutants"  # beside the built-in spec, in a source checkout
 OPERATIONS = ("set", "remove", "add", "swap")
+# The requirements no spec can break, so no mutant catches them: the projector keeps them for every
+# spec (de-duplication, outcomes and their reasons, updatedAt never moving back, the fields no spec
+# rule sets). tests/test_requirements.py shows each failing on a projector broken on purpose.
+PROJECTOR_GUARANTEES = frozenset({
+    "redelivery_is_duplicate", "fresh_event_is_not_duplicate", "unapplied_changes_nothing",
+    "only_rejections_have_reasons", "updated_at_never_decreases", "carried_fields_untouched",
+})
 _FILE_KEYS = {"mutant_version", "class", "breaks", "caught_by", "before_requirements", "edits"}
 _EDIT_KEYS = {"at", *OPERATIONS, "before", "after"}
 

@@ -11,6 +11,9 @@ from typing import Any
 
 from statemachine.spec.model import Spec
 from statemachine.spec.requirements import Requirements
+from statemachine.verify import declarations as declarations_module
+from statemachine.verify import explore as explore_module
+from statemachine.verify import induction as induction_module
 from statemachine.verify.declarations import declarations
 from statemachine.verify.explore import explore, explore_and_agree
 from statemachine.verify.induction import induction
@@ -21,6 +24,7 @@ from statemachine.verify.vacuity import Exercise, StateTap, VacuityResult, vacui
 __all__ = [
     "CHECKS",
     "RequirementVerdict",
+    "coverage",
     "render_text",
     "report_json",
     "requirement_verdicts",
@@ -77,6 +81,25 @@ def run_checks(spec: Spec, requirements: Requirements, skip: Iterable[str] = ())
         shared["vacuity"] = vacuity_result(spec, requirements, tap.states, shared["explore"].covered.get("edges", -1))
     return [shared[name] if name in shared else check(spec, requirements)
             for name, check in CHECKS.items() if name not in skipped]
+
+
+def coverage(spec: Spec, requirements: Requirements) -> dict[str, tuple[str, ...]]:
+    """Requirement name -> the checks that evaluate it (in `CHECKS` order), found without running
+    any: what `checked_by` says of each when every check runs and holds. Each check's own
+    `covers` decides (spin's: what its model can state)."""
+    from statemachine.verify.promela import PromelaError, requirement_coverage  # no spin program needed
+
+    try:
+        modelled: tuple[str, ...] = tuple(requirement_coverage(spec, requirements)[0])
+    except PromelaError:
+        modelled = ()  # a spec spin cannot model: its check fails, and covers nothing
+    by_check = {
+        "declarations": declarations_module.covers(requirements),
+        "explore": explore_module.covers(requirements),
+        "induction": induction_module.covers(requirements),
+        "spin": modelled,
+    }
+    return {r.name: tuple(c for c in CHECKS if r.name in by_check.get(c, ())) for r in requirements.items}
 
 
 @dataclass(frozen=True)
