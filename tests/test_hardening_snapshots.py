@@ -112,7 +112,7 @@ def test_text_the_parser_refuses_is_refused_in_a_snapshot(where: tuple[Any, ...]
     for key in where[:-1]:
         target = target[key]
     target[where[-1]] = {"turnId": text} if where[-1] == "pendingTurn" else text
-    with pytest.raises(SnapshotError, match="NUL|lone surrogate") as info:
+    with pytest.raises(SnapshotError, match=r"NUL|lone surrogate") as info:
         SessionProjector.restore(json.dumps(data))
     assert info.value.path == path
 
