@@ -617,16 +617,16 @@ class SqlStore(SessionStore):
                 loaded[thread_id] = _Rows(None, [], [])
             # Memory rows are read even for threads without a session or tombstone row: a new thread
             # has none, and rows left by a session row deleted by hand must be refused, not merged
-            # into the new thread's memory.
-            for table, column, attr in (("seen_event_digests", "digest", "seen"),
-                                        ("finished_turns", "turn_id", "finished")):
-                cur.execute(self._sql(f"SELECT thread_id, seq, {column} FROM {table} WHERE {where} "
-                                      "ORDER BY thread_id, seq"), chunk)
-                for thread_id, seq, value in cur.fetchall():
-                    rows_of = loaded.get(thread_id)
-                    if rows_of is None:
-                        raise StoredRowError(str(thread_id), table, "memory rows without a session row")
-                    _add_memory_row(getattr(rows_of, attr), str(thread_id), table, seq, value)
+            # into the new thread's memory. Both memories in one query: one round trip, not two.
+            cur.execute(self._sql(f"SELECT 0, thread_id, seq, digest FROM seen_event_digests WHERE {where} "
+                                  f"UNION ALL SELECT 1, thread_id, seq, turn_id FROM finished_turns WHERE {where} "
+                                  "ORDER BY 1, 2, 3"), [*chunk, *chunk])
+            for which, thread_id, seq, value in cur.fetchall():
+                table = _MEMORY_TABLES[which]
+                rows_of = loaded.get(thread_id)
+                if rows_of is None:
+                    raise StoredRowError(str(thread_id), table, "memory rows without a session row")
+                _add_memory_row(rows_of.finished if which else rows_of.seen, str(thread_id), table, seq, value)
         return loaded
 
     def _delete_thread(self, cur: _Cursor, thread_id: str) -> None:
@@ -915,6 +915,9 @@ def _cap(meta: Mapping[str, str], key: str) -> int:
                          f"{MAX_IMPORTED_CAP}: the database is damaged")
     return int(text)
 
+
+# The memory tables by the tag `_load`'s query gives their rows.
+_MEMORY_TABLES = ("seen_event_digests", "finished_turns")
 
 # The largest `seq` a memory row may hold: the store numbers rows up from 1, and numbers this far
 # from SQL's 64-bit limit can grow by a memory's cap many times over without overflowing it.
