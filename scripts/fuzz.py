@@ -63,7 +63,10 @@ BATCH = 2_000
 MAX_EXAMPLES_KEPT = 5
 
 
-def run(cases: int, seed_value: int | None = 0, *, progress: bool = False) -> dict[str, Any]:
+def run(cases: int, seed_value: int | None = 0, *, progress: bool = False, first_batch: int = 0) -> dict[str, Any]:
+    """`cases` cases from batch `first_batch` on. Batches hold `BATCH` cases, a multiple of every
+    `*_EVERY`, and each has its own seed: batches 25-49 run alone are the second half of a
+    100 000-case run, case for case, so a run can be split over processes and the counts added."""
     counts: dict[str, Any] = {
         "cases": 0,
         "inputs": 0,
@@ -150,7 +153,7 @@ def run(cases: int, seed_value: int | None = 0, *, progress: bool = False) -> di
             # a hostile spec need not keep the invariant: only crashes, refusals and agreement count
             guarded(item, check_step, projector, item, reference=reference, invariant=False)
 
-    batch = 0
+    batch = first_batch
     while counts["cases"] < cases:
         runner = settings(
             max_examples=min(BATCH, cases - counts["cases"]),
@@ -178,8 +181,10 @@ def main() -> int:
     parser.add_argument("--cases", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=0, help="Hypothesis seed (default 0: a reproducible run)")
     parser.add_argument("--json", action="store_true", help="print the counts as JSON")
+    parser.add_argument("--first-batch", type=int, default=0, metavar="B",
+                        help=f"start at batch B (of {BATCH} cases): the part of a longer run that begins there")
     args = parser.parse_args()
-    counts = run(args.cases, args.seed, progress=not args.json)
+    counts = run(args.cases, args.seed, progress=not args.json, first_batch=args.first_batch)
     if args.json:
         print(json.dumps(counts, indent=2))
     else:

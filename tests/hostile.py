@@ -542,6 +542,16 @@ def check_step(
         others = [t for t in before["threads"] if t["session"]["threadId"] != outcome.event.thread_id]
         if others != [t for t in now["threads"] if t["session"]["threadId"] != outcome.event.thread_id]:
             raise StateChanged("an applied event changed another thread")
+    elif outcome.kind is OutcomeKind.FORGOTTEN:
+        # A forgetting command drops its thread (its memory kept as a tombstone); nothing else.
+        before, now = json.loads(before_text), json.loads(after_text)
+        thread_id = outcome.event.thread_id
+        if any(t["session"]["threadId"] == thread_id for t in now["threads"]):
+            raise StateChanged("a forgotten thread is still held")
+        if thread_id not in {t["threadId"] for t in now["tombstones"]}:
+            raise StateChanged("a forgotten thread left no tombstone")
+        if [t for t in before["threads"] if t["session"]["threadId"] != thread_id] != now["threads"]:
+            raise StateChanged("a forgetting event changed another thread")
     else:
         if outcome.before != outcome.after:
             raise StateChanged(f"{outcome.kind.value} outcome with a changed session")

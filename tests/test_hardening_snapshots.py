@@ -93,6 +93,30 @@ def test_ids_past_the_parsers_limit_are_refused(where: tuple[Any, ...], path: st
     assert info.value.path == path
 
 
+@pytest.mark.parametrize("text", ["a\x00b", "a\ud800b"], ids=["NUL", "lone surrogate"])
+@pytest.mark.parametrize(
+    ("where", "path"),
+    [
+        (("threads", 0, "finishedTurns", 0), "threads[0].finishedTurns[0]"),
+        (("threads", 1, "session", "activeTurnId"), "threads[1].session.activeTurnId"),
+        (("threads", 1, "session", "providerName"), "threads[1].session.providerName"),
+        (("threads", 1, "session", "runtimeMode"), "threads[1].session.runtimeMode"),
+        (("threads", 1, "session", "pendingTurn"), "threads[1].session.pendingTurn.turnId"),
+    ],
+)
+def test_text_the_parser_refuses_is_refused_in_a_snapshot(where: tuple[Any, ...], path: str, text: str) -> None:
+    # Such a session could not come from events, and PostgreSQL cannot keep a NUL: a store import
+    # failed in the database's words, and SQLite kept it.
+    data = saved()
+    target: Any = data
+    for key in where[:-1]:
+        target = target[key]
+    target[where[-1]] = {"turnId": text} if where[-1] == "pendingTurn" else text
+    with pytest.raises(SnapshotError, match=r"NUL|lone surrogate") as info:
+        SessionProjector.restore(json.dumps(data))
+    assert info.value.path == path
+
+
 def test_a_version_3_snapshots_event_ids_past_the_parsers_limit_are_refused() -> None:
     data = older_snapshot(saved(), 3, SAVED_IDS)
     data["threads"][0]["seenEventIds"][0] = "x" * (MAX_ID_LENGTH + 1)

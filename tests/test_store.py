@@ -360,3 +360,177 @@ def test_a_pipe_with_other_bytes_under_a_recorded_key_is_refused(tmp_path: Path,
     assert replay_from_pipe(log_lines(200, 3, seed=20)) == 1  # the same bytes: nothing new to apply
     assert replay_from_pipe(log_lines(200, 3, seed=22)) == 2
     assert "another --log-key" in capsys.readouterr().err
+
+
+# -- rows edited by hand (each found by scripts/store_fuzz.py) ----------------------------------
+
+
+def _started(path: Path) -> None:
+    with open_store(str(path)) as store:
+        store.apply_all([_wire(1, "session.started"), _wire(2, "turn.started", turn="T1"),
+                         _wire(3, "turn.completed", turn="T1", state="completed")])
+
+
+def _wire(n: int, type_: str, thread: str = "t1", turn: str | None = None, **payload: Any) -> dict[str, Any]:
+    event: dict[str, Any] = {"eventId": f"e{n}", "type": type_, "provider": "codex", "threadId": thread,
+                             "createdAt": f"2026-01-01T00:00:{n:02d}Z"}
+    if turn is not None:
+        event["turnId"] = turn
+    if payload:
+        event["payload"] = payload
+    return event
+
+
+def _edit(path: Path, *statements: str) -> dict[str, list[Any]]:
+    conn = sqlite3.connect(path)
+    try:
+        for sql in statements:
+            conn.execute(sql)
+        conn.commit()
+    finally:
+        conn.close()
+    return _dump(path)
+
+
+def _open_files(path: Path) -> list[str]:
+    fds = Path("/proc/self/fd")
+    found = []
+    for fd in fds.iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith(str(path)):
+            found.append(target)
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc")
+def test_a_refused_open_leaves_no_connection_open(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    _started(path)
+    _edit(path, "UPDATE store_meta SET value = 'abc' WHERE key = 'maxEventIds'")
+    assert _open_files(path) == []
+    stores = []
+    for _ in range(3):
+        with pytest.raises(StoreError, match="maxEventIds"):
+            stores.append(open_store(str(path)))
+    # Before, each refused store kept its connection (the file and its WAL) open until collected.
+    assert _open_files(path) == []
+
+
+def test_a_bad_journal_row_is_a_stored_row_error_naming_the_column(tmp_path: Path) -> None:
+    from statemachine.store import StoredRowError
+
+    path = tmp_path / "s.db"
+    _started(path)
+    _edit(path, "UPDATE outcomes SET kind = 'bogus' WHERE id = 2")
+    with open_store(str(path)) as store, pytest.raises(StoredRowError) as caught:
+        store.journal()  # was a ValueError from OutcomeKind('bogus')
+    assert (caught.value.thread_id, caught.value.field) == ("t1", "outcomes.kind")
+
+
+def test_bad_replay_progress_rows_are_store_errors_naming_the_column(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    log = write_log(tmp_path / "log.jsonl", [json.dumps(_wire(1, "session.started")), "not json"])
+    assert run_cli(["replay", str(log), "--store", str(path)])[0] == 1
+    key = str(log)
+    for sql, named in (("UPDATE replay_progress SET position = 'x'", "position"),
+                       ("UPDATE replay_progress SET digest = 'abc'", "digest"),
+                       ("UPDATE replay_notes SET kind = 'other'", "kind"),
+                       ("UPDATE replay_notes SET line = -3", "line")):
+        before = _dump(path)
+        _edit(path, sql)
+        with open_store(str(path)) as store, pytest.raises(StoreError, match=rf"replay_\w+ row .* {named}:"):
+            store.progress(key)  # was a ValueError from int('x'), or a note that is not one
+        _edit(path, *[f"DELETE FROM {t}" for t in ("replay_progress", "replay_notes")])
+        conn = sqlite3.connect(path)
+        with conn:
+            conn.executemany("INSERT INTO replay_progress VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                             before["replay_progress"])
+            conn.executemany("INSERT INTO replay_notes VALUES (?, ?, ?, ?, ?)", before["replay_notes"])
+        conn.close()
+
+
+def test_an_emptied_store_meta_is_refused_not_filled_with_defaults(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    with open_store(str(path), max_event_ids=4, max_finished_turns=2) as store:
+        store.apply(_wire(1, "session.started"))
+    dumped = _edit(path, "DELETE FROM store_meta")
+    # Before, the store wrote the default caps (1024, 256) and went on forgetting differently.
+    with pytest.raises(StoreError, match="store_meta is empty"):
+        open_store(str(path))
+    assert _dump(path) == dumped
+    _edit(path, "INSERT INTO store_meta VALUES ('maxEventIds', '4'), ('maxFinishedTurns', '2')")
+    with pytest.raises(StoreError, match="store_meta has no spec"):
+        open_store(str(path))
+
+
+def test_memory_rows_left_by_a_deleted_session_row_are_refused_not_merged(tmp_path: Path) -> None:
+    from statemachine.store import StoredRowError
+
+    path = tmp_path / "s.db"
+    _started(path)
+    # Without the table's keys, nothing in the database stops the old rows joining the new thread's.
+    dumped = _edit(path, "DELETE FROM sessions WHERE thread_id = 't1'",
+                   "CREATE TABLE loose AS SELECT * FROM seen_event_digests", "DROP TABLE seen_event_digests",
+                   "ALTER TABLE loose RENAME TO seen_event_digests")
+    with open_store(str(path)) as store:
+        for event in (_wire(9, "session.started"), _wire(1, "session.started")):
+            with pytest.raises(StoredRowError) as caught:
+                store.apply(event)  # was applied, the old eventIds then duplicates of a new thread
+            assert (caught.value.thread_id, caught.value.field) == ("t1", "seen_event_digests")
+    assert _dump(path) == dumped
+
+
+@pytest.mark.parametrize(("value", "shown"), [("9223372036854775807", "9223372036854775807"), ("-1", "-1"),
+                                              ("'x7'", "str"), ("1.5", "1.5")])
+def test_a_memory_seq_out_of_range_is_refused_before_anything_is_written(tmp_path: Path, value: str,
+                                                                         shown: str) -> None:
+    from statemachine.store import StoredRowError
+
+    path = tmp_path / "s.db"
+    _started(path)
+    dumped = _edit(path, f"UPDATE seen_event_digests SET seq = {value} WHERE seq = 3")
+    with open_store(str(path)) as store, pytest.raises(StoredRowError) as caught:
+        # The largest seq made the next row's number overflow SQLite's integer: an OverflowError.
+        store.apply(_wire(4, "session.error", message="x"))
+    assert caught.value.field == "seen_event_digests.seq" and shown in str(caught.value)
+    assert _dump(path) == dumped
+
+
+def test_a_repeated_memory_seq_is_refused(tmp_path: Path) -> None:
+    from statemachine.store import StoredRowError
+
+    path = tmp_path / "s.db"
+    _started(path)
+    _edit(path, "CREATE TABLE loose AS SELECT * FROM finished_turns", "DROP TABLE finished_turns",
+          "ALTER TABLE loose RENAME TO finished_turns",
+          "INSERT INTO finished_turns VALUES ('t1', 1, 'T0')")
+    with open_store(str(path)) as store, pytest.raises(StoredRowError, match="1 is repeated") as caught:
+        store.threads()
+    assert caught.value.field == "finished_turns.seq"
+
+
+@pytest.mark.parametrize(("column", "field"), [("provider_instance_id", "session.providerInstanceId"),
+                                               ("provider_name", "session.providerName"),
+                                               ("runtime_mode", "session.runtimeMode")])
+def test_text_no_event_could_carry_is_refused_in_a_row(tmp_path: Path, column: str, field: str) -> None:
+    from statemachine.store import StoredRowError
+
+    path = tmp_path / "s.db"
+    _started(path)
+    _edit(path, f"UPDATE sessions SET {column} = 'a' || char(0) || 'b'")
+    with open_store(str(path)) as store:
+        # Was loaded; exported, it was a session PostgreSQL cannot keep and the parser never makes.
+        with pytest.raises(StoredRowError, match="NUL") as caught:
+            store.threads()
+        assert caught.value.field == field
+
+
+def test_two_schema_version_rows_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    _started(path)
+    _edit(path, "INSERT INTO schema_version VALUES (1)")
+    with pytest.raises(StoreError, match="schema_version holds 2 rows"):
+        open_store(str(path))

@@ -198,7 +198,21 @@ def _text(value: object, path: str, *, nullable: bool) -> str | None:
         return None
     if not isinstance(value, str):
         raise SnapshotError(path, f"must be a string{' or null' if nullable else ''}, got {_type_name(value)}")
+    _storable(value, path)
     return value
+
+
+def _storable(value: str, path: str) -> None:
+    """Refuse what the event parser refuses in any text that becomes session state: a NUL
+    (PostgreSQL cannot keep it) or a lone surrogate (not Unicode text). A restored or loaded session
+    is then one events could have made, and every store can write it back."""
+    if "\x00" in value:
+        raise SnapshotError(path, "holds a NUL character")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise SnapshotError(path, "holds a lone surrogate (not Unicode text)") from None
 
 
 def _length(value: str, path: str, limit: int) -> None:
@@ -207,9 +221,10 @@ def _length(value: str, path: str, limit: int) -> None:
 
 
 def _ids(value: object, path: str, cap: int, cap_name: str, max_length: int,
-         *, digests: bool = False) -> tuple[str, ...]:
+         *, digests: bool = False, text: bool = False) -> tuple[str, ...]:
     """A memory's entries: ids (non-empty, within the id length limit) or, with `digests`, eventId
-    digests (exactly 32 lowercase hex digits); never repeated, never more than the cap."""
+    digests (exactly 32 lowercase hex digits); never repeated, never more than the cap. With
+    `text`, ids that the parser would pass into session state (`_storable`)."""
     if not isinstance(value, list):
         raise SnapshotError(path, f"must be a JSON array, got {_type_name(value)}")
     if len(value) > cap:
@@ -226,6 +241,8 @@ def _ids(value: object, path: str, cap: int, cap_name: str, max_length: int,
             raise SnapshotError(f"{path}[{i}]", f"must be a non-empty string, got {_type_name(item)}")
         else:
             _length(item, f"{path}[{i}]", max_length)
+            if text:
+                _storable(item, f"{path}[{i}]")
         if item in seen:
             raise SnapshotError(f"{path}[{i}]", f"repeats {item[:64]!r}")
         seen.add(item)
@@ -345,7 +362,7 @@ def check_thread(raw: object, path: str, spec: Spec, limits: Limits, version: in
         seen = tuple(map(event_digest_hex, _ids(_field(entry, "seenEventIds", path), f"{path}.seenEventIds",
                                                 limits.max_event_ids, "max_event_ids", limits.max_id_length)))
     finished = _ids(_field(entry, "finishedTurns", path), f"{path}.finishedTurns", limits.max_finished_turns,
-                    "max_finished_turns", limits.max_id_length)
+                    "max_finished_turns", limits.max_id_length, text=True)
     broken = session_violations(spec, session, frozenset(finished))
     if broken:
         raise SnapshotError(f"{path}.session", f"breaks invariant(s) {', '.join(broken)}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -300,9 +301,15 @@ class SqlStore(SessionStore):
         self._observers = Observers()
         self._conn: Any = None
         self._sql_cache: dict[str, str] = {}
-        self.max_event_ids, self.max_finished_turns = self._migrate(max_event_ids, max_finished_turns)
-        # Built now, so that a bad option fails here; each batch gets a fresh one over its rows.
-        self._pipeline()
+        try:
+            self.max_event_ids, self.max_finished_turns = self._migrate(max_event_ids, max_finished_turns)
+            # Built now, so that a bad option fails here; each batch gets a fresh one over its rows.
+            self._pipeline()
+        except BaseException:
+            # The caller never gets this store to close: its connection (a file handle, a server
+            # session) would stay open until the garbage collector found it.
+            self.close()
+            raise
 
     # -- what a backend provides ---------------------------------------------------------------
 
@@ -387,7 +394,11 @@ class SqlStore(SessionStore):
             self._lock_schema(cur)
             cur.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             cur.execute("SELECT version FROM schema_version")
-            row = cur.fetchone()
+            rows = cur.fetchall()
+            if len(rows) > 1:
+                raise StoreError("opening the store", f"schema_version holds {len(rows)} rows, not one: the "
+                                 "database is damaged")
+            row = rows[0] if rows else None
             version = 0 if row is None else row[0]
             if type(version) is not int or version < 0:
                 raise StoreError("opening the store", f"schema_version holds {str(version)[:40]!r}, not a version "
@@ -405,15 +416,20 @@ class SqlStore(SessionStore):
                 cur.execute(self._sql("INSERT INTO schema_version (version) VALUES (?)"), (len(migrations),))
             elif version < len(migrations):
                 cur.execute(self._sql("UPDATE schema_version SET version = ?"), (len(migrations),))
-            return self._settings(cur, max_event_ids, max_finished_turns)
+            return self._settings(cur, max_event_ids, max_finished_turns, created=row is None)
 
         return self._transaction("opening the store", work)
 
-    def _settings(self, cur: Cursor, max_event_ids: int | None, max_finished: int | None) -> tuple[int, int]:
+    def _settings(self, cur: Cursor, max_event_ids: int | None, max_finished: int | None,
+                  *, created: bool) -> tuple[int, int]:
         """The spec name and memory caps are fixed when the store is created: a store whose caps
-        changed would forget differently from the projector that its rows came from."""
+        changed would forget differently from the projector that its rows came from. So they are
+        written only into a store made in this transaction; an existing store without them is damaged
+        (new defaults would silently change how its threads forget)."""
         cur.execute("SELECT key, value FROM store_meta")
         meta = {str(k): str(v) for k, v in cur.fetchall()}
+        if not meta and not created:
+            raise StoreError("opening the store", "store_meta is empty: the database is damaged")
         if not meta:
             wanted = {
                 "spec": self.spec.name,
@@ -422,6 +438,8 @@ class SqlStore(SessionStore):
             }
             cur.executemany(self._sql("INSERT INTO store_meta (key, value) VALUES (?, ?)"), list(wanted.items()))
             meta = wanted
+        if "spec" not in meta:
+            raise StoreError("opening the store", "store_meta has no spec: the database is damaged")
         if meta.get("spec") != self.spec.name:
             raise StoreError("opening the store", f"the store holds sessions of spec {meta.get('spec')!r}, "
                              f"not {self.spec.name!r}")
@@ -598,20 +616,18 @@ class SqlStore(SessionStore):
                 if thread_id in loaded:
                     raise StoredRowError(str(thread_id), "tombstones", "a live thread has a tombstone")
                 loaded[thread_id] = _Rows(None, [], [])
-            if not loaded.keys() & set(chunk):
-                continue  # all new threads: no memory rows either (they are written together)
-            for table, column, attr in (("seen_event_digests", "digest", "seen"),
-                                        ("finished_turns", "turn_id", "finished")):
-                cur.execute(self._sql(f"SELECT thread_id, seq, {column} FROM {table} WHERE {where} "
-                                      "ORDER BY thread_id, seq"), chunk)
-                for thread_id, seq, value in cur.fetchall():
-                    rows_of = loaded.get(thread_id)
-                    if rows_of is None:
-                        raise StoredRowError(str(thread_id), table, "memory rows without a session row")
-                    if type(seq) is not int:
-                        raise StoredRowError(str(thread_id), f"{table}.seq", f"must be a whole number, got "
-                                             f"{type(seq).__name__}")
-                    getattr(rows_of, attr).append((seq, value))
+            # Memory rows are read even for threads without a session or tombstone row: a new thread
+            # has none, and rows left by a session row deleted by hand must be refused, not merged
+            # into the new thread's memory. Both memories in one query: one round trip, not two.
+            cur.execute(self._sql(f"SELECT 0, thread_id, seq, digest FROM seen_event_digests WHERE {where} "
+                                  f"UNION ALL SELECT 1, thread_id, seq, turn_id FROM finished_turns WHERE {where} "
+                                  "ORDER BY 1, 2, 3"), [*chunk, *chunk])
+            for which, thread_id, seq, value in cur.fetchall():
+                table = _MEMORY_TABLES[which]
+                rows_of = loaded.get(thread_id)
+                if rows_of is None:
+                    raise StoredRowError(str(thread_id), table, "memory rows without a session row")
+                _add_memory_row(rows_of.finished if which else rows_of.seen, str(thread_id), table, seq, value)
         return loaded
 
     def _delete_thread(self, cur: Cursor, thread_id: str) -> None:
@@ -725,7 +741,7 @@ class SqlStore(SessionStore):
                         if thread_id in buried and attr == "seen":
                             continue  # a deleted thread's memory (`tombstones()`)
                         raise StoredRowError(str(thread_id), table, "memory rows without a session row")
-                    getattr(rows_of, attr).append((seq, value))
+                    _add_memory_row(getattr(rows_of, attr), str(thread_id), table, seq, value)
             return [self._checked(str(t), rows) for t, rows in loaded.items()]
 
         return self._transaction("reading every thread", work, write=False)
@@ -765,7 +781,7 @@ class SqlStore(SessionStore):
             else:
                 cur.execute(self._sql(f"SELECT {columns} FROM outcomes WHERE thread_id = ? ORDER BY id"),
                             (thread_id,))
-            return [JournalEntry(str(t), str(e), OutcomeKind(k), r, tr) for t, e, k, r, tr in cur.fetchall()]
+            return [_journal_entry(*row) for row in cur.fetchall()]
 
         return self._transaction("reading the outcome journal", work, write=False)
 
@@ -776,12 +792,20 @@ class SqlStore(SessionStore):
             row = cur.fetchone()
             if row is None:
                 return None
-            position, lines, digest, *counts, malformed = row
-            outcomes = {k.value: int(n) for k, n in zip(REPLAY_KINDS, counts, strict=True)}
+            names = ("position", "lines", "digest", *(k.value for k in REPLAY_KINDS), "malformed")
+            values = dict(zip(names, row, strict=True))
+            for name, value in values.items():
+                if name == "digest":
+                    if not isinstance(value, str) or _SHA256_HEX.fullmatch(value) is None:
+                        raise _bad_progress(log_key, "digest", "must be 64 lowercase hex digits (a SHA-256)")
+                elif type(value) is not int or value < 0:
+                    raise _bad_progress(log_key, name, f"must be a whole number, got {_shown(value)}")
+            outcomes = {k.value: values[k.value] for k in REPLAY_KINDS}
             cur.execute(self._sql("SELECT line, kind, event_id, message FROM replay_notes WHERE log_key = ? "
                                   "ORDER BY kind, line"), (log_key,))
-            notes = [ReplayNote(int(line), kind, event_id, message) for line, kind, event_id, message in cur.fetchall()]
-            return ReplayProgress(log_key, int(position), int(lines), str(digest), outcomes, int(malformed)), notes
+            notes = [_replay_note(log_key, *note) for note in cur.fetchall()]
+            return ReplayProgress(log_key, values["position"], values["lines"], values["digest"], outcomes,
+                                  values["malformed"]), notes
 
         return self._transaction("reading replay progress", work, write=False)
 
@@ -891,6 +915,71 @@ def _cap(meta: Mapping[str, str], key: str) -> int:
         raise StoreError("opening the store", f"store_meta {key} is {text[:40]!r}, not a whole number from 1 to "
                          f"{MAX_IMPORTED_CAP}: the database is damaged")
     return int(text)
+
+
+# The memory tables by the tag `_load`'s query gives their rows.
+_MEMORY_TABLES = ("seen_event_digests", "finished_turns")
+
+# The largest `seq` a memory row may hold: the store numbers rows up from 1, and numbers this far
+# from SQL's 64-bit limit can grow by a memory's cap many times over without overflowing it.
+MAX_SEQ = 1 << 62
+
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+def _shown(value: Any) -> str:
+    return f"{value!r:.40}" if isinstance(value, (int, float)) and not isinstance(value, bool) else \
+        type(value).__name__
+
+
+def _add_memory_row(rows: list[tuple[Any, Any]], thread_id: str, table: str, seq: Any, value: Any) -> None:
+    """A memory row in load order (by seq): its seq a whole number from 1 to `MAX_SEQ`, above the
+    one before, so that the next write's numbers follow on and its deletes remove what they meant."""
+    if type(seq) is not int or not 1 <= seq <= MAX_SEQ:
+        raise StoredRowError(thread_id, f"{table}.seq", f"must be a whole number from 1 to {MAX_SEQ}, got "
+                             f"{_shown(seq)}")
+    if rows and seq <= rows[-1][0]:
+        raise StoredRowError(thread_id, f"{table}.seq", f"{seq} is repeated")
+    rows.append((seq, value))
+
+
+def _journal_entry(thread_id: Any, event_id: Any, kind: Any, reason: Any, transition: Any) -> JournalEntry:
+    """An `outcomes` row, checked: text ids, a known outcome kind, a number or null for the transition."""
+    shown = str(thread_id)
+    for name, value, nullable in (("thread_id", thread_id, False), ("event_id", event_id, False),
+                                  ("reason", reason, True)):
+        if not isinstance(value, str) and not (nullable and value is None):
+            raise StoredRowError(shown, f"outcomes.{name}", f"must be text, got {type(value).__name__}")
+    if kind not in _OUTCOME_KINDS:
+        raise StoredRowError(shown, "outcomes.kind", f"unknown outcome kind {kind!r:.40}")
+    if transition is not None and type(transition) is not int:
+        raise StoredRowError(shown, "outcomes.transition", f"must be a whole number or null, got {_shown(transition)}")
+    return JournalEntry(thread_id, event_id, OutcomeKind(kind), reason, transition)
+
+
+_OUTCOME_KINDS = frozenset(k.value for k in OutcomeKind)
+
+
+def _bad_progress(log_key: str, column: str, message: str) -> StoreError:
+    return StoreError("reading replay progress", f"replay_progress row of log {log_key[:80]!r} is invalid: "
+                      f"{column}: {message}")
+
+
+def _replay_note(log_key: str, line: Any, kind: Any, event_id: Any, message: Any) -> ReplayNote:
+    """A `replay_notes` row, checked."""
+    def bad(column: str, text: str) -> StoreError:
+        return StoreError("reading replay progress", f"replay_notes row of log {log_key[:80]!r} is invalid: "
+                          f"{column}: {text}")
+
+    if type(line) is not int or line < 1:
+        raise bad("line", f"must be a whole number from 1, got {_shown(line)}")
+    if kind not in ("rejected", "error"):
+        raise bad("kind", f"must be 'rejected' or 'error', got {kind!r:.40}")
+    if event_id is not None and not isinstance(event_id, str):
+        raise bad("event_id", f"must be text or null, got {type(event_id).__name__}")
+    if not isinstance(message, str):
+        raise bad("message", f"must be text, got {type(message).__name__}")
+    return ReplayNote(line, kind, event_id, message)
 
 
 def _row_value(wire: str, value: Any) -> Any:
