@@ -6,7 +6,7 @@ de-duplication and finished-turn memory with the same caps and FIFO eviction, `u
 max of applied `createdAt`s. It is written out by hand, not derived from the spec, and imports
 nothing from the `statemachine` package: it is a benchmark peer, and the agreement check in
 `benchmarks/run.py` proves it projects the same sessions and outcomes as the package. A spec
-change must be mirrored here by hand: tests/test_benchmark_harness.py fails until it is.
+change must be mirrored here by hand: tests/project/test_benchmark_harness.py fails until it is.
 
 Per event: one dict lookup for the thread, one membership test and insert for de-duplication,
 one dict lookup of (trigger, status) into a table of small functions, the function mutates the

@@ -7,7 +7,7 @@ export HYPOTHESIS_PROFILE="${HYPOTHESIS_PROFILE:-ci}"
 # One worker per core; a test file stays on one worker, so its module fixtures run once.
 .venv/bin/python -m pytest -n auto --dist loadfile
 .venv/bin/python -m mypy --strict statemachine
-# The layers contract in pyproject.toml: every import points down (tests/test_layers.py adds: no cycles).
+# The layers contract in pyproject.toml: every import points down (tests/project/test_layers.py adds: no cycles).
 .venv/bin/lint-imports
 .venv/bin/python -m ruff check .
 echo "all checks passed"

@@ -1,6 +1,6 @@
 """Hostile input for the parser, the projector and replay: Hypothesis strategies and the checker.
 
-Shared by `tests/test_fuzz.py` (CI-sized) and `scripts/fuzz.py` (100k cases, counted).
+Shared by `tests/verify/test_fuzz.py` (CI-sized) and `scripts/fuzz.py` (100k cases, counted).
 
 The property `check_step` enforces for one input applied to a projector:
 - the input yields an `Outcome`, or an `EventError` whose `field` names a field; anything else

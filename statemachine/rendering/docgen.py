@@ -409,7 +409,7 @@ def _lower_first(text: str) -> str:
 
 
 # Requirements no spec can break, what their "shown failing on" cell says instead of mutants.
-BROKEN_PROJECTOR = "a broken projector (tests/test_requirements.py)"
+BROKEN_PROJECTOR = "a broken projector (tests/spec/test_requirements.py)"
 
 
 def requirements_block() -> str:

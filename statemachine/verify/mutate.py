@@ -59,7 +59,7 @@ MUTANTS_DIR = specs_dir() / "mutants"  # beside the built-in spec, in a source c
 OPERATIONS = ("set", "remove", "add", "swap")
 # The requirements no spec can break, so no mutant catches them: the projector keeps them for every
 # spec (de-duplication, outcomes and their reasons, updatedAt never moving back, the fields no spec
-# rule sets). tests/test_requirements.py shows each failing on a projector broken on purpose.
+# rule sets). tests/spec/test_requirements.py shows each failing on a projector broken on purpose.
 PROJECTOR_GUARANTEES = frozenset({
     "redelivery_is_duplicate", "fresh_event_is_not_duplicate", "unapplied_changes_nothing",
     "only_rejections_have_reasons", "updated_at_never_decreases", "carried_fields_untouched",

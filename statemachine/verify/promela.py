@@ -44,7 +44,7 @@ What is a copy of a declaration is derived from it (`statemachine.spec.semantics
 read the payload, which effects write only what the provider awaits, which effects write nothing
 the model keeps (rendered `skip`), and the awaiting values. The meaning of each guard and effect
 over the model's variables (`GUARDS`, `EFFECTS`) is written here on purpose, independently, and
-tests/test_promela.py runs both renderings on every input of the model's domain with spin.
+tests/verify/test_promela.py runs both renderings on every input of the model's domain with spin.
 """
 
 from __future__ import annotations

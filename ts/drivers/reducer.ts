@@ -1,4 +1,4 @@
-// The differential driver of the generated module (tests/test_typescript.py): each input line is a
+// The differential driver of the generated module (tests/rendering/test_typescript.py): each input line is a
 // case, each output line its answer, in the shapes the Python side builds for the same case.
 import * as Lifecycle from "./lifecycle.js";
 import { serve } from "./io.js";

@@ -1,4 +1,4 @@
-// The XState driver (tests/test_xstate.py): each case is a status, a context and an event; the
+// The XState driver (tests/rendering/test_xstate.py): each case is a status, a context and an event; the
 // answer is the status XState's own transition function reaches and the actions it runs.
 import { transition } from "xstate";
 import * as Lifecycle from "./lifecycle_xstate.js";
