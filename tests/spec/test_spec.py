@@ -106,8 +106,8 @@ def test_every_mutant_is_well_formed(path: Path) -> None:
     assert spec.source == str(path)
     assert set(spec.status_names) == set(builtin_spec().status_names)
     builtin = builtin_spec()
-    assert (spec.statuses, spec.transitions, spec.on_applied, spec.events) != (
-        builtin.statuses, builtin.transitions, builtin.on_applied, builtin.events)
+    assert (spec.initial, spec.statuses, spec.transitions, spec.on_applied, spec.events) != (
+        builtin.initial, builtin.statuses, builtin.transitions, builtin.on_applied, builtin.events)
 
 
 def test_a_user_spec_file_is_loaded_and_used(tmp_path: Path) -> None:

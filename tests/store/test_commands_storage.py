@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from helpers import Events, older_snapshot
 
-from statemachine import OutcomeKind, SessionProjector
+from statemachine import OutcomeKind, SessionProjector, builtin_spec
 from statemachine.core.record import event_digest_hex
 from statemachine.runtime.snapshot import SnapshotError
 from statemachine.store import open_store
@@ -102,6 +102,9 @@ def test_a_version_1_store_is_migrated(tmp_path: Path) -> None:
     for statement in MIGRATIONS["sqlite"][0]:
         conn.execute(statement)
     conn.execute("INSERT INTO schema_version (version) VALUES (1)")
+    # The settings as version 1 wrote them, in the transaction that made the store.
+    conn.executemany("INSERT INTO store_meta (key, value) VALUES (?, ?)",
+                     [("spec", builtin_spec().name), ("maxEventIds", "1024"), ("maxFinishedTurns", "256")])
     conn.execute("INSERT INTO sessions (thread_id, status, provider_name) VALUES ('t', 'ready', 'codex')")
     # eventIds as version 1 kept them; migration 3 digests them in order
     conn.executemany("INSERT INTO seen_events (thread_id, seq, event_id) VALUES ('t', ?, ?)", [(1, "e-1"), (2, "e-2")])
