@@ -8,6 +8,7 @@ import os
 import shutil
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -177,3 +178,11 @@ def replay_violations(spec: Spec, requirements: Requirements, events: Iterable[M
                                                    seen_after=SeenView(projector, thread), first=first))
         broken |= set(requirements.state_violations(outcome.after, after))
     return broken
+
+
+def spec_of(path: Path | None) -> Spec:
+    """The built-in spec (None) or a mutant file's spec."""
+    from statemachine import builtin_spec
+    from statemachine.verify.mutate import load_mutant
+
+    return builtin_spec() if path is None else load_mutant(path)[0]

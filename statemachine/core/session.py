@@ -4,10 +4,24 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-__all__ = ["FIELDS", "PENDING_UNKNOWN", "Session", "SessionField"]
+__all__ = ["FIELDS", "PENDING_UNKNOWN", "Session", "SessionField", "unstorable"]
 
 # A pending turn start whose turn id is not known yet.
 PENDING_UNKNOWN = ""
+
+
+def unstorable(value: str) -> str | None:
+    """Why no store can keep this text as it is, or None when every store can: a NUL (PostgreSQL
+    refuses it) or a lone surrogate (not Unicode text; UTF-8 cannot encode it). The one decision
+    for the event parser and for sessions coming back from snapshots and stores."""
+    if "\x00" in value:
+        return "holds a NUL character"
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "holds a lone surrogate (not Unicode text)"
+    return None
 
 
 class Session(NamedTuple):

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from statemachine.core.event import parse_timestamp
 from statemachine.core.record import DIGEST_SIZE, event_digest_hex
-from statemachine.core.session import FIELDS, Session
+from statemachine.core.session import FIELDS, Session, unstorable
 from statemachine.spec.invariants import state_violations
 
 if TYPE_CHECKING:
@@ -203,16 +203,12 @@ def _text(value: object, path: str, *, nullable: bool) -> str | None:
 
 
 def _storable(value: str, path: str) -> None:
-    """Refuse what the event parser refuses in any text that becomes session state: a NUL
-    (PostgreSQL cannot keep it) or a lone surrogate (not Unicode text). A restored or loaded session
-    is then one events could have made, and every store can write it back."""
-    if "\x00" in value:
-        raise SnapshotError(path, "holds a NUL character")
-    if not value.isascii():
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise SnapshotError(path, "holds a lone surrogate (not Unicode text)") from None
+    """Refuse what the event parser refuses in any text that becomes session state (`unstorable`):
+    a restored or loaded session is then one events could have made, and every store can write it
+    back."""
+    problem = unstorable(value)
+    if problem is not None:
+        raise SnapshotError(path, problem)
 
 
 def _length(value: str, path: str, limit: int) -> None:

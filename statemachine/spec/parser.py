@@ -18,6 +18,7 @@ from statemachine.core.event import (
     build_event,
     parse_timestamp_uncached,
 )
+from statemachine.core.session import unstorable
 
 if TYPE_CHECKING:
     from statemachine.spec.model import Spec
@@ -41,28 +42,15 @@ def _text(data: Mapping[str, Any], name: str, limit: int) -> str:
 
 def _clean(value: str) -> bool:
     """Can every store keep this text as it is (no NUL, no lone surrogate)?"""
-    if "\x00" in value:
-        return False
-    if value.isascii():
-        return True
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+    return unstorable(value) is None
 
 
 def _storable(value: str, name: str) -> None:
-    """Refuse text no store can keep as it is: a NUL (PostgreSQL refuses it) or a lone surrogate
-    (not Unicode text; UTF-8 cannot encode it). Refused here, at the one door every event comes
-    through, so no backend meets it and no batch can fail at the same line forever."""
-    if "\x00" in value:
-        raise EventError(name, "holds a NUL character")
-    if not value.isascii():
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise EventError(name, "holds a lone surrogate (not Unicode text)") from None
+    """Refuse text no store can keep as it is (`unstorable`). Refused here, at the one door every
+    event comes through, so no backend meets it and no batch can fail at the same line forever."""
+    problem = unstorable(value)
+    if problem is not None:
+        raise EventError(name, problem)
 
 
 _TYPE_CHECKS = {"string": str, "boolean": bool}

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import spec_of
 
 from statemachine import SessionProjector, builtin_spec
 from statemachine.spec.invariants import state_violations
@@ -21,7 +22,6 @@ from statemachine.spec.model import Spec
 from statemachine.spec.requirements import builtin_requirements
 from statemachine.spec.semantics import EFFECTS as IMPLEMENTED_EFFECTS
 from statemachine.spec.semantics import GUARDS as IMPLEMENTED_GUARDS
-from statemachine.verify.mutate import load_mutant, mutant_spec_text
 from statemachine.verify.promela import (
     EFFECTS,
     GUARDS,
@@ -55,18 +55,6 @@ TEMPORAL = {
 HAVE_SPIN = shutil.which("spin") is not None and (shutil.which("gcc") or shutil.which("cc")) is not None
 
 
-def _load(path: Path | None) -> Spec:
-    """The built-in spec (None) or a mutant file's spec."""
-    return builtin_spec() if path is None else load_mutant(path)[0]
-
-
-def _spec_file(directory: Path, mutant: Path) -> Path:
-    """A mutant written out as a whole spec file, for the commands' --spec."""
-    path = directory / mutant.name
-    path.write_text(mutant_spec_text(mutant))
-    return path
-
-
 @pytest.fixture(scope="module")
 def spin_available() -> None:
     if HAVE_SPIN:
@@ -88,12 +76,12 @@ def builtin_result(spin_available: None) -> CheckResult:
 
 @pytest.fixture(scope="module")
 def mutant_results(spin_available: None) -> dict[str, CheckResult]:
-    return {m.stem: _spin(_load(m)) for m in MUTANTS}
+    return {m.stem: _spin(spec_of(m)) for m in MUTANTS}
 
 
 @pytest.fixture(scope="module")
 def temporal_results(spin_available: None) -> dict[str, CheckResult]:
-    return {m: _spin(_load(MUTANT_DIR / f"{m}.yaml")) for m in TEMPORAL}
+    return {m: _spin(spec_of(MUTANT_DIR / f"{m}.yaml")) for m in TEMPORAL}
 
 
 def _replay(spec: Spec, events: list[dict[str, Any]]) -> tuple[SessionProjector, list[str]]:
@@ -151,7 +139,7 @@ def test_an_ltl_claim_fails_with_a_run_the_projector_reproduces(
     assert claim in result.violated, result.detail
     events = result.counterexamples[claim]
     assert events
-    projector = SessionProjector(_load(MUTANT_DIR / f"{mutant}.yaml"))
+    projector = SessionProjector(spec_of(MUTANT_DIR / f"{mutant}.yaml"))
     outcomes = projector.apply_all(events)
     if claim == "exited_stays_stopped":
         # Some session.exited in the run does not leave the session stopped.
@@ -167,7 +155,7 @@ def test_an_ltl_claim_fails_with_a_run_the_projector_reproduces(
 def test_every_counterexample_reproduces_on_the_projector(mutant_results: dict[str, CheckResult], mutant: str) -> None:
     events = mutant_results[mutant].counterexample
     assert events is not None
-    _, broken = _replay(_load(MUTANT_DIR / f"{mutant}.yaml"), events)
+    _, broken = _replay(spec_of(MUTANT_DIR / f"{mutant}.yaml"), events)
     assert EXPECTED[mutant] in broken
     # The same events on the real spec break nothing: the path shows the mutant's own bug.
     _, fine = _replay(builtin_spec(), events)
@@ -181,7 +169,7 @@ def test_seed_bug_counterexample_is_the_shortest_path(mutant_results: dict[str, 
         ("turn.started", "turn-1", {}),
         ("session.state.changed", None, {"state": "ready"}),
     ]
-    projector, broken = _replay(_load(SEED_BUG), events)
+    projector, broken = _replay(spec_of(SEED_BUG), events)
     session = projector[THREAD]
     assert (session.status, session.active_turn_id) == ("ready", "turn-1")
     assert broken == ["inactive_status_holds_no_turn"]
@@ -196,7 +184,7 @@ def test_counterexample_events_are_valid_wire_events(mutant_results: dict[str, C
         for e in events:
             assert e["provider"] == "codex" and e["threadId"] == THREAD
         # runtime.error requires `message`: the parser would raise on a missing one.
-        projector = SessionProjector(_load(MUTANT_DIR / f"{mutant}.yaml"))
+        projector = SessionProjector(spec_of(MUTANT_DIR / f"{mutant}.yaml"))
         for e in events:
             projector.parse(e)
 
@@ -205,7 +193,7 @@ def test_counterexample_replays_through_the_command(mutant_results: dict[str, Ch
     events = mutant_results["a_seed_ready_keeps_turn"].counterexample or []
     log = tmp_path / "cx.jsonl"
     log.write_text("".join(json.dumps(e) + "\n" for e in events))
-    proc = _cli("replay", "--json", "--spec", str(_spec_file(tmp_path, SEED_BUG)), str(log))
+    proc = _cli("replay", "--json", "--spec", str(SEED_BUG), str(log))
     assert proc.returncode == 0, proc.stderr
     session = json.loads(proc.stdout)["sessions"][THREAD]
     assert (session["status"], session["activeTurnId"]) == ("ready", "turn-1")
@@ -218,7 +206,7 @@ def test_spin_leaves_no_files_behind(spin_available: None, tmp_path: Path, monke
     cwd.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     monkeypatch.chdir(cwd)
-    result = check_spin(_load(SEED_BUG))
+    result = check_spin(spec_of(SEED_BUG))
     assert not result.ok and result.counterexample
     assert list(scratch.iterdir()) == []
     assert list(cwd.iterdir()) == []
@@ -249,7 +237,7 @@ def test_a_name_without_a_rendering_is_a_clear_error() -> None:
 
 def test_model_is_derived_from_the_spec() -> None:
     model = export_promela(builtin_spec())
-    seed_bug = export_promela(_load(SEED_BUG))
+    seed_bug = export_promela(spec_of(SEED_BUG))
     assert model != seed_bug
     for trigger in builtin_spec().triggers:
         assert f" {trigger}\\n" in model  # each trigger is an event of the model
@@ -286,10 +274,10 @@ def test_export_command_prints_and_writes_the_model(tmp_path: Path) -> None:
     assert printed.returncode == 0, printed.stderr
     assert printed.stdout == export_promela(builtin_spec())
     out = tmp_path / "mutant.pml"
-    written = _cli("export", "promela", "--spec", str(_spec_file(tmp_path, SEED_BUG)), "-o", str(out))
+    written = _cli("export", "promela", "--spec", str(SEED_BUG), "-o", str(out))
     assert written.returncode == 0, written.stderr
     assert written.stdout == ""
-    assert out.read_text() == export_promela(_load(SEED_BUG))
+    assert out.read_text() == export_promela(spec_of(SEED_BUG))
     bad = _cli("export", "promela", "--spec", str(tmp_path / "missing.yaml"))
     assert bad.returncode == 2
 
@@ -316,7 +304,7 @@ ORCHESTRATOR_SIDE = {
 
 @pytest.mark.parametrize("mutant", sorted(ORCHESTRATOR_SIDE))
 def test_spin_fails_on_the_pending_turn_and_request_mutants(spin_available: None, mutant: str) -> None:
-    result = _spin(_load(MUTANT_DIR / f"{mutant}.yaml"))
+    result = _spin(spec_of(MUTANT_DIR / f"{mutant}.yaml"))
     assert not result.ok
     assert ORCHESTRATOR_SIDE[mutant] <= set(result.violated), result.detail
     assert result.counterexample, result.detail

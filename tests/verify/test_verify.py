@@ -12,16 +12,15 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from helpers import spec_of
 
 from statemachine import SessionProjector, builtin_spec
 from statemachine.engine import registry
 from statemachine.engine.compiled import CompiledMachine
 from statemachine.engine.registry import compiled_for
 from statemachine.spec.invariants import state_violations
-from statemachine.spec.model import Spec
 from statemachine.spec.requirements import builtin_requirements
 from statemachine.verify.explore import explore
-from statemachine.verify.mutate import load_mutant, mutant_spec_text
 from statemachine.verify.report import CheckResult
 from statemachine.verify.run import CHECKS, coverage, requirement_verdicts, run_checks
 
@@ -32,25 +31,13 @@ MUTANTS = [ROOT / "specs" / "mutants" / f"{n}.yaml" for n in
             "d_late_start_revives_turn")]
 
 
-def _load(path: Path | None) -> Spec:
-    """The built-in spec (None) or a mutant file's spec."""
-    return builtin_spec() if path is None else load_mutant(path)[0]
-
-
-def _spec_file(directory: Path, mutant: Path) -> Path:
-    """A mutant written out as a whole spec file, for the commands' --spec."""
-    path = directory / mutant.name
-    path.write_text(mutant_spec_text(mutant))
-    return path
-
-
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "statemachine", *args], capture_output=True, text=True,
                           cwd=ROOT, timeout=300)
 
 
 def _checks(spec_path: Path | None) -> dict[str, CheckResult]:
-    spec = _load(spec_path)
+    spec = spec_of(spec_path)
     return {r.name: r for r in run_checks(spec, builtin_requirements(spec))}
 
 
@@ -135,7 +122,7 @@ def test_seed_bug_counterexample_is_the_two_event_path(mutant_results: dict[str,
     assert path[1]["payload"] == {"state": "ready"}
     # Replaying it on the broken spec reproduces the impossible pair; on the real spec it does not.
     for spec_path, broken in ((MUTANTS[0], True), (None, False)):
-        projector = SessionProjector(_load(spec_path))
+        projector = SessionProjector(spec_of(spec_path))
         for event in path:
             projector.apply(event)
         session = projector["counterexample"]
@@ -149,7 +136,7 @@ def test_explore_counterexamples_replay_into_a_violation(
 ) -> None:
     path = mutant_results[mutant]["explore"].counterexample
     assert path
-    projector = SessionProjector(_load(ROOT / "specs" / "mutants" / f"{mutant}.yaml"))
+    projector = SessionProjector(spec_of(ROOT / "specs" / "mutants" / f"{mutant}.yaml"))
     for event in path:
         projector.apply(event)
     session = projector["counterexample"]
@@ -190,7 +177,7 @@ def _block(text: str, name: str) -> list[str]:
 
 
 def test_verify_command_prints_a_replayable_counterexample_per_requirement(tmp_path: Path) -> None:
-    mutant = str(_spec_file(tmp_path, MUTANTS[0]))
+    mutant = str(MUTANTS[0])
     out_dir = tmp_path / "cx"
     proc = _run("verify", "--spec", mutant, "--skip", "spin", "--counterexample-out", str(out_dir))
     assert proc.returncode == 1
@@ -213,7 +200,7 @@ def test_verify_command_prints_a_replayable_counterexample_per_requirement(tmp_p
 def test_counterexample_out_that_cannot_be_written_is_exit_2(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("")
-    proc = _run("verify", "--spec", str(_spec_file(tmp_path, MUTANTS[0])), "--skip", "spin", "--skip", "agreement",
+    proc = _run("verify", "--spec", str(MUTANTS[0]), "--skip", "spin", "--skip", "agreement",
                 "--counterexample-out", str(blocker / "dir"))
     assert proc.returncode == 2
     assert "cannot write counterexamples" in proc.stderr and "Traceback" not in proc.stderr
