@@ -79,6 +79,21 @@ def read_limited(name: str, limit: int, *, stdin: bool = True) -> bytes:
     return data
 
 
+def whole_number(high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number from 1 to `high`, or a one-line usage error."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text[:40]!r}") from None
+        if not 1 <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be from 1 to {high}, got {value}")
+        return value
+
+    return parse
+
+
 def add_spec(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--spec", help="a spec file instead of the built-in one, or a mutant file "
                         "(specs/mutants/: the built-in spec with its edits)")
@@ -98,4 +113,5 @@ __all__ = [
     "say",
     "spec_of",
     "visible",
+    "whole_number",
 ]

@@ -9,7 +9,17 @@ import sys
 from datetime import timedelta
 from typing import IO, Any
 
-from statemachine.cli.common import EXIT_BAD_INPUT, EXIT_OK, EXIT_USAGE, add_spec, read_with, say, spec_of, visible
+from statemachine.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_OK,
+    EXIT_USAGE,
+    add_spec,
+    read_with,
+    say,
+    spec_of,
+    visible,
+    whole_number,
+)
 from statemachine.cli.formats import (
     Sample,
     add_from,
@@ -47,15 +57,8 @@ def _clock_skew(text: str) -> timedelta | None:
         ) from None
 
 
-def _jobs(text: str) -> int:
-    limit = 64  # replay_jobs.MAX_JOBS, not imported: a replay with --jobs 1 never needs that module
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if not 1 <= value <= limit:
-        raise argparse.ArgumentTypeError(f"must be between 1 and {limit}")
-    return value
+# replay_jobs.MAX_JOBS, not imported: a replay with --jobs 1 never needs that module
+_jobs = whole_number(64)
 
 
 def _read_snapshot(path: str, spec: Spec, max_clock_skew: timedelta | None) -> SessionProjector | None:

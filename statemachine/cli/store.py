@@ -23,7 +23,17 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from statemachine.cli.common import EXIT_BAD_INPUT, EXIT_OK, EXIT_USAGE, TooLarge, read_limited, reason, say, spec_of
+from statemachine.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_OK,
+    EXIT_USAGE,
+    TooLarge,
+    read_limited,
+    reason,
+    say,
+    spec_of,
+    whole_number,
+)
 from statemachine.cli.outputs import OutputRefused, is_stdout, write_file
 
 if TYPE_CHECKING:
@@ -41,14 +51,7 @@ MAX_BATCH = 1_000_000
 _POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
-def _batch(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if not 1 <= value <= MAX_BATCH:
-        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_BATCH}")
-    return value
+_batch = whole_number(MAX_BATCH)
 
 
 def add_replay_arguments(replay: argparse.ArgumentParser) -> None:

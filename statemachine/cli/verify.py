@@ -9,7 +9,7 @@ import sys
 import tempfile
 from typing import Any
 
-from statemachine.cli.common import EXIT_BAD_INPUT, EXIT_OK, EXIT_USAGE, add_spec, reason, say, spec_of
+from statemachine.cli.common import EXIT_BAD_INPUT, EXIT_OK, EXIT_USAGE, add_spec, reason, say, spec_of, whole_number
 from statemachine.cli.outputs import OutputRefused, output_directory, write_file
 from statemachine.observing.text import visible_lines
 
@@ -97,19 +97,10 @@ def add_parser(sub: Any) -> None:
                         help="instead of the checks: judge every single-edit mutant of the spec (declarations, "
                              "explore, induction), print the mutation score and each surviving mutant with the "
                              "shortest trace on which it differs (exit 1 when one survives)")
-    verify.add_argument("--mutate-sample", metavar="N", type=_positive_int, default=None,
+    verify.add_argument("--mutate-sample", metavar="N", type=whole_number(1_000_000), default=None,
                         help="with or without --mutate: judge a sample of N mutants, drawn with --mutate-seed")
     verify.add_argument("--mutate-seed", metavar="S", type=int, default=0, help="the sample's seed (default 0)")
     verify.add_argument("--mutate-spin", action="store_true",
                         help="with --mutate: run spin too on the mutants the other checks let through (slow)")
     verify.set_defaults(handler=run)
 
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text[:40]!r}") from None
-    if not 1 <= value <= 1_000_000:
-        raise argparse.ArgumentTypeError(f"must be from 1 to 1000000, got {value}")
-    return value
