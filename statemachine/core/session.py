@@ -4,10 +4,21 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-__all__ = ["FIELDS", "PENDING_UNKNOWN", "Session", "SessionField", "unstorable"]
+__all__ = ["FIELDS", "MAX_OPEN_REQUESTS", "PENDING_UNKNOWN", "OpenRequest", "RequestId", "Session", "SessionField",
+           "unstorable"]
 
 # A pending turn start whose turn id is not known yet.
 PENDING_UNKNOWN = ""
+
+# A provider request's id as the protocol gave it: a string or an integer (JSON-RPC ids), or None
+# for a request that carries none. 1 and "1" are different requests.
+RequestId = str | int | None
+# One open request: (its id, what it asks for: approval, user-input).
+OpenRequest = tuple[RequestId, str]
+# At most this many requests are open per session at once; one more is refused
+# (`too_many_open_requests`). The guard `request_room` in statemachine.spec.semantics says the
+# same number in its code; a test holds them equal.
+MAX_OPEN_REQUESTS = 32
 
 
 def unstorable(value: str) -> str | None:
@@ -44,7 +55,9 @@ class Session(NamedTuple):
     # None when no turn start is pending, else the turn id the orchestrator expects, or
     # PENDING_UNKNOWN ("") when it does not know the id yet (no real turn id is empty).
     pending_turn: str | None = None
-    awaiting: str | None = None  # None, "approval" or "user-input": what the provider waits on
+    awaiting: str | None = None  # None, "approval" or "user-input": what the newest open request asks
+    # The provider's open requests, oldest first: (requestId, kind). Empty when awaiting is None.
+    open_requests: tuple[OpenRequest, ...] = ()
 
     def to_wire(self) -> dict[str, Any]:
         """The session as JSON, with T3's field names."""
@@ -57,6 +70,7 @@ class Session(NamedTuple):
             "updatedAt": self.updated_at,
             "pendingTurn": None if self.pending_turn is None else {"turnId": self.pending_turn or None},
             "awaiting": self.awaiting,
+            "openRequests": [{"requestId": rid, "kind": kind} for rid, kind in self.open_requests],
         }
         if self.provider_instance_id is not None:
             wire["providerInstanceId"] = self.provider_instance_id
@@ -92,6 +106,9 @@ FIELDS: tuple[SessionField, ...] = (
                  "Carried through for the orchestrator, never interpreted."),
     SessionField("pending_turn", "pendingTurn", True, True,
                  "A requested turn that has not started: null, or {turnId: id or null}."),
-    SessionField("awaiting", "awaiting", True, True, "What the provider waits on: null, approval or user-input."),
+    SessionField("awaiting", "awaiting", True, True,
+                 "What the newest open request asks for: null, approval or user-input."),
+    SessionField("open_requests", "openRequests", True, True,
+                 "The provider's open requests, oldest first: [{requestId, kind}]."),
 )
 assert tuple(f.attr for f in FIELDS) == Session._fields, "FIELDS must follow Session's order"

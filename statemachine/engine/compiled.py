@@ -285,7 +285,7 @@ _LOADS: dict[str, tuple[str, ...]] = {
 # Loaded at the top of every function that uses them, in this order (`s`, the session, always):
 # what guards read, so that every branch sees them.
 _PROLOGUE = {"s": "rec.session", "turn": SLOTS["turn"].load, "t": SLOTS["t"].load, "fin": SLOTS["fin"].load,
-             "pend": SLOTS["pend"].load}
+             "pend": SLOTS["pend"].load, "req": SLOTS["req"].load}
 
 
 @dataclass(frozen=True)

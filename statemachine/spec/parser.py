@@ -53,7 +53,19 @@ def _storable(value: str, name: str) -> None:
         raise EventError(name, problem)
 
 
-_TYPE_CHECKS = {"string": str, "boolean": bool}
+_TYPE_CHECKS: dict[str, type | tuple[type, ...]] = {"string": str, "boolean": bool, "id": (str, int)}
+# An `id` payload field (a request's id) as JSON-RPC gives it: a string, or an integer that
+# JavaScript holds exactly (the TypeScript export compares ids with ===).
+MAX_SAFE_INTEGER = 2**53 - 1
+
+
+def _check_id(value: Any, where: str) -> None:
+    if type(value) is bool:
+        raise EventError(where, "must be a string or an integer, got bool")
+    if type(value) is int and not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+        raise EventError(where, f"is an integer beyond +/-{MAX_SAFE_INTEGER}")
+    if type(value) is str and (not value or len(value) > MAX_ID_LENGTH):
+        raise EventError(where, f"must be 1 to {MAX_ID_LENGTH} characters long, got {len(value)}")
 
 
 class _Unusual(Exception):
@@ -164,7 +176,10 @@ class EventParser:
             elif type(value) is str:
                 _storable(value, where)  # the wire's text may become session state
             if wanted is not None and not isinstance(value, wanted):
-                raise EventError(where, f"must be a {type_name}, got {type(value).__name__}")
+                raise EventError(where, f"must be a {'string or an integer' if type_name == 'id' else type_name}, "
+                                        f"got {type(value).__name__}")
+            if type_name == "id":
+                _check_id(value, where)
             if enum is not None and value not in enum:
                 raise EventError(where, f"must be one of {list(enum)}, got {str(value)[:64]!r}")
             if selects:

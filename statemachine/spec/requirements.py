@@ -46,6 +46,7 @@ from statemachine.spec.model import Spec, SpecError
 
 __all__ = [
     "BUILTIN_REQUIREMENTS",
+    "DERIVED_SETS",
     "REQUIREMENTS_SCHEMA",
     "Requirement",
     "Requirements",
@@ -70,12 +71,19 @@ SESSION_FIELDS = {f.wire: f.attr for f in FIELDS if f.attr != "thread_id"}
 # The thread's memories, as sets: `finished` (turns completed, aborted or cleared; before, after
 # and in a state) and `seen` (the eventIds it remembers; after a step only: whether it had seen
 # this event's id before is what `applies_to: redelivered` says).
+# `requestIds`: the ids of the session's open requests (`openRequests`), as a set; None stands
+# for a request that carries no id.
 SET_PATHS = {
     "session.finished": "c.finished",
     "before.finished": "c.finished_before",
     "after.finished": "c.finished_after",
     "after.seen": "c.seen_after",
+    "session.requestIds": "_ids(_s.open_requests)",
+    "before.requestIds": "_ids(_b.open_requests)",
+    "after.requestIds": "_ids(_a.open_requests)",
 }
+# Set paths read from a session field (wire name -> the `Session` attribute they derive from).
+DERIVED_SETS = {"requestIds": "open_requests"}
 EVENT_FIELDS = {
     "eventId": "event_id",
     "type": "type",
@@ -521,6 +529,15 @@ class _Builder:
             return f"({item} is not None and {item} in {container})"
         if op == "empty":
             return f"(len({self.set_getter(arg, roots, where)}) {'!=' if negate else '=='} 0)"
+        if op == "same_except":
+            first, second = (self.set_getter(p, roots, f"{where}[{i}]") for i, p in enumerate(arg[:2]))
+            item = self.getter(arg[2], roots, f"{where}[2]")
+            return f"((({first} - {{{item}}}) == ({second} - {{{item}}})) != {negate})"
+        if op == "fewer_than":
+            target, bound = arg
+            if type(bound) is not int or bound < 0:
+                raise self.fail(f"{where}[1]", f"must be a whole number, got {bound!r}")
+            return f"((len({self.set_getter(target, roots, f'{where}[0]')}) < {self.constant(bound)}) != {negate})"
         if op == "not_earlier":
             later, earlier = (self.getter(p, roots, f"{where}[{i}]") for i, p in enumerate(arg))
             # The common cases inline (no call): nothing earlier, or the same text.
@@ -533,7 +550,7 @@ class _Builder:
         raise self.fail(where, f"unknown operator {op!r}")  # unreachable past the schema
 
     def namespace(self) -> dict[str, Any]:
-        return {**self.constants, "_not_earlier": _not_earlier, "_is_latest": _is_latest}
+        return {**self.constants, "_not_earlier": _not_earlier, "_is_latest": _is_latest, "_ids": _ids}
 
     def compiled(self, expression: str, label: str) -> Check:
         source = f"def fn(c):\n{_prologue(expression)}    return {expression}\n"
@@ -678,6 +695,10 @@ def _prologue(code: str) -> str:
     return "".join(f"    {name} = {value}\n" for name, value in _BINDINGS if name in used)
 
 
+def _ids(requests: Iterable[tuple[Any, str]]) -> frozenset[Any]:
+    return frozenset(r[0] for r in requests)
+
+
 def _frozen(items: Iterable[str]) -> frozenset[str]:
     return items if isinstance(items, frozenset) else frozenset(items)
 
@@ -701,6 +722,8 @@ def predicate_paths(raw: Any) -> set[str]:
         return {arg[0], *arg[1]}
     if op in ("is_null", "empty"):
         return {arg}
+    if op == "fewer_than":
+        return {arg[0]}
     return set(arg)
 
 

@@ -40,6 +40,7 @@ __all__ = [
     "EXCLUDES_FINISHED",
     "GUARDS",
     "GUARDS_UNFINISHED_TURN",
+    "OPENS_REQUEST_CLASS",
     "REMEMBERS_CLASS",
     "SETS_TURN",
     "SETS_TURN_CLASS",
@@ -75,6 +76,7 @@ SLOTS: Mapping[str, Slot] = {
     "fin": Slot("finished", "rec.finished", None, "the thread's finished turns before the step"),
     "pend": Slot("pending_turn", "s.pending_turn", "pending_turn", "pendingTurn (\"\" when its id is unknown)"),
     "aw": Slot("awaiting", "s.awaiting", "awaiting", "awaiting"),
+    "req": Slot("open_requests", "s.open_requests", "open_requests", "openRequests: ((requestId, kind), ...), oldest first"),
 }
 READ_ONLY = frozenset({"t", "ev", "fin"})
 
@@ -83,6 +85,8 @@ EffectClass = str
 SETS_TURN_CLASS: EffectClass = "sets_turn"  # may make a turn active
 CLEARS_TURN_CLASS: EffectClass = "clears_turn"  # leaves no turn active, remembering the one it ends
 REMEMBERS_CLASS: EffectClass = "remembers_turn"  # adds a turn to the finished turns
+# Opens the request the event's `requestId` names, of the kind its one parameter gives.
+OPENS_REQUEST_CLASS: EffectClass = "opens_request"
 # A guard class: the guard keeps a finished turn from becoming active again.
 EXCLUDES_FINISHED: str = "excludes_finished_turn"
 
@@ -100,6 +104,7 @@ class Cursor:
         "finished",
         "last_error",
         "newly_finished",
+        "open_requests",
         "pending_turn",
         "provider",
         "reason",
@@ -118,6 +123,7 @@ class Cursor:
         self.provider = session.provider_name
         self.pending_turn = session.pending_turn
         self.awaiting = session.awaiting
+        self.open_requests = session.open_requests
         self.event = event
         self.event_turn = event.turn_id
         self.finished = finished  # the thread's remembered turns, read-only here
@@ -131,7 +137,7 @@ class Cursor:
         """The session the step produced; fields the lifecycle never touches come from `before`."""
         return Session(before.thread_id, self.status, self.provider, self.active_turn, self.last_error,
                        self.updated_at, before.provider_instance_id, before.runtime_mode, self.pending_turn,
-                       self.awaiting)
+                       self.awaiting, self.open_requests)
 
 
 GuardFn = Callable[[Cursor], bool]
@@ -230,7 +236,8 @@ class Effect:
     `code` is Python statements over `reads` and `writes` (names from `SLOTS`) and the effect's
     spec parameters (`params`, bound by name). `remember(x)` adds turn `x` to the thread's
     finished turns. `payload_params` names the parameters whose value is a payload field the
-    effect reads: the verification universe varies exactly those fields.
+    effect reads: the verification universe varies exactly those fields. `payload_reads` names the
+    payload fields the code reads by a fixed name (`ev.payload.get('requestId')`).
     """
 
     name: str
@@ -240,6 +247,7 @@ class Effect:
     description: str
     params: tuple[str, ...] = ()
     payload_params: tuple[str, ...] = ()
+    payload_reads: tuple[str, ...] = ()
     classes: frozenset[EffectClass] = frozenset()
     # The same statements in TypeScript, over the same slot names, with the parameters as `p.<name>`
     # (`statemachine.rendering.typescript`); "" when the effect has no TypeScript rendering.
@@ -254,6 +262,8 @@ class Effect:
         unknown = set(self.payload_params) - set(self.params)
         if unknown:
             raise ValueError(f"effect {self.name}: payload_params {sorted(unknown)} are not params")
+        if self.payload_reads and "ev" not in self.reads:
+            raise ValueError(f"effect {self.name}: declares payload_reads but does not read the event (ev)")
         _check_code(self.name, self.code, self.reads, self.writes)
         _check_event_uses(self.name, self.code)
         object.__setattr__(self, "fn", _bind(self.code, self.reads, self.writes, self.params, self.name))
@@ -264,7 +274,7 @@ class Effect:
 
     def payload_fields(self, params: Mapping[str, Any]) -> tuple[str, ...]:
         """The payload fields this use of the effect reads."""
-        return tuple(str(params[p]) for p in self.payload_params if p in params)
+        return (*self.payload_reads, *(str(params[p]) for p in self.payload_params if p in params))
 
 
 def _check_slots(name: str, reads: tuple[str, ...], writes: tuple[str, ...]) -> None:
@@ -308,7 +318,7 @@ class Vocabulary:
         """What identifies this vocabulary's meaning (part of the compile cache key)."""
         return (
             tuple((g.name, g.expr, g.reads, g.negates, g.implied_by, g.payload_fields) for g in self.guards.values()),
-            tuple((e.name, e.code, e.reads, e.writes, e.params) for e in self.effects.values()),
+            tuple((e.name, e.code, e.reads, e.writes, e.params, e.payload_reads) for e in self.effects.values()),
         )
 
 
@@ -341,6 +351,21 @@ _GUARDS = (
     Guard("turn_not_expected", "t is None or t != pend", ("t", "pend"),
           "The event names no turn, or not the one the pending request expects.", negates="turn_expected",
           implied_by=("untargeted", "no_turn_pending"), ts="t === null || t !== pend"),
+    # Open requests, per requestId. The bound is MAX_OPEN_REQUESTS (statemachine.core.session),
+    # written out here because a declaration's code reads nothing but its slots.
+    Guard("request_room", "len(req) < 32 or ev.payload.get('requestId') in [r[0] for r in req]", ("req", "ev"),
+          "Fewer than 32 requests are open, or the event's requestId is one of them (it is asked again).",
+          payload_fields=("requestId",),
+          ts='req.length < 32 || req.some((r) => r[0] === payloadGet(ev.payload, "requestId"))'),
+    # A resolution naming no request ends every open one.
+    Guard("closes_last_request",
+          "len(req) > 0 and (ev.payload.get('requestId') is None "
+          "or (len(req) == 1 and req[0][0] == ev.payload.get('requestId')))",
+          ("req", "ev"),
+          "Requests are open, and the resolution names the only one, or names none (it ends them all).",
+          payload_fields=("requestId",),
+          ts='req.length > 0 && (payloadGet(ev.payload, "requestId") === null || '
+             '(req.length === 1 && req[0]![0] === payloadGet(ev.payload, "requestId")))'),
     Guard("stop_unconditional", "not ev.payload.get('onlyIfSettled')", ("ev",),
           "The stop request does not ask to stop only a settled session (onlyIfSettled).",
           payload_fields=("onlyIfSettled",), ts='!pyTruthy(payloadGet(ev.payload, "onlyIfSettled"))'),
@@ -384,11 +409,33 @@ _EFFECTS = (
            ("pend", "t"), ("pend",),
            "A turn started: the pending start it fulfils (the one expected, or one of unknown id) is over.",
            ts='if (pend !== null && (pend === "" || pend === t)) {\n  pend = null;\n}'),
-    Effect("set_awaiting", "aw = what", (), ("aw",),
-           "Set awaiting to `what` (approval, user-input): the provider waits on the orchestrator.",
-           params=("what",), ts="aw = p.what as string | null;"),
-    Effect("clear_awaiting", "aw = None", (), ("aw",), "Set awaiting to null: nothing is asked of the orchestrator.",
-           ts="aw = null;"),
+    # Requests of the orchestrator, tracked per requestId (the event's; None when it carries none):
+    # asked again, a request moves to the end. `awaiting` is what the newest open one asks.
+    Effect("open_request",
+           "rid = ev.payload.get('requestId')\n"
+           "req = tuple([r for r in req if r[0] != rid] + [(rid, what)])\n"
+           "aw = what",
+           ("req", "ev"), ("req", "aw"),
+           "Open the request the event names (its requestId), asking `what` (approval, user-input); awaiting "
+           "becomes `what`.",
+           params=("what",), payload_reads=("requestId",), classes=frozenset({OPENS_REQUEST_CLASS}),
+           ts='const rid = payloadGet(ev.payload, "requestId") as RequestId;\n'
+              "req = [...req.filter((r) => r[0] !== rid), [rid, p.what as string]];\n"
+              "aw = p.what as string;"),
+    Effect("close_request",
+           "rid = ev.payload.get('requestId')\n"
+           "req = () if rid is None else tuple([r for r in req if r[0] != rid])\n"
+           "aw = req[-1][1] if req else None",
+           ("req", "ev"), ("req", "aw"),
+           "End the request the resolution names, or every open one when it names none; awaiting becomes what "
+           "the newest request still open asks, or null.",
+           payload_reads=("requestId",),
+           ts='const rid = payloadGet(ev.payload, "requestId") as RequestId;\n'
+              "req = rid === null ? [] : req.filter((r) => r[0] !== rid);\n"
+              "aw = req.length > 0 ? req[req.length - 1]![1] : null;"),
+    Effect("clear_awaiting", "aw = None\nreq = ()", (), ("aw", "req"),
+           "End every open request: awaiting is null, nothing is asked of the orchestrator.",
+           ts="aw = null;\nreq = [];"),
 )
 
 VOCABULARY = Vocabulary.of(_GUARDS, _EFFECTS)

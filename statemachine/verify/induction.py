@@ -21,7 +21,7 @@ ever sees them null), are set in every abstract state, so that a step that drops
 from __future__ import annotations
 
 import time
-from itertools import chain, combinations, product
+from itertools import chain, combinations, permutations, product
 from typing import Any
 
 from statemachine.core.outcome import OutcomeKind
@@ -40,6 +40,7 @@ from statemachine.verify.universe import (
     TIMES,
     TURNS,
     event_universe,
+    opened_requests,
     field_values,
     session_fields_read,
     unvaried,
@@ -73,13 +74,21 @@ def abstract_states(spec: Spec, requirements: Requirements | None = None) -> lis
     subsets = list(chain.from_iterable(combinations(TURNS, n) for n in range(len(TURNS) + 1)))
     carried = {f: CARRIED_VALUE for f in CARRIED if f in read}
     states: dict[tuple[Session, frozenset[str]], None] = {}
-    for status, turn, finished, error, updated, pending, awaiting in product(
+    # Open requests: every list the universe's requests can make (each id asked once, by its kind's
+    # event, in either order); `awaiting` is then what the newest asks, as the effects keep it.
+    if "open_requests" in read:
+        asked = opened_requests(spec)
+        lists: tuple[tuple[Any, ...], ...] = tuple(
+            p for n in range(len(asked) + 1) for p in permutations(asked, n))
+        requests = tuple((r[-1][1] if r else None, r) for r in lists)
+    else:
+        requests = tuple((aw, ()) for aw in values("awaiting", _awaiting_values(spec)))
+    for status, turn, finished, error, updated, pending, (awaiting, open_requests) in product(
         spec.status_names, values("active_turn_id", (None, *TURNS)), subsets, values("last_error", ERRORS),
-        values("updated_at", (None, *TIMES)), values("pending_turn", (None, PENDING_UNKNOWN, *TURNS)),
-        values("awaiting", _awaiting_values(spec)),
+        values("updated_at", (None, *TIMES)), values("pending_turn", (None, PENDING_UNKNOWN, *TURNS)), requests,
     ):
-        session = Session(THREAD, status, PROVIDER, turn, error, updated, None, None, pending, awaiting)._replace(
-            **carried)
+        session = Session(THREAD, status, PROVIDER, turn, error, updated, None, None, pending, awaiting,
+                          open_requests)._replace(**carried)
         if state_violations(spec, session, finished):
             continue
         if requirements is not None and requirements.state_violations(session, finished):
@@ -92,7 +101,7 @@ def _where(session: Session, finished: frozenset[str]) -> str:
     return (f"from {session.status}/provider={session.provider_name}/turn={session.active_turn_id}"
             f"/lastError={session.last_error}"
             f"/updatedAt={session.updated_at}/finished={sorted(finished)}/pendingTurn={session.pending_turn!r}"
-            f"/awaiting={session.awaiting}")
+            f"/awaiting={session.awaiting}/openRequests={list(session.open_requests)}")
 
 
 def covers(requirements: Requirements) -> tuple[str, ...]:

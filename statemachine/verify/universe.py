@@ -31,17 +31,18 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from itertools import product
+from math import prod
 from typing import Any
 
 from statemachine.core.session import FIELDS, Session
 from statemachine.engine.machine import vocabulary_of
 from statemachine.spec.model import EventType, Spec, SpecError, Trigger
-from statemachine.spec.requirements import Requirement, Requirements, predicate_paths
-from statemachine.spec.semantics import SLOTS
+from statemachine.spec.requirements import DERIVED_SETS, Requirement, Requirements, predicate_paths
+from statemachine.spec.semantics import OPENS_REQUEST_CLASS, SLOTS
 
 __all__ = ["CARRIED", "CARRIED_VALUE", "IGNORED_TYPE", "MAX_PAYLOAD_COMBINATIONS", "PAYLOAD_TEXT", "PROVIDER",
-           "PROVIDERS", "SESSION_WIRE", "TIMES", "TURNS", "EventTemplate", "event_fields_read", "event_universe",
-           "field_values", "fields_read", "paired_envelope", "reads_event_provider", "reads_event_turn",
+           "PROVIDERS", "REQUEST_IDS", "SESSION_WIRE", "TIMES", "TURNS", "EventTemplate", "event_fields_read", "event_universe",
+           "field_values", "fields_read", "opened_requests", "paired_envelope", "reads_event_provider", "reads_event_turn",
            "session_fields_read", "unvaried"]
 
 TURNS = ("turn-1", "turn-2", "turn-3")
@@ -199,6 +200,8 @@ def session_fields_read(spec: Spec, requirements: Requirements | None = None) ->
                 read |= set(SESSION_WIRE) - {"thread_id"}
             elif root in ("session", "before", "after") and rest in wire:
                 read.add(wire[rest])
+            elif root in ("session", "before", "after") and rest in DERIVED_SETS:
+                read.add(DERIVED_SETS[rest])
     return frozenset(read)
 
 
@@ -247,11 +250,51 @@ def _requirement_paths(r: Requirement) -> Iterable[str]:
 # field only multiplied the error values a state can hold (1,067 reachable states against 747,
 # with every mutant caught by the same requirements either way).
 PAYLOAD_TEXT = "payload text"
+# An `id` field (a request's id) takes two values that differ only in their JSON type, so that a
+# rule confusing 1 with "1" shows; two open requests are enough to tell "the only one open" from
+# "one of several", which is all a guard reads of them.
+REQUEST_IDS: tuple[Any, ...] = (1, "1")
 
 
-def _present(event_type: EventType, name: str) -> Any:
+def _present(event_type: EventType, name: str) -> tuple[Any, ...]:
+    """The values a present payload field takes."""
     declared = event_type.field(name)
-    return True if declared is not None and declared.type == "boolean" else PAYLOAD_TEXT
+    if declared is not None and declared.type == "boolean":
+        return (True,)
+    if declared is not None and declared.type == "id":
+        return REQUEST_IDS
+    return (PAYLOAD_TEXT,)
+
+
+def _is_id(event_type: EventType, name: str) -> bool:
+    declared = event_type.field(name)
+    return declared is not None and declared.type == "id"
+
+
+def _request_kinds(spec: Spec) -> list[str]:
+    """Every kind of request the spec's effects open, sorted (the i-th takes REQUEST_IDS[i])."""
+    vocabulary = vocabulary_of(spec)
+    kinds = {str(ref.param_map[effect.params[0]]) for t in spec.triggers for ref in _effect_refs(spec, t)
+             if OPENS_REQUEST_CLASS in (effect := vocabulary.effects[ref.name]).classes
+             and effect.params and effect.params[0] in ref.param_map}
+    return sorted(kinds)
+
+
+def opened_requests(spec: Spec) -> tuple[tuple[Any, str], ...]:
+    """The (requestId, kind) pairs the universe's events open: each kind with its own id."""
+    return tuple((REQUEST_IDS[i % len(REQUEST_IDS)], kind) for i, kind in enumerate(_request_kinds(spec)))
+
+
+def _opened_id(spec: Spec, trigger: str) -> tuple[Any, ...] | None:
+    """The request id an event of `trigger` carries when it opens a request (the id of its kind),
+    else None."""
+    vocabulary = vocabulary_of(spec)
+    kinds = _request_kinds(spec)
+    for ref in _effect_refs(spec, trigger):
+        effect = vocabulary.effects[ref.name]
+        if OPENS_REQUEST_CLASS in effect.classes and effect.params and effect.params[0] in ref.param_map:
+            return (REQUEST_IDS[kinds.index(str(ref.param_map[effect.params[0]])) % len(REQUEST_IDS)],)
+    return None
 
 
 def _payloads(spec: Spec, event_type: EventType, trigger: Trigger,
@@ -266,15 +309,18 @@ def _payloads(spec: Spec, event_type: EventType, trigger: Trigger,
             if f.default is not None and f.default == trigger.variant:
                 variant_forms.append(())
         elif f.required:
-            fixed.append((f.name, _present(event_type, f.name)))
+            fixed.append((f.name, _present(event_type, f.name)[0]))
     varied = [f for f in fields_read(spec, trigger.name, requirements)
               if f not in dict(fixed) and f != event_type.variant_by]
-    if 2 ** len(varied) > MAX_PAYLOAD_COMBINATIONS:
+    opened = _opened_id(spec, trigger.name)
+    choices = [[(name, opened[0])] if opened is not None and _is_id(event_type, name)
+               else [None, *((name, v) for v in _present(event_type, name))] for name in varied]
+    if prod(len(c) for c in choices) > MAX_PAYLOAD_COMBINATIONS:
         raise SpecError(spec.source, f"events.{event_type.type}",
                         f"trigger {trigger.name} reads {len(varied)} payload fields ({', '.join(varied)}); the "
                         f"exhaustive checks vary each present and absent and allow at most "
                         f"{MAX_PAYLOAD_COMBINATIONS} combinations per trigger")
-    combos = list(product(*([None, (name, _present(event_type, name))] for name in varied)))
+    combos = list(product(*choices))
     return [(*form, *fixed, *(c for c in combo if c is not None)) for form in variant_forms for combo in combos]
 
 
@@ -336,7 +382,7 @@ def _path_node(path: str) -> str | None:
         return "memory.finished"
     if rest == "seen":
         return "memory.seen"
-    wire = {v: k for k, v in SESSION_WIRE.items()}
+    wire = {v: k for k, v in SESSION_WIRE.items()} | DERIVED_SETS
     return f"session.{wire[rest]}" if rest in wire else None
 
 
