@@ -87,8 +87,6 @@ DEFAULT_MEMORY = 4096
 # Per thread: turns remembered as settled, requests remembered after they opened.
 MAX_FINISHED_TURNS = 4096
 MAX_REQUESTS = 4096
-# The `detail` of a request event re-raised because another request of its turn was resolved.
-STILL_OPEN = "still open after another request of this turn was resolved"
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -595,24 +593,26 @@ class Adapter(ABC):
     ) -> list[Envelope]:
         """Report a request of the user: its event, then `session.state.changed {waiting}` when it
         belongs to the open turn. Remembered by `key` (the protocol's request id, scoped as the
-        protocol scopes it) so its resolution names the request's own turn."""
+        protocol scopes it) so its resolution names the request's own turn. A request outside a
+        turn is open too (the projector keeps the session running for it), so that a cancel or a
+        closed connection answers it."""
         state = self.thread(thread_id)
         state.requests.set(key, request)
         if not request.event:
             return self.ignored()  # answered by the client program itself: nobody waits
         events = [self.event(line, request.event, thread_id, payload, request.turn)]
-        if request.turn is not None and request.turn == state.open_turn:
+        if request.turn is None or request.turn == state.open_turn:
             state.open_requests.set(key, request)
+        if request.turn is not None and request.turn == state.open_turn:
             events.append(self.event(line, "session.state.changed", thread_id, {"state": "waiting", "reason": reason}))
         return events
 
     def resolve_request(
         self, line: Line, thread_id: str, key: str, payload: Mapping[str, Any] | None = None
     ) -> list[Envelope] | None:
-        """`request.resolved` for a known request, naming its turn; None when the request is not
-        known (never seen, or already resolved). While other requests of the open turn are still
-        open, the newest of them is raised again: the projector keeps one `awaiting` per session,
-        and resolving one request must not hide another."""
+        """`request.resolved` for a known request, naming its turn and its requestId; None when the
+        request is not known (never seen, or already resolved). The projector keeps every open
+        request by its id, so the others stay open."""
         if thread_id not in self._threads:
             return None
         state = self.thread(thread_id)
@@ -622,12 +622,7 @@ class Adapter(ABC):
         if not request.event:
             return self.ignored()
         state.open_requests.pop(key)
-        events = [self.event(line, "request.resolved", thread_id, {**_named(request), **(payload or {})}, request.turn)]
-        newest = state.open_requests.last()
-        if newest is not None:
-            other = newest[1]
-            events.append(self.event(line, other.event, thread_id, {**_named(other), "detail": STILL_OPEN}, other.turn))
-        return events
+        return [self.event(line, "request.resolved", thread_id, {**_named(request), **(payload or {})}, request.turn)]
 
     def drop_requests(
         self, line: Line, thread_id: str | None = None, outcome: str = "connection_closed"

@@ -262,12 +262,10 @@ class CodexAppServerAdapter(Adapter):
         events = self.resolve_request(line, thread, f"{self._generation}:{request}")
         if events is not None:
             return events
-        state = self.thread(thread)
-        if len(state.open_requests):
-            return self.unknown()  # not one of ours: it must not clear the wait of one that is
-        # A request from before this transcript began: the wait, if any, is the open turn's.
+        # A request from before this transcript began (or from a connection before a restart): the
+        # projector ends only a request open under this id, so the others' waits stay.
         payload = {"requestId": params["requestId"]}
-        return [self.event(line, "request.resolved", thread, payload, state.open_turn)]
+        return [self.event(line, "request.resolved", thread, payload, self.open_turn_of(thread))]
 
     # -- turns ---------------------------------------------------------------------------------
 

@@ -252,14 +252,17 @@ def test_codex_after_a_restart_request_0_is_a_new_request() -> None:
 def test_codex_requests_1_and_quoted_1_are_two_requests() -> None:
     events, _, projector = _run("codex_app_server_request_ids.jsonl")
     projector = SessionProjector()
-    awaiting = []
+    seen = []
     for event in events:
         projector.apply(event)
         if event["type"] in ("request.resolved", "request.opened", "user-input.requested"):
-            awaiting.append((event["type"], event["payload"]["requestId"], _one_session(projector).awaiting))
-    assert awaiting == [("request.opened", 1, "approval"), ("user-input.requested", "1", "user-input"),
-                        ("request.resolved", "1", None), ("request.opened", 1, "approval"),  # still open
-                        ("request.resolved", 1, None)]
+            session = _one_session(projector)
+            seen.append((event["type"], event["payload"]["requestId"], session.awaiting, session.open_requests))
+    # Resolving "1" leaves request 1 open: the projector keeps each request by its id.
+    assert seen == [("request.opened", 1, "approval", ((1, "approval"),)),
+                    ("user-input.requested", "1", "user-input", ((1, "approval"), ("1", "user-input"))),
+                    ("request.resolved", "1", "approval", ((1, "approval"),)),
+                    ("request.resolved", 1, None, ())]
 
 
 def test_claude_injected_turns_run_and_settle_and_later_results_do_not_resettle() -> None:
@@ -304,3 +307,21 @@ def test_acp_stop_reasons_and_updates_while_idle() -> None:
     events, _, projector = _run("acp_v2_idle.jsonl")
     assert events[-1]["type"] == "turn.completed"  # nothing after the refusal: background work and idle
     assert _one_session(projector).last_error == "The agent stopped: refusal"
+
+
+def test_acp_requests_after_the_turn_keep_the_session_running_until_answered() -> None:
+    events, outcomes, _ = _run("acp_request_after_turn.jsonl")
+    assert {o.kind.value for o in outcomes} == {"applied"}
+    projector = SessionProjector()
+    shown = []
+    for event in events:
+        projector.apply(event)
+        session = _one_session(projector)
+        shown.append((event["type"], session.status, session.active_turn_id, [r[0] for r in session.open_requests]))
+    # After the prompt's answer the session is ready; each request outside a turn makes it run
+    # again (no turn), and it is ready only once neither waits.
+    assert shown[-5:] == [("turn.completed", "ready", None, []),
+                          ("request.opened", "running", None, [7]),
+                          ("request.opened", "running", None, [7, "perm-8"]),
+                          ("request.resolved", "running", None, ["perm-8"]),
+                          ("request.resolved", "ready", None, [])]
