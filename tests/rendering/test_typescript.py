@@ -406,7 +406,7 @@ def test_timestamps_read_as_python_reads_them(node: Driver) -> None:
 def _slots_in(session: Session, finished: frozenset[str], wire: dict[str, Any]) -> dict[str, Any]:
     return {"turn": session.active_turn_id, "err": session.last_error, "upd": session.updated_at,
             "prov": session.provider_name, "pend": session.pending_turn, "aw": session.awaiting,
-            "finished": sorted(finished), "event": wire}
+            "req": [list(r) for r in session.open_requests], "finished": sorted(finished), "event": wire}
 
 
 def _effect_out(cursor: Cursor) -> dict[str, Any]:
@@ -414,7 +414,7 @@ def _effect_out(cursor: Cursor) -> dict[str, Any]:
     return {"turn": cursor.active_turn, "err": cursor.last_error, "upd": cursor.updated_at,
             "upd_dt": None if upd_dt is None else str((upd_dt - EPOCH) // timedelta(microseconds=1)),
             "prov": cursor.provider, "pend": cursor.pending_turn, "aw": cursor.awaiting,
-            "remembered": list(cursor.newly_finished)}
+            "req": [list(r) for r in cursor.open_requests], "remembered": list(cursor.newly_finished)}
 
 
 def test_each_guard_and_effect_renders_the_same_on_the_universe(node: Driver, walk: Any) -> None:
@@ -435,7 +435,7 @@ def test_each_guard_and_effect_renders_the_same_on_the_universe(node: Driver, wa
     for session, finished in states:
         values = {"turn": session.active_turn_id, "err": session.last_error, "upd": session.updated_at,
                   "upd_dt": session.updated_at, "prov": session.provider_name, "fin": tuple(sorted(finished)),
-                  "pend": session.pending_turn, "aw": session.awaiting}
+                  "pend": session.pending_turn, "aw": session.awaiting, "req": session.open_requests}
         updated_dt = None if session.updated_at is None else parse_timestamp(session.updated_at)
         for wire, event in zip(walk.wires, events, strict=True):
             if event.trigger is None:

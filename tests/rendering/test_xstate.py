@@ -77,6 +77,7 @@ def test_the_json_config_is_the_one_the_setup_module_embeds() -> None:
 def _context(session: Any, finished: frozenset[str]) -> dict[str, Any]:
     return {"activeTurnId": session.active_turn_id, "lastError": session.last_error, "updatedAt": session.updated_at,
             "providerName": session.provider_name, "pendingTurn": session.pending_turn, "awaiting": session.awaiting,
+            "openRequests": [{"requestId": rid, "kind": kind} for rid, kind in session.open_requests],
             "finishedTurns": sorted(finished)}
 
 
@@ -117,7 +118,8 @@ def _cases(spec: Spec, walk: Explored) -> tuple[list[dict[str, Any]], list[dict[
                 answer = {"status": before.status, "actions": []}
             slots = {"turn": case["context"]["activeTurnId"], "err": before.last_error, "upd": before.updated_at,
                      "prov": before.provider_name, "pend": before.pending_turn, "aw": before.awaiting,
-                     "fin": case["context"]["finishedTurns"], "t": wire.get("turnId"), "ev": wire}
+                     "req": before.open_requests, "fin": case["context"]["finishedTurns"], "t": wire.get("turnId"),
+                     "ev": wire}
             key = json.dumps([before.status, trigger, [slots[name] for name in read]], sort_keys=True)
             if key in answers:
                 assert answers[key] == answer, f"edges alike for XState expect different answers: {case}"
