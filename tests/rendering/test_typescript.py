@@ -288,6 +288,45 @@ def test_random_10k_logs_give_the_same_outcomes_and_sessions(node: Driver, seed:
     assert "created_in_future" in seen
 
 
+def _request_log() -> list[str]:
+    """Requests by id on one thread: ids of every accepted shape and of every refused one, a
+    request asked again, more than fit, resolutions by id and without one, a request after its
+    turn ended (the session runs until it is answered)."""
+    n = 0
+
+    def line(type_: str, payload: dict[str, Any], turn: str | None = None, raw: str | None = None) -> str:
+        nonlocal n
+        n += 1
+        event = {"eventId": f"r{n}", "type": type_, "provider": "codex", "threadId": "req",
+                 "createdAt": f"2026-11-20T10:{n // 60:02d}:{n % 60:02d}Z", "payload": payload}
+        if turn is not None:
+            event["turnId"] = turn
+        text = json.dumps(event)
+        # A JSON spelling Python's json.dumps never writes (-0), spliced in as the raw id.
+        return text if raw is None else text.replace('"requestId": "RAW"', f'"requestId": {raw}')
+
+    big = 2**53 - 1
+    lines = [line("session.started", {}), line("turn.started", {}, "t1")]
+    for rid in [1, "1", big, -big, "\U0001f600" * 256, None, 1, "x" * 256]:
+        lines.append(line("request.opened", {} if rid is None else {"requestId": rid}, "t1"))
+    lines.append(line("request.opened", {"requestId": "RAW"}, "t1", raw="-0"))
+    for rid in [True, False, 1.5, big + 1, -big - 1, 2**64, "", "x" * 257, "\U0001f600" * 257, [1], {"a": 1}]:
+        lines.append(line("user-input.requested", {"requestId": rid}, "t1"))
+    lines += [line("user-input.requested", {"requestId": f"u{i}"}, "t1") for i in range(30)]
+    lines += [line("request.resolved", {"requestId": rid}, "t1") for rid in ["1", 1, 0, "u29", "nope", big]]
+    lines += [line("request.resolved", {}, "t1"), line("turn.completed", {}, "t1")]
+    # After the turn: the ready session runs again until its last request is answered.
+    lines += [line("request.opened", {"requestId": 7}), line("user-input.requested", {"requestId": "7"}),
+              line("request.resolved", {"requestId": 7}), line("request.resolved", {"requestId": "7"}),
+              line("user-input.requested", {"requestId": 8}), line("request.resolved", {})]
+    return lines
+
+
+def test_request_ids_are_checked_and_tracked_as_python_does(node: Driver) -> None:
+    seen = log_case(node, _request_log(), {}, "requests by id")
+    assert {"applied", "error", "too_many_open_requests"} <= seen
+
+
 @pytest.fixture(scope="module")
 def walk() -> Explored:
     return explored_builtin()
@@ -331,6 +370,17 @@ def test_every_explored_edge_gives_the_same_outcome_and_memory(node: Driver, wal
                                 f" node:   {a}\n python: {b}")
         raise AssertionError("same values, different bytes")
     assert edges > 90_000
+
+
+def test_a_session_stored_without_open_requests_steps_as_one_with_none_open(node: Driver, walk: Any) -> None:
+    # A session stored before sessions carried openRequests: seed() gives it an empty list.
+    chosen = [i for i, state in enumerate(walk.states) if state is not None and not state[0].open_requests][:64]
+    states = [state_wire(walk.states[i]) for i in chosen]
+    for state in states:
+        assert state is not None
+        del state["session"]["openRequests"]
+    line = node.ask({"kind": "edges", "module": "lifecycle", "states": states, "events": walk.wires})
+    assert line == canonical([python_row(walk, i) for i in chosen])
 
 
 def test_a_mutant_export_fails_the_differential(node: Driver, walk: Any) -> None:
