@@ -596,6 +596,15 @@ function typeName(value: unknown): string {
   return typeof value;
 }
 
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/** Refuse text no store can keep as it is (the Python `unstorable`): a NUL, or a lone surrogate
+ * (not Unicode text). Such text may become session state (an id, a request's id, an error). */
+function storable(value: string, where: string): void {
+  if (value.includes("\u0000")) throw new EventError(where, "holds a NUL character");
+  if (LONE_SURROGATE.test(value)) throw new EventError(where, "holds a lone surrogate (not Unicode text)");
+}
+
 function text(data: { readonly [key: string]: unknown }, name: string, limit: number): string {
   if (!hasOwn.call(data, name)) throw new EventError(name, "is required");
   const value = data[name];
@@ -605,6 +614,7 @@ function text(data: { readonly [key: string]: unknown }, name: string, limit: nu
     const length = codePointLength(value);
     if (length > limit) throw new EventError(name, `is ${length} characters long; the limit is ${limit}`);
   }
+  storable(value, name);
   return value;
 }
 
@@ -639,6 +649,7 @@ export function parseEvent(data: unknown, maxIdLength: number = MAX_ID_LENGTH): 
     if (rawTurn.length > maxIdLength && codePointLength(rawTurn) > maxIdLength) {
       throw new EventError("turnId", `is ${codePointLength(rawTurn)} characters long; the limit is ${maxIdLength}`);
     }
+    storable(rawTurn, "turnId");
     turnId = rawTurn;
   }
   const rawPayload = hasOwn.call(data, "payload") ? data["payload"] : null;
@@ -690,6 +701,8 @@ function triggerOf(type: string, payload: Payload): Trigger | null {
       if (f.required) throw new EventError(where, "is required");
       value = f.default;
       if (value === null) continue;
+    } else if (typeof value === "string") {
+      storable(value, where);
     }
     if ((f.type === "string" || f.type === "boolean") && typeof value !== f.type) {
       throw new EventError(where, `must be a ${f.type}, got ${typeName(value)}`);

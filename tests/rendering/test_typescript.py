@@ -310,10 +310,15 @@ def _request_log() -> list[str]:
     for rid in [1, "1", big, -big, "\U0001f600" * 256, None, 1, "x" * 256]:
         lines.append(line("request.opened", {} if rid is None else {"requestId": rid}, "t1"))
     lines.append(line("request.opened", {"requestId": "RAW"}, "t1", raw="-0"))
-    for rid in [True, False, 1.5, big + 1, -big - 1, 2**64, "", "x" * 257, "\U0001f600" * 257, [1], {"a": 1}]:
+    for rid in [True, False, 1.5, big + 1, -big - 1, 2**64, "", "x" * 257, "\U0001f600" * 257, [1], {"a": 1},
+                "a\x00", "\ud800", "a\udc00b", "\udc00\ud800"]:
         lines.append(line("user-input.requested", {"requestId": rid}, "t1"))
     lines += [line("user-input.requested", {"requestId": f"u{i}"}, "t1") for i in range(30)]
     lines += [line("request.resolved", {"requestId": rid}, "t1") for rid in ["1", 1, 0, "u29", "nope", big]]
+    # Text no store can keep is refused wherever the envelope checks read it, the id a pair spells is not.
+    lines += [line("request.opened", {"requestId": "ok", "detail": "\ud83d"}, "t1"),
+              line("request.opened", {"requestId": "\ud83d\ude00"}, "t1"), line("turn.started", {}, "t\x00"),
+              line("turn.started\x00", {}, "t1"), line("runtime.error", {"message": "\udfff"}, "t1")]
     lines += [line("request.resolved", {}, "t1"), line("turn.completed", {}, "t1")]
     # After the turn: the ready session runs again until its last request is answered.
     lines += [line("request.opened", {"requestId": 7}), line("user-input.requested", {"requestId": "7"}),
