@@ -247,6 +247,8 @@ def random_log(seed: int, events: int = 10_000) -> list[str]:
             if command["type"] == "thread.session.stop":
                 command["payload"] = rng.choice([{}, {"onlyIfSettled": True}, {"onlyIfSettled": False},
                                                  {"onlyIfSettled": None}])
+            if command["type"] in ("request.opened", "user-input.requested", "request.resolved") and rng.random() < 0.8:
+                command["payload"] = {"requestId": rng.choice([1, "1", 2, "2", 0, f"r{i % 7}"])}
             if command["type"] == "thread.delete" and rng.random() < 0.7:
                 command["type"] = "thread.session.start"
             out.append(json.dumps(command))
