@@ -61,11 +61,17 @@ TS_SLOTS: Mapping[str, tuple[str, str]] = {
     "fin": ("TurnMemory", "rec.finished"),
     "pend": ("string | null", "pendOf(s)"),
     "aw": ("string | null", "s.awaiting"),
+    # [requestId, kind] pairs, oldest first, as the Python slot holds them; the session's wire
+    # form ([{requestId, kind}]) is converted on load and on store.
+    "req": ("readonly (readonly [RequestId, string])[]", "reqOf(s)"),
 }
 _READ_ONLY = frozenset({"t", "ev", "fin"})
 # Session fields (in `Session._fields` order) -> the wire field a step writes.
 _WIRE = {"status": "status", "provider_name": "providerName", "active_turn_id": "activeTurnId",
-         "last_error": "lastError", "updated_at": "updatedAt", "pending_turn": "pendingTurn", "awaiting": "awaiting"}
+         "last_error": "lastError", "updated_at": "updatedAt", "pending_turn": "pendingTurn", "awaiting": "awaiting",
+         "open_requests": "openRequests"}
+# Slots whose TypeScript form is not the wire field's -> how a step writes the field from the slot.
+_STORE = {"pend": "pendingOf(pend)", "req": "requestsOf(req)"}
 
 
 def _check_vocabulary(spec: Spec, vocabulary: Vocabulary) -> None:
@@ -144,7 +150,7 @@ class _Codegen:
             if field == "status":
                 fields.append(js(entry.status))
             elif slot is not None and slot in written:
-                fields.append("pendingOf(pend)" if slot == "pend" else slot)
+                fields.append(_STORE.get(slot, slot))
             else:
                 fields.append(f"s.{_WIRE[field]}")
         commit = ["rec.session = after;"]

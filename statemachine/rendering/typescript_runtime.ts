@@ -10,7 +10,10 @@ export interface Session {
   readonly updatedAt: string | null;
   /** A requested turn that has not started; `turnId` null when its id is not known. */
   readonly pendingTurn: PendingTurn | null;
+  /** What the newest open request asks for (approval, user-input), or null. */
   readonly awaiting: string | null;
+  /** The provider's open requests, oldest first (always present; empty when none is open). */
+  readonly openRequests: readonly OpenRequest[];
   /** Carried through for the orchestrator, never interpreted (present only when set by `seed`). */
   readonly providerInstanceId?: string;
   readonly runtimeMode?: string;
@@ -18,6 +21,12 @@ export interface Session {
 
 export interface PendingTurn {
   readonly turnId: string | null;
+}
+
+/** One open request: the id the provider gave it, and what it asks for (approval, user-input). */
+export interface OpenRequest {
+  readonly requestId: RequestId;
+  readonly kind: string;
 }
 
 /** The wire envelope an orchestrator receives (T3's field names). */
@@ -106,6 +115,10 @@ export interface TurnMemory {
 
 // -- Python's meaning of a few operations, for the renderings --------------------------------------
 // <helpers> (the XState export copies this section)
+
+/** A request's id: a string or an integer within +/-(2^53 - 1), as the envelope checks admit it,
+ * so `===` agrees with Python's `==` on it; null for a request that carries none. */
+export type RequestId = string | number | null;
 
 const hasOwn = Object.prototype.hasOwnProperty;
 
@@ -569,6 +582,7 @@ export function freshSession(threadId: string, provider: string): Session {
     updatedAt: null,
     pendingTurn: null,
     awaiting: null,
+    openRequests: [],
   };
 }
 
@@ -582,6 +596,15 @@ function typeName(value: unknown): string {
   return typeof value;
 }
 
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/** Refuse text no store can keep as it is (the Python `unstorable`): a NUL, or a lone surrogate
+ * (not Unicode text). Such text may become session state (an id, a request's id, an error). */
+function storable(value: string, where: string): void {
+  if (value.includes("\u0000")) throw new EventError(where, "holds a NUL character");
+  if (LONE_SURROGATE.test(value)) throw new EventError(where, "holds a lone surrogate (not Unicode text)");
+}
+
 function text(data: { readonly [key: string]: unknown }, name: string, limit: number): string {
   if (!hasOwn.call(data, name)) throw new EventError(name, "is required");
   const value = data[name];
@@ -591,6 +614,7 @@ function text(data: { readonly [key: string]: unknown }, name: string, limit: nu
     const length = codePointLength(value);
     if (length > limit) throw new EventError(name, `is ${length} characters long; the limit is ${limit}`);
   }
+  storable(value, name);
   return value;
 }
 
@@ -625,6 +649,7 @@ export function parseEvent(data: unknown, maxIdLength: number = MAX_ID_LENGTH): 
     if (rawTurn.length > maxIdLength && codePointLength(rawTurn) > maxIdLength) {
       throw new EventError("turnId", `is ${codePointLength(rawTurn)} characters long; the limit is ${maxIdLength}`);
     }
+    storable(rawTurn, "turnId");
     turnId = rawTurn;
   }
   const rawPayload = hasOwn.call(data, "payload") ? data["payload"] : null;
@@ -649,6 +674,22 @@ export function parseEvent(data: unknown, maxIdLength: number = MAX_ID_LENGTH): 
   };
 }
 
+/** An `id` payload field (a request's id): a string of 1 to MAX_ID_LENGTH characters, or an integer
+ * JavaScript holds exactly. (A JSON number written `1.0` is the integer 1 here; Python refuses it
+ * as a float: once parsed, JavaScript cannot tell them apart.) */
+function checkId(value: unknown, where: string): void {
+  if (typeof value === "string") {
+    if (value.length === 0 || (value.length > MAX_ID_LENGTH && codePointLength(value) > MAX_ID_LENGTH)) {
+      throw new EventError(where, `must be 1 to ${MAX_ID_LENGTH} characters long, got ${codePointLength(value)}`);
+    }
+  } else if (typeof value === "number" && Number.isInteger(value)) {
+    if (!Number.isSafeInteger(value)) throw new EventError(where, `is an integer beyond +/-${Number.MAX_SAFE_INTEGER}`);
+  } else {
+    const got = typeof value === "boolean" ? "bool" : typeof value === "number" ? "float" : typeName(value);
+    throw new EventError(where, `must be a string or an integer, got ${got}`);
+  }
+}
+
 function triggerOf(type: string, payload: Payload): Trigger | null {
   const fields = EVENT_TYPES.get(type);
   if (fields === undefined) return null;
@@ -660,6 +701,8 @@ function triggerOf(type: string, payload: Payload): Trigger | null {
       if (f.required) throw new EventError(where, "is required");
       value = f.default;
       if (value === null) continue;
+    } else if (typeof value === "string") {
+      storable(value, where);
     }
     if ((f.type === "string" || f.type === "boolean") && typeof value !== f.type) {
       throw new EventError(where, `must be a ${f.type}, got ${typeName(value)}`);
@@ -667,6 +710,7 @@ function triggerOf(type: string, payload: Payload): Trigger | null {
     if (f.enum !== null && (typeof value !== "string" || !f.enum.includes(value))) {
       throw new EventError(where, `must be one of ${JSON.stringify(f.enum)}, got ${JSON.stringify(pyStr(value).slice(0, 64))}`);
     }
+    if (f.type === "id") checkId(value, where);
     if (f.selects) trigger = `${type}[${value as string}]`;
   }
   return trigger as Trigger;
@@ -837,6 +881,7 @@ export class SessionProjector {
   /** Put a session in place as is (restoring from your own storage, tests). */
   seed(session: Session, options: SeedOptions = {}): void {
     if (!STATUS_SET.has(session.status)) throw new EventError("status", `unknown status ${JSON.stringify(session.status)}`);
+    session = withOpenRequests(session);
     let thread: Thread;
     try {
       thread = new Thread(session, this.maxEventIds, this.maxFinishedTurns);
@@ -849,6 +894,23 @@ export class SessionProjector {
   }
 }
 
+/** A stored session whose open requests every step can read: one stored before sessions carried
+ * them has none; a list of anything but {requestId, kind} is refused before it is put in place. */
+function withOpenRequests(session: Session): Session {
+  const requests: unknown = (session as { readonly openRequests?: unknown }).openRequests;
+  if (requests === undefined) return { ...session, openRequests: [] };
+  if (!Array.isArray(requests) || !requests.every(isOpenRequest)) {
+    throw new EventError("openRequests", "must be a list of {requestId, kind}: a string, an integer or null, and a string");
+  }
+  return session;
+}
+
+function isOpenRequest(request: unknown): boolean {
+  if (!isObject(request) || typeof request["kind"] !== "string") return false;
+  const id = request["requestId"];
+  return id === null || typeof id === "string" || Number.isSafeInteger(id);
+}
+
 // -- building sessions in the steps ------------------------------------------------------------------
 
 function pendingOf(pend: string | null): PendingTurn | null {
@@ -859,12 +921,24 @@ function pendOf(session: Session): string | null {
   return session.pendingTurn === null ? null : (session.pendingTurn.turnId ?? "");
 }
 
+/** The open requests as the renderings hold them (the Python slot's shape): [requestId, kind]
+ * pairs, oldest first. */
+function reqOf(session: Session): readonly (readonly [RequestId, string])[] {
+  return session.openRequests.map((r) => [r.requestId, r.kind] as const);
+}
+
+function requestsOf(req: readonly (readonly [RequestId, string])[]): readonly OpenRequest[] {
+  return req.map(([requestId, kind]) => ({ requestId, kind }));
+}
+
 function sessionAfter(
   s: Session, status: Status, providerName: string | null, activeTurnId: string | null, lastError: string | null,
   updatedAt: string | null, pendingTurn: PendingTurn | null, awaiting: string | null,
+  openRequests: readonly OpenRequest[],
 ): Session {
   const after: { -readonly [K in keyof Session]: Session[K] } = {
     threadId: s.threadId, status, providerName, activeTurnId, lastError, updatedAt, pendingTurn, awaiting,
+    openRequests,
   };
   if (s.providerInstanceId !== undefined) after.providerInstanceId = s.providerInstanceId;
   if (s.runtimeMode !== undefined) after.runtimeMode = s.runtimeMode;

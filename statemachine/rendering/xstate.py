@@ -43,6 +43,8 @@ _CONTEXT = {
     "prov": "context.providerName",
     "pend": "context.pendingTurn",
     "aw": "context.awaiting",
+    # The context holds the session's wire form; the renderings read [requestId, kind] pairs.
+    "req": "context.openRequests.map((r) => [r.requestId, r.kind] as const)",
     "fin": "new Set<string>(context.finishedTurns)",
     "t": "event.turnId",
     "ev": "view(event)",
@@ -89,7 +91,7 @@ def machine_config(spec: Spec) -> dict[str, Any]:
         "id": spec.name,
         "initial": spec.initial,
         "context": {"activeTurnId": None, "lastError": None, "updatedAt": None, "providerName": None,
-                    "pendingTurn": None, "awaiting": None, "finishedTurns": []},
+                    "pendingTurn": None, "awaiting": None, "openRequests": [], "finishedTurns": []},
         "states": states,
     }
 
@@ -161,7 +163,14 @@ def export_setup(spec: Spec) -> str:
         '  /** A requested turn not started yet ("" when its id is unknown). */',
         "  readonly pendingTurn: string | null;",
         "  readonly awaiting: string | null;",
+        "  /** The open requests, oldest first, as the session holds them. */",
+        "  readonly openRequests: readonly OpenRequest[];",
         "  readonly finishedTurns: readonly string[];",
+        "}",
+        "",
+        "export interface OpenRequest {",
+        "  readonly requestId: RequestId;",
+        "  readonly kind: string;",
         "}",
         "",
         "type Payload = { readonly [field: string]: unknown };",

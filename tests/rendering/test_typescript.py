@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -246,6 +247,8 @@ def random_log(seed: int, events: int = 10_000) -> list[str]:
             if command["type"] == "thread.session.stop":
                 command["payload"] = rng.choice([{}, {"onlyIfSettled": True}, {"onlyIfSettled": False},
                                                  {"onlyIfSettled": None}])
+            if command["type"] in ("request.opened", "user-input.requested", "request.resolved") and rng.random() < 0.8:
+                command["payload"] = {"requestId": rng.choice([1, "1", 2, "2", 0, f"r{i % 7}"])}
             if command["type"] == "thread.delete" and rng.random() < 0.7:
                 command["type"] = "thread.session.start"
             out.append(json.dumps(command))
@@ -287,18 +290,73 @@ def test_random_10k_logs_give_the_same_outcomes_and_sessions(node: Driver, seed:
     assert "created_in_future" in seen
 
 
+def _request_log() -> list[str]:
+    """Requests by id on one thread: ids of every accepted shape and of every refused one, a
+    request asked again, more than fit, resolutions by id and without one, a request after its
+    turn ended (the session runs until it is answered)."""
+    n = 0
+
+    def line(type_: str, payload: dict[str, Any], turn: str | None = None, raw: str | None = None) -> str:
+        nonlocal n
+        n += 1
+        event = {"eventId": f"r{n}", "type": type_, "provider": "codex", "threadId": "req",
+                 "createdAt": f"2026-11-20T10:{n // 60:02d}:{n % 60:02d}Z", "payload": payload}
+        if turn is not None:
+            event["turnId"] = turn
+        text = json.dumps(event)
+        # A JSON spelling Python's json.dumps never writes (-0), spliced in as the raw id.
+        return text if raw is None else text.replace('"requestId": "RAW"', f'"requestId": {raw}')
+
+    big = 2**53 - 1
+    lines = [line("session.started", {}), line("turn.started", {}, "t1")]
+    for rid in [1, "1", big, -big, "\U0001f600" * 256, None, 1, "x" * 256]:
+        lines.append(line("request.opened", {} if rid is None else {"requestId": rid}, "t1"))
+    lines.append(line("request.opened", {"requestId": "RAW"}, "t1", raw="-0"))
+    for rid in [True, False, 1.5, big + 1, -big - 1, 2**64, "", "x" * 257, "\U0001f600" * 257, [1], {"a": 1},
+                "a\x00", "\ud800", "a\udc00b", "\udc00\ud800"]:
+        lines.append(line("user-input.requested", {"requestId": rid}, "t1"))
+    lines += [line("user-input.requested", {"requestId": f"u{i}"}, "t1") for i in range(30)]
+    lines += [line("request.resolved", {"requestId": rid}, "t1") for rid in ["1", 1, 0, "u29", "nope", big]]
+    # Text no store can keep is refused wherever the envelope checks read it, the id a pair spells is not.
+    lines += [line("request.opened", {"requestId": "ok", "detail": "\ud83d"}, "t1"),
+              line("request.opened", {"requestId": "\ud83d\ude00"}, "t1"), line("turn.started", {}, "t\x00"),
+              line("turn.started\x00", {}, "t1"), line("runtime.error", {"message": "\udfff"}, "t1")]
+    lines += [line("request.resolved", {}, "t1"), line("turn.completed", {}, "t1")]
+    # After the turn: the ready session runs again until its last request is answered.
+    lines += [line("request.opened", {"requestId": 7}), line("user-input.requested", {"requestId": "7"}),
+              line("request.resolved", {"requestId": 7}), line("request.resolved", {"requestId": "7"}),
+              line("user-input.requested", {"requestId": 8}), line("request.resolved", {})]
+    return lines
+
+
+def test_request_ids_are_checked_and_tracked_as_python_does(node: Driver) -> None:
+    seen = log_case(node, _request_log(), {}, "requests by id")
+    assert {"applied", "error", "too_many_open_requests"} <= seen
+
+
 @pytest.fixture(scope="module")
 def walk() -> Explored:
     return explored_builtin()
 
 
 def edge_rows(node: Driver, walk: Any, module: str, states: range) -> Iterator[tuple[list[int], str]]:
-    """(state indexes, the node's answer line for their rows), in chunks of states."""
+    """(state indexes, the node's answer line for their rows), in chunks of states. Node answers
+    the next chunk while the caller checks this one (the walk has some 266k edges; the two sides
+    one after the other took most of the test's time)."""
     chosen = list(states)
-    for start in range(0, len(chosen), 64):
-        chunk = chosen[start:start + 64]
-        yield chunk, node.ask({"kind": "edges", "module": module, "states": [state_wire(walk.states[i]) for i in chunk],
-                               "events": walk.wires})
+    chunks = [chosen[start:start + 64] for start in range(0, len(chosen), 64)]
+
+    def ask(chunk: list[int]) -> str:
+        return node.ask({"kind": "edges", "module": module, "states": [state_wire(walk.states[i]) for i in chunk],
+                         "events": walk.wires})
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(ask, chunks[0]) if chunks else None
+        for k, chunk in enumerate(chunks):
+            assert pending is not None
+            line = pending.result()
+            pending = pool.submit(ask, chunks[k + 1]) if k + 1 < len(chunks) else None
+            yield chunk, line
 
 
 def python_row(walk: Any, index: int) -> list[dict[str, Any]]:
@@ -319,6 +377,17 @@ def test_every_explored_edge_gives_the_same_outcome_and_memory(node: Driver, wal
                                 f" node:   {a}\n python: {b}")
         raise AssertionError("same values, different bytes")
     assert edges > 90_000
+
+
+def test_a_session_stored_without_open_requests_steps_as_one_with_none_open(node: Driver, walk: Any) -> None:
+    # A session stored before sessions carried openRequests: seed() gives it an empty list.
+    chosen = [i for i, state in enumerate(walk.states) if state is not None and not state[0].open_requests][:64]
+    states = [state_wire(walk.states[i]) for i in chosen]
+    for state in states:
+        assert state is not None
+        del state["session"]["openRequests"]
+    line = node.ask({"kind": "edges", "module": "lifecycle", "states": states, "events": walk.wires})
+    assert line == canonical([python_row(walk, i) for i in chosen])
 
 
 def test_a_mutant_export_fails_the_differential(node: Driver, walk: Any) -> None:
@@ -406,7 +475,7 @@ def test_timestamps_read_as_python_reads_them(node: Driver) -> None:
 def _slots_in(session: Session, finished: frozenset[str], wire: dict[str, Any]) -> dict[str, Any]:
     return {"turn": session.active_turn_id, "err": session.last_error, "upd": session.updated_at,
             "prov": session.provider_name, "pend": session.pending_turn, "aw": session.awaiting,
-            "finished": sorted(finished), "event": wire}
+            "req": [list(r) for r in session.open_requests], "finished": sorted(finished), "event": wire}
 
 
 def _effect_out(cursor: Cursor) -> dict[str, Any]:
@@ -414,7 +483,19 @@ def _effect_out(cursor: Cursor) -> dict[str, Any]:
     return {"turn": cursor.active_turn, "err": cursor.last_error, "upd": cursor.updated_at,
             "upd_dt": None if upd_dt is None else str((upd_dt - EPOCH) // timedelta(microseconds=1)),
             "prov": cursor.provider, "pend": cursor.pending_turn, "aw": cursor.awaiting,
-            "remembered": list(cursor.newly_finished)}
+            "req": [list(r) for r in cursor.open_requests], "remembered": list(cursor.newly_finished)}
+
+
+# The slots an event gives; every other slot comes from the state.
+EVENT_SLOTS = frozenset({"t", "ev"})
+
+
+def _firsts(values: list[dict[str, Any]], slots: list[str]) -> list[int]:
+    """The index of the first of `values` for each distinct projection on `slots`."""
+    picked: dict[tuple[Any, ...], int] = {}
+    for i, value in enumerate(values):
+        picked.setdefault(tuple(value[s] for s in slots), i)
+    return list(picked.values())
 
 
 def test_each_guard_and_effect_renders_the_same_on_the_universe(node: Driver, walk: Any) -> None:
@@ -423,40 +504,41 @@ def test_each_guard_and_effect_renders_the_same_on_the_universe(node: Driver, wa
     same slots after it and the same remembered turns."""
     spec = builtin_spec()
     projector = SessionProjector(spec, max_clock_skew=None)
-    events = [projector.parse(w) for w in walk.wires]
+    pairs = [(w, e) for w, e in zip(walk.wires, (projector.parse(w) for w in walk.wires), strict=True)
+             if e.trigger is not None]
     refs = [*(e for t in spec.transitions for e in t.effects), *(e for s in spec.statuses for e in s.on_enter),
             *spec.on_applied]
     uses = sorted({(e.name, tuple(sorted(e.param_map.items()))) for e in refs})
     guards = sorted({g for t in spec.transitions for g in t.guards})
     cases: list[dict[str, Any]] = []
     expected: list[Any] = []
-    seen: set[tuple[Any, ...]] = set()
     states = [s for s in walk.states if s is not None] + [(Session(THREAD, spec.initial), frozenset())]
-    for session, finished in states:
-        values = {"turn": session.active_turn_id, "err": session.last_error, "upd": session.updated_at,
-                  "upd_dt": session.updated_at, "prov": session.provider_name, "fin": tuple(sorted(finished)),
-                  "pend": session.pending_turn, "aw": session.awaiting}
-        updated_dt = None if session.updated_at is None else parse_timestamp(session.updated_at)
-        for wire, event in zip(walk.wires, events, strict=True):
-            if event.trigger is None:
-                continue
-            values.update(t=event.turn_id, ev=canonical(wire))
-            slots = _slots_in(session, finished, wire)
-            for name in guards:
-                g = VOCABULARY.guards[name]
-                key = ("guard", name, *(values[s] for s in g.reads))
-                if key not in seen:
-                    seen.add(key)
-                    cases.append({"guard": name, "input": slots})
-                    expected.append(g.fn(Cursor(session, updated_dt, finished, event)))
-            for name, params in uses:
-                e = VOCABULARY.effects[name]
-                key = ("effect", name, params, *(values[s] for s in (*e.reads, *e.writes)))
-                if key not in seen:
-                    seen.add(key)
-                    cursor = Cursor(session, updated_dt, finished, event)
-                    e.fn(cursor, dict(params))
-                    cases.append({"effect": name, "params": dict(params), "input": slots})
+    state_values = [{"turn": session.active_turn_id, "err": session.last_error, "upd": session.updated_at,
+                     "upd_dt": session.updated_at, "prov": session.provider_name, "fin": tuple(sorted(finished)),
+                     "pend": session.pending_turn, "aw": session.awaiting, "req": session.open_requests}
+                    for session, finished in states]
+    event_values = [{"t": event.turn_id, "ev": canonical(wire)} for wire, event in pairs]
+    declarations: list[tuple[str, tuple[tuple[str, Any], ...] | None, tuple[str, ...]]] = [
+        *((name, None, VOCABULARY.guards[name].reads) for name in guards),
+        *((name, params, (*VOCABULARY.effects[name].reads, *VOCABULARY.effects[name].writes))
+          for name, params in uses)]
+    # Every state meets every event: a declaration's distinct inputs are the distinct values of the
+    # state's slots it uses times those of the event's (each from the first state or event with them),
+    # not the 266k (state, event) pairs one by one.
+    for name, params, used in declarations:
+        chosen_events = _firsts(event_values, [s for s in used if s in EVENT_SLOTS])
+        for i in _firsts(state_values, [s for s in used if s not in EVENT_SLOTS]):
+            session, finished = states[i]
+            updated_dt = None if session.updated_at is None else parse_timestamp(session.updated_at)
+            for j in chosen_events:
+                wire, event = pairs[j]
+                cursor = Cursor(session, updated_dt, finished, event)
+                if params is None:
+                    cases.append({"guard": name, "input": _slots_in(session, finished, wire)})
+                    expected.append(VOCABULARY.guards[name].fn(cursor))
+                else:
+                    VOCABULARY.effects[name].fn(cursor, dict(params))
+                    cases.append({"effect": name, "params": dict(params), "input": _slots_in(session, finished, wire)})
                     expected.append(_effect_out(cursor))
     assert {c.get("guard") for c in cases} >= set(guards)
     assert {c.get("effect") for c in cases} >= {n for n, _ in uses}

@@ -77,6 +77,7 @@ def test_the_json_config_is_the_one_the_setup_module_embeds() -> None:
 def _context(session: Any, finished: frozenset[str]) -> dict[str, Any]:
     return {"activeTurnId": session.active_turn_id, "lastError": session.last_error, "updatedAt": session.updated_at,
             "providerName": session.provider_name, "pendingTurn": session.pending_turn, "awaiting": session.awaiting,
+            "openRequests": [{"requestId": rid, "kind": kind} for rid, kind in session.open_requests],
             "finishedTurns": sorted(finished)}
 
 
@@ -85,8 +86,9 @@ def _cases(spec: Spec, walk: Explored) -> tuple[list[dict[str, Any]], list[dict[
     answer the Python side gives to each (the status after, the effects the table lists for the
     transition taken), and the trigger of each.
 
-    XState's answer depends on the status, the trigger and what the guards read (the actions and
-    targets are fixed per transition; a guard reads only its declared slots): edges alike in those
+    XState's answer depends on the status, the trigger and what the guards of the transitions
+    leaving that status on that trigger read (the actions and targets are fixed per transition; a
+    guard reads only its declared slots): edges alike in those
     are one case, sent with the full context and event of the first. That every edge of a case
     expects the same answer is checked here."""
     table = record_table(spec)
@@ -97,7 +99,9 @@ def _cases(spec: Spec, walk: Explored) -> tuple[list[dict[str, Any]], list[dict[
                 effects_of[(trigger, status, entry.transition)] = [
                     [name, dict(params)] if params else [name] for name, params in entry.effects]
     vocabulary = VOCABULARY
-    read = sorted({slot for t in spec.transitions for g in t.guards for slot in vocabulary.guards[g].reads})
+    # Per (status, trigger): the slots its candidates' guards read (most read neither `req` nor `ev`,
+    # whose values multiply the cases).
+    read: dict[tuple[str, str], list[str]] = {}
     cases, expected, triggers = [], [], []
     answers: dict[str, dict[str, Any]] = {}
     for state, row in zip(walk.states, walk.rows, strict=True):
@@ -117,8 +121,14 @@ def _cases(spec: Spec, walk: Explored) -> tuple[list[dict[str, Any]], list[dict[
                 answer = {"status": before.status, "actions": []}
             slots = {"turn": case["context"]["activeTurnId"], "err": before.last_error, "upd": before.updated_at,
                      "prov": before.provider_name, "pend": before.pending_turn, "aw": before.awaiting,
-                     "fin": case["context"]["finishedTurns"], "t": wire.get("turnId"), "ev": wire}
-            key = json.dumps([before.status, trigger, [slots[name] for name in read]], sort_keys=True)
+                     "req": before.open_requests, "fin": case["context"]["finishedTurns"], "t": wire.get("turnId"),
+                     "ev": wire}
+            used = read.get((before.status, trigger))
+            if used is None:
+                used = read[(before.status, trigger)] = sorted(
+                    {slot for t in spec.transitions_for(trigger) if before.status in t.sources for g in t.guards
+                     for slot in vocabulary.guards[g].reads})
+            key = json.dumps([before.status, trigger, [slots[name] for name in used]], sort_keys=True)
             if key in answers:
                 assert answers[key] == answer, f"edges alike for XState expect different answers: {case}"
                 continue

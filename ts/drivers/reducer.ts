@@ -97,6 +97,7 @@ interface SlotsIn {
   prov: string | null;
   pend: string | null;
   aw: string | null;
+  req: Array<[Lifecycle.RequestId, string]>;
   finished: string[];
   event: unknown;
 }
@@ -106,6 +107,7 @@ function slotsOf(input: SlotsIn): Lifecycle.Slots {
   return {
     turn: input.turn, err: input.err, upd: input.upd, upd_dt: input.upd === null ? null : L.parseTimestamp(input.upd),
     prov: input.prov, t: ev.turn_id, ev, fin: new Set(input.finished), pend: input.pend, aw: input.aw,
+    req: input.req,
   };
 }
 
@@ -123,7 +125,7 @@ function renderings(request: { cases: RenderingCase[] }): unknown {
     L.EFFECTS.get(c.effect)!(x, c.params, (turn) => remembered.push(turn));
     return {
       turn: x.turn, err: x.err, upd: x.upd, upd_dt: x.upd_dt === null ? null : x.upd_dt.toString(),
-      prov: x.prov, pend: x.pend, aw: x.aw, remembered,
+      prov: x.prov, pend: x.pend, aw: x.aw, req: x.req, remembered,
     };
   });
 }
