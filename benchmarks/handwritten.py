@@ -110,6 +110,7 @@ class Record:
             # The stream carries no commands or provider requests: nothing is ever pending or awaited.
             "pendingTurn": None,
             "awaiting": None,
+            "openRequests": [],
         }
 
 

@@ -193,6 +193,7 @@ class NaiveSession:
             # The stream carries no commands or provider requests: nothing is ever pending or awaited.
             "pendingTurn": None,
             "awaiting": None,
+            "openRequests": [],
         }
 
 

@@ -169,6 +169,7 @@ class Lifecycle(StateMachine):  # type: ignore[misc]
             # The stream carries no commands or provider requests: nothing is ever pending or awaited.
             "pendingTurn": None,
             "awaiting": None,
+            "openRequests": [],
         }
 
 

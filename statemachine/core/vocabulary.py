@@ -39,6 +39,8 @@ RejectionReason = Literal[
     "turn_pending",
     "turn_expected",
     "not_settled",
+    "too_many_open_requests",
+    "requests_still_open",
     "invalid_in_idle",
     "invalid_in_starting",
     "invalid_in_running",

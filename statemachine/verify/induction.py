@@ -40,8 +40,8 @@ from statemachine.verify.universe import (
     TIMES,
     TURNS,
     event_universe,
-    opened_requests,
     field_values,
+    opened_requests,
     session_fields_read,
     unvaried,
 )
