@@ -87,6 +87,9 @@ def _value(f: PayloadField) -> st.SearchStrategy[Any]:
         return texts
     if f.type == "boolean":
         return st.booleans()
+    if f.type == "id":
+        # Few ids, so that requests are answered, asked again and meet their equals of the other type.
+        return st.sampled_from([1, "1", 2, "2", 0])
     return anything
 
 
@@ -155,6 +158,8 @@ def _corruptions(spec: Spec) -> list[Corruption]:
                 out.append(Corruption(where, "set", 42, et.triggers))
             if f.type == "boolean":
                 out.append(Corruption(where, "set", "yes", et.triggers))
+            if f.type == "id":
+                out.append(Corruption(where, "set", True, et.triggers))
             if f.enum is not None:
                 out.append(Corruption(where, "set", "not-a-" + f.name, et.triggers))
     return out

@@ -76,7 +76,8 @@ SLOTS: Mapping[str, Slot] = {
     "fin": Slot("finished", "rec.finished", None, "the thread's finished turns before the step"),
     "pend": Slot("pending_turn", "s.pending_turn", "pending_turn", "pendingTurn (\"\" when its id is unknown)"),
     "aw": Slot("awaiting", "s.awaiting", "awaiting", "awaiting"),
-    "req": Slot("open_requests", "s.open_requests", "open_requests", "openRequests: ((requestId, kind), ...), oldest first"),
+    "req": Slot("open_requests", "s.open_requests", "open_requests",
+                "openRequests: ((requestId, kind), ...), oldest first"),
 }
 READ_ONLY = frozenset({"t", "ev", "fin"})
 

@@ -72,7 +72,7 @@ def abstract_states(spec: Spec, requirements: Requirements | None = None) -> lis
         return varied if name in read else (None,)
 
     subsets = list(chain.from_iterable(combinations(TURNS, n) for n in range(len(TURNS) + 1)))
-    carried = {f: CARRIED_VALUE for f in CARRIED if f in read}
+    carried: dict[str, Any] = {f: CARRIED_VALUE for f in CARRIED if f in read}
     states: dict[tuple[Session, frozenset[str]], None] = {}
     # Open requests: every list the universe's requests can make (each id asked once, by its kind's
     # event, in either order); `awaiting` is then what the newest asks, as the effects keep it.

@@ -41,9 +41,9 @@ from statemachine.spec.requirements import DERIVED_SETS, Requirement, Requiremen
 from statemachine.spec.semantics import OPENS_REQUEST_CLASS, SLOTS
 
 __all__ = ["CARRIED", "CARRIED_VALUE", "IGNORED_TYPE", "MAX_PAYLOAD_COMBINATIONS", "PAYLOAD_TEXT", "PROVIDER",
-           "PROVIDERS", "REQUEST_IDS", "SESSION_WIRE", "TIMES", "TURNS", "EventTemplate", "event_fields_read", "event_universe",
-           "field_values", "fields_read", "opened_requests", "paired_envelope", "reads_event_provider", "reads_event_turn",
-           "session_fields_read", "unvaried"]
+           "PROVIDERS", "REQUEST_IDS", "SESSION_WIRE", "TIMES", "TURNS", "EventTemplate", "event_fields_read",
+           "event_universe", "field_values", "fields_read", "opened_requests", "paired_envelope",
+           "reads_event_provider", "reads_event_turn", "session_fields_read", "unvaried"]
 
 TURNS = ("turn-1", "turn-2", "turn-3")
 TIMES = ("2026-01-01T00:00:01.000Z", "2026-01-01T00:00:02.000Z")
