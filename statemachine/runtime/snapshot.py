@@ -40,12 +40,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from statemachine.core.event import parse_timestamp
-from statemachine.core.event import MAX_ID_LENGTH
+from statemachine.core.event import MAX_ID_LENGTH, parse_timestamp
 from statemachine.core.record import DIGEST_SIZE, event_digest_hex
 from statemachine.core.session import FIELDS, MAX_OPEN_REQUESTS, OpenRequest, RequestId, Session, unstorable
-from statemachine.spec.parser import MAX_SAFE_INTEGER
 from statemachine.spec.invariants import state_violations
+from statemachine.spec.parser import MAX_SAFE_INTEGER
 
 if TYPE_CHECKING:
     from statemachine.core.record import ThreadRecord

@@ -206,11 +206,11 @@ def test_schema_is_versioned_and_a_newer_database_is_refused(tmp_path: Path) -> 
     open_store(str(path)).close()
     open_store(str(path)).close()  # a second open applies nothing again
     conn = sqlite3.connect(path)
-    assert conn.execute("SELECT version FROM schema_version").fetchall() == [(4,)]
-    conn.execute("UPDATE schema_version SET version = 5")
+    assert conn.execute("SELECT version FROM schema_version").fetchall() == [(5,)]
+    conn.execute("UPDATE schema_version SET version = 6")
     conn.commit()
     conn.close()
-    with pytest.raises(StoreError, match="schema version 5, newer than this package's 4"):
+    with pytest.raises(StoreError, match="schema version 6, newer than this package's 5"):
         open_store(str(path))
 
 
