@@ -313,7 +313,8 @@ def _open_requests(raw: object, where: str, limits: Limits) -> tuple[OpenRequest
             raise SnapshotError(_join(at, "kind"), "must not be empty")
         _length(kind, _join(at, "kind"), limits.max_id_length)
         if request_id in ids:
-            raise SnapshotError(_join(at, "requestId"), f"repeats {request_id!r:.64} (an open request is listed once)")
+            raise SnapshotError(_join(at, "requestId"), f"repeats {json.dumps(request_id)[:64]} (an open request is "
+                                                        "listed once)")
         ids.add(request_id)
         requests.append((request_id, kind))
     return tuple(requests)
@@ -374,8 +375,9 @@ def _session(value: object, path: str, spec: Spec, limits: Limits, version: int)
         requests = () if awaiting is None else ((None, awaiting),)
     newest = requests[-1][1] if requests else None
     if awaiting != newest:
-        raise SnapshotError(_join(path, "awaiting"), f"is {awaiting!r:.64}, but must be {newest!r:.64}: what the "
-                                                     "newest open request asks (null when none is open)")
+        raise SnapshotError(_join(path, "awaiting"), f"is {json.dumps(awaiting)[:64]}, but must be "
+                                                     f"{json.dumps(newest)[:64]}: what the newest open request asks "
+                                                     "(null when none is open)")
     return Session(
         thread_id,
         status,
