@@ -989,8 +989,9 @@ def _session_row(session: Session) -> tuple[Any, ...]:
 
 def _requests_text_limit(max_id_length: int) -> int:
     """The longest `open_requests` text a valid row can hold: MAX_OPEN_REQUESTS entries whose id and
-    kind are as long as allowed and written with every character escaped (6 characters each)."""
-    return MAX_OPEN_REQUESTS * (6 * (MAX_ID_LENGTH + max_id_length) + 64) + 2
+    kind are as long as allowed, every character escaped (12 characters for one outside the BMP:
+    two \\uXXXX), with room for the keys and some spacing."""
+    return MAX_OPEN_REQUESTS * (12 * (MAX_ID_LENGTH + max_id_length) + 64) + 2
 
 
 def _row_value(wire: str, value: Any, max_id_length: int) -> Any:

@@ -613,7 +613,7 @@ def _requests_sql(*entries: Any) -> str:
 @pytest.mark.parametrize(("value", "field", "text"), [
     ("'not json'", "session.openRequests", "not valid JSON"),
     ("'" + "[" * 50_000 + "'", "session.openRequests", "not valid JSON"),
-    ("'[" + " " * 200_000 + "]'", "session.openRequests", "characters long"),
+    ("'[" + " " * 400_000 + "]'", "session.openRequests", "characters long"),
     ("X'5b5d'", "session.openRequests", "must be JSON text (an array), got bytes"),
     ("7", "session.openRequests", "must be a JSON array, got int"),
     ("'{}'", "session.openRequests", "must be a JSON array"),
@@ -656,3 +656,15 @@ def test_open_requests_on_a_settled_session_row_are_refused(tmp_path: Path) -> N
     with open_store(str(path)) as store, pytest.raises(StoredRowError, match="may hold no open request") as caught:
         store.threads()
     assert caught.value.field == "session.openRequests"
+
+
+def test_the_longest_open_requests_a_session_can_hold_load(tmp_path: Path) -> None:
+    # 32 ids of 256 characters outside the BMP: the JSON text escapes each as two \uXXXX.
+    path = tmp_path / "s.db"
+    ids = [chr(0x1F600 + i) * 256 for i in range(32)]
+    with open_store(str(path)) as store:
+        store.apply_all([_wire(1, "turn.started", turn="T1"),
+                         *(_wire(2 + i, "request.opened", turn="T1", requestId=rid) for i, rid in enumerate(ids))])
+    with open_store(str(path)) as store:
+        session = store.get("t1")
+        assert session is not None and [rid for rid, _ in session.open_requests] == ids
