@@ -58,11 +58,11 @@ SPEC = builtin_spec()
 REQUIREMENTS = builtin_requirements(SPEC)
 MAX_EXAMPLES_KEPT = 5
 
-# Tables and columns of schema v4 (docs/storage.md): a refusal that is not a `StoredRowError` must
+# Tables and columns of schema v5 (docs/storage.md): a refusal that is not a `StoredRowError` must
 # name one of them.
 COLUMNS: dict[str, tuple[str, ...]] = {
     "sessions": ("ord", "thread_id", "status", "provider_name", "active_turn_id", "last_error", "updated_at",
-                 "provider_instance_id", "runtime_mode", "pending_turn", "awaiting"),
+                 "provider_instance_id", "runtime_mode", "pending_turn", "awaiting", "open_requests"),
     "seen_event_digests": ("thread_id", "seq", "digest"),
     "finished_turns": ("thread_id", "seq", "turn_id"),
     "tombstones": ("ord", "thread_id"),
@@ -286,7 +286,24 @@ TIMES = ["2026-13-01T00:00:00Z", "9999-12-31T23:59:59Z", "0001-01-01T00:00:00Z",
 SEQS: list[Any] = [-1, 0, 2**62, "1", "x", 1.5, None, 2**63 - 1]
 META_VALUES: list[Any] = ["0", "-5", "abc", "", "1", "3", "1048577", "99999999999999999999", "\uff11\uff10", None,
                           7, 1.5, "session-lifecycle", "other-spec"]
-VERSIONS: list[Any] = [0, 1, 2, 3, 5, 99, -1, "4", "x", None, 4.0, 2**63 - 1]
+VERSIONS: list[Any] = [0, 1, 2, 3, 4, 6, 99, -1, "5", "x", None, 5.0, 2**63 - 1]
+
+
+def _requests(*entries: tuple[Any, Any]) -> str:
+    return json.dumps([{"requestId": rid, "kind": kind} for rid, kind in entries])
+
+
+# `open_requests` (JSON text): valid-looking lists, each entry's refusals, and text that is no list.
+REQUESTS: list[Any] = [
+    "[]", _requests((None, "approval")), _requests((7, "approval")), _requests(("r-1", "user-input")),
+    _requests((1, "approval"), ("1", "user-input")), _requests((1, "approval"), (1, "user-input")),
+    _requests((None, "approval"), (None, "approval")), _requests((True, "approval")), _requests((1.5, "approval")),
+    _requests((2**53, "approval")), _requests(("", "approval")), _requests(("x" * 257, "approval")),
+    _requests(("a\x00b", "approval")), _requests(("a\ud800b", "approval")), _requests((1, "")),
+    _requests((1, None)), _requests((1, "x" * 300)), _requests(*((i, "approval") for i in range(33))),
+    json.dumps([{"requestId": 1}]), json.dumps([{"requestId": 1, "kind": "approval", "turnId": "T1"}]),
+    json.dumps([[1, "approval"]]), '{"requestId": 1}', "[", "NaN", "[" * 100_000, "[" + " " * 10**6 + "]",
+]
 
 
 def _digests(rng: random.Random) -> list[Any]:
@@ -312,6 +329,8 @@ def _values(rng: random.Random, table: str, column: str) -> list[Any]:
         special = VERSIONS * 2
     elif column == "kind":
         special = ["applied", "bogus", "rejected", "error", "deferred"]
+    elif column == "open_requests":
+        special = REQUESTS
     elif column in ("active_turn_id", "pending_turn", "awaiting", "turn_id"):
         special = ["T1", "turn-1", "x" * 257]
     return special + JUNK
@@ -528,6 +547,11 @@ def build_bases(url_for: Callable[[str], str]) -> list[tuple[str, str, list[str]
         first = json.loads(lines[0])["threadId"]
         store.apply(_event(0, "thread.delete", first))
         store.apply_batch(lines)
+        # Open requests of every kind of id: an integer, text, and none.
+        store.apply_all([_event(1, "turn.started", "asks", "fz-R1"),
+                         _event(2, "request.opened", "asks", "fz-R1", requestId=7),
+                         _event(3, "user-input.requested", "asks", "fz-R1", requestId="ask-1"),
+                         _event(4, "request.opened", "asks", "fz-R1")])
     bases.append(("all-small-caps", url, lines))
     return bases
 
@@ -551,8 +575,13 @@ def events_for(rng: random.Random, threads: list[str], lines: list[str], n: int)
         thread = rng.choice([*threads, "fresh-thread"])
         turn = f"fz-T{rng.randint(1, 3)}"
         kind = rng.choice(["turn.started", "turn.completed", "session.error", "thread.delete", "redeliver",
-                           "session.started"])
-        if kind == "redeliver" and lines:
+                           "session.started", "request"])
+        if kind == "request":
+            request = rng.choice(["request.opened", "user-input.requested", "request.resolved"])
+            rid = rng.choice([None, 7, "7", "ask-1", 2**53 - 1])
+            out.append(_event(n * 10 + i, request, thread, rng.choice([None, turn]),
+                              **({} if rid is None else {"requestId": rid})))
+        elif kind == "redeliver" and lines:
             out.append(rng.choice(lines))
         elif kind == "turn.completed":
             out.append(_event(n * 10 + i, kind, thread, turn, state=rng.choice(["completed", "failed"])))

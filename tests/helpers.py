@@ -119,8 +119,9 @@ def require_graphviz() -> None:
 def older_snapshot(data: dict[str, Any], version: int, seen: Mapping[str, Iterable[str]]) -> dict[str, Any]:
     """`data` (a current snapshot) written as snapshot `version` (1 to 3): those kept the eventIds
     themselves, given here per thread (`seen`); they must be the ones whose digests `data` holds.
-    Version 1 also had no `specDigest`, and versions 1 and 2 no `pendingTurn`/`awaiting` (removed
-    when null, as those versions could not say otherwise)."""
+    Version 1 also had no `specDigest`, versions 1 and 2 no `pendingTurn`/`awaiting` (removed
+    when null, as those versions could not say otherwise), and none of them `openRequests` (which
+    must be what `awaiting` restores as: none, or one request without id)."""
     from statemachine.core.record import event_digest_hex
 
     assert 1 <= version <= 3
@@ -135,6 +136,9 @@ def older_snapshot(data: dict[str, Any], version: int, seen: Mapping[str, Iterab
         assert [event_digest_hex(i) for i in ids] == thread.pop("seenEventDigests"), "not the ids of this snapshot"
         thread["seenEventIds"] = ids
         thread["finishedTurns"] = thread.pop("finishedTurns")  # keep the field order of the old layout
+        awaiting = thread["session"].get("awaiting")
+        assert thread["session"].pop("openRequests") == ([] if awaiting is None else [
+            {"requestId": None, "kind": awaiting}]), "open requests an older version cannot say"
         if version < 3:
             for name in ("pendingTurn", "awaiting"):
                 if thread["session"].get(name) is None:

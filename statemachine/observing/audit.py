@@ -6,8 +6,8 @@ orchestrator projected (`theirs`: threadId -> {status, activeTurnId, lastError, 
 
 - the differing fields, ours and theirs side by side. Only fields their session gives are
   compared (`status`, `activeTurnId`, `lastError`, `providerName`, `updatedAt`,
-  `providerInstanceId`, `runtimeMode`, `pendingTurn`, `awaiting`); `updatedAt` is compared as a
-  point in time;
+  `providerInstanceId`, `runtimeMode`, `pendingTurn`, `awaiting`, `openRequests`); `updatedAt` is
+  compared as a point in time, `openRequests` as the list it is (oldest first; 1 and "1" differ);
 - whether their state is impossible: an unknown status, or a status that may not hold a turn
   (the spec's `holds_turn: false`) holding one;
 - the first divergence: the line of the log after which our session could no longer have become
@@ -40,8 +40,9 @@ __all__ = ["COMPARED_FIELDS", "AuditError", "AuditReport", "ThreadAudit", "audit
 # decide divergence first, then the rest in the table's order.
 _LIFECYCLE = ("status", "activeTurnId", "lastError")
 COMPARED_FIELDS = (*_LIFECYCLE, *(f.wire for f in FIELDS if f.wire not in _LIFECYCLE and f.wire != "threadId"))
-# Those that are text or null on the wire: status is required text, pendingTurn an object.
-_NULLABLE_TEXT = tuple(name for name in COMPARED_FIELDS if name not in ("status", "pendingTurn"))
+# Those that are text or null on the wire: status is required text, pendingTurn an object,
+# openRequests a list (`_check_requests`).
+_NULLABLE_TEXT = tuple(name for name in COMPARED_FIELDS if name not in ("status", "pendingTurn", "openRequests"))
 
 
 class AuditError(ValueError):
@@ -71,6 +72,8 @@ def parse_sessions(data: object) -> dict[str, dict[str, Any]]:
         for name in _NULLABLE_TEXT:
             if name in raw and raw[name] is not None and not isinstance(raw[name], str):
                 raise AuditError(f"{tid}.{name}", f"must be a string or null, got {type(raw[name]).__name__}")
+        if "openRequests" in raw:
+            _check_requests(raw["openRequests"], f"{tid}.openRequests")
         if isinstance(raw.get("updatedAt"), str):
             try:
                 parse_timestamp(raw["updatedAt"])
@@ -78,6 +81,22 @@ def parse_sessions(data: object) -> dict[str, dict[str, Any]]:
                 raise AuditError(f"{tid}.updatedAt", f"not an ISO 8601 timestamp: {raw['updatedAt'][:64]!r}") from None
         sessions[tid] = raw
     return sessions
+
+
+def _check_requests(value: object, path: str) -> None:
+    """Their `openRequests`: a list of {requestId: string, integer or null, kind: string}, as
+    `Session.to_wire()` writes it. A boolean id is refused: in Python it would equal 1."""
+    if not isinstance(value, list):
+        raise AuditError(path, f"must be a list of {{requestId, kind}}, got {type(value).__name__}")
+    for i, entry in enumerate(value):
+        if not isinstance(entry, dict):
+            raise AuditError(f"{path}[{i}]", f"must be an object {{requestId, kind}}, got {type(entry).__name__}")
+        rid = entry.get("requestId")
+        if type(rid) not in (str, int, type(None)):
+            raise AuditError(f"{path}[{i}].requestId", f"must be a string, an integer or null, got "
+                                                       f"{type(rid).__name__}")
+        if not isinstance(entry.get("kind"), str):
+            raise AuditError(f"{path}[{i}].kind", f"must be a string, got {type(entry.get('kind')).__name__}")
 
 
 def _time(value: str | None) -> datetime | None:

@@ -1,12 +1,19 @@
 """The snapshot format: every session, its de-duplication memory and its remembered turns, as JSON.
 
 ```
-{"format": "session-lifecycle-snapshot", "version": 5, "spec": "session-lifecycle",
+{"format": "session-lifecycle-snapshot", "version": 6, "spec": "session-lifecycle",
  "specDigest": "<sha256 of the spec's content>", "maxEventIds": 1024, "maxFinishedTurns": 256,
  "eventIdDigest": "blake2b-128",
  "threads": [{"session": {...Session.to_wire()...}, "seenEventDigests": [...], "finishedTurns": [...]}],
  "tombstones": [{"threadId": "...", "seenEventDigests": [...]}]}
 ```
+Version 6 adds the sessions' `openRequests`: the provider's open requests, oldest first, each
+`{"requestId": id, "kind": text}` (the id a string, an integer or null, as the parser passes it),
+at most `MAX_OPEN_REQUESTS`, ids unrepeated; `awaiting` must be the newest one's kind (null when
+none is open), and a status that may not hold a turn holds none. A session of an older version
+restores with no open request when its `awaiting` is null, else with one request without id of
+that kind, `(None, awaiting)`: what its single `awaiting` slot meant, and what a
+`request.resolved` naming no request ends.
 Version 5 adds `tombstones`: the de-duplication memories of deleted threads, oldest deletion first,
 so that a redelivered event of a deleted thread stays a duplicate after a restore.
 
@@ -33,10 +40,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from statemachine.core.event import parse_timestamp
+from statemachine.core.event import MAX_ID_LENGTH, parse_timestamp
 from statemachine.core.record import DIGEST_SIZE, event_digest_hex
-from statemachine.core.session import FIELDS, Session, unstorable
+from statemachine.core.session import FIELDS, MAX_OPEN_REQUESTS, OpenRequest, RequestId, Session, unstorable
 from statemachine.spec.invariants import state_violations
+from statemachine.spec.parser import MAX_SAFE_INTEGER
 
 if TYPE_CHECKING:
     from statemachine.core.record import ThreadRecord
@@ -61,12 +69,13 @@ __all__ = [
 ]
 
 SNAPSHOT_FORMAT = "session-lifecycle-snapshot"
-SNAPSHOT_VERSION = 5
-# Versions this library reads: 5 adds `tombstones` (deleted threads' de-duplication memories) to
-# version 4; 3 is version 4 with the eventIds themselves (`seenEventIds`); 2 is
-# version 3 without the sessions' `pendingTurn` and `awaiting` (both restore null); 1 is version 2
-# without `specDigest`.
-READABLE_VERSIONS = (1, 2, 3, 4, 5)
+SNAPSHOT_VERSION = 6
+# Versions this library reads: 6 adds the sessions' `openRequests` to version 5 (older versions
+# restore them from `awaiting`, in `_session`); 5 adds `tombstones` (deleted threads'
+# de-duplication memories) to version 4; 3 is version 4 with the eventIds themselves
+# (`seenEventIds`); 2 is version 3 without the sessions' `pendingTurn` and `awaiting` (both restore
+# null); 1 is version 2 without `specDigest`.
+READABLE_VERSIONS = (1, 2, 3, 4, 5, 6)
 # How version 4 spells a remembered eventId (`statemachine.core.record.event_digest_hex`).
 EVENT_ID_DIGEST = "blake2b-128"
 
@@ -77,8 +86,9 @@ EVENT_ID_DIGEST = "blake2b-128"
 MAX_SNAPSHOT_BYTES = 256 << 20
 
 # The orchestrator's side, added in version 3: pendingTurn null or {"turnId": id or null}; awaiting
-# null or text.
-_ORCHESTRATOR_FIELDS = ("pendingTurn", "awaiting")
+# null or text; and in version 6 openRequests, a list of {"requestId", "kind"}.
+_ORCHESTRATOR_FIELDS = ("pendingTurn", "awaiting", "openRequests")
+_REQUEST_FIELDS = ("requestId", "kind")
 # The other fields, text or null (`statemachine.core.session.FIELDS`), by wire name.
 _SESSION_FIELDS = {f.wire: f.attr for f in FIELDS if f.wire not in _ORCHESTRATOR_FIELDS}
 _HEX_DIGEST = re.compile(f"[0-9a-f]{{{DIGEST_SIZE * 2}}}")
@@ -263,9 +273,58 @@ def _pending_turn(obj: Mapping[str, Any], path: str, limits: Limits) -> str | No
     return "" if turn is None else turn  # "" is Session's spelling of a pending turn of unknown id
 
 
+def _request_id(value: object, path: str) -> RequestId:
+    """A requestId as the event parser passes one (`statemachine.spec.parser._check_id`): text of 1
+    to MAX_ID_LENGTH characters that every store can keep, an integer JavaScript holds exactly (not
+    a bool), or null for a request that carried none."""
+    if value is None:
+        return None
+    if type(value) is int:
+        if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+            raise SnapshotError(path, f"is an integer beyond +/-{MAX_SAFE_INTEGER}")
+        return value
+    if type(value) is not str:
+        raise SnapshotError(path, f"must be a string, an integer or null, got {_type_name(value)}")
+    if not value:
+        raise SnapshotError(path, "must not be empty")
+    if len(value) > MAX_ID_LENGTH:
+        raise SnapshotError(path, f"is {len(value)} characters long; a requestId's limit is {MAX_ID_LENGTH}")
+    _storable(value, path)
+    return value
+
+
+def _open_requests(raw: object, where: str, limits: Limits) -> tuple[OpenRequest, ...]:
+    """A session's `openRequests`, oldest first: at most MAX_OPEN_REQUESTS (the guard
+    `request_room` opens no more), each {"requestId", "kind"}, no id twice (opening an open id
+    again moves it to the end), each kind checked as `awaiting` is."""
+    if not isinstance(raw, list):
+        raise SnapshotError(where, f"must be a JSON array, got {_type_name(raw)}")
+    if len(raw) > MAX_OPEN_REQUESTS:
+        raise SnapshotError(where, f"holds {len(raw)} requests, more than MAX_OPEN_REQUESTS={MAX_OPEN_REQUESTS}")
+    requests: list[OpenRequest] = []
+    ids: set[RequestId] = set()
+    for i, item in enumerate(raw):
+        at = f"{where}[{i}]"
+        entry = _object(item, at, _REQUEST_FIELDS)
+        request_id = _request_id(_field(entry, "requestId", at), _join(at, "requestId"))
+        kind = _text(_field(entry, "kind", at), _join(at, "kind"), nullable=False)
+        assert kind is not None
+        if not kind:
+            raise SnapshotError(_join(at, "kind"), "must not be empty")
+        _length(kind, _join(at, "kind"), limits.max_id_length)
+        if request_id in ids:
+            raise SnapshotError(_join(at, "requestId"), f"repeats {json.dumps(request_id)[:64]} (an open request is "
+                                                        "listed once)")
+        ids.add(request_id)
+        requests.append((request_id, kind))
+    return tuple(requests)
+
+
 def _session(value: object, path: str, spec: Spec, limits: Limits, version: int) -> Session:
-    # The orchestrator's fields exist from version 3 on.
-    obj = _object(value, path, (*_SESSION_FIELDS, *_ORCHESTRATOR_FIELDS) if version >= 3 else tuple(_SESSION_FIELDS))
+    # The orchestrator's fields exist from version 3 on, openRequests from version 6.
+    allowed = (*_SESSION_FIELDS, *_ORCHESTRATOR_FIELDS) if version >= 6 else \
+        (*_SESSION_FIELDS, *_ORCHESTRATOR_FIELDS[:2]) if version >= 3 else tuple(_SESSION_FIELDS)
+    obj = _object(value, path, allowed)
     fields: dict[str, str | None] = {}
     for name in _SESSION_FIELDS:
         where = _join(path, name)
@@ -302,8 +361,23 @@ def _session(value: object, path: str, spec: Spec, limits: Limits, version: int)
         raise SnapshotError(_join(path, "awaiting"), "must not be empty")
     if awaiting is not None:
         _length(awaiting, _join(path, "awaiting"), limits.max_id_length)
-    if not spec.status(status).holds_turn and (pending is not None or awaiting is not None):
-        raise SnapshotError(path, f"a {status} session may not hold a pending turn or await anything")
+    requests: tuple[OpenRequest, ...] = ()
+    if version >= 6:
+        # Required: to_wire() always writes it, and a missing list would silently drop requests.
+        requests = _open_requests(_field(obj, "openRequests", path), _join(path, "openRequests"), limits)
+    if not spec.status(status).holds_turn:
+        if pending is not None or awaiting is not None:
+            raise SnapshotError(path, f"a {status} session may not hold a pending turn or await anything")
+        if requests:
+            raise SnapshotError(_join(path, "openRequests"), f"a {status} session may hold no open request")
+    if version < 6:
+        # The one `awaiting` slot of older versions was one open request whose id nobody kept.
+        requests = () if awaiting is None else ((None, awaiting),)
+    newest = requests[-1][1] if requests else None
+    if awaiting != newest:
+        raise SnapshotError(_join(path, "awaiting"), f"is {json.dumps(awaiting)[:64]}, but must be "
+                                                     f"{json.dumps(newest)[:64]}: what the newest open request asks "
+                                                     "(null when none is open)")
     return Session(
         thread_id,
         status,
@@ -315,6 +389,7 @@ def _session(value: object, path: str, spec: Spec, limits: Limits, version: int)
         fields["runtime_mode"],
         pending,
         awaiting,
+        requests,
     )
 
 

@@ -20,10 +20,10 @@ from datetime import timedelta
 from typing import Any, Literal, Protocol, TypeVar
 
 from statemachine.core.clock import DEFAULT_MAX_CLOCK_SKEW, Clock
-from statemachine.core.event import Event, EventError
+from statemachine.core.event import MAX_ID_LENGTH, Event, EventError
 from statemachine.core.outcome import Outcome, OutcomeKind
 from statemachine.core.record import ThreadRecord
-from statemachine.core.session import FIELDS, Session
+from statemachine.core.session import FIELDS, MAX_OPEN_REQUESTS, Session
 from statemachine.engine.boundary import EngineName
 from statemachine.runtime.observers import Observers
 from statemachine.runtime.pipeline import (
@@ -50,7 +50,7 @@ from statemachine.spec.load import builtin_spec
 from statemachine.spec.model import Spec
 from statemachine.spec.parser import EventParser
 from statemachine.store.errors import StoreError
-from statemachine.store.schema import DATA_STEPS, MIGRATIONS
+from statemachine.store.schema import DATA_STEPS, MIGRATIONS, requests_text
 
 __all__ = [
     "Cursor",
@@ -94,6 +94,12 @@ def _snapshot_object(data: Mapping[str, Any] | str | bytes) -> Mapping[str, Any]
 
 # The sessions table's columns: the session's fields, in order (`statemachine.core.session.FIELDS`).
 _SESSION_COLUMNS = ", ".join(f.attr for f in FIELDS)
+# Every column but the key, replaced by an upsert.
+_SESSION_UPSERT = (f"INSERT INTO sessions ({_SESSION_COLUMNS}) VALUES ({', '.join('?' * len(FIELDS))}) "
+                   "ON CONFLICT (thread_id) DO UPDATE SET "
+                   + ", ".join(f"{f.attr} = excluded.{f.attr}" for f in FIELDS if f.attr != "thread_id"))
+# Where the open requests sit in a row: the one column kept as JSON text (`requests_text`).
+_REQUESTS_AT = Session._fields.index("open_requests")
 
 
 class StoredRowError(StoreError):
@@ -586,15 +592,15 @@ class SqlStore(SessionStore):
         """A loaded thread as the pipeline holds it, checked as `restore()` checks a snapshot's."""
         s = rows.session
         assert s is not None
-        wire = {
-            "session": {f.wire: _row_value(f.wire, getattr(s, f.attr)) for f in FIELDS
-                        if f.always or getattr(s, f.attr) is not None},
-            "seenEventDigests": [e for _, e in rows.seen],
-            "finishedTurns": [t for _, t in rows.finished],
-        }
         limits = Limits(max_event_ids=self.max_event_ids, max_finished_turns=self.max_finished_turns,
                         max_id_length=self.parser.max_id_length, in_future=pipeline.horizon.beyond)
         try:
+            wire = {
+                "session": {f.wire: _row_value(f.wire, getattr(s, f.attr), self.parser.max_id_length)
+                            for f in FIELDS if f.always or getattr(s, f.attr) is not None},
+                "seenEventDigests": [e for _, e in rows.seen],
+                "finishedTurns": [t for _, t in rows.finished],
+            }
             thread = check_thread(wire, "row", self.spec, limits)
         except SnapshotError as exc:
             raise StoredRowError(thread_id, exc.path.removeprefix("row."), exc.message) from None
@@ -659,21 +665,13 @@ class SqlStore(SessionStore):
         records = pipeline.threads
         sessions = []
         for thread_id in thread_ids:
-            session = records[thread_id].session
+            row = _session_row(records[thread_id].session)
             before = old.get(thread_id)
-            if before is None or session != before.session:
-                sessions.append(tuple(session))
+            # Compared as stored: the loaded row holds its columns as read (`_Rows`).
+            if before is None or before.session is None or row != tuple(before.session):
+                sessions.append(row)
         if sessions:
-            cur.executemany(
-                self._sql(f"INSERT INTO sessions ({_SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                          "ON CONFLICT (thread_id) DO UPDATE SET status = excluded.status, "
-                          "provider_name = excluded.provider_name, active_turn_id = excluded.active_turn_id, "
-                          "last_error = excluded.last_error, updated_at = excluded.updated_at, "
-                          "provider_instance_id = excluded.provider_instance_id, "
-                          "runtime_mode = excluded.runtime_mode, pending_turn = excluded.pending_turn, "
-                          "awaiting = excluded.awaiting"),
-                sessions,
-            )
+            cur.executemany(self._sql(_SESSION_UPSERT), sessions)
         def seen(thread_id: str) -> tuple[str, ...]:
             return tuple(d.hex() for d in records[thread_id].seen_digests())
 
@@ -982,17 +980,48 @@ def _replay_note(log_key: str, line: Any, kind: Any, event_id: Any, message: Any
     return ReplayNote(line, kind, event_id, message)
 
 
-def _row_value(wire: str, value: Any) -> Any:
+def _session_row(session: Session) -> tuple[Any, ...]:
+    """A session as its `sessions` row: its fields in order, the open requests as JSON text."""
+    row = list(session)
+    row[_REQUESTS_AT] = requests_text(session.open_requests)
+    return tuple(row)
+
+
+def _requests_text_limit(max_id_length: int) -> int:
+    """The longest `open_requests` text a valid row can hold: MAX_OPEN_REQUESTS entries whose id and
+    kind are as long as allowed, every character escaped (12 characters for one outside the BMP:
+    two \\uXXXX), with room for the keys and some spacing."""
+    return MAX_OPEN_REQUESTS * (12 * (MAX_ID_LENGTH + max_id_length) + 64) + 2
+
+
+def _row_value(wire: str, value: Any, max_id_length: int) -> Any:
     """A session column as a snapshot spells it: the stores keep `pendingTurn` as its turn id
-    ("" when unknown), a snapshot as {"turnId": id or null}."""
+    ("" when unknown), a snapshot as {"turnId": id or null}; and `openRequests` as JSON text, which
+    is parsed here (bounded, so that damaged text is refused before it is parsed) and then checked
+    as a snapshot's list is. Raises `SnapshotError` under the path `check_thread` is given."""
     if wire == "pendingTurn" and isinstance(value, str):
         return {"turnId": value or None}
+    if wire == "openRequests":
+        where = "row.session.openRequests"
+        if not isinstance(value, str):
+            shown = "null" if value is None else type(value).__name__
+            raise SnapshotError(where, f"must be JSON text (an array), got {shown}")
+        limit = _requests_text_limit(max_id_length)
+        if len(value) > limit:
+            raise SnapshotError(where, f"is {len(value)} characters long, more than {MAX_OPEN_REQUESTS} open "
+                                       f"requests can take ({limit})")
+        try:
+            return json.loads(value)
+        except (ValueError, RecursionError) as exc:
+            raise SnapshotError(where, f"not valid JSON: {str(exc)[:200]}") from None
     return value
 
 
 @dataclass(slots=True)
 class _Rows:
-    session: Session | None  # None: a tombstone (a deleted thread's memory)
+    # The row's columns as read, unchecked (the open requests still JSON text); None: a tombstone
+    # (a deleted thread's memory).
+    session: Session | None
     seen: list[tuple[Any, Any]]  # (seq, eventId digest in hex), oldest first; checked on use
     finished: list[tuple[Any, Any]]  # (seq, turnId), oldest first; checked on use
 

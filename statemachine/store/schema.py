@@ -9,12 +9,13 @@ step in `DATA_STEPS`, run right after its statements, in the same transaction.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from statemachine.core.record import event_digest_hex
 
-__all__ = ["DATA_STEPS", "MIGRATIONS"]
+__all__ = ["DATA_STEPS", "MIGRATIONS", "requests_text"]
 
 # Both dialects share this shape; only the auto-numbered columns differ.
 _V1 = """
@@ -119,8 +120,33 @@ CREATE TABLE tombstones (
 """
 
 
+# The provider's open requests per session, oldest first, as JSON text (`requests_text`). Rows
+# written before get theirs from `awaiting` in the data step.
+_V5 = """
+ALTER TABLE sessions ADD COLUMN open_requests TEXT NOT NULL DEFAULT '[]'
+"""
+
+
+def requests_text(requests: Iterable[tuple[Any, str]]) -> str:
+    """Open requests as the `open_requests` column keeps them: the snapshot's `openRequests`
+    ([{"requestId": id or null, "kind": text}]) as JSON text; 1 and "1" stay apart."""
+    return json.dumps([{"requestId": rid, "kind": kind} for rid, kind in requests], separators=(",", ":"))
+
+
+def _requests_from_awaiting(cur: Any, sql: Callable[[str], str]) -> None:
+    """Migration 5's data: a session awaiting something held one open request whose id was not
+    kept, as an older snapshot restores it; `awaiting` stays the newest (only) request's kind."""
+    cur.execute("SELECT thread_id, awaiting FROM sessions WHERE awaiting IS NOT NULL")
+    # Text only: anything else is damage that loading the row refuses, naming the column.
+    rows = [(requests_text([(None, a)]), t) for t, a in cur.fetchall() if isinstance(a, str)]
+    if rows:
+        cur.executemany(sql("UPDATE sessions SET open_requests = ? WHERE thread_id = ?"), rows)
+
+
 # migration number -> its data step: (cursor, the dialect's placeholder rewrite) -> None.
-DATA_STEPS: dict[int, Callable[[Any, Callable[[str], str]], None]] = {3: _digest_seen_events}
+DATA_STEPS: dict[int, Callable[[Any, Callable[[str], str]], None]] = {
+    3: _digest_seen_events, 5: _requests_from_awaiting,
+}
 
 
 def _statements(text: str, serial: str) -> tuple[str, ...]:
@@ -131,7 +157,8 @@ def _statements(text: str, serial: str) -> tuple[str, ...]:
 MIGRATIONS: dict[str, tuple[tuple[str, ...], ...]] = {
     # INTEGER PRIMARY KEY is SQLite's rowid: numbered in insertion order.
     "sqlite": (_statements(_V1, "INTEGER PRIMARY KEY"), _statements(_V2, ""), _statements(_V3, ""),
-               _statements(_V4, "INTEGER PRIMARY KEY")),
+               _statements(_V4, "INTEGER PRIMARY KEY"), _statements(_V5, "")),
     "postgresql": (_statements(_V1, "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"), _statements(_V2, ""),
-                   _statements(_V3, ""), _statements(_V4, "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY")),
+                   _statements(_V3, ""), _statements(_V4, "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"),
+                   _statements(_V5, "")),
 }

@@ -188,6 +188,11 @@ def test_threads_on_one_side_only_differ(capsys: pytest.CaptureFixture[str]) -> 
     ('{"t": {"status": 1}}', "t.status"),
     ('{"t": {"status": "ready", "activeTurnId": 5}}', "t.activeTurnId"),
     ('{"t": {"status": "ready", "updatedAt": "yesterday"}}', "t.updatedAt"),
+    ('{"t": {"status": "ready", "openRequests": null}}', "t.openRequests"),
+    ('{"t": {"status": "ready", "openRequests": [7]}}', "t.openRequests[0]"),
+    ('{"t": {"status": "ready", "openRequests": [{"requestId": true, "kind": "approval"}]}}',
+     "t.openRequests[0].requestId"),
+    ('{"t": {"status": "ready", "openRequests": [{"requestId": 1}]}}', "t.openRequests[0].kind"),
 ])
 def test_unusable_sessions_are_named_and_exit_2(text: str, where: str, tmp_path: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
@@ -228,3 +233,17 @@ def test_every_session_field_but_the_thread_id_is_compared() -> None:
         theirs = {**ours, f.wire: other.get(f.wire, "other")}
         (thread,) = audit_log(lines, {tid: theirs}).threads
         assert set(thread.differences) == {f.wire}, f.wire
+
+
+def test_open_requests_are_compared_as_lists_whose_ids_keep_their_type() -> None:
+    # `replay --json` writes openRequests as a list; audit read it as text and refused the report.
+    lines = [json.dumps({"eventId": f"e{n}", "type": kind, "provider": "codex", "threadId": "t", "turnId": "A",
+                         "createdAt": f"2026-11-20T10:00:0{n}Z", "payload": payload})
+             for n, (kind, payload) in enumerate([("turn.started", {}), ("request.opened", {"requestId": 1})])]
+    ours = [{"requestId": 1, "kind": "approval"}]
+    same = load_sessions(json.dumps({"t": {"status": "running", "activeTurnId": "A", "openRequests": ours}}))
+    assert audit_log(lines, same).threads == []
+    theirs = [{"requestId": "1", "kind": "approval"}]
+    text_id = {"t": {"status": "running", "activeTurnId": "A", "openRequests": theirs}}
+    (thread,) = audit_log(lines, load_sessions(json.dumps(text_id))).threads
+    assert thread.differences == {"openRequests": {"ours": ours, "theirs": theirs}}

@@ -53,7 +53,7 @@ def test_trace_has_one_record_per_non_blank_line(tmp_path: Path, capsys: pytest.
     assert records[-1]["session"] == {"threadId": "t1", "status": "error", "providerName": "codex",
                                       "activeTurnId": None, "lastError": "boom",
                                       "updatedAt": json.loads(lines[8])["createdAt"],
-                                      "pendingTurn": None, "awaiting": None}
+                                      "pendingTurn": None, "awaiting": None, "openRequests": []}
 
 
 def test_trace_out_writes_the_file_and_keeps_the_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -272,3 +272,90 @@ def test_an_older_snapshot_checks_its_event_ids_as_before() -> None:
     with pytest.raises(SnapshotError) as info:
         SessionProjector.restore(old, **CAPS)
     assert info.value.path == "threads[0].seenEventIds[1]"
+
+
+# -- open requests (version 6) ------------------------------------------------------------------
+
+
+def asking_projector() -> SessionProjector:
+    """Thread `r` running turn R1 with three open requests: an integer id, a text id and none;
+    thread `q` settled (ready) with none."""
+    p = SessionProjector()
+    p.apply_all([
+        wire("r1", "turn.started", "r", "R1", at=1),
+        wire("r2", "request.opened", "r", "R1", at=2, requestId=7),
+        wire("r3", "user-input.requested", "r", "R1", at=3, requestId="ask-1"),
+        wire("r4", "request.opened", "r", "R1", at=4),
+        wire("q1", "session.started", "q", at=5),
+    ])
+    return p
+
+
+ASKED = ((7, "approval"), ("ask-1", "user-input"), (None, "approval"))
+
+
+def test_open_requests_of_every_id_type_round_trip() -> None:
+    p = asking_projector()
+    assert (p["r"].open_requests, p["r"].awaiting) == (ASKED, "approval")
+    data = json.loads(json.dumps(p.snapshot()))
+    assert data["threads"][0]["session"]["openRequests"] == [
+        {"requestId": 7, "kind": "approval"}, {"requestId": "ask-1", "kind": "user-input"},
+        {"requestId": None, "kind": "approval"}]
+    assert data["threads"][1]["session"]["openRequests"] == []
+    q = SessionProjector.restore(json.dumps(data))
+    assert q.sessions() == p.sessions() and q.snapshot() == p.snapshot()
+    # The ids keep their type: "7" is another request than 7, which the restored one still holds.
+    assert q.apply(wire("r5", "request.resolved", "r", "R1", at=6, requestId="7")).after.open_requests == ASKED
+    assert q.apply(wire("r6", "request.resolved", "r", "R1", at=7, requestId=7)).after.open_requests == ASKED[1:]
+
+
+def test_an_integer_and_a_text_id_of_the_same_digits_stay_two_requests() -> None:
+    p = SessionProjector()
+    p.apply_all([wire("x1", "turn.started", "x", "X1", at=1),
+                 wire("x2", "request.opened", "x", "X1", at=2, requestId=1),
+                 wire("x3", "user-input.requested", "x", "X1", at=3, requestId="1")])
+    q = SessionProjector.restore(json.dumps(p.snapshot()))
+    assert q["x"].open_requests == ((1, "approval"), ("1", "user-input")) and q["x"].awaiting == "user-input"
+
+
+def _as_version(data: dict[str, Any], version: int) -> dict[str, Any]:
+    """`data` as version 4 or 5 wrote it: without the sessions' openRequests (and, in 4, the
+    tombstones)."""
+    old = copy.deepcopy(data)
+    old["version"] = version
+    if version < 5:
+        assert old.pop("tombstones") == []
+    for thread in old["threads"]:
+        del thread["session"]["openRequests"]
+    return old
+
+
+@pytest.mark.parametrize("version", [4, 5])
+def test_a_version_4_or_5_snapshot_restores_awaiting_as_one_request_without_id(version: int) -> None:
+    p = SessionProjector()
+    p.apply_all([wire("w1", "turn.started", "w", "W1", at=1), wire("w2", "user-input.requested", "w", "W1", at=2),
+                 wire("v1", "session.started", "v", at=3)])
+    q = SessionProjector.restore(_as_version(p.snapshot(), version))
+    # The one slot of version 5 was one request whose id was not kept: awaiting stays its kind.
+    assert (q["w"].awaiting, q["w"].open_requests) == ("user-input", ((None, "user-input"),))
+    assert (q["v"].awaiting, q["v"].open_requests) == (None, ())
+    assert q.snapshot()["version"] == SNAPSHOT_VERSION
+    # A resolution naming no request ends it, as it ended the slot.
+    after = q.apply(wire("w3", "request.resolved", "w", "W1", at=4)).after
+    assert (after.awaiting, after.open_requests) == (None, ())
+
+
+def test_a_version_5_snapshot_whose_ids_were_kept_is_refused() -> None:
+    # openRequests did not exist in version 5: a file that has them is not what it says it is.
+    data = asking_projector().snapshot()
+    data = {**_as_version(data, 5), "threads": data["threads"]}
+    with pytest.raises(SnapshotError) as info:
+        SessionProjector.restore(data)
+    assert info.value.path == "threads[0].session.openRequests" and "unknown field" in str(info.value)
+
+
+def test_a_version_3_snapshot_restores_awaiting_as_one_request_without_id() -> None:
+    p = SessionProjector()
+    p.apply_all([wire("o1", "turn.started", "o", "O1", at=1), wire("o2", "request.opened", "o", "O1", at=2)])
+    q = SessionProjector.restore(older_snapshot(p.snapshot(), 3, {"o": ["o1", "o2"]}))
+    assert q["o"].open_requests == ((None, "approval"),) and q["o"] == p["o"]

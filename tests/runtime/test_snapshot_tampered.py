@@ -218,3 +218,94 @@ def test_a_restored_session_is_checked_against_the_requirements_not_only_the_spe
     assert "no_turn_in_inactive_status" in str(info.value)
     assert "inactive_status_holds_no_turn" not in str(info.value)
 
+
+
+# -- open requests: each refusal names its field ------------------------------------------------
+
+
+def asking() -> dict[str, Any]:
+    """Thread `r` (threads[0]) running with requests 7, "ask-1" and one without id; `q` (threads[1]) ready."""
+    p = SessionProjector()
+    p.apply_all([
+        wire("r1", "turn.started", "r", "R1"),
+        {**wire("r2", "request.opened", "r", "R1", requestId=7), "createdAt": "2026-11-20T10:00:01Z"},
+        {**wire("r3", "user-input.requested", "r", "R1", requestId="ask-1"), "createdAt": "2026-11-20T10:00:02Z"},
+        {**wire("r4", "request.opened", "r", "R1"), "createdAt": "2026-11-20T10:00:03Z"},
+        wire("q1", "session.started", "q"),
+    ])
+    return json.loads(json.dumps(p.snapshot()))
+
+
+def _request(rid: Any, kind: Any = "approval") -> dict[str, Any]:
+    return {"requestId": rid, "kind": kind}
+
+
+_R = "threads[0].session"
+_Q = "threads[1].session"
+
+
+@pytest.mark.parametrize(("thread", "change", "path", "text"), [
+    (0, {"openRequests": None}, f"{_R}.openRequests", "must be a JSON array, got null"),
+    (0, {"openRequests": {"7": "approval"}}, f"{_R}.openRequests", "must be a JSON array"),
+    (0, {"openRequests": [[7, "approval"]]}, f"{_R}.openRequests[0]", "must be a JSON object"),
+    (0, {"openRequests": [{"kind": "approval"}]}, f"{_R}.openRequests[0].requestId", "is required"),
+    (0, {"openRequests": [{"requestId": 7}]}, f"{_R}.openRequests[0].kind", "is required"),
+    (0, {"openRequests": [{**_request(7), "turnId": "R1"}]}, f"{_R}.openRequests[0].turnId", "unknown field"),
+    (0, {"openRequests": [_request(True)]}, f"{_R}.openRequests[0].requestId", "got bool"),
+    (0, {"openRequests": [_request(False)]}, f"{_R}.openRequests[0].requestId", "got bool"),
+    (0, {"openRequests": [_request(1.0)]}, f"{_R}.openRequests[0].requestId", "got float"),
+    (0, {"openRequests": [_request([7])]}, f"{_R}.openRequests[0].requestId", "got list"),
+    (0, {"openRequests": [_request(2**53)]}, f"{_R}.openRequests[0].requestId", "beyond +/-9007199254740991"),
+    (0, {"openRequests": [_request(-(2**53))]}, f"{_R}.openRequests[0].requestId", "beyond"),
+    (0, {"openRequests": [_request("")]}, f"{_R}.openRequests[0].requestId", "must not be empty"),
+    (0, {"openRequests": [_request("x" * (MAX_ID_LENGTH + 1))]}, f"{_R}.openRequests[0].requestId",
+     f"limit is {MAX_ID_LENGTH}"),
+    (0, {"openRequests": [_request("a\x00b")]}, f"{_R}.openRequests[0].requestId", "NUL"),
+    (0, {"openRequests": [_request("a\ud800b")]}, f"{_R}.openRequests[0].requestId", "lone surrogate"),
+    (0, {"openRequests": [_request(7), _request(7)]}, f"{_R}.openRequests[1].requestId", "repeats 7"),
+    (0, {"openRequests": [_request("7"), _request(8), _request("7")]}, f"{_R}.openRequests[2].requestId",
+     'repeats "7"'),
+    (0, {"openRequests": [_request(None), _request(None)]}, f"{_R}.openRequests[1].requestId", "repeats null"),
+    (0, {"openRequests": [_request(i) for i in range(33)]}, f"{_R}.openRequests", "MAX_OPEN_REQUESTS=32"),
+    (0, {"openRequests": [_request(7, "")]}, f"{_R}.openRequests[0].kind", "must not be empty"),
+    (0, {"openRequests": [_request(7, None)]}, f"{_R}.openRequests[0].kind", "must be a string"),
+    (0, {"openRequests": [_request(7, 1)]}, f"{_R}.openRequests[0].kind", "must be a string"),
+    (0, {"openRequests": [_request(7, "x" * (MAX_ID_LENGTH + 1))]}, f"{_R}.openRequests[0].kind", "characters"),
+    (0, {"openRequests": [_request(7, "a\x00b")]}, f"{_R}.openRequests[0].kind", "NUL"),
+    # awaiting is what the newest open request asks, and null only when none is open
+    (0, {"awaiting": "user-input"}, f"{_R}.awaiting", "newest open request"),
+    (0, {"awaiting": None}, f"{_R}.awaiting", "newest open request"),
+    (0, {"openRequests": []}, f"{_R}.awaiting", "must be null"),
+    (0, {"openRequests": [_request(7), _request("ask-1", "user-input")]}, f"{_R}.awaiting", 'must be "user-input"'),
+    # a status that may not hold a turn holds no request
+    (1, {"openRequests": [_request(7)]}, f"{_Q}.openRequests", "a ready session may hold no open request"),
+    (1, {"openRequests": [_request(7)], "awaiting": "approval"}, _Q, "may not hold a pending turn or await"),
+])
+def test_bad_open_requests_are_refused_naming_the_field(thread: int, change: dict[str, Any], path: str,
+                                                          text: str) -> None:
+    data = asking()
+    assert [t["session"]["threadId"] for t in data["threads"]] == ["r", "q"]  # the paths rely on the order
+    data["threads"][thread]["session"].update(change)
+    with pytest.raises(SnapshotError) as info:
+        SessionProjector.restore(json.dumps(data))
+    assert info.value.path == path
+    assert text in info.value.message
+
+
+def test_a_current_snapshot_without_open_requests_is_refused() -> None:
+    # Version 6 always writes the list: one missing would drop open requests silently.
+    data = asking()
+    del data["threads"][1]["session"]["openRequests"]
+    with pytest.raises(SnapshotError) as info:
+        SessionProjector.restore(data)
+    assert info.value.path == f"{_Q}.openRequests" and info.value.message == "is required"
+
+
+def test_open_requests_at_the_limits_restore() -> None:
+    data = asking()
+    edge = [_request(2**53 - 1), _request(-(2**53 - 1)), _request("x" * MAX_ID_LENGTH), _request(1), _request("1"),
+            *(_request(f"r{i}") for i in range(26)), _request(None, "user-input")]
+    assert len(edge) == 32
+    data["threads"][0]["session"].update(openRequests=edge, awaiting="user-input")
+    session = SessionProjector.restore(data)["r"]
+    assert len(session.open_requests) == 32 and session.open_requests[3:5] == ((1, "approval"), ("1", "approval"))

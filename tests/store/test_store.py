@@ -206,11 +206,11 @@ def test_schema_is_versioned_and_a_newer_database_is_refused(tmp_path: Path) -> 
     open_store(str(path)).close()
     open_store(str(path)).close()  # a second open applies nothing again
     conn = sqlite3.connect(path)
-    assert conn.execute("SELECT version FROM schema_version").fetchall() == [(4,)]
-    conn.execute("UPDATE schema_version SET version = 5")
+    assert conn.execute("SELECT version FROM schema_version").fetchall() == [(5,)]
+    conn.execute("UPDATE schema_version SET version = 6")
     conn.commit()
     conn.close()
-    with pytest.raises(StoreError, match="schema version 5, newer than this package's 4"):
+    with pytest.raises(StoreError, match="schema version 6, newer than this package's 5"):
         open_store(str(path))
 
 
@@ -534,3 +534,137 @@ def test_two_schema_version_rows_are_refused(tmp_path: Path) -> None:
     _edit(path, "INSERT INTO schema_version VALUES (1)")
     with pytest.raises(StoreError, match="schema_version holds 2 rows"):
         open_store(str(path))
+
+
+# -- open requests (schema version 5) ------------------------------------------------------------
+
+
+def _asking_events() -> list[dict[str, Any]]:
+    """t1 running turn T1 with requests 7, "7" and one without id; t2 ready with none."""
+    return [_wire(1, "turn.started", turn="T1"), _wire(2, "request.opened", turn="T1", requestId=7),
+            _wire(3, "user-input.requested", turn="T1", requestId="7"), _wire(4, "request.opened", turn="T1"),
+            _wire(5, "session.started", "t2")]
+
+
+_ASKED = ((7, "approval"), ("7", "user-input"), (None, "approval"))
+
+
+def test_open_requests_round_trip_through_a_sqlite_file(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    projector = SessionProjector()
+    projector.apply_all(_asking_events())
+    with open_store(str(path)) as store:
+        store.apply_all(_asking_events()[:2])
+        store.apply_all(_asking_events()[2:])  # a second upsert of t1 rewrites its requests
+    with open_store(str(path)) as store:
+        session = store.get("t1")
+        assert session is not None and (session.open_requests, session.awaiting) == (_ASKED, "approval")
+        assert store.sessions() == projector.sessions()
+        assert store.export_snapshot() == projector.snapshot()
+        # Answered one by one, by the id's type: "7" is not 7.
+        assert store.apply(_wire(6, "request.resolved", turn="T1", requestId=7)).after.open_requests == _ASKED[1:]
+    conn = sqlite3.connect(path)
+    rows = dict(conn.execute("SELECT thread_id, open_requests FROM sessions").fetchall())
+    conn.close()
+    assert [json.loads(rows["t1"]), json.loads(rows["t2"])] == [
+        [{"requestId": "7", "kind": "user-input"}, {"requestId": None, "kind": "approval"}], []]
+    # A snapshot with open requests imports into an empty store as it was.
+    with open_store(str(tmp_path / "imported.db")) as other:
+        assert other.import_snapshot(json.dumps(projector.snapshot())) == 2
+        assert other.sessions() == projector.sessions()
+
+
+def test_a_version_4_store_gets_its_open_requests_from_awaiting(tmp_path: Path) -> None:
+    from statemachine.store.schema import MIGRATIONS
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    for migration in MIGRATIONS["sqlite"][:4]:
+        for statement in migration:
+            conn.execute(statement)
+    conn.execute("INSERT INTO schema_version (version) VALUES (4)")
+    conn.executemany("INSERT INTO store_meta (key, value) VALUES (?, ?)",
+                     [("spec", "session-lifecycle"), ("maxEventIds", "1024"), ("maxFinishedTurns", "256")])
+    # Rows as version 4 wrote them: one awaiting input within its turn, one awaiting nothing.
+    conn.execute("INSERT INTO sessions (thread_id, status, provider_name, active_turn_id, updated_at, awaiting) "
+                  "VALUES ('t1', 'running', 'codex', 'T1', '2026-01-01T00:00:01Z', 'user-input')")
+    conn.execute("INSERT INTO sessions (thread_id, status, provider_name) VALUES ('t2', 'ready', 'codex')")
+    conn.commit()
+    conn.close()
+    with open_store(str(path)) as store:
+        asked, idle = store.get("t1"), store.get("t2")
+        assert asked is not None and (asked.awaiting, asked.open_requests) == ("user-input", ((None, "user-input"),))
+        assert idle is not None and (idle.awaiting, idle.open_requests) == (None, ())
+        # The request without id is answered by a resolution naming none, as the slot was.
+        after = store.apply(_wire(2, "request.resolved", turn="T1")).after
+        assert (after.awaiting, after.open_requests) == (None, ())
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT version FROM schema_version").fetchall() == [(5,)]
+    assert conn.execute("SELECT open_requests FROM sessions ORDER BY ord").fetchall() == [("[]",), ("[]",)]
+    conn.close()
+
+
+def _requests_sql(*entries: Any) -> str:
+    text = json.dumps([{"requestId": rid, "kind": kind} for rid, kind in entries])
+    return "'" + text.replace("'", "''") + "'"
+
+
+@pytest.mark.parametrize(("value", "field", "text"), [
+    ("'not json'", "session.openRequests", "not valid JSON"),
+    ("'" + "[" * 50_000 + "'", "session.openRequests", "not valid JSON"),
+    ("'[" + " " * 400_000 + "]'", "session.openRequests", "characters long"),
+    ("X'5b5d'", "session.openRequests", "must be JSON text (an array), got bytes"),
+    ("7", "session.openRequests", "must be a JSON array, got int"),
+    ("'{}'", "session.openRequests", "must be a JSON array"),
+    ("'[[7, \"approval\"]]'", "session.openRequests[0]", "must be a JSON object"),
+    (_requests_sql((True, "approval")), "session.openRequests[0].requestId", "got bool"),
+    (_requests_sql((2**53, "approval")), "session.openRequests[0].requestId", "beyond"),
+    (_requests_sql(("", "approval")), "session.openRequests[0].requestId", "must not be empty"),
+    (_requests_sql(("x" * 257, "approval")), "session.openRequests[0].requestId", "limit is 256"),
+    (_requests_sql(("a\x00b", "approval")), "session.openRequests[0].requestId", "NUL"),
+    (_requests_sql((1, "approval"), (1, "approval")), "session.openRequests[1].requestId", "repeats 1"),
+    (_requests_sql(*((i, "approval") for i in range(33))), "session.openRequests", "MAX_OPEN_REQUESTS=32"),
+    (_requests_sql((1, "")), "session.openRequests[0].kind", "must not be empty"),
+    (_requests_sql((1, "user-input")), "session.awaiting", 'must be "user-input"'),
+    ("'[]'", "session.awaiting", "must be null"),
+])
+def test_a_bad_open_requests_column_is_refused_naming_the_field(tmp_path: Path, value: str, field: str,
+                                                                 text: str) -> None:
+    from statemachine.store import StoredRowError
+
+    path = tmp_path / "s.db"
+    with open_store(str(path)) as store:
+        store.apply_all([_wire(1, "turn.started", turn="T1"), _wire(2, "request.opened", turn="T1", requestId=1)])
+    dumped = _edit(path, f"UPDATE sessions SET open_requests = {value} WHERE thread_id = 't1'")
+    with open_store(str(path)) as store:
+        for read in (store.threads, lambda: store.get("t1"), store.snapshot,
+                     lambda: store.apply(_wire(3, "request.resolved", turn="T1", requestId=1))):
+            with pytest.raises(StoredRowError) as caught:
+                read()
+            assert (caught.value.thread_id, caught.value.field) == ("t1", field)
+            assert text in str(caught.value)
+    assert _dump(path) == dumped  # refused before anything was written
+
+
+def test_open_requests_on_a_settled_session_row_are_refused(tmp_path: Path) -> None:
+    from statemachine.store import StoredRowError
+
+    path = tmp_path / "s.db"
+    _started(path)  # t1 ready
+    _edit(path, f"UPDATE sessions SET open_requests = {_requests_sql((1, 'approval'))}")
+    with open_store(str(path)) as store, pytest.raises(StoredRowError, match="may hold no open request") as caught:
+        store.threads()
+    assert caught.value.field == "session.openRequests"
+
+
+def test_the_longest_open_requests_a_session_can_hold_load(tmp_path: Path) -> None:
+    # 32 ids of 256 characters outside the BMP: the JSON text escapes each as two \uXXXX.
+    path = tmp_path / "s.db"
+    ids = [chr(0x1F600 + i) * 256 for i in range(32)]
+    with open_store(str(path)) as store:
+        store.apply_all([_wire(1, "turn.started", turn="T1"),
+                         *(_wire(2 + i, "request.opened", turn="T1", requestId=rid) for i, rid in enumerate(ids))])
+    with open_store(str(path)) as store:
+        session = store.get("t1")
+        assert session is not None and [rid for rid, _ in session.open_requests] == ids

@@ -45,7 +45,7 @@ def _dump(url: str) -> dict[str, list[Any]]:
     with psycopg.connect(url) as conn:
         # The identity columns are left out: PostgreSQL does not hand back numbers of rolled-back rows.
         columns = {"sessions": "thread_id, status, provider_name, active_turn_id, last_error, updated_at, "
-                               "provider_instance_id, runtime_mode",
+                               "provider_instance_id, runtime_mode, pending_turn, awaiting, open_requests",
                    "outcomes": "thread_id, event_id, kind, reason, transition"}
         return {t: conn.execute(f"SELECT {columns.get(t, '*')} FROM {t} ORDER BY {o}").fetchall()
                 for t, o in order.items()}
@@ -309,3 +309,79 @@ def test_cli_round_trip_through_postgres(cluster: PgCluster, tmp_path: Any) -> N
     code, out = run_cli(["store", "export", url])
     assert code == 0
     assert json.loads(out) == json.loads(snap.read_text())
+
+
+# -- open requests (schema version 5) ----------------------------------------------------------
+
+
+def _ev(n: int, type_: str, thread: str = "t1", turn: str | None = None, **payload: Any) -> dict[str, Any]:
+    event: dict[str, Any] = {"eventId": f"e{n}", "type": type_, "provider": "codex", "threadId": thread,
+                             "createdAt": f"2026-01-01T00:00:{n:02d}Z", "payload": payload}
+    if turn is not None:
+        event["turnId"] = turn
+    return event
+
+
+_ASKING = [_ev(1, "turn.started", turn="T1"), _ev(2, "request.opened", turn="T1", requestId=7),
+           _ev(3, "user-input.requested", turn="T1", requestId="7"), _ev(4, "request.opened", turn="T1"),
+           _ev(5, "session.started", "t2")]
+
+
+def test_open_requests_round_trip_through_postgresql(cluster: PgCluster) -> None:
+    url = fresh_database(cluster)
+    projector = SessionProjector()
+    projector.apply_all(_ASKING)
+    with open_store(url) as store:
+        store.apply_all(_ASKING[:2])
+        store.apply_all(_ASKING[2:])
+    with open_store(url) as store:
+        session = store.get("t1")
+        assert session is not None
+        assert session.open_requests == ((7, "approval"), ("7", "user-input"), (None, "approval"))
+        assert store.export_snapshot() == projector.snapshot()
+        assert store.apply(_ev(6, "request.resolved", turn="T1")).after.open_requests == ()
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT open_requests FROM sessions ORDER BY ord").fetchall() == [("[]",), ("[]",)]
+
+
+def test_a_version_4_database_gets_its_open_requests_from_awaiting(cluster: PgCluster) -> None:
+    url = fresh_database(cluster)
+    with psycopg.connect(url, autocommit=True) as conn:  # a database as version 4 left it
+        conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        for migration in MIGRATIONS["postgresql"][:4]:
+            for statement in migration:
+                conn.execute(statement)
+        conn.execute("INSERT INTO schema_version (version) VALUES (4)")
+        conn.execute("INSERT INTO store_meta (key, value) VALUES ('spec', 'session-lifecycle'), "
+                     "('maxEventIds', '1024'), ('maxFinishedTurns', '256')")
+        conn.execute("INSERT INTO sessions (thread_id, status, provider_name, active_turn_id, awaiting) "
+                     "VALUES ('t1', 'running', 'codex', 'T1', 'approval'), ('t2', 'ready', 'codex', NULL, NULL)")
+    with open_store(url) as store:
+        assert store.get("t1") is not None and store["t1"].open_requests == ((None, "approval"),)
+        assert store["t2"].open_requests == ()
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(5,)]
+        rows = conn.execute("SELECT thread_id, open_requests FROM sessions ORDER BY ord").fetchall()
+        assert [(t, json.loads(r)) for t, r in rows] == [("t1", [{"requestId": None, "kind": "approval"}]),
+                                                          ("t2", [])]
+
+
+@pytest.mark.parametrize(("value", "field"), [
+    ("not json", "session.openRequests"),
+    (json.dumps([{"requestId": 1, "kind": "approval"}] * 2), "session.openRequests[1].requestId"),
+    (json.dumps([{"requestId": False, "kind": "approval"}]), "session.openRequests[0].requestId"),
+    (json.dumps([{"requestId": 1, "kind": "user-input"}]), "session.awaiting"),
+])
+def test_a_bad_open_requests_column_is_refused_on_postgresql(cluster: PgCluster, value: str, field: str) -> None:
+    from statemachine.store import StoredRowError
+
+    url = fresh_database(cluster)
+    with open_store(url) as store:
+        store.apply_all(_ASKING[:2])
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("UPDATE sessions SET open_requests = %s", (value,))
+    before = _dump(url)
+    with open_store(url) as store, pytest.raises(StoredRowError) as caught:
+        store.apply(_ev(9, "request.resolved", turn="T1", requestId=7))
+    assert (caught.value.thread_id, caught.value.field) == ("t1", field)
+    assert _dump(url) == before
