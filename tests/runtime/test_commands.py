@@ -83,10 +83,10 @@ def test_provider_requests_set_and_clear_awaiting(engine: str) -> None:
     assert fields(out.after) == ("ready", None, None, None)
 
 
-def test_a_request_needs_the_turn_it_belongs_to(engine: str) -> None:
-    p, ev = seeded(engine=engine), Events()
+def test_a_request_belongs_to_the_running_work(engine: str) -> None:
+    p, ev = seeded("interrupted", engine=engine), Events()
     out = p.apply(ev("request.opened", "T1"))
-    assert (out.kind, out.reason) == (REJECTED, "invalid_in_ready")
+    assert (out.kind, out.reason) == (REJECTED, "invalid_in_interrupted")  # a cancelled turn's late request
     p.apply(ev("turn.started", "T1"))
     out = p.apply(ev("request.opened", "T9"))
     assert (out.kind, out.reason) == (REJECTED, "other_turn_active")
@@ -223,8 +223,12 @@ def _rule_violations(before: Session, event: dict[str, Any], outcome: Any, finis
     broken = []
     if after.status in SETTLED and (after.pending_turn is not None or after.awaiting is not None):
         broken.append("settled session holds a pending turn or awaits something")
-    if after.awaiting is not None and (after.active_turn_id is None or after.active_turn_id != before.active_turn_id):
+    if before.active_turn_id is not None and after.active_turn_id != before.active_turn_id and after.open_requests:
         broken.append("a request outlived its turn")
+    if (after.awaiting is None) != (not after.open_requests):
+        broken.append("awaiting disagrees with the open requests")
+    if after.awaiting is not None and after.status not in ("starting", "running"):
+        broken.append("a session awaits something while settled")
     if event["type"] == "thread.session.stop":
         if before.status in SETTLED and (outcome.kind, after.status) != (APPLIED, "stopped"):
             broken.append("stop on a settled session did not stop it")
