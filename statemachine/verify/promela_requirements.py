@@ -56,8 +56,10 @@ def _not(p: Expr) -> Expr:
 
 # The session fields the model keeps, by wire name -> the model's variable (and path kind); the
 # others of `statemachine.core.session.FIELDS` are left out. `pend` 255: a pending turn of unknown
-# id, equal to no event turn.
-MODELLED_FIELDS = {"status": "status", "activeTurnId": "turn", "pendingTurn": "pend", "awaiting": "aw"}
+# id, equal to no event turn. The open requests (`req`: `rq[]`, `ro[]`, `nrq`) are never null; a
+# requirement reads them as the set of their ids (`requestIds`).
+MODELLED_FIELDS = {"status": "status", "activeTurnId": "turn", "pendingTurn": "pend", "awaiting": "aw",
+                   "openRequests": "req"}
 assert set(MODELLED_FIELDS) <= {f.wire for f in FIELDS if f.lifecycle}
 
 # Path kinds holding a turn id (0: none): comparable with one another.
@@ -142,6 +144,8 @@ class _Renderer:
                 return expr is None
             if kind in TURN_LIKE:
                 return f"({expr} == 0)"
+            if kind == "req":
+                return False  # a list, possibly empty, never null
             if kind == "aw":
                 return f"({expr} == AW_none)"
             raise Unmodelled(arg)

@@ -243,10 +243,11 @@ def test_model_is_derived_from_the_spec() -> None:
         assert f" {trigger}\\n" in model  # each trigger is an event of the model
     assert model.count("taken = ") >= len(builtin_spec().transitions)
     # Two turn ids still give a model; the event loop grows with them (and a trigger whose guards
-    # read the payload is sent with each value of it: the stop request's onlyIfSettled).
-    reads_payload = 1
+    # read the payload is sent with each value of it: the stop request's onlyIfSettled; a
+    # resolution with no request id and with each of the two the requests are opened with).
+    reads_payload, resolution_ids = 1, 2
     assert export_promela(builtin_spec(), turn_ids=2).count(":: d_step") == 3 * (len(builtin_spec().triggers)
-                                                                                 + reads_payload)
+                                                                                 + reads_payload + resolution_ids)
 
 
 def test_temporal_model_has_the_environment_and_one_claim_per_temporal_requirement() -> None:
