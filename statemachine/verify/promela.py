@@ -74,6 +74,7 @@ from statemachine.spec.semantics import OPENS_REQUEST_CLASS, VOCABULARY, Effect,
 from statemachine.verify.promela_requirements import (
     MODELLED_FIELDS,
     Expr,
+    RequestIds,
     render_contract,
     render_state,
     render_temporal,
@@ -449,17 +450,24 @@ def _status_names(spec: Spec) -> dict[str, str]:
     return status
 
 
+def _request_ids(spec: Spec) -> RequestIds | None:
+    """The model's request ids, for the requirements' `requestIds` and the event's request id."""
+    field = request_id_field(vocabulary_of(spec))
+    return None if field is None else RequestIds(field, len(request_kinds(spec)) + 1)
+
+
 def requirement_coverage(spec: Spec, requirements: Requirements) -> tuple[list[str], list[str]]:
     """(requirements the model checks, requirements it leaves out because they read unmodelled fields)."""
     status = _status_names(spec)
     awaiting = awaiting_names(spec)
+    requests = _request_ids(spec)
     modelled: list[str] = []
     left_out: list[str] = []
     for req in requirements.items:
         if req.form == "state":
-            ok = render_state(spec, status, req, awaiting) is not None
+            ok = render_state(spec, status, req, awaiting, requests) is not None
         elif req.form == "contract":
-            ok = render_contract(spec, status, req, awaiting) is not None
+            ok = render_contract(spec, status, req, awaiting, requests) is not None
         else:
             ok = True
         (modelled if ok else left_out).append(req.name)
@@ -524,13 +532,14 @@ def export_promela(
     stale: int | None = None
     stale_pending: int | None = None  # the expiry of a requested turn that never started
     if requirements is not None:
+        requests = _request_ids(spec)
         for req in requirements.items:
             if req.form == "state":
-                expr = render_state(spec, status, req, awaiting)
+                expr = render_state(spec, status, req, awaiting, requests)
                 if expr is not None:
                     checks.append((number[req.name], expr))
             elif req.form == "contract":
-                rendered = render_contract(spec, status, req, awaiting)
+                rendered = render_contract(spec, status, req, awaiting, requests)
                 for trigger, e in (rendered or {}).items():
                     contracts[trigger].append((number[req.name], e))
             elif req.ltl is not None:
@@ -597,6 +606,8 @@ def export_promela(
             f"bool pfin[{turn_ids + 1}];",
             "byte ppend = 0;",
             f"mtype paw = {AWAITING_NONE};",
+            f"mtype prq[{ids}] = {AWAITING_NONE};",
+            "byte pnrq = 0;",
         ]
     if temporal:
         out += [
@@ -625,9 +636,11 @@ def export_promela(
 
     def event(k: int, turn: str, label: str, rid: int = 0, opt: int = 0) -> str:
         save = (["pstatus = status", "pturn = turn", *(f"pfin[{i}] = fin[{i}]" for i in fins), "ppend = pend",
-                 "paw = aw"] if contracts[triggers[k]] else [])
+                 "paw = aw", *(f"prq[{i}] = rq[{i}]" for i in range(ids)), "pnrq = nrq"]
+                if contracts[triggers[k]] else [])
         reset = ([f"pstatus = {status[spec.initial]}", "pturn = 0", *(f"pfin[{i}] = 0" for i in fins), "ppend = 0",
-                  f"paw = {AWAITING_NONE}"] if contracts[triggers[k]] else [])
+                  f"paw = {AWAITING_NONE}", *(f"prq[{i}] = {AWAITING_NONE}" for i in range(ids)), "pnrq = 0"]
+                 if contracts[triggers[k]] else [])
         body = [f"ev = {turn}", *([f"rid = {rid}"] if rid else []), *([f"opt = {opt}"] if opt else []),
                 f"printf(\"@event {k} %d %d %d {label}\\n\", ev, rid, opt)", *save, f"step_{k}()"]
         if contracts[triggers[k]]:
