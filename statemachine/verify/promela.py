@@ -19,10 +19,10 @@ Abstraction (one session):
   among the open ones (1 = oldest), `nrq` how many are open. At most K are open: with fewer
   kinds than the bound of open requests (32), `request_room` never refuses one here;
 - `aw`: what the provider awaits (what the newest open request asks), `AW_none` or one `AW_`
-  name per value the spec's effects set. The temporal model leaves `aw` out (no claim reads it),
-  and the open requests too unless a guard the spec uses reads them: then they decide a
-  transition (a resolution settling a session that ran only for requests) and are kept exactly
-  there as well, `aw` with them;
+  name per value the spec's effects set. The temporal model leaves `aw` and the open requests
+  out (no claim reads them) unless a guard the spec uses reads the requests: then they decide
+  transitions (a request's room; a resolution settling a session that ran only for requests)
+  and both are kept exactly there too (`aw` follows from the requests: no state of its own);
 - each event: one trigger of the spec x a turn (0 = untargeted, 1..N); x `rid`, its request id:
   the id of its kind for a trigger that opens a request, 0..K for one whose guards or effects
   read the request id (a resolution: none, an open one, one not open), else 0; and for a
@@ -236,8 +236,8 @@ def unmodelled_effects(vocabulary: Vocabulary) -> frozenset[str]:
 
 
 def _requests_only(vocabulary: Vocabulary, slots: frozenset[str]) -> frozenset[str]:
-    """The effects that write nothing but `slots` (of what the provider awaits and its open
-    requests): the temporal model, which leaves those slots out, renders them `skip`."""
+    """The effects that write nothing but `slots` (what the provider awaits, its open requests):
+    a temporal model that leaves those slots out renders them `skip`."""
     return frozenset(n for n, e in vocabulary.effects.items()
                      if e.writes and set(e.writes) <= slots and not e.remembers)
 
@@ -504,11 +504,11 @@ def export_promela(
     awaiting = awaiting_names(spec)
     vocabulary = vocabulary_of(spec)
     kinds = request_kinds(spec)
-    # The temporal model leaves out what the provider awaits, and the open requests too unless a
-    # guard reads them (then they decide transitions and are kept, exactly).
-    left_out = (REQUEST_SLOTS - ({"req"} if _guards_read_requests(spec, vocabulary) else set())
-                if temporal else frozenset())
-    effects = _Effects(spec, awaiting, _requests_only(vocabulary, frozenset(left_out)) if left_out else frozenset())
+    # The temporal model leaves out what the provider awaits and the open requests, unless a guard
+    # reads the requests: then they decide transitions and are kept exactly, and what is awaited
+    # with them (it follows from them: no state of its own).
+    left_out = REQUEST_SLOTS if temporal and not _guards_read_requests(spec, vocabulary) else frozenset()
+    effects = _Effects(spec, awaiting, _requests_only(vocabulary, left_out) if left_out else frozenset())
     on_enter = {s.name: effects.all(s.on_enter, f"statuses[{i}].on_enter") for i, s in enumerate(spec.statuses)}
     triggers = spec.triggers
     labels = [_trigger_label(k, t) for k, t in enumerate(triggers)]
@@ -563,9 +563,7 @@ def export_promela(
     out: list[str] = [
         "/* Generated from the spec by statemachine.verify.promela; do not edit: export it again.",
         f"   One session; {_listed(unmodelled_fields())} are not modelled (no guard reads them)"
-        + ({frozenset(): ".", frozenset({"aw"}): "; nor is awaiting (no claim reads it).",
-            REQUEST_SLOTS: "; nor are awaiting and the open requests (no claim or guard reads them)."}
-           [frozenset(left_out)]),
+        + ("; nor are awaiting and the open requests (no claim or guard reads them)." if left_out else "."),
         f"   Turn ids 1..{turn_ids}; 0 means no turn / an untargeted event.",
         f"   Request ids 1..{len(kinds)}, one per kind of request (the id a request of that kind is opened with);"
         " 0 means none.",

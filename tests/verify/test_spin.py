@@ -97,6 +97,9 @@ def test_spin_checks_the_requirements_it_can_model_and_every_temporal_one(builti
     assert set(builtin_result.checked) == set(modelled)
     assert {r.name for r in reqs.of_form("temporal")} <= set(modelled)
     assert "no_turn_in_inactive_status" in modelled and "completion_settles_turn" in modelled
+    # The open requests are modelled per id: what reads their ids is checked too.
+    assert {"awaiting_shows_open_requests", "request_never_outlives_its_turn",
+            "request_outside_a_turn_keeps_session_working"} <= set(modelled)
     # Reasons, lastError, updatedAt and redeliveries are outside the model: said, not passed.
     assert {"foreign_completion_rejected", "applied_advances_updated_at", "redelivery_is_duplicate"} <= set(left_out)
     assert builtin_result.covered["ltl_claims"] == 3
@@ -259,6 +262,16 @@ def test_temporal_model_has_the_environment_and_one_claim_per_temporal_requireme
     assert ":: !quiet -> printf" in model and ":: turn != 0 && pend == 0 -> d_step { ev = turn" in model
     assert ":: pend != 0 -> d_step { ev = 0" in model  # a requested turn that never started expires too
     assert "assert(" not in model  # the temporal model judges by its claims only
+    # Guards read the open requests (request_room; closes_last_request settles a session that ran
+    # only for them): the temporal model keeps them, exactly; without such guards it leaves them
+    # out with what the provider awaits.
+    assert "rq[rid] = AW_approval" in model and "ro[rid] = nrq" in model
+    reading = {"request_room", "closes_last_request"}
+    without = replace(spec, transitions=tuple(replace(t, guards=tuple(g for g in t.guards if g not in reading))
+                                              for t in spec.transitions))
+    lean = export_promela(without, reqs, temporal=True)
+    assert "rq[rid] = AW_approval" not in lean and "skip; /* open_request */" in lean
+    assert "nor are awaiting and the open requests" in lean
     safety = export_promela(spec, reqs)
     number = violation_names(spec, reqs).index("no_turn_in_inactive_status")
     assert "ltl " not in safety and f'printf("@violated {number}\\n")' in safety
@@ -292,6 +305,28 @@ def test_exported_model_runs_under_spin(spin_available: None, tmp_path: Path) ->
     assert sim.returncode == 0, sim.stderr
     assert sim.stdout.count("@event ") >= 20
     assert "@violated" not in sim.stdout
+
+
+def test_a_request_counterexample_carries_its_request_id(spin_available: None) -> None:
+    # A ready session that keeps what it awaited: shown by the requirements on open requests, on a
+    # path whose request carries the id the model gave it, which the projector reproduces.
+    from statemachine.spec.check import build_spec
+    from statemachine.spec.loader import read_spec_file
+
+    data = read_spec_file(None)[0]
+    for status in data["statuses"]:
+        if status["name"] == "ready":
+            status["on_enter"] = [e for e in status["on_enter"] if e != "clear_awaiting"]
+    spec = build_spec(data, "ready_keeps_requests.yaml")
+    result = _spin(spec)
+    assert {"awaiting_shows_open_requests", "settled_has_nothing_pending"} <= set(result.violated), result.detail
+    assert "the projector reproduces it" in result.detail
+    events = result.counterexample or []
+    opened = [e for e in events if e["type"] in ("request.opened", "user-input.requested")]
+    assert opened and all(e["payload"]["requestId"] in (1, "1") for e in opened)
+    projector, _ = _replay(spec, events)
+    session = projector[THREAD]
+    assert session.status == "ready" and session.awaiting is not None
 
 
 # Mutants only the orchestrator's fields show: what spin must name now that the safety model keeps
