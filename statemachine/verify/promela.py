@@ -565,8 +565,8 @@ def export_promela(
         f"   One session; {_listed(unmodelled_fields())} are not modelled (no guard reads them)"
         + ("; nor are awaiting and the open requests (no claim or guard reads them)." if left_out else "."),
         f"   Turn ids 1..{turn_ids}; 0 means no turn / an untargeted event.",
-        f"   Request ids 1..{len(kinds)}, one per kind of request (the id a request of that kind is opened with);"
-        " 0 means none.",
+        (f"   Request ids 1..{len(kinds)}, one per kind of request (the id a request of that kind is opened with);"
+         " 0 means none." if kinds else "   No effect opens a request: every event's request id is 0 (none)."),
         f"   Asserted after every event: {', '.join(shown(names[n]) for n, _ in checks) or 'nothing'}.",
         f"   Step invariants not modelled: {', '.join(shown(n) for n in skipped) or 'none'}.",
     ]
