@@ -332,7 +332,7 @@ def test_a_request_counterexample_carries_its_request_id(spin_available: None) -
 # Mutants only the orchestrator's fields show: what spin must name now that the safety model keeps
 # the pending turn and what the provider awaits (the requirements reading them were left out before).
 ORCHESTRATOR_SIDE = {
-    "zt_request_without_turn_awaits": {"awaiting_only_with_a_turn", "request_never_outlives_its_turn"},
+    "zt_request_without_turn_awaits": {"awaiting_shows_open_requests", "request_never_outlives_its_turn"},
     "zm_ready_keeps_pending_turn": {"settled_has_nothing_pending"},
     "zs_reconnect_goes_ready": {"session_start_with_pending_turn_keeps_starting"},
 }
