@@ -53,6 +53,9 @@ CFLAGS = ("-O0", "-DSAFETY", "-DBFS", "-DPRINTF", "-w")
 # event it executes (tens of MB per claim).
 LTL_CFLAGS = ("-O0", "-w")
 PAN_ARGS = ("-w18",)  # hash table of 2^18 slots: a few MB, ample for models this size
+# The temporal model's product with a claim holds about 1.7 million states (the open requests
+# multiply it): 2^20 slots (8 MB) keep the hash chains short.
+LTL_PAN_ARGS = ("-w20",)
 
 # `@event <trigger index> <turn> <rid> <opt> <label>`
 _EVENT = re.compile(r"^@event (\d+) (\d+) (\d+) (\d+) ", re.MULTILINE)
@@ -169,7 +172,7 @@ def _temporal(
         trail_file = work / f"{TEMPORAL_MODEL}.trail"
         trail_file.unlink(missing_ok=True)
         claim = claim_name(req.index)  # the model names no requirement: its claim is numbered
-        report = _run(["./pan_ltl", "-a", "-N", claim, *PAN_ARGS], work, timeout)
+        report = _run(["./pan_ltl", "-a", "-N", claim, *LTL_PAN_ARGS], work, timeout)
         states = max(states, _count(r"(\d+) states, stored", report))
         if _count(r"errors: (\d+)", report) == 0:
             continue
