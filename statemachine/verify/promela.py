@@ -12,24 +12,35 @@ Abstraction (one session):
 - `fin[t]`: turn t has completed, aborted or been cleared (the thread's remembered turns);
 - `pend`: the pending turn start, 0 for none, 255 for one whose turn id is unknown, else the
   expected turn;
-- `aw`: what the provider awaits, `AW_none` or one `AW_` name per value the spec's effects set
-  (the safety model only: no temporal requirement reads it, so the temporal model leaves it out
-  and keeps its state space);
-- each event: one trigger of the spec x a turn (0 = untargeted, 1..N), and for a trigger whose
-  guards read the payload (the stop request's onlyIfSettled) x `opt` 0 and 1. A trail replayed
-  as a log (`spin -t`) does not carry `opt`: such a counterexample replays as a stop without it.
+- the open requests, exactly: request ids are 0 (an event carrying none) and 1..K, one per kind of
+  request the spec's effects open (`request_kinds`; as in the verification universe, a request
+  of a kind is always opened with its kind's id, so two requests of one kind are never open at
+  once); `rq[i]` is what the open request with id i asks (`AW_none`: not open), `ro[i]` its place
+  among the open ones (1 = oldest), `nrq` how many are open. At most K are open: with fewer
+  kinds than the bound of open requests (32), `request_room` never refuses one here;
+- `aw`: what the provider awaits (what the newest open request asks), `AW_none` or one `AW_`
+  name per value the spec's effects set. The temporal model leaves `aw` and the open requests
+  out (no claim reads them) unless a guard the spec uses reads the requests: then they decide
+  transitions (a request's room; a resolution settling a session that ran only for requests)
+  and both are kept exactly there too (`aw` follows from the requests: no state of its own);
+- each event: one trigger of the spec x a turn (0 = untargeted, 1..N); x `rid`, its request id:
+  the id of its kind for a trigger that opens a request, 0..K for one whose guards or effects
+  read the request id (a resolution: none, an open one, one not open), else 0; and for a
+  trigger whose guards read another payload field (the stop request's onlyIfSettled) x `opt` 0
+  and 1. `@event` lines carry `rid` and `opt`, so a trail replays with both.
 lastError, updatedAt and providerName are not modelled: no guard reads them, so they cannot
 change which transition is taken; the effects that only write them render as `skip`. Payload
-fields other than the variant are therefore irrelevant too. The thread's memory of finished turns
-is unbounded here (the projector's is capped), and event ids (de-duplication) are not modelled:
-a duplicate changes nothing by construction of the projector, not of the spec.
+fields other than the variant, the request id and `opt`'s are therefore irrelevant too. The
+thread's memory of finished turns is unbounded here (the projector's is capped), and event ids
+(de-duplication) are not modelled: a duplicate changes nothing by construction of the
+projector, not of the spec.
 
 State invariants are asserted in the initial state and after every event; step invariants
 (`updated_at_monotonic`, `unapplied_is_noop`) read fields or outcomes outside the model and are
 not checked by spin.
 
-Each event prints one line `@event <trigger index> <turn> <label>` and, when an invariant
-breaks, one line `@violated <number>` per broken invariant or requirement (its place in
+Each event prints one line `@event <trigger index> <turn> <rid> <opt> <label>` and, when an
+invariant breaks, one line `@violated <number>` per broken invariant or requirement (its place in
 `violation_names`), so that replaying a trail (`spin -t`) yields the path as data.
 
 No string of the spec or the requirements is ever written into the model as text: spin runs the
@@ -41,9 +52,11 @@ other string (variant values, so trigger names; parameters; descriptions; file n
 requirement names) appears as a number, as a label of checked characters, or not at all.
 
 What is a copy of a declaration is derived from it (`statemachine.spec.semantics`): which guards
-read the payload, which effects write only what the provider awaits, which effects write nothing
-the model keeps (rendered `skip`), and the awaiting values. The meaning of each guard and effect
-over the model's variables (`GUARDS`, `EFFECTS`) is written here on purpose, independently, and
+read the payload, which payload field names a request (what the effects that open requests read)
+and which kind each opens, which effects write only what the provider awaits and its open
+requests, which guards read those, which effects write nothing the model keeps (rendered
+`skip`), and the awaiting values. The meaning of each guard and effect over the model's
+variables (`GUARDS`, `EFFECTS`) is written here on purpose, independently, and
 tests/verify/test_promela.py runs both renderings on every input of the model's domain with spin.
 """
 
@@ -53,18 +66,20 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from statemachine.core.session import FIELDS
+from statemachine.core.session import FIELDS, MAX_OPEN_REQUESTS
 from statemachine.engine.machine import vocabulary_of
 from statemachine.spec.model import EffectRef, Spec, TransitionSpec
 from statemachine.spec.requirements import Requirements
-from statemachine.spec.semantics import VOCABULARY, Effect, Vocabulary
+from statemachine.spec.semantics import OPENS_REQUEST_CLASS, VOCABULARY, Effect, Vocabulary
 from statemachine.verify.promela_requirements import (
     MODELLED_FIELDS,
     Expr,
+    RequestIds,
     render_contract,
     render_state,
     render_temporal,
 )
+from statemachine.verify.universe import REQUEST_IDS
 
 __all__ = [
     "DEFAULT_TURN_IDS",
@@ -76,7 +91,11 @@ __all__ = [
     "awaiting_names",
     "claim_name",
     "export_promela",
+    "option_field",
     "payload_guards",
+    "request_id",
+    "request_id_field",
+    "request_kinds",
     "unmodelled_effects",
     "unmodelled_fields",
     "violation_names",
@@ -91,8 +110,9 @@ class PromelaError(ValueError):
     """The spec uses a name this exporter has no Promela rendering for."""
 
 
-# Guard name -> a side-effect-free Promela expression over `status`, `turn` (the active one), `fin[]` and `ev`
-# (the event's turn, 0 when the event names none).
+# Guard name -> a side-effect-free Promela expression over `status`, `turn` (the active one), `fin[]`, `pend`,
+# the open requests (`rq[]`, `nrq`) and the event: `ev` (its turn, 0 when it names none), `rid` (its
+# requestId, 0 when it carries none) and `opt` (its one other payload field the guards read).
 GUARDS: Mapping[str, str] = {
     # The session holds an active turn.
     "has_active_turn": "(turn != 0)",
@@ -114,22 +134,93 @@ GUARDS: Mapping[str, str] = {
     "turn_not_expected": "(ev == 0 || pend != ev)",
     # The stop request is not limited to settled sessions (`opt`: the event's onlyIfSettled).
     "stop_unconditional": "(opt == 0)",
+    # Fewer than the bound are open, or the event's requestId is open already (asked again).
+    "request_room": f"(nrq < {MAX_OPEN_REQUESTS} || rq[rid] != AW_none)",
+    # Requests are open, and the resolution names none (it ends them all) or the only open one.
+    "closes_last_request": "(nrq > 0 && (rid == 0 || (nrq == 1 && rq[rid] != AW_none)))",
 }
 
 
+def request_id_field(vocabulary: Vocabulary) -> str | None:
+    """The payload field that names a request (what the effects that open one read), kept as `rid`;
+    None when no effect opens requests."""
+    fields = {f for e in vocabulary.effects.values() if OPENS_REQUEST_CLASS in e.classes for f in e.payload_reads}
+    if len(fields) > 1:
+        raise PromelaError(f"effects open requests named by the payload fields {sorted(fields)}; the model keeps one"
+                           " (`rid`)")
+    return next(iter(fields), None)
+
+
 def payload_guards(vocabulary: Vocabulary) -> frozenset[str]:
-    """The guards whose declaration reads a payload field: their triggers are sent with `opt` 0
-    and 1 (the model keeps one such field: more is refused)."""
-    guards = {n: g for n, g in vocabulary.guards.items() if g.payload_fields}
-    fields = {f for g in guards.values() for f in g.payload_fields}
+    """The guards whose declaration reads a payload field other than the request id (`rid`): their
+    triggers are sent with `opt` 0 and 1 (the model keeps one such field: more is refused)."""
+    ids = {request_id_field(vocabulary)}
+    guards = {n: g for n, g in vocabulary.guards.items() if set(g.payload_fields) - ids}
+    fields = {f for g in guards.values() for f in g.payload_fields} - ids
     if len(fields) > 1:
         raise PromelaError(f"guards read the payload fields {sorted(fields)}; the model keeps one (`opt`)")
     return frozenset(guards)
 
 
-# The slots the model keeps (`turn`, `fin[]` through remembering, `pend`, `aw`); what an effect
-# writes of the others (lastError, updatedAt, providerName) is left out.
-MODELLED_SLOTS = frozenset({"turn", "pend", "aw"})
+def _effect_refs(spec: Spec, trigger: str) -> list[EffectRef]:
+    """The effect uses an event of `trigger` may run (transitions, on-enter hooks, on_applied)."""
+    refs = [e for t in spec.transitions_for(trigger) for e in t.effects]
+    refs += [e for t in spec.transitions_for(trigger) if t.dest is not None for e in spec.status(t.dest).on_enter]
+    return refs + list(spec.on_applied)
+
+
+def _opened_kind(vocabulary: Vocabulary, ref: EffectRef) -> str | None:
+    """The kind of request this effect use opens (its one parameter), else None."""
+    effect = vocabulary.effects.get(ref.name)
+    if effect is None or OPENS_REQUEST_CLASS not in effect.classes or not effect.params:
+        return None
+    return str(ref.param_map[effect.params[0]]) if effect.params[0] in ref.param_map else None
+
+
+def request_kinds(spec: Spec) -> list[str]:
+    """Every kind of request the spec's effects open, sorted: the i-th (from 1) is opened with
+    `rid` i, one id per kind as in the verification universe."""
+    vocabulary = vocabulary_of(spec)
+    return sorted({k for ref in _awaiting_refs(spec) if (k := _opened_kind(vocabulary, ref)) is not None})
+
+
+def request_id(rid: int) -> Any:
+    """The requestId a model's `rid` stands for: None for 0, else the verification universe's ids
+    (1 and "1": equal only by a rule that confuses their types), then whole numbers."""
+    if rid == 0:
+        return None
+    return REQUEST_IDS[rid - 1] if rid <= len(REQUEST_IDS) else rid
+
+
+def _rid_options(spec: Spec, vocabulary: Vocabulary, kinds: list[str], trigger: str) -> tuple[int, ...]:
+    """The `rid` values an event of `trigger` is sent with: the id of its kind when it opens a
+    request, every id and none when a guard or effect reads the request id, else none."""
+    field = request_id_field(vocabulary)
+    refs = _effect_refs(spec, trigger)
+    for ref in refs:
+        kind = _opened_kind(vocabulary, ref)
+        if kind is not None:
+            return (kinds.index(kind) + 1,)
+    reads = any(field in vocabulary.effects[r.name].payload_fields(r.param_map) for r in refs
+                if r.name in vocabulary.effects)
+    reads = reads or any(field in vocabulary.guards[g].payload_fields
+                         for t in spec.transitions_for(trigger) for g in t.guards if g in vocabulary.guards)
+    return tuple(range(len(kinds) + 1)) if field is not None and reads else (0,)
+
+
+# The slots the model keeps (`turn`, `fin[]` through remembering, `pend`, `aw`, the open requests
+# `req` as `rq[]`, `ro[]` and `nrq`); what an effect writes of the others (lastError, updatedAt,
+# providerName) is left out.
+MODELLED_SLOTS = frozenset({"turn", "pend", "aw", "req"})
+# What the provider awaits and its open requests: no temporal claim reads them.
+REQUEST_SLOTS = frozenset({"aw", "req"})
+
+
+def option_field(vocabulary: Vocabulary) -> str | None:
+    """The payload field `opt` stands for (what the guards of `payload_guards` read), or None."""
+    ids = {request_id_field(vocabulary)}
+    return next((f for g in sorted(payload_guards(vocabulary)) for f in vocabulary.guards[g].payload_fields
+                 if f not in ids), None)
 
 
 def unmodelled_fields() -> tuple[str, ...]:
@@ -144,10 +235,18 @@ def unmodelled_effects(vocabulary: Vocabulary) -> frozenset[str]:
                      if not set(e.writes) & MODELLED_SLOTS and not e.remembers)
 
 
-def _awaiting_only(vocabulary: Vocabulary) -> frozenset[str]:
-    """The effects that write only what the provider awaits: the temporal model (which reads no
-    `aw`) renders them `skip`."""
-    return frozenset(n for n, e in vocabulary.effects.items() if set(e.writes) == {"aw"} and not e.remembers)
+def _requests_only(vocabulary: Vocabulary, slots: frozenset[str]) -> frozenset[str]:
+    """The effects that write nothing but `slots` (what the provider awaits, its open requests):
+    a temporal model that leaves those slots out renders them `skip`."""
+    return frozenset(n for n, e in vocabulary.effects.items()
+                     if e.writes and set(e.writes) <= slots and not e.remembers)
+
+
+def _guards_read_requests(spec: Spec, vocabulary: Vocabulary) -> bool:
+    """Whether a guard the spec uses reads the open requests: then they decide transitions, and
+    even the temporal model keeps them."""
+    return any("req" in vocabulary.guards[g].reads for t in spec.transitions for g in t.guards
+               if g in vocabulary.guards)
 
 
 def _awaiting_setters(vocabulary: Vocabulary) -> dict[str, Effect]:
@@ -162,8 +261,38 @@ def _skip(_: Mapping[str, Any]) -> str:
     return "skip"
 
 
-# Effect name -> Promela statements, given the effect's parameters from the spec (`AW` stands for
-# the awaiting value's Promela name, filled in by the exporter).
+def _each_id(params: Mapping[str, Any], statement: str) -> str:
+    """`statement` for each request id slot `i` (0 .. IDS - 1), written out: a d_step holds no loop
+    variable, and the model's states differ only by the session."""
+    return "; ".join(statement.format(i=i) for i in range(int(params["IDS"])))
+
+
+def _drop_request(params: Mapping[str, Any]) -> str:
+    """The open request `rid` leaves the list: those opened after it move up one place."""
+    return (f"{_each_id(params, 'if :: ro[{i}] > ro[rid] -> ro[{i}] = ro[{i}] - 1 :: else -> skip fi')}; "
+            "rq[rid] = AW_none; ro[rid] = 0; nrq = nrq - 1")
+
+
+def _open_request(params: Mapping[str, Any]) -> str:
+    return (f"if :: rq[rid] != AW_none -> {_drop_request(params)} :: else -> skip fi; "
+            f"nrq = nrq + 1; rq[rid] = {params['AW']}; ro[rid] = nrq; aw = {params['AW']}")
+
+
+def _close_request(params: Mapping[str, Any]) -> str:
+    newest = _each_id(params, "if :: ro[{i}] != 0 && ro[{i}] == nrq -> aw = rq[{i}] :: else -> skip fi")
+    return (f"if :: rid == 0 -> {_clear_requests(params)} "
+            f":: rid != 0 && rq[rid] != AW_none -> {_drop_request(params)} "
+            ":: else -> skip fi; "
+            f"aw = {AWAITING_NONE}; {newest}")
+
+
+def _clear_requests(params: Mapping[str, Any]) -> str:
+    return f"{_each_id(params, 'rq[{i}] = AW_none; ro[{i}] = 0')}; nrq = 0"
+
+
+# Effect name -> Promela statements, given the effect's parameters from the spec and the exporter's
+# `AW` (the Promela name of the awaiting value the effect's parameter gives) and `IDS` (how many
+# request id slots the model has: 0 for a request without id, then one per kind).
 _MODELLED_EFFECTS: Mapping[str, EffectRenderer] = {
     # Remember the active turn as finished, then no turn is active.
     "clear_turn": lambda _: "if :: turn != 0 -> fin[turn] = 1; turn = 0 :: else -> skip fi",
@@ -175,9 +304,14 @@ _MODELLED_EFFECTS: Mapping[str, EffectRenderer] = {
     "set_pending_turn": lambda _: "if :: ev != 0 -> pend = ev :: else -> pend = 255 fi",
     "clear_pending_turn": lambda _: "pend = 0",
     "consume_pending_turn": lambda _: "if :: pend != 0 && (pend == 255 || pend == ev) -> pend = 0 :: else -> skip fi",
-    # What the provider awaits: the value the spec gives (its Promela name, `AW`), or nothing.
-    "set_awaiting": lambda params: f"aw = {params['AW']}",
-    "clear_awaiting": lambda _: f"aw = {AWAITING_NONE}",
+    # The request the event names (`rid`) is open, asking the value the spec gives (`AW`), and is
+    # the newest: asked again, it moves to the end. The session awaits what it asks.
+    "open_request": _open_request,
+    # The request the resolution names is no longer open, or none is when it names none; the
+    # session awaits what the newest still open asks, or nothing.
+    "close_request": _close_request,
+    # No request is open and nothing is awaited.
+    "clear_awaiting": lambda params: f"aw = {AWAITING_NONE}; {_clear_requests(params)}",
 }
 # Every name of the built-in vocabulary: its rendering, or `skip` where it writes nothing modelled.
 EFFECTS: Mapping[str, EffectRenderer] = {
@@ -258,13 +392,14 @@ def _guard(name: str, where: str) -> str:
 
 class _Effects:
     """Renders effect uses for one spec: its vocabulary decides what is `skip` and which effects
-    set `aw`; `skipped` (the temporal model's awaiting-only effects) render `skip` too."""
+    set `aw`; `skipped` (the temporal model's effects on what it leaves out) render `skip` too."""
 
     def __init__(self, spec: Spec, awaiting: Mapping[str, str], skipped: frozenset[str] = frozenset()) -> None:
         vocabulary = vocabulary_of(spec)
         self.skip = unmodelled_effects(vocabulary) | skipped
         self.setters = _awaiting_setters(vocabulary)
         self.awaiting = awaiting
+        self.ids = len(request_kinds(spec)) + 1
 
     def one(self, ref: EffectRef, where: str) -> str:
         if ref.name in self.skip:
@@ -273,7 +408,7 @@ class _Effects:
         if render is None:
             raise PromelaError(f"{where}: no Promela rendering for effect {ref.name!r} "
                                f"(known: {sorted(_MODELLED_EFFECTS)}, and those that write only unmodelled fields)")
-        params = ref.param_map
+        params = {**ref.param_map, "IDS": self.ids}
         setter = self.setters.get(ref.name)
         if setter is not None:
             params = {**params, "AW": self.awaiting[str(params[setter.params[0]])]}
@@ -315,17 +450,24 @@ def _status_names(spec: Spec) -> dict[str, str]:
     return status
 
 
+def _request_ids(spec: Spec) -> RequestIds | None:
+    """The model's request ids, for the requirements' `requestIds` and the event's request id."""
+    field = request_id_field(vocabulary_of(spec))
+    return None if field is None else RequestIds(field, len(request_kinds(spec)) + 1)
+
+
 def requirement_coverage(spec: Spec, requirements: Requirements) -> tuple[list[str], list[str]]:
     """(requirements the model checks, requirements it leaves out because they read unmodelled fields)."""
     status = _status_names(spec)
     awaiting = awaiting_names(spec)
+    requests = _request_ids(spec)
     modelled: list[str] = []
     left_out: list[str] = []
     for req in requirements.items:
         if req.form == "state":
-            ok = render_state(spec, status, req, awaiting) is not None
+            ok = render_state(spec, status, req, awaiting, requests) is not None
         elif req.form == "contract":
-            ok = render_contract(spec, status, req, awaiting) is not None
+            ok = render_contract(spec, status, req, awaiting, requests) is not None
         else:
             ok = True
         (modelled if ok else left_out).append(req.name)
@@ -361,7 +503,12 @@ def export_promela(
     status = _status_names(spec)
     awaiting = awaiting_names(spec)
     vocabulary = vocabulary_of(spec)
-    effects = _Effects(spec, awaiting, _awaiting_only(vocabulary) if temporal else frozenset())
+    kinds = request_kinds(spec)
+    # The temporal model leaves out what the provider awaits and the open requests, unless a guard
+    # reads the requests: then they decide transitions and are kept exactly, and what is awaited
+    # with them (it follows from them: no state of its own).
+    left_out = REQUEST_SLOTS if temporal and not _guards_read_requests(spec, vocabulary) else frozenset()
+    effects = _Effects(spec, awaiting, _requests_only(vocabulary, left_out) if left_out else frozenset())
     on_enter = {s.name: effects.all(s.on_enter, f"statuses[{i}].on_enter") for i, s in enumerate(spec.statuses)}
     triggers = spec.triggers
     labels = [_trigger_label(k, t) for k, t in enumerate(triggers)]
@@ -385,13 +532,14 @@ def export_promela(
     stale: int | None = None
     stale_pending: int | None = None  # the expiry of a requested turn that never started
     if requirements is not None:
+        requests = _request_ids(spec)
         for req in requirements.items:
             if req.form == "state":
-                expr = render_state(spec, status, req, awaiting)
+                expr = render_state(spec, status, req, awaiting, requests)
                 if expr is not None:
                     checks.append((number[req.name], expr))
             elif req.form == "contract":
-                rendered = render_contract(spec, status, req, awaiting)
+                rendered = render_contract(spec, status, req, awaiting, requests)
                 for trigger, e in (rendered or {}).items():
                     contracts[trigger].append((number[req.name], e))
             elif req.ltl is not None:
@@ -407,14 +555,18 @@ def export_promela(
     snapshots = any(contracts.values())
     fins = range(1, turn_ids + 1)
     reading = payload_guards(vocabulary)  # their triggers are sent with `opt` 0 and 1
-    # The declarations' own field name (code of this package, not spec text).
-    field_read = next((f for g in sorted(reading) for f in vocabulary.guards[g].payload_fields), "payload field (none)")
+    # The declarations' own field names (code of this package, not spec text).
+    field_read = option_field(vocabulary) or "payload field (none)"
+    id_field = request_id_field(vocabulary) or "request id (none)"
+    ids = len(kinds) + 1
 
     out: list[str] = [
         "/* Generated from the spec by statemachine.verify.promela; do not edit: export it again.",
         f"   One session; {_listed(unmodelled_fields())} are not modelled (no guard reads them)"
-        + ("; nor is awaiting (no claim reads it)." if temporal else "."),
+        + ("; nor are awaiting and the open requests (no claim or guard reads them)." if left_out else "."),
         f"   Turn ids 1..{turn_ids}; 0 means no turn / an untargeted event.",
+        (f"   Request ids 1..{len(kinds)}, one per kind of request (the id a request of that kind is opened with);"
+         " 0 means none." if kinds else "   No effect opens a request: every event's request id is 0 (none)."),
         f"   Asserted after every event: {', '.join(shown(names[n]) for n, _ in checks) or 'nothing'}.",
         f"   Step invariants not modelled: {', '.join(shown(n) for n in skipped) or 'none'}.",
     ]
@@ -436,7 +588,12 @@ def export_promela(
         # Scratch for one event, back to 0 when it ends so that states differ only by the session.
         "byte pend = 0;            /* the pending turn start: 0 none, 255 id unknown, else its turn */",
         f"mtype aw = {AWAITING_NONE};       /* what the provider awaits */",
+        f"{f'mtype rq[{ids}] = {AWAITING_NONE};':<26}/* rq[i]: what the open request with id i asks, else "
+        f"{AWAITING_NONE} */",
+        f"{f'byte ro[{ids}];':<26}/* ro[i]: its place among the open ones, 1 = oldest, 0 = not open */",
+        "byte nrq = 0;             /* how many requests are open */",
         "byte ev = 0;              /* the current event's turn, 0 = untargeted */",
+        f"byte rid = 0;             /* the current event's {id_field}: 0 none, else an id 1..{len(kinds)} */",
         f"bit opt = 0;              /* the current event's {field_read} */",
         "short taken = 0;          /* 1 + index of the spec transition taken, 0 = rejected */",
     ]
@@ -447,6 +604,8 @@ def export_promela(
             f"bool pfin[{turn_ids + 1}];",
             "byte ppend = 0;",
             f"mtype paw = {AWAITING_NONE};",
+            f"mtype prq[{ids}] = {AWAITING_NONE};",
+            "byte pnrq = 0;",
         ]
     if temporal:
         out += [
@@ -467,20 +626,24 @@ def export_promela(
             out += [f"inline contracts_{k}() {{", *_assertions(contracts[trigger]), "}"]
 
 
-    def options(k: int) -> tuple[int, ...]:
-        # A trigger whose guards read the payload is sent with `opt` 0 and 1.
-        return (0, 1) if any(g in reading for t in spec.transitions_for(triggers[k]) for g in t.guards) else (0,)
+    def options(k: int) -> list[tuple[int, int]]:
+        # (rid, opt) pairs: a trigger whose guards read the payload is sent with `opt` 0 and 1, and
+        # with each request id it may carry (`_rid_options`).
+        opts = (0, 1) if any(g in reading for t in spec.transitions_for(triggers[k]) for g in t.guards) else (0,)
+        return [(r, o) for r in _rid_options(spec, vocabulary, kinds, triggers[k]) for o in opts]
 
-    def event(k: int, turn: str, label: str, opt: int = 0) -> str:
+    def event(k: int, turn: str, label: str, rid: int = 0, opt: int = 0) -> str:
         save = (["pstatus = status", "pturn = turn", *(f"pfin[{i}] = fin[{i}]" for i in fins), "ppend = pend",
-                 "paw = aw"] if contracts[triggers[k]] else [])
+                 "paw = aw", *(f"prq[{i}] = rq[{i}]" for i in range(ids)), "pnrq = nrq"]
+                if contracts[triggers[k]] else [])
         reset = ([f"pstatus = {status[spec.initial]}", "pturn = 0", *(f"pfin[{i}] = 0" for i in fins), "ppend = 0",
-                  f"paw = {AWAITING_NONE}"] if contracts[triggers[k]] else [])
-        body = [f"ev = {turn}", *([f"opt = {opt}"] if opt else []),
-                f"printf(\"@event {k} %d {label}\\n\", ev)", *save, f"step_{k}()"]
+                  f"paw = {AWAITING_NONE}", *(f"prq[{i}] = {AWAITING_NONE}" for i in range(ids)), "pnrq = 0"]
+                 if contracts[triggers[k]] else [])
+        body = [f"ev = {turn}", *([f"rid = {rid}"] if rid else []), *([f"opt = {opt}"] if opt else []),
+                f"printf(\"@event {k} %d %d %d {label}\\n\", ev, rid, opt)", *save, f"step_{k}()"]
         if contracts[triggers[k]]:
             body.append(f"contracts_{k}()")
-        body += ["taken = 0", "ev = 0", *(["opt = 0"] if opt else []), *reset]
+        body += ["taken = 0", "ev = 0", *(["rid = 0"] if rid else []), *(["opt = 0"] if opt else []), *reset]
         body.append(f"last = {k + 1}" if temporal else "check_invariants()")
         return "d_step { " + "; ".join(body) + " }"
 
@@ -490,8 +653,8 @@ def export_promela(
         out += ["end:", "  do"]
         for k in range(len(triggers)):
             for turn in range(turn_ids + 1):
-                for opt in options(k):
-                    out.append(f"  :: !quiet -> {event(k, str(turn), labels[k], opt)}")
+                for rid, opt in options(k):
+                    out.append(f"  :: !quiet -> {event(k, str(turn), labels[k], rid, opt)}")
         out.append("  :: !quiet -> printf(\"@quiet\\n\"); quiet = 1")
         if stale_pending is None:
             out.append(f"  :: turn != 0 -> {event(stale or 0, 'turn', 'stale_expiry')}")
@@ -507,7 +670,7 @@ def export_promela(
         out.append("  do")
         for k in range(len(triggers)):
             for turn in range(turn_ids + 1):
-                for opt in options(k):
-                    out.append(f"  :: {event(k, str(turn), labels[k], opt)}")
+                for rid, opt in options(k):
+                    out.append(f"  :: {event(k, str(turn), labels[k], rid, opt)}")
         out += ["  od", "}", ""]
     return "\n".join(out)

@@ -1,11 +1,13 @@
 """Requirements rendered as Promela: state requirements and contracts as assertions, temporal ones as LTL.
 
 The model (see `promela`) keeps one session's `status`, active `turn`, finished bits `fin[]`,
-pending turn `pend` and what it awaits (`aw`); for contracts it also keeps the values before the
-current event (`pstatus`, `pturn`, `pfin[]`, `ppend`, `paw`) and the spec transition `taken` (0:
-rejected). Each contract is rendered once per trigger, with the
-event's type, trigger and variant payload field known at generation time, so only the turn id
-(`ev`) is left to the model.
+pending turn `pend`, what it awaits (`aw`) and its open requests (`rq[]`, `nrq`); for contracts
+it also keeps the values before the current event (`pstatus`, `pturn`, `pfin[]`, `ppend`, `paw`,
+`prq[]`, `pnrq`) and the spec transition `taken` (0: rejected). Each contract is rendered once per
+trigger, with the event's type, trigger and variant payload field known at generation time, so
+only the turn id (`ev`) and, for an event type that declares it, the request id (`rid`) are left
+to the model. `requestIds` (the set of the open requests' ids) is rendered over `rq[]` and `nrq`,
+given the model's request ids (`RequestIds`).
 
 A requirement that reads what the model leaves out (lastError, updatedAt, the provider, the carried
 fields, a rejection's reason, whole sessions, duplicates, the creating delivery, the remembered
@@ -16,13 +18,13 @@ eventIds, forgetting; awaiting when no names are given) is not rendered: `render
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from statemachine.core.session import FIELDS
 from statemachine.spec.model import Spec
 from statemachine.spec.requirements import Requirement, Temporal
 
-__all__ = ["MODELLED_FIELDS", "Unmodelled", "render_contract", "render_state", "render_temporal"]
+__all__ = ["MODELLED_FIELDS", "RequestIds", "Unmodelled", "render_contract", "render_state", "render_temporal"]
 
 # An expression is a Promela string or a constant decided at generation time.
 Expr = str | bool
@@ -56,26 +58,40 @@ def _not(p: Expr) -> Expr:
 
 # The session fields the model keeps, by wire name -> the model's variable (and path kind); the
 # others of `statemachine.core.session.FIELDS` are left out. `pend` 255: a pending turn of unknown
-# id, equal to no event turn.
-MODELLED_FIELDS = {"status": "status", "activeTurnId": "turn", "pendingTurn": "pend", "awaiting": "aw"}
+# id, equal to no event turn. The open requests (`req`: `rq[]`, `ro[]`, `nrq`) are never null; a
+# requirement reads them as the set of their ids (`requestIds`).
+MODELLED_FIELDS = {"status": "status", "activeTurnId": "turn", "pendingTurn": "pend", "awaiting": "aw",
+                   "openRequests": "req"}
 assert set(MODELLED_FIELDS) <= {f.wire for f in FIELDS if f.lifecycle}
 
 # Path kinds holding a turn id (0: none): comparable with one another.
 TURN_LIKE = frozenset({"turn", "pend"})
 
 
+class RequestIds(NamedTuple):
+    """The model's request ids: the payload field that names a request, and how many id slots
+    `rq[]` has (0: a request without id, then one per kind)."""
+
+    field: str
+    slots: int
+
+
 class _Renderer:
     def __init__(self, spec: Spec, status: Mapping[str, str], trigger: str | None,
-                 awaiting: Mapping[str, str] | None = None) -> None:
+                 awaiting: Mapping[str, str] | None = None, requests: RequestIds | None = None) -> None:
         self.spec = spec
         self.status = status
         self.awaiting = awaiting  # value -> Promela name; None: awaiting is not modelled
+        self.requests = requests  # None: request ids are not modelled
         self.trigger = trigger  # None for a state requirement
         type_, _, variant = (trigger or "").partition("[")
         self.type = type_
         self.variant = variant.rstrip("]") or None
         event_type = spec.event_type(type_) if trigger is not None else None
         self.variant_by = event_type.variant_by if event_type is not None else None
+        # The model sends `rid` only with events whose type declares the request id.
+        self.carries_id = (requests is not None and event_type is not None
+                           and event_type.field(requests.field) is not None)
 
     # A path is ("status", expr) | ("turn", expr) | ("set", prefix) | ("const", value)
     def path(self, target: str) -> tuple[str, Any]:
@@ -84,6 +100,8 @@ class _Renderer:
             pre = "p" if root == "before" else ""
             if rest == "finished":
                 return ("set", f"{pre}fin")
+            if rest == "requestIds" and self.requests is not None:
+                return ("ids", pre)
             kind = MODELLED_FIELDS.get(rest)
             if kind is None or (kind == "aw" and self.awaiting is None):
                 raise Unmodelled(target)
@@ -97,6 +115,8 @@ class _Renderer:
                 return ("const", self.trigger)
             if self.variant_by is not None and rest == f"payload.{self.variant_by}":
                 return ("const", self.variant)
+            if self.carries_id and self.requests is not None and rest == f"payload.{self.requests.field}":
+                return ("rid", "rid")
             raise Unmodelled(target)
         if target == "outcome.kind":
             return ("kind", None)
@@ -142,6 +162,10 @@ class _Renderer:
                 return expr is None
             if kind in TURN_LIKE:
                 return f"({expr} == 0)"
+            if kind == "req":
+                return False  # a list, possibly empty, never null
+            if kind == "rid":
+                return f"({expr} == 0)"
             if kind == "aw":
                 return f"({expr} == AW_none)"
             raise Unmodelled(arg)
@@ -156,27 +180,48 @@ class _Renderer:
             (k1, e1), (k2, e2) = self.path(arg[0]), self.path(arg[1])
             if k1 == "set" and k2 == "turn":
                 return f"({e2} != 0 && {e1}[{e2}])"
+            if k1 == "ids" and k2 == "rid":  # no request id is in no set
+                return f"({e2} != 0 && {e1}rq[{e2}] != AW_none)"
             raise Unmodelled(arg[0])
+        if op == "empty":
+            kind, expr = self.path(arg)
+            if kind == "ids":
+                return f"({expr}nrq == 0)"
+            raise Unmodelled(arg)
+        if op == "fewer_than":
+            kind, expr = self.path(arg[0])
+            if kind == "ids":
+                return f"({expr}nrq < {int(arg[1])})"
+            raise Unmodelled(arg[0])
+        if op == "same_except":
+            # The two sets agree on every id but the one named (none: they agree on every id but
+            # that of a request without one, slot 0, which is the `rid` 0 stands for).
+            (k1, e1), (k2, e2), (k3, e3) = self.path(arg[0]), self.path(arg[1]), self.path(arg[2])
+            if k1 == k2 == "ids" and k3 == "rid" and self.requests is not None:
+                return _and([f"({e3} == {i} || (({e1}rq[{i}] != AW_none) == ({e2}rq[{i}] != AW_none)))"
+                             for i in range(self.requests.slots)])
+            raise Unmodelled(f"{arg[0]} vs {arg[1]}")
         raise Unmodelled(op)  # instants (not_earlier, latest): updatedAt is not modelled
 
 
 def render_state(spec: Spec, status: Mapping[str, str], req: Requirement,
-                 awaiting: Mapping[str, str] | None = None) -> Expr | None:
+                 awaiting: Mapping[str, str] | None = None, requests: RequestIds | None = None) -> Expr | None:
     try:
-        return _Renderer(spec, status, None, awaiting).predicate(req.holds)
+        return _Renderer(spec, status, None, awaiting, requests).predicate(req.holds)
     except Unmodelled:
         return None
 
 
 def render_contract(spec: Spec, status: Mapping[str, str], req: Requirement,
-                    awaiting: Mapping[str, str] | None = None) -> dict[str, Expr] | None:
+                    awaiting: Mapping[str, str] | None = None, requests: RequestIds | None = None
+                    ) -> dict[str, Expr] | None:
     """Per trigger, the contract as one expression (`!when || then`); None when not modelled."""
     if req.applies_to in ("redelivered", "first"):
         return None  # the model has no event ids and one thread from the start: neither is modelled
     out: dict[str, Expr] = {}
     try:
         for trigger in spec.triggers:
-            r = _Renderer(spec, status, trigger, awaiting)
+            r = _Renderer(spec, status, trigger, awaiting, requests)
             when = r.predicate(req.when) if req.when is not None else True
             if when is False:
                 continue

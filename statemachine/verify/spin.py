@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from statemachine.engine.machine import vocabulary_of
 from statemachine.runtime.projector import SessionProjector
 from statemachine.spec.invariants import state_violations
 from statemachine.spec.model import Spec
@@ -28,6 +29,9 @@ from statemachine.verify.promela import (
     PromelaError,
     claim_name,
     export_promela,
+    option_field,
+    request_id,
+    request_id_field,
     requirement_coverage,
     violation_names,
 )
@@ -45,10 +49,16 @@ _EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 # The search is a few hundred states: compiling pan.c dominates, and -O0 compiles it fastest.
 CFLAGS = ("-O0", "-DSAFETY", "-DBFS", "-DPRINTF", "-w")
 # LTL claims need the nested depth-first search (acceptance cycles): no -DSAFETY, no -DBFS.
-LTL_CFLAGS = ("-O0", "-DPRINTF", "-w")
+# Nor -DPRINTF: only the trail's replay (`spin -t`) is read, and the search would print every
+# event it executes (tens of MB per claim).
+LTL_CFLAGS = ("-O0", "-w")
 PAN_ARGS = ("-w18",)  # hash table of 2^18 slots: a few MB, ample for models this size
+# The temporal model's product with a claim holds about 1.7 million states (the open requests
+# multiply it): 2^20 slots (8 MB) keep the hash chains short.
+LTL_PAN_ARGS = ("-w20",)
 
-_EVENT = re.compile(r"^@event (\d+) (\d+) ", re.MULTILINE)
+# `@event <trigger index> <turn> <rid> <opt> <label>`
+_EVENT = re.compile(r"^@event (\d+) (\d+) (\d+) (\d+) ", re.MULTILINE)
 _TAKEN = re.compile(r"^@taken (\d+)$", re.MULTILINE)
 _VIOLATED = re.compile(r"^@violated (\d+)$", re.MULTILINE)
 
@@ -77,10 +87,18 @@ def _count(pattern: str, text: str) -> int:
     return int(match.group(1))
 
 
-def counterexample_events(spec: Spec, path: Sequence[tuple[str, int]]) -> list[dict[str, Any]]:
-    """(trigger, turn) pairs -> wire events: turn 0 names no turn, n names `turn-n`."""
+# One event of a path: (trigger, turn, rid, opt), as the model sent it.
+Step = tuple[str, int, int, int]
+
+
+def counterexample_events(spec: Spec, path: Sequence[Step]) -> list[dict[str, Any]]:
+    """(trigger, turn, rid, opt) -> wire events: turn 0 names no turn, n names `turn-n`; rid 0
+    carries no request id, n the id it stands for (`promela.request_id`); opt 1 sets the payload
+    field the model's `opt` stands for."""
+    vocabulary = vocabulary_of(spec)
+    id_field, opt_field = request_id_field(vocabulary), option_field(vocabulary)
     events: list[dict[str, Any]] = []
-    for i, (trigger, turn) in enumerate(path, 1):
+    for i, (trigger, turn, rid, opt) in enumerate(path, 1):
         type_, _, variant = trigger.partition("[")
         event_type = spec.event_type(type_)
         if event_type is None:
@@ -89,8 +107,12 @@ def counterexample_events(spec: Spec, path: Sequence[tuple[str, int]]) -> list[d
         for f in event_type.payload:
             if f.name == event_type.variant_by:
                 payload[f.name] = variant.rstrip("]")
+            elif f.name == id_field and rid:
+                payload[f.name] = request_id(rid)
+            elif f.name == opt_field and opt:
+                payload[f.name] = True
             elif f.required:
-                # Any valid value will do: no guard reads payload fields.
+                # Any valid value will do: no guard reads the other payload fields.
                 payload[f.name] = f.enum[0] if f.enum else (True if f.type == "boolean" else f"{f.name} from spin")
         event: dict[str, Any] = {
             "eventId": f"spin-{i}",
@@ -126,12 +148,13 @@ def _skipped(started: float, detail: str) -> CheckResult:
     return CheckResult(NAME, False, time.perf_counter() - started, detail=detail, skipped=True)
 
 
-def _labels(path: Sequence[tuple[str, int]]) -> str:
-    return ", ".join(f"{trigger}{f'(turn-{turn})' if turn else ''}" for trigger, turn in path)
+def _labels(path: Sequence[Step]) -> str:
+    return ", ".join(trigger + (f"(turn-{turn})" if turn else "") + (f"[request {request_id(rid)!r}]" if rid else "")
+                     + ("[opt]" if opt else "") for trigger, turn, rid, opt in path)
 
 
-def _path(spec: Spec, trail: str) -> list[tuple[str, int]]:
-    return [(spec.triggers[int(k)], int(turn)) for k, turn in _EVENT.findall(trail)]
+def _path(spec: Spec, trail: str) -> list[Step]:
+    return [(spec.triggers[int(k)], int(turn), int(rid), int(opt)) for k, turn, rid, opt in _EVENT.findall(trail)]
 
 
 def _temporal(
@@ -149,7 +172,7 @@ def _temporal(
         trail_file = work / f"{TEMPORAL_MODEL}.trail"
         trail_file.unlink(missing_ok=True)
         claim = claim_name(req.index)  # the model names no requirement: its claim is numbered
-        report = _run(["./pan_ltl", "-a", "-N", claim, *PAN_ARGS], work, timeout)
+        report = _run(["./pan_ltl", "-a", "-N", claim, *LTL_PAN_ARGS], work, timeout)
         states = max(states, _count(r"(\d+) states, stored", report))
         if _count(r"errors: (\d+)", report) == 0:
             continue

@@ -34,6 +34,8 @@ from statemachine.verify.promela import (
     awaiting_names,
     export_promela,
     payload_guards,
+    request_id,
+    request_kinds,
     unmodelled_effects,
     unmodelled_fields,
 )
@@ -80,8 +82,8 @@ def _hostile(data: dict[str, Any], text: str, top: str | None = None) -> dict[st
                 e["set_error"]["default"] = text
                 if t["trigger"] == "runtime.error":
                     e["set_error"]["field"] = text  # a payload field the event has
-            if isinstance(e, dict) and "set_awaiting" in e:
-                t["effects"][i] = {"set_awaiting": {"what": text + e["set_awaiting"]["what"]}}
+            if isinstance(e, dict) and "open_request" in e:
+                t["effects"][i] = {"open_request": {"what": text + e["open_request"]["what"]}}
     return out
 
 
@@ -142,11 +144,29 @@ def test_spec_strings_never_become_python_source(data: dict[str, Any], tmp_path:
 # -- the independent rendering agrees with the declarations ----------------------------------------
 
 # The model's domain: active turn, the event's turn, the finished bits of turns 1..3, the pending
-# turn (0 none, 255 unknown id, else its turn) and the payload bit the guards read.
+# turn (0 none, 255 unknown id, else its turn) and the payload bit the guards read; with no request
+# open and with two. Then the open requests (every list of distinct ids 0..K, id 0 standing for a
+# request without one, each asking any kind) with every event request id (`rid`): the guards and
+# effects that read the requests read nothing else of the session (their declared slots).
 TURN_VALUES = range(4)
 FIN_MASKS = range(8)
 PEND_VALUES = (0, 255, 1, 2, 3)
 OPT_VALUES = (0, 1)
+Requests = tuple[tuple[int, str], ...]  # (rid, kind), oldest first
+
+
+def _request_lists(spec: Spec) -> list[Requests]:
+    from itertools import permutations, product
+
+    slots = range(len(request_kinds(spec)) + 1)
+    kinds = sorted(awaiting_names(spec))
+    return [tuple(zip(ids, ks, strict=True)) for n in range(len(slots) + 1) for ids in permutations(slots, n)
+            for ks in product(kinds, repeat=n)]
+
+
+def _two_open(spec: Spec) -> Requests:
+    """Two requests open, each of its own kind: what the turn section of the domain runs with."""
+    return tuple((i, kind) for i, kind in enumerate(request_kinds(spec)[:2], 1))
 
 
 def _effect_uses(spec: Spec) -> list[tuple[str, dict[str, Any]]]:
@@ -162,44 +182,77 @@ def _promela_program(spec: Spec, guards: Mapping[str, str], effects: Mapping[str
                      ) -> tuple[str, list[str], list[tuple[str, dict[str, Any]]]]:
     names = sorted(guards)
     awaiting = awaiting_names(spec)
+    ids = len(request_kinds(spec)) + 1
+    lists = _request_lists(spec)
     uses = [(n, p) for n, p in _effect_uses(spec) if n not in unmodelled_effects(VOCABULARY)]
-    body = ["load();", "printf(\"I %d %d %d %d %d\\n\", t, e, f, p, o);"]
+    requests = " ".join(["%e"] * ids + ["%d"] * ids)
+    body = ["load();", "printf(\"I %d %d %d %d %d %d %d\\n\", t, e, f, p, o, r, q);"]
     for g in names:
         body.append(f"load(); printf(\"G {g} %d\\n\", ({guards[g]} -> 1 : 0));")
     for k, (name, params) in enumerate(uses):
         extra = {"AW": awaiting[str(params["what"])]} if "what" in params else {}
-        body.append(f"load(); {effects[name](params | extra)}; "
-                    f"printf(\"E {k} %d %d %d %d %d %e\\n\", turn, fin[1], fin[2], fin[3], pend, aw);")
-    loops = [("t", 3), ("e", 3), ("f", 7), ("p", 4), ("o", 1)]
+        body.append(f"load(); {effects[name](params | extra | {'IDS': ids})}; "
+                    f"printf(\"E {k} %d %d %d %d %d %e %d {requests}\\n\", turn, fin[1], fin[2], fin[3], pend, aw, "
+                    f"nrq, {', '.join(f'rq[{i}]' for i in range(ids))}, {', '.join(f'ro[{i}]' for i in range(ids))});")
+    # The request lists as a table: list r's id i asks tq[r * ids + i] (AW_none: not open), at place
+    # to[r * ids + i]; it holds tn[r] requests and awaits ta[r].
+    table = []
+    for r, listed in enumerate(lists):
+        for place, (i, kind) in enumerate(listed, 1):
+            table.append(f"tq[{r * ids + i}] = {awaiting[kind]}; to[{r * ids + i}] = {place};")
+        table.append(f"tn[{r}] = {len(listed)}; ta[{r}] = {awaiting[listed[-1][1]] if listed else 'AW_none'};")
     lines = ["mtype = { " + ", ".join(["AW_none", *awaiting.values()]) + " };",
              "byte turn; bool fin[4]; byte pend; mtype aw = AW_none; byte ev; bit opt;",
-             "byte t, e, f, p, o;",
+             f"mtype rq[{ids}] = AW_none; byte ro[{ids}]; byte nrq; byte rid;",
+             f"mtype tq[{len(lists) * ids}] = AW_none; byte to[{len(lists) * ids}]; byte tn[{len(lists)}];"
+             f" mtype ta[{len(lists)}] = AW_none;",
+             "byte t, e, f, p, o, r, q, s;",
              "inline load() {",
              "  turn = t; ev = e; fin[1] = (f & 1); fin[2] = ((f >> 1) & 1); fin[3] = ((f >> 2) & 1);",
              "  if :: p == 0 -> pend = 0 :: p == 1 -> pend = 255 :: else -> pend = p - 1 fi;",
-             "  opt = o; aw = AW_none",
+             "  opt = o; aw = ta[r]; nrq = tn[r]; rid = q;",
+             *(f"  rq[{i}] = tq[r * {ids} + {i}]; ro[{i}] = to[r * {ids} + {i}];" for i in range(ids)),
              "}",
-             "active proctype agree() {"]
-    for var, top in loops:
-        lines += [f"  {var} = 0;", "  do", f"  :: {var} > {top} -> break", "  :: else ->"]
-    lines += ["    " + b for b in body]
-    for var, _ in reversed(loops):
-        lines += [f"    {var}++", "  od;"]
+             "active proctype agree() {",
+             *("  " + line for line in table)]
+
+    def loops(ranges: list[tuple[str, int]], inner: list[str]) -> list[str]:
+        out: list[str] = []
+        for var, top in ranges:
+            out += [f"  {var} = 0;", "  do", f"  :: {var} > {top} -> break", "  :: else ->"]
+        out += ["    " + b for b in inner]
+        for var, _ in reversed(ranges):
+            out += [f"    {var}++", "  od;"]
+        return out
+
+    # The turns' domain with no request open and with two (s: which), then every request list
+    # with every event request id.
+    two = lists.index(_two_open(spec))
+    lines += loops([("t", 3), ("e", 3), ("f", 7), ("p", 4), ("o", 1), ("s", 1)],
+                   [f"r = s * {two}; q = 0;", *body])
+    lines += ["  t = 0; e = 0; f = 0; p = 0; o = 0;"]
+    lines += loops([("r", len(lists) - 1), ("q", ids - 1)], body)
     lines.append("}")
     return "\n".join(lines) + "\n", names, uses
 
 
-def _python_input(projector: SessionProjector, t: int, e: int, f: int, p: int, o: int) -> tuple[Any, ...]:
+def _python_input(projector: SessionProjector, t: int, e: int, f: int, p: int, o: int, requests: Requests = (),
+                  q: int = 0) -> tuple[Any, ...]:
     from statemachine.core.session import Session
 
     turn = None if t == 0 else f"turn-{t}"
     pending = None if p == 0 else ("" if p == 255 else f"turn-{p}")
+    payload: dict[str, Any] = {"onlyIfSettled": True} if o else {}
+    if q:
+        payload["requestId"] = request_id(q)
     wire: dict[str, Any] = {"eventId": "x", "type": "thread.session.stop", "provider": "codex", "threadId": "th",
-                            "createdAt": "2026-01-01T00:00:00Z", "payload": {"onlyIfSettled": True} if o else {}}
+                            "createdAt": "2026-01-01T00:00:00Z", "payload": payload}
     if e:
         wire["turnId"] = f"turn-{e}"
     finished = frozenset(f"turn-{i}" for i in (1, 2, 3) if f >> (i - 1) & 1)
-    session = Session("th", "running", "codex", active_turn_id=turn, pending_turn=pending)
+    open_requests = tuple((request_id(i), kind) for i, kind in requests)
+    session = Session("th", "running", "codex", active_turn_id=turn, pending_turn=pending,
+                      awaiting=requests[-1][1] if requests else None, open_requests=open_requests)
     return session, finished, projector.parse(wire)
 
 
@@ -212,6 +265,8 @@ def _disagreements(tmp_path: Path, guards: Mapping[str, str], effects: Mapping[s
 
     spec = builtin_spec()
     program, names, uses = _promela_program(spec, guards, effects)
+    lists = _request_lists(spec)
+    ids = len(request_kinds(spec)) + 1
     (tmp_path / "agree.pml").write_text(program)
     run = subprocess.run(["spin", "-T", "agree.pml"], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert run.returncode == 0, run.stderr
@@ -225,8 +280,9 @@ def _disagreements(tmp_path: Path, guards: Mapping[str, str], effects: Mapping[s
         if kind not in ("I", "G", "E"):
             continue  # spin's own lines (processes created); the count below says all were seen
         if kind == "I":
-            t, e, f, pi, o = map(int, rest)
-            current = _python_input(projector, t, e, f, PEND_VALUES[pi], o)  # pi: the value's place
+            t, e, f, pi, o, r, q = map(int, rest)
+            # pi: the pending value's place; r: the request list's
+            current = _python_input(projector, t, e, f, PEND_VALUES[pi], o, lists[r], q)
             continue
         session, finished, event = current
         cursor = Cursor(session, None, finished, event)
@@ -239,11 +295,18 @@ def _disagreements(tmp_path: Path, guards: Mapping[str, str], effects: Mapping[s
         name, params = uses[int(rest[0])]
         VOCABULARY.effects[name].fn(cursor, params)
         pend = {0: None, 255: ""}.get(int(rest[5]), f"turn-{rest[5]}")
+        asks, places = rest[8:8 + ids], [int(x) for x in rest[8 + ids:8 + 2 * ids]]
+        # The model's requests as a list, oldest first (a place repeated or missing shows as a gap).
+        listed = tuple((request_id(i), awaiting[asks[i]]) for i in sorted(range(ids), key=lambda i: places[i])
+                       if places[i] != 0 or asks[i] != "AW_none")
+        if sorted(x for x in places if x) != list(range(1, len(listed) + 1)) or int(rest[7]) != len(listed):
+            listed = (*listed, ("places", tuple(places)), ("count", int(rest[7])))
         theirs = (turn_ids[int(rest[1])], {turn_ids[i] for i in (1, 2, 3) if rest[1 + i] == "1"}, pend,
-                  awaiting[rest[6]])
-        if (cursor.active_turn, finished | set(cursor.newly_finished), cursor.pending_turn, cursor.awaiting) != theirs:
+                  awaiting[rest[6]], listed)
+        if (cursor.active_turn, finished | set(cursor.newly_finished), cursor.pending_turn, cursor.awaiting,
+                tuple(cursor.open_requests)) != theirs:
             differing.append(f"effect {name} on {line_of(current)}")
-    domain = len(TURN_VALUES) ** 2 * len(FIN_MASKS) * len(PEND_VALUES) * len(OPT_VALUES)
+    domain = len(TURN_VALUES) ** 2 * len(FIN_MASKS) * len(PEND_VALUES) * len(OPT_VALUES) * 2 + len(lists) * ids
     assert compared == domain * (len(names) + len(uses))
     return differing
 
@@ -251,7 +314,7 @@ def _disagreements(tmp_path: Path, guards: Mapping[str, str], effects: Mapping[s
 def line_of(current: tuple[Any, ...]) -> str:
     session, finished, event = current
     return (f"turn={session.active_turn_id} pending={session.pending_turn!r} finished={sorted(finished)} "
-            f"event turn={event.turn_id} payload={event.payload}")
+            f"requests={list(session.open_requests)} event turn={event.turn_id} payload={event.payload}")
 
 
 @needs_spin
@@ -262,13 +325,23 @@ def test_the_promela_rendering_agrees_with_the_declarations_on_the_whole_domain(
 
 @needs_spin
 def test_the_agreement_fails_on_a_wrong_rendering(tmp_path: Path) -> None:
-    # A turn_matches that forgets "no turn is active", a consume that ignores the unknown id.
-    guards = {**GUARDS, "turn_matches": "(ev == 0 || ev == turn)"}
-    effects = {**EFFECTS, "consume_pending_turn": lambda _: "if :: pend == ev -> pend = 0 :: else -> skip fi"}
+    # A turn_matches that forgets "no turn is active", a consume that ignores the unknown id; a
+    # closes_last_request that forgets a resolution naming none, a close_request that awaits
+    # nothing though a request stays open, an open_request that keeps the place of one asked again.
+    guards = {**GUARDS, "turn_matches": "(ev == 0 || ev == turn)",
+              "closes_last_request": "(nrq == 1 && rq[rid] != AW_none)"}
+    effects = {**EFFECTS, "consume_pending_turn": lambda _: "if :: pend == ev -> pend = 0 :: else -> skip fi",
+               "close_request": lambda p: EFFECTS["close_request"](p) + "; aw = AW_none",
+               "open_request": lambda p: ("if :: rq[rid] == AW_none -> nrq = nrq + 1; ro[rid] = nrq :: else -> skip"
+                                          f" fi; rq[rid] = {p['AW']}; aw = {p['AW']}")}
     found = _disagreements(tmp_path, guards, effects)
     assert any(d.startswith("guard turn_matches on turn=None") for d in found)
     assert any(d.startswith("effect consume_pending_turn on ") and "pending=''" in d for d in found)
-    assert not any("guard has_active_turn" in d for d in found)
+    assert any(d.startswith("guard closes_last_request on ") and "payload={}" in d for d in found)
+    assert any(d.startswith("effect close_request on ") and "requests=[(1, 'approval'), ('1', " in d for d in found)
+    assert any(d.startswith("effect open_request on ") and "requests=[(1, 'approval'), ('1', " in d
+               and "'requestId': 1}" in d for d in found)
+    assert not any("guard has_active_turn" in d or "guard request_room" in d for d in found)
 
 
 def test_what_the_model_leaves_out_is_derived_from_the_declarations() -> None:
@@ -278,19 +351,23 @@ def test_what_the_model_leaves_out_is_derived_from_the_declarations() -> None:
     projector = SessionProjector(spec)
     skipped = unmodelled_effects(VOCABULARY)
     assert skipped == {"clear_error", "set_error", "advance_updated_at", "record_provider"}
+    # The request id is the model's `rid`, not the one other payload field (`opt`).
     assert payload_guards(VOCABULARY) == {"stop_unconditional"}
     assert set(awaiting_names(spec)) == {"approval", "user-input"}
+    assert request_kinds(spec) == ["approval", "user-input"]
     # An effect left out changes nothing the model keeps, on every input of its domain.
     uses = [(n, p) for n, p in _effect_uses(spec) if n in skipped]
     for t in TURN_VALUES:
         for f in FIN_MASKS:
             for p in PEND_VALUES:
-                session, finished, event = _python_input(projector, t, t, f, p, 0)
-                for name, params in uses:
-                    cursor = Cursor(session, None, finished, event)
-                    VOCABULARY.effects[name].fn(cursor, params)
-                    assert (cursor.active_turn, cursor.pending_turn, cursor.awaiting, cursor.newly_finished) == (
-                        session.active_turn_id, session.pending_turn, session.awaiting, []), name
+                for requests in ((), _two_open(spec)):
+                    session, finished, event = _python_input(projector, t, t, f, p, 0, requests, 1)
+                    for name, params in uses:
+                        cursor = Cursor(session, None, finished, event)
+                        VOCABULARY.effects[name].fn(cursor, params)
+                        assert (cursor.active_turn, cursor.pending_turn, cursor.awaiting, cursor.open_requests,
+                                cursor.newly_finished) == (session.active_turn_id, session.pending_turn,
+                                                           session.awaiting, session.open_requests, []), name
     # A vocabulary whose effect writes the turn is no longer left out, and needs a rendering.
     from statemachine.spec.semantics import Effect
 

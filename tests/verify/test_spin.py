@@ -97,6 +97,9 @@ def test_spin_checks_the_requirements_it_can_model_and_every_temporal_one(builti
     assert set(builtin_result.checked) == set(modelled)
     assert {r.name for r in reqs.of_form("temporal")} <= set(modelled)
     assert "no_turn_in_inactive_status" in modelled and "completion_settles_turn" in modelled
+    # The open requests are modelled per id: what reads their ids is checked too.
+    assert {"awaiting_shows_open_requests", "request_never_outlives_its_turn",
+            "request_outside_a_turn_keeps_session_working"} <= set(modelled)
     # Reasons, lastError, updatedAt and redeliveries are outside the model: said, not passed.
     assert {"foreign_completion_rejected", "applied_advances_updated_at", "redelivery_is_duplicate"} <= set(left_out)
     assert builtin_result.covered["ltl_claims"] == 3
@@ -243,10 +246,11 @@ def test_model_is_derived_from_the_spec() -> None:
         assert f" {trigger}\\n" in model  # each trigger is an event of the model
     assert model.count("taken = ") >= len(builtin_spec().transitions)
     # Two turn ids still give a model; the event loop grows with them (and a trigger whose guards
-    # read the payload is sent with each value of it: the stop request's onlyIfSettled).
-    reads_payload = 1
+    # read the payload is sent with each value of it: the stop request's onlyIfSettled; a
+    # resolution with no request id and with each of the two the requests are opened with).
+    reads_payload, resolution_ids = 1, 2
     assert export_promela(builtin_spec(), turn_ids=2).count(":: d_step") == 3 * (len(builtin_spec().triggers)
-                                                                                 + reads_payload)
+                                                                                 + reads_payload + resolution_ids)
 
 
 def test_temporal_model_has_the_environment_and_one_claim_per_temporal_requirement() -> None:
@@ -258,6 +262,16 @@ def test_temporal_model_has_the_environment_and_one_claim_per_temporal_requireme
     assert ":: !quiet -> printf" in model and ":: turn != 0 && pend == 0 -> d_step { ev = turn" in model
     assert ":: pend != 0 -> d_step { ev = 0" in model  # a requested turn that never started expires too
     assert "assert(" not in model  # the temporal model judges by its claims only
+    # Guards read the open requests (request_room; closes_last_request settles a session that ran
+    # only for them): the temporal model keeps them, exactly; without such guards it leaves them
+    # out with what the provider awaits.
+    assert "rq[rid] = AW_approval" in model and "ro[rid] = nrq" in model
+    reading = {"request_room", "closes_last_request"}
+    without = replace(spec, transitions=tuple(replace(t, guards=tuple(g for g in t.guards if g not in reading))
+                                              for t in spec.transitions))
+    lean = export_promela(without, reqs, temporal=True)
+    assert "rq[rid] = AW_approval" not in lean and "skip; /* open_request */" in lean
+    assert "nor are awaiting and the open requests" in lean
     safety = export_promela(spec, reqs)
     number = violation_names(spec, reqs).index("no_turn_in_inactive_status")
     assert "ltl " not in safety and f'printf("@violated {number}\\n")' in safety
@@ -293,10 +307,32 @@ def test_exported_model_runs_under_spin(spin_available: None, tmp_path: Path) ->
     assert "@violated" not in sim.stdout
 
 
+def test_a_request_counterexample_carries_its_request_id(spin_available: None) -> None:
+    # A ready session that keeps what it awaited: shown by the requirements on open requests, on a
+    # path whose request carries the id the model gave it, which the projector reproduces.
+    from statemachine.spec.check import build_spec
+    from statemachine.spec.loader import read_spec_file
+
+    data = read_spec_file(None)[0]
+    for status in data["statuses"]:
+        if status["name"] == "ready":
+            status["on_enter"] = [e for e in status["on_enter"] if e != "clear_awaiting"]
+    spec = build_spec(data, "ready_keeps_requests.yaml")
+    result = _spin(spec)
+    assert {"awaiting_shows_open_requests", "settled_has_nothing_pending"} <= set(result.violated), result.detail
+    assert "the projector reproduces it" in result.detail
+    events = result.counterexample or []
+    opened = [e for e in events if e["type"] in ("request.opened", "user-input.requested")]
+    assert opened and all(e["payload"]["requestId"] in (1, "1") for e in opened)
+    projector, _ = _replay(spec, events)
+    session = projector[THREAD]
+    assert session.status == "ready" and session.awaiting is not None
+
+
 # Mutants only the orchestrator's fields show: what spin must name now that the safety model keeps
 # the pending turn and what the provider awaits (the requirements reading them were left out before).
 ORCHESTRATOR_SIDE = {
-    "zt_request_without_turn_awaits": {"awaiting_only_with_a_turn", "request_never_outlives_its_turn"},
+    "zt_request_without_turn_awaits": {"awaiting_shows_open_requests", "request_never_outlives_its_turn"},
     "zm_ready_keeps_pending_turn": {"settled_has_nothing_pending"},
     "zs_reconnect_goes_ready": {"session_start_with_pending_turn_keeps_starting"},
 }
