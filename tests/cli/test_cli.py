@@ -22,7 +22,7 @@ from statemachine.verify.mutate import mutant_spec_text
 ROOT = Path(__file__).resolve().parents[2]
 MUTANT_A = ROOT / "specs" / "mutants" / "a_seed_ready_keeps_turn.yaml"
 SESSION_KEYS = {"threadId", "status", "activeTurnId", "lastError", "providerName", "updatedAt",
-                "pendingTurn", "awaiting"}
+                "pendingTurn", "awaiting", "openRequests"}
 
 
 def run(*args: str, stdin: bytes | None = None, cwd: Path = ROOT) -> subprocess.CompletedProcess[bytes]:

@@ -252,14 +252,19 @@ def test_induction_starts_from_pending_turns_and_open_requests_too() -> None:
     states = abstract_states(spec, requirements)
     assert any(s.pending_turn == "" for s, _ in states) and any(s.pending_turn == "turn-1" for s, _ in states)
     assert {s.awaiting for s, _ in states} == {None, "approval", "user-input"}
-    # Without the state requirement that a session awaits only while a turn runs, the contract
-    # that says so is not inductive: from an (unreachable) state awaiting with no turn, an event
-    # keeps it so. The induction now meets such states and says which contract breaks.
+    # Every list of open requests the universe can make (none, either, both in either order), with
+    # awaiting what the newest asks.
+    assert {s.open_requests for s, _ in states} == {(), ((1, "approval"),), (("1", "user-input"),),
+                                                    ((1, "approval"), ("1", "user-input")),
+                                                    (("1", "user-input"), (1, "approval"))}
+    assert all(s.awaiting == (s.open_requests[-1][1] if s.open_requests else None) for s, _ in states)
+    # Without the state requirement that a settled session has nothing pending, the contracts are
+    # not inductive: from an (unreachable) settled state with a pending turn, events keep it so.
     text = BUILTIN_REQUIREMENTS.read_text(encoding="utf-8")
-    start = text.index("  - name: awaiting_only_with_a_turn")
+    start = text.index("  - name: settled_has_nothing_pending")
     end = text.index("\n\n", start) + 1  # the requirement's block ends at a blank line
     weaker = parse_requirements(text[:start] + text[end:], spec)
-    assert "awaiting_only_with_a_turn" not in weaker.names
+    assert "settled_has_nothing_pending" not in weaker.names
     result = induction(spec, weaker)
-    assert not result.ok and "request_never_outlives_its_turn" in result.violated
+    assert not result.ok and "session_start_with_pending_turn_keeps_starting" in result.violated
     assert induction(spec, requirements).ok
