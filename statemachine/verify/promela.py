@@ -20,9 +20,10 @@ Abstraction (one session):
   kinds than the bound of open requests (32), `request_room` never refuses one here;
 - `aw`: what the provider awaits (what the newest open request asks), `AW_none` or one `AW_`
   name per value the spec's effects set. The temporal model leaves `aw` and the open requests
-  out (no claim reads them) unless a guard the spec uses reads the requests: then they decide
-  transitions (a request's room; a resolution settling a session that ran only for requests)
-  and both are kept exactly there too (`aw` follows from the requests: no state of its own);
+  out (no claim reads them); a guard that reads the requests (a request's room; a resolution
+  settling a session that ran only for requests) is a guess there, `nd`, made per event both
+  ways: the model then has every run of the spec and more, so a claim proven on it holds on the
+  spec (a violation it reports may lie in the extra runs: its trail names the guesses' events);
 - each event: one trigger of the spec x a turn (0 = untargeted, 1..N); x `rid`, its request id:
   the id of its kind for a trigger that opens a request, 0..K for one whose guards or effects
   read the request id (a resolution: none, an open one, one not open), else 0; and for a
@@ -242,13 +243,6 @@ def _requests_only(vocabulary: Vocabulary, slots: frozenset[str]) -> frozenset[s
                      if e.writes and set(e.writes) <= slots and not e.remembers)
 
 
-def _guards_read_requests(spec: Spec, vocabulary: Vocabulary) -> bool:
-    """Whether a guard the spec uses reads the open requests: then they decide transitions, and
-    even the temporal model keeps them."""
-    return any("req" in vocabulary.guards[g].reads for t in spec.transitions for g in t.guards
-               if g in vocabulary.guards)
-
-
 def _awaiting_setters(vocabulary: Vocabulary) -> dict[str, Effect]:
     """The effects that set `aw` to a parameter's value (their one parameter)."""
     return {n: e for n, e in vocabulary.effects.items() if "aw" in e.writes and len(e.params) == 1}
@@ -421,10 +415,12 @@ class _Effects:
 
 
 def _transition(spec: Spec, t: TransitionSpec, status: Mapping[str, str], on_enter: Mapping[str, list[str]],
-                effects: _Effects) -> str:
+                effects: _Effects, guessed: frozenset[str] = frozenset()) -> str:
     where = f"transitions[{t.index}]"
     sources = " || ".join(f"status == {status[s]}" for s in t.sources)
-    condition = " && ".join([f"({sources})", *(_guard(g, f"{where}.guards") for g in t.guards)])
+    # A guess (`nd`, chosen per event) stands for a guard over what the model leaves out.
+    condition = " && ".join([f"({sources})", *("(nd == 1)" if g in guessed else _guard(g, f"{where}.guards")
+                                               for g in t.guards)])
     body = [f"taken = {t.index + 1};"]
     if t.dest is not None:  # internal transitions keep the status and run no on-enter hook
         body.append(f"status = {status[t.dest]};")
@@ -504,10 +500,14 @@ def export_promela(
     awaiting = awaiting_names(spec)
     vocabulary = vocabulary_of(spec)
     kinds = request_kinds(spec)
-    # The temporal model leaves out what the provider awaits and the open requests, unless a guard
-    # reads the requests: then they decide transitions and are kept exactly, and what is awaited
-    # with them (it follows from them: no state of its own).
-    left_out = REQUEST_SLOTS if temporal and not _guards_read_requests(spec, vocabulary) else frozenset()
+    # The temporal model leaves out what the provider awaits and the open requests (no claim reads
+    # them). A guard that reads the requests is then a guess made per event (`nd`, 0 and 1): the
+    # model has every run the spec has and more, so a claim that holds on it holds on the spec, and
+    # the state space stays that of the turns (keeping the requests exactly multiplied it by 4.4).
+    left_out = REQUEST_SLOTS if temporal else frozenset()
+    guessed = (frozenset(g for t in spec.transitions for g in t.guards
+                         if g in vocabulary.guards and "req" in vocabulary.guards[g].reads)
+               if temporal else frozenset())
     effects = _Effects(spec, awaiting, _requests_only(vocabulary, left_out) if left_out else frozenset())
     on_enter = {s.name: effects.all(s.on_enter, f"statuses[{i}].on_enter") for i, s in enumerate(spec.statuses)}
     triggers = spec.triggers
@@ -595,6 +595,7 @@ def export_promela(
         "byte ev = 0;              /* the current event's turn, 0 = untargeted */",
         f"byte rid = 0;             /* the current event's {id_field}: 0 none, else an id 1..{len(kinds)} */",
         f"bit opt = 0;              /* the current event's {field_read} */",
+        *(["bit nd = 0;               /* the guess for a guard over what the model leaves out */"] if guessed else []),
         "short taken = 0;          /* 1 + index of the spec transition taken, 0 = rejected */",
     ]
     if snapshots:
@@ -619,20 +620,24 @@ def export_promela(
         out.append(f"inline step_{k}() {{")
         out.append("  taken = 0;")
         for t in spec.transitions_for(trigger):
-            out.append(_transition(spec, t, status, on_enter, effects))
+            out.append(_transition(spec, t, status, on_enter, effects, guessed))
         out.append("  printf(\"@taken %d\\n\", taken)")
         out.append("}")
         if contracts[trigger]:
             out += [f"inline contracts_{k}() {{", *_assertions(contracts[trigger]), "}"]
 
 
-    def options(k: int) -> list[tuple[int, int]]:
-        # (rid, opt) pairs: a trigger whose guards read the payload is sent with `opt` 0 and 1, and
-        # with each request id it may carry (`_rid_options`).
-        opts = (0, 1) if any(g in reading for t in spec.transitions_for(triggers[k]) for g in t.guards) else (0,)
-        return [(r, o) for r in _rid_options(spec, vocabulary, kinds, triggers[k]) for o in opts]
+    def options(k: int) -> list[tuple[int, int, int]]:
+        # (rid, opt, nd): a trigger whose guards read the payload is sent with `opt` 0 and 1, with
+        # each request id it may carry (`_rid_options`; none where the requests are left out), and
+        # with both guesses where a guard is guessed.
+        guards = {g for t in spec.transitions_for(triggers[k]) for g in t.guards}
+        opts = (0, 1) if guards & reading else (0,)
+        rids = (0,) if left_out else _rid_options(spec, vocabulary, kinds, triggers[k])
+        guesses = (0, 1) if guards & guessed else (0,)
+        return [(r, o, n) for r in rids for o in opts for n in guesses]
 
-    def event(k: int, turn: str, label: str, rid: int = 0, opt: int = 0) -> str:
+    def event(k: int, turn: str, label: str, rid: int = 0, opt: int = 0, nd: int = 0) -> str:
         save = (["pstatus = status", "pturn = turn", *(f"pfin[{i}] = fin[{i}]" for i in fins), "ppend = pend",
                  "paw = aw", *(f"prq[{i}] = rq[{i}]" for i in range(ids)), "pnrq = nrq"]
                 if contracts[triggers[k]] else [])
@@ -640,10 +645,12 @@ def export_promela(
                   f"paw = {AWAITING_NONE}", *(f"prq[{i}] = {AWAITING_NONE}" for i in range(ids)), "pnrq = 0"]
                  if contracts[triggers[k]] else [])
         body = [f"ev = {turn}", *([f"rid = {rid}"] if rid else []), *([f"opt = {opt}"] if opt else []),
+                *([f"nd = {nd}"] if nd else []),
                 f"printf(\"@event {k} %d %d %d {label}\\n\", ev, rid, opt)", *save, f"step_{k}()"]
         if contracts[triggers[k]]:
             body.append(f"contracts_{k}()")
-        body += ["taken = 0", "ev = 0", *(["rid = 0"] if rid else []), *(["opt = 0"] if opt else []), *reset]
+        body += ["taken = 0", "ev = 0", *(["rid = 0"] if rid else []), *(["opt = 0"] if opt else []),
+                 *(["nd = 0"] if nd else []), *reset]
         body.append(f"last = {k + 1}" if temporal else "check_invariants()")
         return "d_step { " + "; ".join(body) + " }"
 
@@ -653,8 +660,8 @@ def export_promela(
         out += ["end:", "  do"]
         for k in range(len(triggers)):
             for turn in range(turn_ids + 1):
-                for rid, opt in options(k):
-                    out.append(f"  :: !quiet -> {event(k, str(turn), labels[k], rid, opt)}")
+                for rid, opt, nd in options(k):
+                    out.append(f"  :: !quiet -> {event(k, str(turn), labels[k], rid, opt, nd)}")
         out.append("  :: !quiet -> printf(\"@quiet\\n\"); quiet = 1")
         if stale_pending is None:
             out.append(f"  :: turn != 0 -> {event(stale or 0, 'turn', 'stale_expiry')}")
@@ -670,7 +677,7 @@ def export_promela(
         out.append("  do")
         for k in range(len(triggers)):
             for turn in range(turn_ids + 1):
-                for rid, opt in options(k):
-                    out.append(f"  :: {event(k, str(turn), labels[k], rid, opt)}")
+                for rid, opt, nd in options(k):
+                    out.append(f"  :: {event(k, str(turn), labels[k], rid, opt, nd)}")
         out += ["  od", "}", ""]
     return "\n".join(out)

@@ -262,16 +262,17 @@ def test_temporal_model_has_the_environment_and_one_claim_per_temporal_requireme
     assert ":: !quiet -> printf" in model and ":: turn != 0 && pend == 0 -> d_step { ev = turn" in model
     assert ":: pend != 0 -> d_step { ev = 0" in model  # a requested turn that never started expires too
     assert "assert(" not in model  # the temporal model judges by its claims only
-    # Guards read the open requests (request_room; closes_last_request settles a session that ran
-    # only for them): the temporal model keeps them, exactly; without such guards it leaves them
-    # out with what the provider awaits.
-    assert "rq[rid] = AW_approval" in model and "ro[rid] = nrq" in model
+    # No claim reads what the provider awaits or the open requests: the temporal model leaves them
+    # out, and the guards that read the requests (request_room; closes_last_request settles a
+    # session that ran only for them) are guessed per event, both ways.
+    assert "rq[rid] = AW_approval" not in model and "skip; /* open_request */" in model
+    assert "nor are awaiting and the open requests" in model
+    assert "bit nd = 0;" in model and "(nd == 1)" in model
+    assert "nd = 1" in model  # some event is sent with the other guess
     reading = {"request_room", "closes_last_request"}
     without = replace(spec, transitions=tuple(replace(t, guards=tuple(g for g in t.guards if g not in reading))
                                               for t in spec.transitions))
-    lean = export_promela(without, reqs, temporal=True)
-    assert "rq[rid] = AW_approval" not in lean and "skip; /* open_request */" in lean
-    assert "nor are awaiting and the open requests" in lean
+    assert "bit nd" not in export_promela(without, reqs, temporal=True)  # nothing left to guess
     safety = export_promela(spec, reqs)
     number = violation_names(spec, reqs).index("no_turn_in_inactive_status")
     assert "ltl " not in safety and f'printf("@violated {number}\\n")' in safety

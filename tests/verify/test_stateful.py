@@ -29,8 +29,10 @@ from statemachine.verify.mutate import builtin_mutants, load_mutant
 
 MUTANTS = builtin_mutants()
 # What each classic mutant breaks (by its letter); the others break a requirement their header names.
-EXPECTED = {"a": "no_turn_in_inactive_status", "b": "no_turn_in_inactive_status",
-            "c": "no_turn_in_inactive_status", "d": "active_turn_never_finished"}
+# What each seed bug breaks first; a late start that revives a finished turn breaks the contract
+# on late starts on the step itself, or the invariant on the state it leaves, whichever the search meets.
+EXPECTED = {"a": {"no_turn_in_inactive_status"}, "b": {"no_turn_in_inactive_status"},
+            "c": {"no_turn_in_inactive_status"}, "d": {"active_turn_never_finished", "late_turn_start_rejected"}}
 FULL = os.environ.get("STATEMACHINE_FULL_TESTS") == "1"
 SAMPLE = [m for m in MUTANTS if FULL or m.stem[0] in EXPECTED or zlib.crc32(m.stem.encode()) % 4 == 0]
 COLD_RUNS = 30
@@ -78,7 +80,7 @@ def test_the_machine_fails_on_each_mutant_with_an_invariant_violation(path: Path
     assert found.violated and set(found.violated) <= invariant_names, found
     expected = EXPECTED.get(path.stem[0])
     if expected is not None:
-        assert expected in found.violated, found
+        assert expected & set(found.violated), found
 
 
 class _LenientProjector(SessionProjector):
