@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-__all__ = ["FIELDS", "MAX_OPEN_REQUESTS", "PENDING_UNKNOWN", "OpenRequest", "RequestId", "Session", "SessionField",
-           "unstorable"]
+__all__ = ["FIELDS", "MAX_OPEN_REQUESTS", "MAX_SAFE_INTEGER", "PENDING_UNKNOWN", "OpenRequest", "RequestId",
+           "Session", "SessionField", "request_id_problem", "unstorable"]
 
 # A pending turn start whose turn id is not known yet.
 PENDING_UNKNOWN = ""
@@ -19,6 +19,8 @@ OpenRequest = tuple[RequestId, str]
 # (`too_many_open_requests`). The guard `request_room` in statemachine.spec.semantics says the
 # same number in its code; a test holds them equal.
 MAX_OPEN_REQUESTS = 32
+# The largest integer id JavaScript holds exactly (the TypeScript export compares ids with ===).
+MAX_SAFE_INTEGER = 2**53 - 1
 
 
 def unstorable(value: str) -> str | None:
@@ -33,6 +35,23 @@ def unstorable(value: str) -> str | None:
         except UnicodeEncodeError:
             return "holds a lone surrogate (not Unicode text)"
     return None
+
+
+def request_id_problem(value: object, max_length: int) -> str | None:
+    """Why `value` is no request id, or None when it is one: a string of 1 to `max_length`
+    characters that every store can keep, or an integer within +/-MAX_SAFE_INTEGER (not a bool,
+    which Python would take for 1 or 0). The one decision for the event parser and for sessions
+    coming back from snapshots and stores (a missing id, None, is the callers' to allow)."""
+    if type(value) is int:
+        return None if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER else \
+            f"is an integer beyond +/-{MAX_SAFE_INTEGER}"
+    if type(value) is not str:
+        return f"must be a string or an integer, got {type(value).__name__}"
+    if not value:
+        return "must not be empty"
+    if len(value) > max_length:
+        return f"is {len(value)} characters long; the limit is {max_length}"
+    return unstorable(value)
 
 
 class Session(NamedTuple):

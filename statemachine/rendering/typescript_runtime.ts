@@ -679,8 +679,10 @@ export function parseEvent(data: unknown, maxIdLength: number = MAX_ID_LENGTH): 
  * as a float: once parsed, JavaScript cannot tell them apart.) */
 function checkId(value: unknown, where: string): void {
   if (typeof value === "string") {
-    if (value.length === 0 || (value.length > MAX_ID_LENGTH && codePointLength(value) > MAX_ID_LENGTH)) {
-      throw new EventError(where, `must be 1 to ${MAX_ID_LENGTH} characters long, got ${codePointLength(value)}`);
+    // The messages are Python's (`request_id_problem`).
+    if (value.length === 0) throw new EventError(where, "must not be empty");
+    if (value.length > MAX_ID_LENGTH && codePointLength(value) > MAX_ID_LENGTH) {
+      throw new EventError(where, `is ${codePointLength(value)} characters long; the limit is ${MAX_ID_LENGTH}`);
     }
   } else if (typeof value === "number" && Number.isInteger(value)) {
     if (!Number.isSafeInteger(value)) throw new EventError(where, `is an integer beyond +/-${Number.MAX_SAFE_INTEGER}`);

@@ -42,9 +42,16 @@ from typing import TYPE_CHECKING, Any
 
 from statemachine.core.event import MAX_ID_LENGTH, parse_timestamp
 from statemachine.core.record import DIGEST_SIZE, event_digest_hex
-from statemachine.core.session import FIELDS, MAX_OPEN_REQUESTS, OpenRequest, RequestId, Session, unstorable
+from statemachine.core.session import (
+    FIELDS,
+    MAX_OPEN_REQUESTS,
+    OpenRequest,
+    RequestId,
+    Session,
+    request_id_problem,
+    unstorable,
+)
 from statemachine.spec.invariants import state_violations
-from statemachine.spec.parser import MAX_SAFE_INTEGER
 
 if TYPE_CHECKING:
     from statemachine.core.record import ThreadRecord
@@ -274,22 +281,14 @@ def _pending_turn(obj: Mapping[str, Any], path: str, limits: Limits) -> str | No
 
 
 def _request_id(value: object, path: str) -> RequestId:
-    """A requestId as the event parser passes one (`statemachine.spec.parser._check_id`): text of 1
-    to MAX_ID_LENGTH characters that every store can keep, an integer JavaScript holds exactly (not
-    a bool), or null for a request that carried none."""
+    """A requestId as the event parser passes one (`request_id_problem`), or null for a request
+    that carried none."""
     if value is None:
         return None
-    if type(value) is int:
-        if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
-            raise SnapshotError(path, f"is an integer beyond +/-{MAX_SAFE_INTEGER}")
-        return value
-    if type(value) is not str:
-        raise SnapshotError(path, f"must be a string, an integer or null, got {_type_name(value)}")
-    if not value:
-        raise SnapshotError(path, "must not be empty")
-    if len(value) > MAX_ID_LENGTH:
-        raise SnapshotError(path, f"is {len(value)} characters long; a requestId's limit is {MAX_ID_LENGTH}")
-    _storable(value, path)
+    problem = request_id_problem(value, MAX_ID_LENGTH)
+    if problem is not None:
+        raise SnapshotError(path, problem)
+    assert type(value) is int or type(value) is str
     return value
 
 

@@ -18,7 +18,7 @@ from statemachine.core.event import (
     build_event,
     parse_timestamp_uncached,
 )
-from statemachine.core.session import unstorable
+from statemachine.core.session import request_id_problem, unstorable
 
 if TYPE_CHECKING:
     from statemachine.spec.model import Spec
@@ -54,18 +54,13 @@ def _storable(value: str, name: str) -> None:
 
 
 _TYPE_CHECKS: dict[str, type | tuple[type, ...]] = {"string": str, "boolean": bool, "id": (str, int)}
-# An `id` payload field (a request's id) as JSON-RPC gives it: a string, or an integer that
-# JavaScript holds exactly (the TypeScript export compares ids with ===).
-MAX_SAFE_INTEGER = 2**53 - 1
 
 
 def _check_id(value: Any, where: str) -> None:
-    if type(value) is bool:
-        raise EventError(where, "must be a string or an integer, got bool")
-    if type(value) is int and not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
-        raise EventError(where, f"is an integer beyond +/-{MAX_SAFE_INTEGER}")
-    if type(value) is str and (not value or len(value) > MAX_ID_LENGTH):
-        raise EventError(where, f"must be 1 to {MAX_ID_LENGTH} characters long, got {len(value)}")
+    """An `id` payload field (a request's id) as JSON-RPC gives it (`request_id_problem`)."""
+    problem = request_id_problem(value, MAX_ID_LENGTH)
+    if problem is not None:
+        raise EventError(where, problem)
 
 
 class _Unusual(Exception):
