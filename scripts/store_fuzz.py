@@ -307,9 +307,10 @@ REQUESTS: list[Any] = [
 
 
 def _digests(rng: random.Random) -> list[Any]:
-    good = "".join(rng.choice(HEX) for _ in range(32))
+    good = "".join(rng.choice(HEX) for _ in range(32))  # an older unkeyed digest; keyed ones are 16 digits
+    keyed = good[:16]
     return [good[:31], good + "0", good.upper(), "zz" * 16, good[:30] + "g0", " " + good[:31], good,
-            good.encode(), int(good[:8], 16)]
+            good.encode(), int(good[:8], 16), keyed[:15], keyed + "0", keyed.upper(), " " + keyed[:15], keyed]
 
 
 def _values(rng: random.Random, table: str, column: str) -> list[Any]:

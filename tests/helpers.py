@@ -128,12 +128,13 @@ def older_snapshot(data: dict[str, Any], version: int, seen: Mapping[str, Iterab
     old = json.loads(json.dumps(data))
     old["version"] = version
     del old["eventIdDigest"]
+    key = bytes.fromhex(old.pop("eventIdKey"))
     assert old.pop("tombstones") == [], "versions before 5 had no tombstones"
     if version == 1:
         del old["specDigest"]
     for thread in old["threads"]:
         ids = list(seen.get(thread["session"]["threadId"], ()))
-        assert [event_digest_hex(i) for i in ids] == thread.pop("seenEventDigests"), "not the ids of this snapshot"
+        assert [event_digest_hex(i, key) for i in ids] == thread.pop("seenEventDigests"), "not the ids of this snapshot"
         thread["seenEventIds"] = ids
         thread["finishedTurns"] = thread.pop("finishedTurns")  # keep the field order of the old layout
         awaiting = thread["session"].get("awaiting")

@@ -2,13 +2,14 @@
 
 One object per thread (`ThreadRecord`) holds everything the thread needs: its session, its
 de-duplication memory and its finished turns. The memories are packed while they are small, which
-is what almost every thread is: eventIds as a string of 128-bit digests, finished turns as a tuple
-(the empty tuple when the thread finished none, which costs nothing). Past a few dozen entries a
-memory becomes a `BoundedSet`, so that a long-lived thread still pays O(1) per event.
+is what almost every thread is: eventIds as a string of 64-bit keyed digests, finished turns as a
+tuple (the empty tuple when the thread finished none, which costs nothing). Past a few dozen
+entries a memory becomes a `BoundedSet`, so that a long-lived thread still pays O(1) per event.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Hashable, Iterable, Iterator
 from datetime import datetime
 from functools import lru_cache
@@ -18,13 +19,24 @@ from typing import Generic, NamedTuple, TypeVar
 from statemachine.core.event import parse_timestamp
 from statemachine.core.session import Session
 
-__all__ = ["DIGEST_SIZE", "BoundedSet", "ThreadRecord", "event_digest", "event_digest_hex"]
+__all__ = ["DIGEST_SIZE", "KEY_SIZE", "LEGACY_DIGEST_SIZE", "PROCESS_KEY", "BoundedSet", "ThreadRecord",
+           "check_key", "event_digest", "event_digest_hex", "legacy_digest", "legacy_digest_hex", "new_key"]
 
 K = TypeVar("K", bound=Hashable)
 
-# Bytes per remembered eventId: a 128-bit BLAKE2b digest. The chance that two distinct eventIds of
-# one thread share one is below n^2 / 2^129 for n remembered ids (docs/reliability.md).
-DIGEST_SIZE = 16
+# Bytes per remembered eventId: BLAKE2b cut to 64 bits, keyed by a secret random 128-bit salt that
+# each projector, snapshot and store carries (`KEY_SIZE`). Without the key nobody can compute a
+# digest, so two colliding eventIds cannot be crafted; by chance, n remembered ids of one thread
+# share one with a probability below n^2 / 2^65 (docs/reliability.md).
+DIGEST_SIZE = 8
+KEY_SIZE = 16
+# Snapshots (versions 4 to 6) and stores (schema 3 to 5) written before kept unkeyed 128-bit
+# digests. Restored, they stay as they were, and such a thread tests each new eventId against both.
+LEGACY_DIGEST_SIZE = 16
+# The salt goes into BLAKE2b's parameter block, so it costs nothing per digest (a `key=` would
+# add one compression per eventId); the personalization keeps these digests apart from any other
+# use of the same salt.
+_PERSON = b"sm.eventId.v1"
 
 # Up to this many entries a memory is packed (a bytes string, a tuple) and searched in order;
 # beyond, it is a BoundedSet. Most threads never leave the packed form.
@@ -32,26 +44,57 @@ PACKED_EVENT_IDS = 32
 PACKED_FINISHED_TURNS = 8
 
 
-def event_digest(event_id: str) -> bytes:
-    """The digest the de-duplication memory keeps for `event_id` (16 bytes).
+def new_key() -> bytes:
+    """A fresh secret key for eventId digests: 16 random bytes from the operating system."""
+    return os.urandom(KEY_SIZE)
 
-    `surrogatepass`: an eventId may hold a lone surrogate (JSON allows `\\ud800`); encoded this
-    way, distinct strings still give distinct bytes.
-    """
+
+# The key of projectors given none: random per process, so that every projector of one process
+# digests alike (their memories compare) while no other process can predict it.
+PROCESS_KEY = new_key()
+
+
+def check_key(key: object) -> bytes:
+    """`key` if it is an eventId digest key (16 bytes); raises ValueError otherwise."""
+    if type(key) is not bytes or len(key) != KEY_SIZE:
+        raise ValueError(f"an eventId digest key must be {KEY_SIZE} bytes")
+    return key
+
+
+def _encoded(event_id: str) -> bytes:
+    """`surrogatepass`: an eventId may hold a lone surrogate (JSON allows `\\ud800`); encoded this
+    way, distinct strings still give distinct bytes."""
     try:
-        data = event_id.encode()
+        return event_id.encode()
     except UnicodeEncodeError:  # only a surrogate fails, and only then is the slower spelling needed
-        data = event_id.encode("utf-8", "surrogatepass")
-    return blake2b(data, digest_size=DIGEST_SIZE).digest()
+        return event_id.encode("utf-8", "surrogatepass")
 
 
-# `see` copies this rather than making a hash object from its parameters: the same digest, cheaper.
-_BLANK = blake2b(digest_size=DIGEST_SIZE)
+@lru_cache(maxsize=64)
+def _blank(key: bytes) -> blake2b:
+    """A blank hash object for `key`: `see` copies it instead of parsing the parameters per call."""
+    return blake2b(digest_size=DIGEST_SIZE, salt=check_key(key), person=_PERSON)
 
 
-def event_digest_hex(event_id: str) -> str:
-    """`event_digest` as 32 lowercase hex digits: how snapshots, stores and readers spell it."""
-    return event_digest(event_id).hex()
+def event_digest(event_id: str, key: bytes = PROCESS_KEY) -> bytes:
+    """The digest the de-duplication memory keeps for `event_id` under `key` (8 bytes)."""
+    h = _blank(key).copy()
+    h.update(_encoded(event_id))
+    return h.digest()
+
+
+def event_digest_hex(event_id: str, key: bytes = PROCESS_KEY) -> str:
+    """`event_digest` as 16 lowercase hex digits: how snapshots, stores and readers spell it."""
+    return event_digest(event_id, key).hex()
+
+
+def legacy_digest(event_id: str) -> bytes:
+    """The unkeyed 128-bit digest older snapshots and stores kept for `event_id`."""
+    return blake2b(_encoded(event_id), digest_size=LEGACY_DIGEST_SIZE).digest()
+
+
+def legacy_digest_hex(event_id: str) -> str:
+    return legacy_digest(event_id).hex()
 
 
 def _packed_has(ids: bytes, digest: bytes) -> bool:
@@ -113,19 +156,39 @@ class BoundedSet(Generic[K]):
         return f"BoundedSet(cap={self.cap}, {list(self)!r})"
 
 
+class LegacyIds(BoundedSet[bytes]):
+    """The eventId memory of a thread restored with unkeyed 128-bit digests (older snapshots and
+    stores): those, and the keyed digests of the ids seen since, in one FIFO. A new eventId is a
+    duplicate when either of its digests is a member; only the keyed one is added, so the legacy
+    entries age out as the thread sees new ids."""
+
+    __slots__ = ()
+
+    def see(self, event_id: str, digest: bytes) -> bool:
+        if legacy_digest(event_id) in self._members:
+            return False
+        return self.add(digest)
+
+    def has(self, event_id: str, digest: bytes) -> bool:
+        return digest in self._members or legacy_digest(event_id) in self._members
+
+
 class _Caps(NamedTuple):
-    """A projector's memory caps, shared by all its records (one object per distinct pair)."""
+    """A projector's memory caps and digest key, shared by all its records (one object per
+    distinct triple)."""
 
     event_ids: int
     finished_turns: int
     packed_id_bytes: int  # the packed eventId memory's longest length
     packed_turns: int  # the packed finished-turn memory's largest size
+    key: bytes  # the eventId digest key
+    blank: blake2b  # a blank hash object for `key`, copied per eventId
 
 
 @lru_cache(maxsize=64)
-def _caps(max_event_ids: int, max_finished_turns: int) -> _Caps:
+def _caps(max_event_ids: int, max_finished_turns: int, key: bytes) -> _Caps:
     return _Caps(max_event_ids, max_finished_turns, min(max_event_ids, PACKED_EVENT_IDS) * DIGEST_SIZE,
-                 min(max_finished_turns, PACKED_FINISHED_TURNS))
+                 min(max_finished_turns, PACKED_FINISHED_TURNS), key, _blank(key))
 
 
 class ThreadRecord:
@@ -140,16 +203,20 @@ class ThreadRecord:
     `finished` is the finished-turn memory as it is (a tuple, or a `BoundedSet` once large): read
     it with `in`, `len` and iteration (oldest first), never change it directly. `updated_dt` is the
     session's `updatedAt` parsed, computed when read rather than kept (48 bytes per thread saved).
+    EventIds are remembered as their digests under `key` (the projector's, `PROCESS_KEY` when none
+    is given).
     """
 
     __slots__ = ("_caps", "_ids", "finished", "session")
 
-    def __init__(self, session: Session, max_event_ids: int, max_finished_turns: int) -> None:
+    def __init__(self, session: Session, max_event_ids: int, max_finished_turns: int,
+                 key: bytes = PROCESS_KEY) -> None:
         if session.updated_at is not None:
             parse_timestamp(session.updated_at)  # ValueError now, rather than on the thread's next event
         self.session = session
-        self._caps = _caps(max_event_ids, max_finished_turns)
-        # Digests of the processed eventIds: packed (bytes, oldest first) or, once large, a BoundedSet.
+        self._caps = _caps(max_event_ids, max_finished_turns, key)
+        # Digests of the processed eventIds: packed (bytes, oldest first) or, once large, a
+        # BoundedSet (a LegacyIds when the thread was restored with older digests).
         self._ids: bytes | BoundedSet[bytes] = b""
         self.finished: tuple[str, ...] | BoundedSet[str] = ()
 
@@ -157,6 +224,10 @@ class ThreadRecord:
     def updated_dt(self) -> datetime | None:
         updated_at = self.session.updated_at
         return parse_timestamp(updated_at) if updated_at is not None else None
+
+    @property
+    def key(self) -> bytes:
+        return self._caps.key
 
     def commit(self, session: Session, updated_dt: datetime | None) -> None:
         """An applied step: the new session (the turns it finished are already remembered: effects
@@ -171,17 +242,17 @@ class ThreadRecord:
     def see(self, event_id: str) -> bool:
         """Remember `event_id`; False if it was remembered already (the duplicate test and update in one)."""
         # `event_digest` and `see_digest` written out: this runs once per event, and each call is a
-        # fair part of it. A copy of a prepared hash object skips parsing `digest_size` per call.
+        # fair part of it. A copy of a prepared hash object skips parsing the parameters per call.
         try:
             data = event_id.encode()
         except UnicodeEncodeError:
             data = event_id.encode("utf-8", "surrogatepass")
-        h = _BLANK.copy()
+        h = self._caps.blank.copy()
         h.update(data)
         digest = h.digest()
         ids = self._ids
         if not isinstance(ids, bytes):
-            return ids.add(digest)
+            return ids.add(digest) if type(ids) is BoundedSet else ids.see(event_id, digest)  # type: ignore[attr-defined]
         # `find`, not `in`: `in` on bytes first tries the digest as an integer, and an exception
         # raised and cleared costs more than the search. A match across two digests does not count.
         at = ids.find(digest)
@@ -193,8 +264,11 @@ class ThreadRecord:
         return self._spill(ids, digest)
 
     def see_digest(self, digest: bytes) -> bool:
-        """`see` for an eventId's digest (`event_digest`)."""
+        """`see` for an eventId's digest: a keyed one (`event_digest` under this record's key), or
+        an older snapshot's or store's 128-bit digest, which makes the memory a `LegacyIds`."""
         ids = self._ids
+        if isinstance(ids, bytes) and len(digest) != DIGEST_SIZE:
+            ids = self._ids = LegacyIds(self._caps.event_ids, _chunks(ids))
         if not isinstance(ids, bytes):
             return ids.add(digest)
         if _packed_has(ids, digest):
@@ -215,20 +289,29 @@ class ThreadRecord:
         return True
 
     def has_seen(self, event_id: str) -> bool:
-        return self.has_seen_digest(event_digest(event_id))
+        digest = event_digest(event_id, self._caps.key)
+        ids = self._ids
+        if type(ids) is LegacyIds:
+            return ids.has(event_id, digest)
+        return self.has_seen_digest(digest)
 
     def has_seen_digest(self, digest: bytes) -> bool:
         ids = self._ids
         return digest in ids if not isinstance(ids, bytes) else _packed_has(ids, digest)
 
     def seen_digests(self) -> tuple[bytes, ...]:
-        """The remembered eventIds' digests, oldest first."""
+        """The remembered eventIds' digests, oldest first (older 128-bit ones among them, if any)."""
         ids = self._ids
         return tuple(_chunks(ids)) if isinstance(ids, bytes) else tuple(ids)
 
     def seen_count(self) -> int:
         ids = self._ids
         return len(ids) // DIGEST_SIZE if isinstance(ids, bytes) else len(ids)
+
+    def adopt_seen(self, other: ThreadRecord) -> None:
+        """Remember what `other` (a tombstone of the same pipeline) remembers, oldest first."""
+        for digest in other.seen_digests():
+            self.see_digest(digest)
 
     # -- the finished-turn memory ----------------------------------------------------------------
 

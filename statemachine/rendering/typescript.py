@@ -17,7 +17,7 @@ step for (status, trigger)), and `SessionProjector`. The fixed part is
 - every string from the spec becomes a JSON string literal (ASCII, so no character can end a
   comment or a line), never an identifier: step functions are numbered.
 
-The TypeScript side keeps the eventIds themselves where the Python side keeps their 128-bit
+The TypeScript side keeps the eventIds themselves where the Python side keeps their keyed 64-bit
 digests: duplicates and eviction order are the same (barring a digest collision, which the Python
 side makes negligible; docs/reliability.md).
 """

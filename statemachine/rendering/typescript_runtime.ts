@@ -550,7 +550,7 @@ export const DEFAULT_MAX_FINISHED_TURNS = 256;
 export const DEFAULT_MAX_TOMBSTONES = 1024;
 
 /** One thread: its session and both memories. `seen` keeps the eventIds themselves (the Python
- * side keeps their 128-bit digests: the same answers, barring a digest collision). Change it only
+ * side keeps their keyed 64-bit digests: the same answers, barring a digest collision). Change it only
  * through `apply`. */
 export class Thread {
   session: Session;

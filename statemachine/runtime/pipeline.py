@@ -29,7 +29,7 @@ from typing import Any
 from statemachine.core.clock import CREATED_IN_FUTURE, DEFAULT_MAX_CLOCK_SKEW, Clock, Horizon
 from statemachine.core.event import Event, EventError
 from statemachine.core.outcome import Outcome, OutcomeKind
-from statemachine.core.record import ThreadRecord
+from statemachine.core.record import PROCESS_KEY, ThreadRecord, check_key
 from statemachine.core.session import Session
 from statemachine.engine.boundary import ENGINES, EngineName
 from statemachine.engine.registry import compiled_for, engine_for
@@ -105,6 +105,7 @@ class Pipeline:
         max_clock_skew: timedelta | None = DEFAULT_MAX_CLOCK_SKEW,
         clock: Clock | None = None,
         max_tombstones: int = DEFAULT_MAX_TOMBSTONES,
+        event_id_key: bytes | None = None,
     ) -> None:
         if max_tombstones < 0:
             raise ValueError("max_tombstones must not be negative")
@@ -125,6 +126,9 @@ class Pipeline:
         self.horizon = Horizon(max_clock_skew, clock)
         self.max_event_ids = max_event_ids
         self.max_finished_turns = max_finished_turns
+        # The secret key of the eventId digests (`statemachine.core.record`): the process's unless
+        # a snapshot or a store brings its own.
+        self.event_id_key = check_key(event_id_key) if event_id_key is not None else PROCESS_KEY
         self.threads: dict[str, ThreadRecord] = {}
         # Deleted threads -> their last record (only its de-duplication memory is read), oldest
         # deletion first, at most `max_tombstones`.
@@ -136,7 +140,7 @@ class Pipeline:
     # -- records -------------------------------------------------------------------------------
 
     def new_record(self, session: Session) -> ThreadRecord:
-        return ThreadRecord(session, self.max_event_ids, self.max_finished_turns)
+        return ThreadRecord(session, self.max_event_ids, self.max_finished_turns, self.event_id_key)
 
     def fresh(self, thread_id: str, provider: str) -> Session:
         """The session a thread starts from: the initial status, no turn. The provider's name is
@@ -179,8 +183,7 @@ class Pipeline:
         if tomb is not None:
             # A new event: the thread starts anew, and still knows the ids it saw before.
             del self.tombstones[thread_id]
-            for digest in tomb.seen_digests():
-                record.see_digest(digest)
+            record.adopt_seen(tomb)
         return record
 
     def forget(self, record: ThreadRecord, ev: Event) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 from statemachine.core.clock import CREATED_IN_FUTURE, DEFAULT_MAX_CLOCK_SKEW, Clock
 from statemachine.core.event import Event, EventError
 from statemachine.core.outcome import Outcome, OutcomeKind
-from statemachine.core.record import DIGEST_SIZE, event_digest
+from statemachine.core.record import DIGEST_SIZE, LEGACY_DIGEST_SIZE, event_digest
 from statemachine.core.session import Session
 from statemachine.engine.boundary import EngineName
 from statemachine.runtime.observers import Observer, ObserverErrorHandler, Observers, ObserveWhat
@@ -75,6 +75,7 @@ class SessionProjector:
         clock: Clock | None = None,
         parser: EventParser | None = None,
         max_tombstones: int = DEFAULT_MAX_TOMBSTONES,
+        event_id_key: bytes | None = None,
     ) -> None:
         """`engine="transitions"` steps every event through the `transitions` machine itself (the
         reference, slower, handy for debugging callbacks); the default answers from the table
@@ -86,11 +87,16 @@ class SessionProjector:
 
         `parser` shares one `EventParser` (of the same spec) between projectors: an `Event` is
         trusted as is only when the parser this projector uses returned it, so events parsed once
-        can be applied to several projectors without being validated again."""
+        can be applied to several projectors without being validated again.
+
+        `event_id_key` (16 bytes) is the secret key of the eventId digests the de-duplication
+        memory keeps (`statemachine.core.record`); by default every projector of the process
+        shares one random key. A snapshot carries its projector's key and `restore()` takes it
+        back; a store keeps its own."""
         pipeline = self._pipeline = Pipeline(
             spec if spec is not None else builtin_spec(), parser=parser, engine=engine, max_event_ids=max_event_ids,
             max_finished_turns=max_finished_turns, max_clock_skew=max_clock_skew, clock=clock,
-            max_tombstones=max_tombstones,
+            max_tombstones=max_tombstones, event_id_key=event_id_key,
         )
         self.spec = pipeline.spec
         self.parser = pipeline.parser
@@ -135,9 +141,15 @@ class SessionProjector:
         record = self._threads.get(thread_id)
         return tuple(record.finished) if record is not None else ()
 
+    @property
+    def event_id_key(self) -> bytes:
+        """The secret key of this projector's eventId digests (16 bytes)."""
+        return self._pipeline.event_id_key
+
     def seen_event_digests(self, thread_id: str) -> tuple[str, ...]:
         """The de-duplication memory of this thread, oldest first: each remembered eventId as its
-        128-bit digest in hex (`statemachine.core.record.event_digest_hex`); the ids themselves are not kept."""
+        64-bit digest under `event_id_key`, in hex (`statemachine.core.record.event_digest_hex`),
+        or as an older snapshot's or store's 128-bit digest; the ids themselves are not kept."""
         record = self._threads.get(thread_id)
         return tuple(d.hex() for d in record.seen_digests()) if record is not None else ()
 
@@ -253,8 +265,9 @@ class SessionProjector:
         """Put a session in place as is (tests, proofs, restoring from your own storage).
 
         The de-duplication memory comes from `seen_event_ids` (the ids, digested here) or from
-        `seen_event_digests` (as `seen_event_digests()` returns them: 32 hex digits each), oldest
-        first, not both. Nothing is checked against the invariants here on purpose: the inductive
+        `seen_event_digests` (as `seen_event_digests()` of a projector with the same `event_id_key`
+        returns them: 16 hex digits each, or 32 for an older unkeyed digest), oldest first, not both.
+        Nothing is checked against the invariants here on purpose: the inductive
         proof seeds arbitrary states. Use `restore()` for snapshots, which does check. Observers
         are not told.
         """
@@ -266,15 +279,15 @@ class SessionProjector:
             raise EventError("updatedAt", f"not an ISO 8601 timestamp: {str(session.updated_at)[:64]!r}") from None
         for turn in finished_turns:
             record.remember_turn(turn)
-        digests = [event_digest(e) for e in seen_event_ids]
+        digests = [event_digest(e, self.event_id_key) for e in seen_event_ids]
         hexes = list(seen_event_digests)
         if digests and hexes:
             raise ValueError("seed() takes seen_event_ids or seen_event_digests, not both")
         for i, text in enumerate(hexes):
             digest = _digest_from_hex(text)
             if digest is None:
-                raise EventError(f"seenEventDigests[{i}]",
-                                 f"not {DIGEST_SIZE * 2} lowercase hex digits: {str(text)[:64]!r}")
+                raise EventError(f"seenEventDigests[{i}]", f"not {DIGEST_SIZE * 2} or {LEGACY_DIGEST_SIZE * 2} "
+                                 f"lowercase hex digits: {str(text)[:64]!r}")
             digests.append(digest)
         for digest in digests:
             record.see_digest(digest)
@@ -335,6 +348,7 @@ class SessionProjector:
             self.spec,
             self.max_event_ids,
             self.max_finished_turns,
+            self.event_id_key,
             (ThreadState(r.session, tuple(d.hex() for d in r.seen_digests()), tuple(r.finished))
              for r in self._threads.values()),
             (Tombstone(t, tuple(d.hex() for d in r.seen_digests())) for t, r in self._pipeline.tombstones.items()),
@@ -354,6 +368,7 @@ class SessionProjector:
         max_tombstones: int = DEFAULT_MAX_TOMBSTONES,
         allow_spec_change: bool = False,
         max_bytes: int = MAX_SNAPSHOT_BYTES,
+        event_id_key: bytes | None = None,
     ) -> SessionProjector:
         """A projector holding what `data` holds (a `snapshot()` dict, or its JSON text).
 
@@ -366,11 +381,13 @@ class SessionProjector:
         Raises `SnapshotError` (a `ValueError`, with `.path`) for a wrong format or version, a
         wrong type anywhere, an id longer than the parser's limit, an unknown status, an
         `updatedAt` beyond the clock bound, or a session that breaks the spec's invariants.
-        Nothing is restored unless everything is valid.
+        Nothing is restored unless everything is valid. The projector digests eventIds with the
+        snapshot's key (version 7), or with `event_id_key` (default: the process's) when the
+        snapshot is older.
         """
         projector = cls(
             spec, engine=engine, max_event_ids=max_event_ids, max_finished_turns=max_finished_turns,
-            max_clock_skew=max_clock_skew, clock=clock, max_tombstones=max_tombstones,
+            max_clock_skew=max_clock_skew, clock=clock, max_tombstones=max_tombstones, event_id_key=event_id_key,
         )
         horizon = projector._pipeline.horizon
         limits = Limits(
@@ -380,9 +397,12 @@ class SessionProjector:
             max_bytes=max_bytes,
             in_future=horizon.beyond,
             allow_spec_change=allow_spec_change,
+            event_id_key=projector.event_id_key,
         )
         decoded = decode(data, projector.spec, limits)
         pipeline = projector._pipeline
+        if decoded.event_id_key is not None:
+            pipeline.event_id_key = decoded.event_id_key  # before any record is made
         for t in decoded.threads:
             projector._threads[t.session.thread_id] = record_of(pipeline, t)
         for tomb in decoded.tombstones:
@@ -391,14 +411,15 @@ class SessionProjector:
 
 
 def _digest_from_hex(text: object) -> bytes | None:
-    """The digest spelled by `text` (32 lowercase hex digits), or None if it spells none."""
-    if not isinstance(text, str) or len(text) != DIGEST_SIZE * 2 or text != text.lower():
+    """The digest spelled by `text` (16 lowercase hex digits, or 32 for an older unkeyed digest),
+    or None if it spells none."""
+    if not isinstance(text, str) or len(text) not in (DIGEST_SIZE * 2, LEGACY_DIGEST_SIZE * 2) or text != text.lower():
         return None
     try:
         digest = bytes.fromhex(text)
     except ValueError:
         return None
-    return digest if len(digest) == DIGEST_SIZE else None  # fromhex skips spaces
+    return digest if len(digest) * 2 == len(text) else None  # fromhex skips spaces
 
 
 __all__ += ["EventError"]

@@ -1,12 +1,18 @@
 """The snapshot format: every session, its de-duplication memory and its remembered turns, as JSON.
 
 ```
-{"format": "session-lifecycle-snapshot", "version": 6, "spec": "session-lifecycle",
+{"format": "session-lifecycle-snapshot", "version": 7, "spec": "session-lifecycle",
  "specDigest": "<sha256 of the spec's content>", "maxEventIds": 1024, "maxFinishedTurns": 256,
- "eventIdDigest": "blake2b-128",
+ "eventIdDigest": "blake2b-64-keyed", "eventIdKey": "<32 hex digits>",
  "threads": [{"session": {...Session.to_wire()...}, "seenEventDigests": [...], "finishedTurns": [...]}],
  "tombstones": [{"threadId": "...", "seenEventDigests": [...]}]}
 ```
+Version 7 keeps each remembered eventId as its 64-bit BLAKE2b digest keyed by the snapshot's own
+secret `eventIdKey` (16 lowercase hex digits each, `statemachine.core.record.event_digest_hex`);
+a restored projector digests new eventIds with that key. Entries of 32 hex digits are the unkeyed
+128-bit digests of versions 4 to 6, carried over until they are forgotten: a thread holding them
+tests a new eventId against both. Keep a snapshot as private as the eventIds: its key is what
+makes crafted collisions impossible.
 Version 6 adds the sessions' `openRequests`: the provider's open requests, oldest first, each
 `{"requestId": id, "kind": text}` (the id a string, an integer or null, as the parser passes it),
 at most `MAX_OPEN_REQUESTS`, ids unrepeated; `awaiting` must be the newest one's kind (null when
@@ -22,7 +28,7 @@ first: a restored projector must forget in the same order as the one that was sa
 strict (unknown keys, wrong types, duplicates, ids past the parser's limit, memories fuller than
 the *restoring* projector's caps, a different spec content, and states that break the spec's
 invariants are all refused) so that a restored projector is one the proofs speak about.
-Version 4 keeps the de-duplication memory as the projector does: each eventId as its 128-bit
+Version 4 kept the de-duplication memory as the projector then did: each eventId as its 128-bit
 BLAKE2b digest, 32 lowercase hex digits (`seenEventDigests`, named by `eventIdDigest`), not the id
 itself. Version 3 added the sessions' `pendingTurn` and `awaiting`; version 2 added `specDigest`.
 Older snapshots still restore: their `seenEventIds` are digested on the way in (checked as before:
@@ -36,12 +42,18 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from statemachine.core.event import MAX_ID_LENGTH, parse_timestamp
-from statemachine.core.record import DIGEST_SIZE, event_digest_hex
+from statemachine.core.record import (
+    DIGEST_SIZE,
+    KEY_SIZE,
+    LEGACY_DIGEST_SIZE,
+    PROCESS_KEY,
+    event_digest_hex,
+)
 from statemachine.core.session import (
     FIELDS,
     MAX_OPEN_REQUESTS,
@@ -76,15 +88,18 @@ __all__ = [
 ]
 
 SNAPSHOT_FORMAT = "session-lifecycle-snapshot"
-SNAPSHOT_VERSION = 6
-# Versions this library reads: 6 adds the sessions' `openRequests` to version 5 (older versions
+SNAPSHOT_VERSION = 7
+# Versions this library reads: 7 keys the eventId digests (`eventIdKey`, 64-bit digests) where 6
+# kept unkeyed 128-bit ones; 6 adds the sessions' `openRequests` to version 5 (older versions
 # restore them from `awaiting`, in `_session`); 5 adds `tombstones` (deleted threads'
 # de-duplication memories) to version 4; 3 is version 4 with the eventIds themselves
 # (`seenEventIds`); 2 is version 3 without the sessions' `pendingTurn` and `awaiting` (both restore
 # null); 1 is version 2 without `specDigest`.
-READABLE_VERSIONS = (1, 2, 3, 4, 5, 6)
-# How version 4 spells a remembered eventId (`statemachine.core.record.event_digest_hex`).
-EVENT_ID_DIGEST = "blake2b-128"
+READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7)
+# How version 7 spells a remembered eventId (`statemachine.core.record.event_digest_hex`), and
+# how versions 4 to 6 did (`legacy_digest_hex`).
+EVENT_ID_DIGEST = "blake2b-64-keyed"
+LEGACY_EVENT_ID_DIGEST = "blake2b-128"
 
 # Longest snapshot text `decode` parses. A thread with full default memories of UUID-sized ids
 # takes about 50 KB, a typical one well under 1 KB: this leaves room for thousands of full
@@ -98,10 +113,12 @@ _ORCHESTRATOR_FIELDS = ("pendingTurn", "awaiting", "openRequests")
 _REQUEST_FIELDS = ("requestId", "kind")
 # The other fields, text or null (`statemachine.core.session.FIELDS`), by wire name.
 _SESSION_FIELDS = {f.wire: f.attr for f in FIELDS if f.wire not in _ORCHESTRATOR_FIELDS}
-_HEX_DIGEST = re.compile(f"[0-9a-f]{{{DIGEST_SIZE * 2}}}")
+_HEX_DIGEST = re.compile(f"[0-9a-f]{{{DIGEST_SIZE * 2}}}|[0-9a-f]{{{LEGACY_DIGEST_SIZE * 2}}}")
+_HEX_LEGACY_DIGEST = re.compile(f"[0-9a-f]{{{LEGACY_DIGEST_SIZE * 2}}}")
+_HEX_KEY = re.compile(f"[0-9a-f]{{{KEY_SIZE * 2}}}")
 _REQUIRED_SESSION_FIELDS = tuple(f.wire for f in FIELDS if f.always and f.wire not in _ORCHESTRATOR_FIELDS)
 _TOP_FIELDS = ("format", "version", "spec", "specDigest", "maxEventIds", "maxFinishedTurns", "eventIdDigest",
-               "threads", "tombstones")
+               "eventIdKey", "threads", "tombstones")
 _TOMBSTONE_FIELDS = ("threadId", "seenEventDigests")
 _THREAD_FIELDS = ("session", "seenEventDigests", "finishedTurns")
 _THREAD_FIELDS_V3 = ("session", "seenEventIds", "finishedTurns")
@@ -145,6 +162,8 @@ class Limits:
     # Is this `updatedAt` beyond the ingest clock's bound? (`ingest_clock.Horizon.beyond`)
     in_future: Callable[[datetime], bool] = lambda _: False
     allow_spec_change: bool = False
+    # The key eventIds of versions 1 to 3 are digested with (the restoring projector's).
+    event_id_key: bytes = PROCESS_KEY
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,10 +172,11 @@ class Decoded:
     max_finished_turns: int
     threads: tuple[ThreadState, ...]
     tombstones: tuple[Tombstone, ...] = ()
+    event_id_key: bytes | None = None  # the snapshot's own (version 7); None: the restoring projector's
 
 
 def encode(
-    spec: Spec, max_event_ids: int, max_finished_turns: int, threads: Iterable[ThreadState],
+    spec: Spec, max_event_ids: int, max_finished_turns: int, event_id_key: bytes, threads: Iterable[ThreadState],
     tombstones: Iterable[Tombstone] = (),
 ) -> dict[str, Any]:
     return {
@@ -168,6 +188,7 @@ def encode(
         "maxEventIds": max_event_ids,
         "maxFinishedTurns": max_finished_turns,
         "eventIdDigest": EVENT_ID_DIGEST,
+        "eventIdKey": event_id_key.hex(),
         "threads": [
             {
                 "session": t.session.to_wire(),
@@ -234,10 +255,12 @@ def _length(value: str, path: str, limit: int) -> None:
 
 
 def _ids(value: object, path: str, cap: int, cap_name: str, max_length: int,
-         *, digests: bool = False, text: bool = False) -> tuple[str, ...]:
+         *, digests: bool = False, text: bool = False, version: int = SNAPSHOT_VERSION) -> tuple[str, ...]:
     """A memory's entries: ids (non-empty, within the id length limit) or, with `digests`, eventId
-    digests (exactly 32 lowercase hex digits); never repeated, never more than the cap. With
-    `text`, ids that the parser would pass into session state (`_storable`)."""
+    digests (16 lowercase hex digits, or 32 for an older unkeyed one; only 32 before version 7);
+    never repeated, never more than the cap. With `text`, ids that the parser would pass into
+    session state (`_storable`)."""
+    pattern = _HEX_DIGEST if version >= 7 else _HEX_LEGACY_DIGEST
     if not isinstance(value, list):
         raise SnapshotError(path, f"must be a JSON array, got {_type_name(value)}")
     if len(value) > cap:
@@ -246,9 +269,11 @@ def _ids(value: object, path: str, cap: int, cap_name: str, max_length: int,
     seen: set[str] = set()
     for i, item in enumerate(value):
         if digests:
-            if not isinstance(item, str) or _HEX_DIGEST.fullmatch(item) is None:
+            if not isinstance(item, str) or pattern.fullmatch(item) is None:
                 shown = repr(item[:64]) if isinstance(item, str) else _type_name(item)
-                raise SnapshotError(f"{path}[{i}]", f"must be {DIGEST_SIZE * 2} lowercase hex digits (an eventId "
+                lengths = (f"{DIGEST_SIZE * 2} or {LEGACY_DIGEST_SIZE * 2}" if version >= 7
+                           else f"{LEGACY_DIGEST_SIZE * 2}")
+                raise SnapshotError(f"{path}[{i}]", f"must be {lengths} lowercase hex digits (an eventId "
                                                     f"digest), got {shown}")
         elif not isinstance(item, str) or not item:
             raise SnapshotError(f"{path}[{i}]", f"must be a non-empty string, got {_type_name(item)}")
@@ -427,10 +452,11 @@ def check_thread(raw: object, path: str, spec: Spec, limits: Limits, version: in
     session = _session(_field(entry, "session", path), f"{path}.session", spec, limits, version)
     if version >= 4:
         seen = _ids(_field(entry, "seenEventDigests", path), f"{path}.seenEventDigests", limits.max_event_ids,
-                    "max_event_ids", limits.max_id_length, digests=True)
-    else:  # the ids themselves: digested as the projector keeps them
-        seen = tuple(map(event_digest_hex, _ids(_field(entry, "seenEventIds", path), f"{path}.seenEventIds",
-                                                limits.max_event_ids, "max_event_ids", limits.max_id_length)))
+                    "max_event_ids", limits.max_id_length, digests=True, version=version)
+    else:  # the ids themselves: digested as the restoring projector keeps them
+        ids = _ids(_field(entry, "seenEventIds", path), f"{path}.seenEventIds", limits.max_event_ids,
+                   "max_event_ids", limits.max_id_length)
+        seen = tuple(event_digest_hex(e, limits.event_id_key) for e in ids)
     finished = _ids(_field(entry, "finishedTurns", path), f"{path}.finishedTurns", limits.max_finished_turns,
                     "max_finished_turns", limits.max_id_length, text=True)
     broken = session_violations(spec, session, frozenset(finished))
@@ -439,7 +465,7 @@ def check_thread(raw: object, path: str, spec: Spec, limits: Limits, version: in
     return ThreadState(session, seen, finished)
 
 
-def check_tombstone(raw: object, path: str, limits: Limits) -> Tombstone:
+def check_tombstone(raw: object, path: str, limits: Limits, version: int = SNAPSHOT_VERSION) -> Tombstone:
     """One deleted thread's memory as a snapshot spells it (`{"threadId", "seenEventDigests"}`),
     checked as a live thread's memory is."""
     entry = _object(raw, path, _TOMBSTONE_FIELDS)
@@ -449,7 +475,7 @@ def check_tombstone(raw: object, path: str, limits: Limits) -> Tombstone:
         raise SnapshotError(f"{path}.threadId", "must not be empty")
     _length(thread_id, f"{path}.threadId", limits.max_id_length)
     seen = _ids(_field(entry, "seenEventDigests", path), f"{path}.seenEventDigests", limits.max_event_ids,
-                "max_event_ids", limits.max_id_length, digests=True)
+                "max_event_ids", limits.max_id_length, digests=True, version=version)
     return Tombstone(thread_id, seen)
 
 
@@ -471,6 +497,7 @@ def decode(data: object, spec: Spec, limits: Limits) -> Decoded:
     absent = {"specDigest"} if version < 2 else set()
     absent |= {"eventIdDigest"} if version < 4 else set()
     absent |= {"tombstones"} if version < 5 else set()
+    absent |= {"eventIdKey"} if version < 7 else set()
     top = tuple(f for f in _TOP_FIELDS if f not in absent)
     obj = _object(data, "", top)
     spec_name = _text(_field(obj, "spec", ""), "spec", nullable=False)
@@ -489,11 +516,21 @@ def decode(data: object, spec: Spec, limits: Limits) -> Decoded:
         raise SnapshotError("maxEventIds", "must be at least 1")
     if saved_finished < 1:
         raise SnapshotError("maxFinishedTurns", "must be at least 1")
+    key: bytes | None = None
     if version >= 4:
         scheme = _field(obj, "eventIdDigest", "")
-        if scheme != EVENT_ID_DIGEST:
-            raise SnapshotError("eventIdDigest", f"must be {EVENT_ID_DIGEST!r} (the only eventId digest this "
-                                                 f"library knows), got {str(scheme)[:64]!r}")
+        wanted = EVENT_ID_DIGEST if version >= 7 else LEGACY_EVENT_ID_DIGEST
+        if scheme != wanted:
+            raise SnapshotError("eventIdDigest", f"must be {wanted!r} (the eventId digest of version {version}), "
+                                                 f"got {str(scheme)[:64]!r}")
+    if version >= 7:
+        raw_key = _field(obj, "eventIdKey", "")
+        if not isinstance(raw_key, str) or _HEX_KEY.fullmatch(raw_key) is None:
+            shown = f"text of {len(raw_key)} characters" if isinstance(raw_key, str) else _type_name(raw_key)
+            raise SnapshotError("eventIdKey", f"must be {KEY_SIZE * 2} lowercase hex digits (the eventId digest "
+                                              f"key), got {shown}")
+        key = bytes.fromhex(raw_key)
+        limits = replace(limits, event_id_key=key)
     raw_threads = _field(obj, "threads", "")
     if not isinstance(raw_threads, list):
         raise SnapshotError("threads", f"must be a JSON array, got {_type_name(raw_threads)}")
@@ -511,13 +548,13 @@ def decode(data: object, spec: Spec, limits: Limits) -> Decoded:
         if not isinstance(raw_tombstones, list):
             raise SnapshotError("tombstones", f"must be a JSON array, got {_type_name(raw_tombstones)}")
         for i, raw in enumerate(raw_tombstones):
-            tomb = check_tombstone(raw, f"tombstones[{i}]", limits)
+            tomb = check_tombstone(raw, f"tombstones[{i}]", limits, version)
             if tomb.thread_id in thread_ids:
                 raise SnapshotError(f"tombstones[{i}].threadId", f"repeats {tomb.thread_id[:64]!r} (a thread is "
                                                                  "live or deleted, once)")
             thread_ids.add(tomb.thread_id)
             tombstones.append(tomb)
-    return Decoded(limits.max_event_ids, limits.max_finished_turns, tuple(threads), tuple(tombstones))
+    return Decoded(limits.max_event_ids, limits.max_finished_turns, tuple(threads), tuple(tombstones), key)
 
 
 def record_of(pipeline: Pipeline, thread: ThreadState) -> ThreadRecord:

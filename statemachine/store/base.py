@@ -22,7 +22,7 @@ from typing import Any, Literal, Protocol, TypeVar
 from statemachine.core.clock import DEFAULT_MAX_CLOCK_SKEW, Clock
 from statemachine.core.event import MAX_ID_LENGTH, Event, EventError
 from statemachine.core.outcome import Outcome, OutcomeKind
-from statemachine.core.record import ThreadRecord
+from statemachine.core.record import KEY_SIZE, ThreadRecord
 from statemachine.core.session import FIELDS, MAX_OPEN_REQUESTS, Session
 from statemachine.engine.boundary import EngineName
 from statemachine.runtime.observers import Observers
@@ -308,7 +308,8 @@ class SqlStore(SessionStore):
         self._conn: Any = None
         self._sql_cache: dict[str, str] = {}
         try:
-            self.max_event_ids, self.max_finished_turns = self._migrate(max_event_ids, max_finished_turns)
+            self.max_event_ids, self.max_finished_turns, self.event_id_key = self._migrate(
+                max_event_ids, max_finished_turns)
             # Built now, so that a bad option fails here; each batch gets a fresh one over its rows.
             self._pipeline()
         except BaseException:
@@ -393,10 +394,10 @@ class SqlStore(SessionStore):
 
     # -- schema and settings -------------------------------------------------------------------
 
-    def _migrate(self, max_event_ids: int | None, max_finished_turns: int | None) -> tuple[int, int]:
+    def _migrate(self, max_event_ids: int | None, max_finished_turns: int | None) -> tuple[int, int, bytes]:
         migrations = MIGRATIONS[self.dialect]
 
-        def work(cur: Cursor) -> tuple[int, int]:
+        def work(cur: Cursor) -> tuple[int, int, bytes]:
             self._lock_schema(cur)
             cur.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             cur.execute("SELECT version FROM schema_version")
@@ -427,23 +428,24 @@ class SqlStore(SessionStore):
         return self._transaction("opening the store", work)
 
     def _settings(self, cur: Cursor, max_event_ids: int | None, max_finished: int | None,
-                  *, created: bool) -> tuple[int, int]:
+                  *, created: bool) -> tuple[int, int, bytes]:
         """The spec name and memory caps are fixed when the store is created: a store whose caps
         changed would forget differently from the projector that its rows came from. So they are
         written only into a store made in this transaction; an existing store without them is damaged
-        (new defaults would silently change how its threads forget)."""
+        (new defaults would silently change how its threads forget). The eventId digest key is
+        written by migration 6; a store without it is damaged too (its digests would match nothing)."""
         cur.execute("SELECT key, value FROM store_meta")
         meta = {str(k): str(v) for k, v in cur.fetchall()}
         if not meta and not created:
             raise StoreError("opening the store", "store_meta is empty: the database is damaged")
-        if not meta:
+        if created:
             wanted = {
                 "spec": self.spec.name,
                 "maxEventIds": str(max_event_ids or DEFAULT_MAX_EVENT_IDS),
                 "maxFinishedTurns": str(max_finished or DEFAULT_MAX_FINISHED_TURNS),
             }
             cur.executemany(self._sql("INSERT INTO store_meta (key, value) VALUES (?, ?)"), list(wanted.items()))
-            meta = wanted
+            meta = {**meta, **wanted}
         if "spec" not in meta:
             raise StoreError("opening the store", "store_meta has no spec: the database is damaged")
         if meta.get("spec") != self.spec.name:
@@ -454,7 +456,7 @@ class SqlStore(SessionStore):
                                     ("max_finished_turns", max_finished, caps[1])):
             if given is not None and given != stored:
                 raise StoreError("opening the store", f"{name}={given}, but the store was created with {stored}")
-        return caps
+        return (*caps, _key(meta))
 
     # -- applying ------------------------------------------------------------------------------
 
@@ -462,7 +464,7 @@ class SqlStore(SessionStore):
         """The pipeline a transaction drives over the rows it loaded, with this store's options."""
         return Pipeline(self.spec, parser=self.parser, engine=self.engine, max_event_ids=self.max_event_ids,
                         max_finished_turns=self.max_finished_turns, max_clock_skew=self.max_clock_skew,
-                        clock=self._clock)
+                        clock=self._clock, event_id_key=self.event_id_key)
 
     def apply(self, event: EventInput) -> Outcome:
         return self.apply_all((event,))[0]
@@ -818,7 +820,8 @@ class SqlStore(SessionStore):
 
     def snapshot(self) -> dict[str, Any]:
         projector = SessionProjector(
-            self.spec, max_event_ids=self.max_event_ids, max_finished_turns=self.max_finished_turns
+            self.spec, max_event_ids=self.max_event_ids, max_finished_turns=self.max_finished_turns,
+            event_id_key=self.event_id_key,
         )
         for t in self.threads():
             projector.seed(t.session, finished_turns=t.finished_turns, seen_event_digests=t.seen_event_digests)
@@ -831,8 +834,8 @@ class SqlStore(SessionStore):
         already holds threads: an import never merges into or overwrites live sessions.
 
         The empty store adopts the snapshot's memory caps, so that it forgets exactly as the projector
-        the snapshot came from did; caps above `MAX_IMPORTED_CAP` are refused (a tampered file must
-        not lift the memory bounds)."""
+        the snapshot came from did, and its eventId digest key (version 7); caps above
+        `MAX_IMPORTED_CAP` are refused (a tampered file must not lift the memory bounds)."""
         obj = _snapshot_object(data)
         caps: list[int] = []
         for key in ("maxEventIds", "maxFinishedTurns"):
@@ -840,7 +843,8 @@ class SqlStore(SessionStore):
             if type(value) is not int or not 1 <= value <= MAX_IMPORTED_CAP:
                 raise SnapshotError(key, f"must be a whole number from 1 to {MAX_IMPORTED_CAP} (MAX_IMPORTED_CAP)")
             caps.append(value)
-        projector = SessionProjector.restore(obj, self.spec, max_event_ids=caps[0], max_finished_turns=caps[1])
+        projector = SessionProjector.restore(obj, self.spec, max_event_ids=caps[0], max_finished_turns=caps[1],
+                                             event_id_key=self.event_id_key)
         threads = [ThreadState(projector[t], projector.seen_event_digests(t), projector.finished_turns(t))
                    for t in projector]
 
@@ -854,12 +858,15 @@ class SqlStore(SessionStore):
                         (str(projector.max_event_ids),))
             cur.execute(self._sql("UPDATE store_meta SET value = ? WHERE key = 'maxFinishedTurns'"),
                         (str(projector.max_finished_turns),))
+            cur.execute(self._sql("UPDATE store_meta SET value = ? WHERE key = 'eventIdKey'"),
+                        (projector.event_id_key.hex(),))
             self._write_threads(cur, [t.session.thread_id for t in threads], {}, projector.pipeline)
             self._write_tombstones(cur, list(projector.pipeline.tombstones), projector.pipeline)
             return len(threads)
 
         count = self._transaction("importing a snapshot", work)
         self.max_event_ids, self.max_finished_turns = projector.max_event_ids, projector.max_finished_turns
+        self.event_id_key = projector.event_id_key
         return count
 
     # -- observers -----------------------------------------------------------------------------
@@ -902,6 +909,17 @@ def _memory_changes(
         deletes.append((thread_id, old[start][0] if start < len(old) else next_seq))
     kept = len(old) - start
     inserts.extend((thread_id, next_seq + i, value) for i, value in enumerate(new[kept:]))
+
+
+def _key(meta: Mapping[str, str]) -> bytes:
+    """The eventId digest key from `store_meta`, checked: 32 lowercase hex digits."""
+    text = meta.get("eventIdKey")
+    if text is None:
+        raise StoreError("opening the store", "store_meta has no eventIdKey: the database is damaged")
+    if len(text) != KEY_SIZE * 2 or text.strip("0123456789abcdef"):
+        raise StoreError("opening the store", f"store_meta eventIdKey is not {KEY_SIZE * 2} lowercase hex digits: "
+                         "the database is damaged")
+    return bytes.fromhex(text)
 
 
 def _cap(meta: Mapping[str, str], key: str) -> int:

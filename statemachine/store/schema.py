@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from statemachine.core.record import event_digest_hex
+from statemachine.core.record import legacy_digest_hex, new_key
 
 __all__ = ["DATA_STEPS", "MIGRATIONS", "requests_text"]
 
@@ -88,8 +88,8 @@ ALTER TABLE replay_progress ADD COLUMN forgotten BIGINT NOT NULL DEFAULT 0
 """
 
 
-# The de-duplication memory keeps each eventId's 128-bit digest (hex), as the projector does,
-# instead of the id: `seen_events` becomes `seen_event_digests` (its data step digests the rows).
+# The de-duplication memory keeps each eventId's digest (hex) instead of the id: `seen_events`
+# becomes `seen_event_digests` (its data step digests the rows, unkeyed 128-bit as it did then).
 _V3 = """
 CREATE TABLE seen_event_digests (
     thread_id TEXT NOT NULL,
@@ -104,7 +104,7 @@ CREATE TABLE seen_event_digests (
 def _digest_seen_events(cur: Any, sql: Callable[[str], str]) -> None:
     """Migration 3's data: every remembered eventId as its digest, in the same order, then the old table dropped."""
     cur.execute("SELECT thread_id, seq, event_id FROM seen_events ORDER BY thread_id, seq")
-    rows = [(str(t), int(seq), event_digest_hex(str(e))) for t, seq, e in cur.fetchall()]
+    rows = [(str(t), int(seq), legacy_digest_hex(str(e))) for t, seq, e in cur.fetchall()]
     if rows:
         cur.executemany(sql("INSERT INTO seen_event_digests (thread_id, seq, digest) VALUES (?, ?, ?)"), rows)
     cur.execute("DROP TABLE seen_events")
@@ -143,9 +143,20 @@ def _requests_from_awaiting(cur: Any, sql: Callable[[str], str]) -> None:
         cur.executemany(sql("UPDATE sessions SET open_requests = ? WHERE thread_id = ?"), rows)
 
 
+# Each store keys its eventId digests with a secret of its own (`eventIdKey` in `store_meta`, 32 hex
+# digits): new digests are 64-bit and keyed; the 128-bit ones written before stay until forgotten.
+# No statement: the data step writes the key.
+_V6 = ""
+
+
+def _event_id_key(cur: Any, sql: Callable[[str], str]) -> None:
+    """Migration 6's data: a fresh random key for the store's eventId digests."""
+    cur.execute(sql("INSERT INTO store_meta (key, value) VALUES (?, ?)"), ("eventIdKey", new_key().hex()))
+
+
 # migration number -> its data step: (cursor, the dialect's placeholder rewrite) -> None.
 DATA_STEPS: dict[int, Callable[[Any, Callable[[str], str]], None]] = {
-    3: _digest_seen_events, 5: _requests_from_awaiting,
+    3: _digest_seen_events, 5: _requests_from_awaiting, 6: _event_id_key,
 }
 
 
@@ -157,8 +168,8 @@ def _statements(text: str, serial: str) -> tuple[str, ...]:
 MIGRATIONS: dict[str, tuple[tuple[str, ...], ...]] = {
     # INTEGER PRIMARY KEY is SQLite's rowid: numbered in insertion order.
     "sqlite": (_statements(_V1, "INTEGER PRIMARY KEY"), _statements(_V2, ""), _statements(_V3, ""),
-               _statements(_V4, "INTEGER PRIMARY KEY"), _statements(_V5, "")),
+               _statements(_V4, "INTEGER PRIMARY KEY"), _statements(_V5, ""), _statements(_V6, "")),
     "postgresql": (_statements(_V1, "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"), _statements(_V2, ""),
                    _statements(_V3, ""), _statements(_V4, "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"),
-                   _statements(_V5, "")),
+                   _statements(_V5, ""), _statements(_V6, "")),
 }

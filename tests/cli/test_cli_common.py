@@ -113,8 +113,20 @@ def test_a_regular_file_is_replaced_whole_and_a_new_name_created(case: str, tmp_
     fresh = tmp_path / "sub" / _out_name(case)
     fresh.parent.mkdir()
     assert run(*[a.replace("{out}", str(fresh)) for a in FILE_OUTPUTS[case]]).returncode == 0
-    assert fresh.read_bytes() == written
+    assert _unkeyed(case, fresh.read_bytes()) == _unkeyed(case, written)
     assert sorted(p.name for p in fresh.parent.iterdir()) == [fresh.name]
+
+
+def _unkeyed(case: str, written: bytes) -> object:
+    """What two runs must agree on: a snapshot's eventId digests are keyed by a random key per
+    projector, so only their number per thread is the same from run to run."""
+    if case != "replay --snapshot-out":
+        return written
+    data = json.loads(written)
+    assert len(data.pop("eventIdKey")) == 32
+    for entry in (*data["threads"], *data["tombstones"]):
+        entry["seenEventDigests"] = len(entry["seenEventDigests"])
+    return data
 
 
 @pytest.mark.parametrize("name", ["-", "/dev/stdout"])

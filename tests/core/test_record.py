@@ -1,6 +1,6 @@
 """The per-thread record: packed memories behave exactly as the FIFO memories they replace.
 
-A thread's eventIds are kept as 128-bit digests, packed in one bytes string up to
+A thread's eventIds are kept as keyed 64-bit digests, packed in one bytes string up to
 `PACKED_EVENT_IDS` and in a `BoundedSet` past it; its finished turns in a tuple up to
 `PACKED_FINISHED_TURNS`, then a `BoundedSet`. Whatever the form, both memories must answer, add
 and forget in the order a plain insertion-ordered FIFO of the ids would.
@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 import tracemalloc
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,10 +21,12 @@ from statemachine.core.record import (
     DIGEST_SIZE,
     PACKED_EVENT_IDS,
     PACKED_FINISHED_TURNS,
+    PROCESS_KEY,
     BoundedSet,
     ThreadRecord,
     event_digest,
     event_digest_hex,
+    legacy_digest,
 )
 
 
@@ -98,11 +101,37 @@ def test_ids_that_encode_alike_under_lax_rules_stay_distinct() -> None:
     assert not any(rec.see(i) for i in odd)
 
 
-def test_the_digest_is_blake2b_128() -> None:
+def test_the_digest_is_blake2b_64_salted_with_the_key() -> None:
     import hashlib
 
-    assert event_digest("evt-1") == hashlib.blake2b(b"evt-1", digest_size=16).digest()
-    assert event_digest_hex("evt-1") == event_digest("evt-1").hex() and len(event_digest_hex("evt-1")) == 32
+    key = bytes(range(16))
+    assert event_digest("evt-1", key) == hashlib.blake2b(b"evt-1", digest_size=8, salt=key,
+                                                          person=b"sm.eventId.v1").digest()
+    assert event_digest_hex("evt-1", key) == event_digest("evt-1", key).hex()
+    assert len(event_digest_hex("evt-1", key)) == 16
+    # Another key, other digests: without the key nobody can compute one.
+    assert event_digest("evt-1", bytes(16)) != event_digest("evt-1", key)
+    # The default key is the process's, random, and shared by every record made without one.
+    assert event_digest("evt-1") == event_digest("evt-1", PROCESS_KEY)
+    assert ThreadRecord(Session("t", "idle"), 4, 4).key is PROCESS_KEY
+    # Older snapshots and stores kept the unkeyed 128-bit digest.
+    assert legacy_digest("evt-1") == hashlib.blake2b(b"evt-1", digest_size=16).digest()
+    with pytest.raises(ValueError, match="16 bytes"):
+        event_digest("evt-1", b"short")
+
+
+def test_a_record_with_older_digests_tests_new_ids_against_both_and_keeps_its_order() -> None:
+    key = bytes(range(16))
+    rec = ThreadRecord(Session("t", "idle"), 4, 4, key)
+    rec.see_digest(event_digest("k0", key))
+    rec.see_digest(legacy_digest("old1"))  # an older store's row: the memory keeps both kinds
+    rec.see_digest(legacy_digest("old2"))
+    assert rec.has_seen("old1") and rec.has_seen("k0") and not rec.has_seen("new")
+    assert not rec.see("old2") and not rec.see("k0")  # duplicates, whichever digest matched
+    assert rec.see("new") and rec.seen_digests() == (
+        event_digest("k0", key), legacy_digest("old1"), legacy_digest("old2"), event_digest("new", key))
+    assert rec.see("newer")  # the cap (4): the oldest goes first, whatever its kind
+    assert rec.seen_digests()[0] == legacy_digest("old1") and not rec.has_seen("k0") and rec.seen_count() == 4
 
 
 def test_memories_change_form_past_the_packed_sizes_and_keep_their_order() -> None:

@@ -91,10 +91,10 @@ def run_operations(holder: SessionHolder) -> dict[str, Any]:
 
 @pytest.mark.parametrize("name", ["sqlite", "postgres"])
 def test_operations_run_on_every_store_as_on_the_projector(tmp_path: Path, cluster: PgCluster, name: str) -> None:
-    with memory(tmp_path, cluster) as reference:
-        expected = run_operations(reference)
-    assert expected["reaped"] and expected["expired"] and expected["reconciled"]
     with HOLDERS[name](tmp_path, cluster) as holder:
+        # The projector digests eventIds with the store's key, so that the memories compare.
+        expected = run_operations(SessionProjector(event_id_key=holder.event_id_key))  # type: ignore[attr-defined]
+        assert expected["reaped"] and expected["expired"] and expected["reconciled"]
         assert run_operations(holder) == expected
 
 

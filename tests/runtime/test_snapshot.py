@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from statemachine import Session, SessionProjector, SnapshotError, builtin_spec
-from statemachine.core.record import event_digest_hex
+from statemachine.core.record import event_digest_hex, legacy_digest_hex
 from statemachine.runtime.snapshot import SNAPSHOT_VERSION
 
 
@@ -124,7 +124,13 @@ def _delete(path: list[Any]) -> Callable[[dict[str, Any]], None]:
 BAD = [
     (_set(["version"], SNAPSHOT_VERSION + 1), "version", f"unsupported snapshot version {SNAPSHOT_VERSION + 1}"),
     (_set(["version"], 3), "eventIdDigest", "unknown field"),  # version 3 kept the ids themselves
-    (_set(["eventIdDigest"], "md5"), "eventIdDigest", "blake2b-128"),
+    (_set(["eventIdDigest"], "md5"), "eventIdDigest", "blake2b-64-keyed"),
+    (_set(["eventIdDigest"], "blake2b-128"), "eventIdDigest", "blake2b-64-keyed"),  # version 6's, not 7's
+    (_set(["version"], 6), "eventIdKey", "unknown field"),  # version 6 had no key
+    (_delete(["eventIdKey"]), "eventIdKey", "is required"),
+    (_set(["eventIdKey"], "00" * 15), "eventIdKey", "32 lowercase hex digits"),
+    (_set(["eventIdKey"], "AB" * 16), "eventIdKey", "32 lowercase hex digits"),
+    (_set(["eventIdKey"], 7), "eventIdKey", "got int"),
     (_delete(["eventIdDigest"]), "eventIdDigest", "is required"),
     (_set(["version"], 1), "specDigest", "unknown field"),  # version 1 had no digest
     (_set(["version"], "1"), "version", "must be an integer"),
@@ -242,17 +248,33 @@ def test_snapshot_restore_continue_equals_continue(
     assert resumed.snapshot() == straight.snapshot()
 
 
-# -- the eventIds as digests (version 4) ---------------------------------------------------------
+# -- the eventIds as digests (keyed in version 7, unkeyed in 4 to 6) ------------------------------
 
 BUSY_IDS = {"a": ["a1", "a2", "a3", "a4"], "b": ["b1", "b2", "b3", "b4"], "c": ["c0"]}
 
 
 def test_a_snapshot_keeps_event_id_digests_not_ids() -> None:
-    data = busy_projector().snapshot()
-    assert data["eventIdDigest"] == "blake2b-128"
+    p = busy_projector()
+    data = p.snapshot()
+    assert data["eventIdDigest"] == "blake2b-64-keyed" and data["eventIdKey"] == p.event_id_key.hex()
     text = json.dumps(data)
-    assert '"a1"' not in text and event_digest_hex("a1") in text
-    assert all(len(d) == 32 for t in data["threads"] for d in t["seenEventDigests"])
+    assert '"a1"' not in text and event_digest_hex("a1", p.event_id_key) in text
+    assert all(len(d) == 16 for t in data["threads"] for d in t["seenEventDigests"])
+
+
+def test_a_projector_restored_digests_with_the_snapshots_key() -> None:
+    key = bytes(range(16))
+    p = SessionProjector(event_id_key=key, **CAPS)
+    p.apply_all([wire("k1", "session.started", "k"), wire("k2", "turn.started", "k", "K1")])
+    data = json.loads(json.dumps(p.snapshot()))
+    assert data["eventIdKey"] == key.hex() and SessionProjector().event_id_key != key
+    q = SessionProjector.restore(data, **CAPS)
+    assert q.event_id_key == key
+    assert q.seen_event_digests("k") == (event_digest_hex("k1", key), event_digest_hex("k2", key))
+    assert q.apply(wire("k2", "turn.started", "k", "K1")).kind == "duplicate"
+    # Under another key the same digests name nothing: the key is part of the memory.
+    data["eventIdKey"] = bytes(range(1, 17)).hex()
+    assert SessionProjector.restore(data, **CAPS).apply(wire("k2", "turn.started", "k", "K1")).kind != "duplicate"
 
 
 @pytest.mark.parametrize("version", [1, 2, 3])
@@ -261,7 +283,7 @@ def test_an_older_snapshot_with_event_ids_restores_them_as_digests(version: int)
     old = older_snapshot(p.snapshot(), version, BUSY_IDS)
     assert old["threads"][0]["seenEventIds"] == BUSY_IDS["a"]
     q = SessionProjector.restore(json.dumps(old), **CAPS)
-    assert q.snapshot() == p.snapshot()  # written back as version 4, digests in the same order
+    assert q.snapshot() == p.snapshot()  # written back as version 7, digests in the same order
     assert q.apply(wire("b2", "turn.started", "b", "U9")).kind == "duplicate"
     assert q.apply(wire("b9", "session.started", "b")).kind == "applied"
 
@@ -318,16 +340,50 @@ def test_an_integer_and_a_text_id_of_the_same_digits_stay_two_requests() -> None
     assert q["x"].open_requests == ((1, "approval"), ("1", "user-input")) and q["x"].awaiting == "user-input"
 
 
-def _as_version(data: dict[str, Any], version: int) -> dict[str, Any]:
-    """`data` as version 4 or 5 wrote it: without the sessions' openRequests (and, in 4, the
-    tombstones)."""
+def _as_version(data: dict[str, Any], version: int, seen: dict[str, list[str]]) -> dict[str, Any]:
+    """`data` as version 4, 5 or 6 wrote it: each eventId (`seen`, per thread, the ones `data`
+    holds) as its unkeyed 128-bit digest and no key; before 6 without the sessions' openRequests
+    (and, in 4, the tombstones)."""
     old = copy.deepcopy(data)
     old["version"] = version
+    key = bytes.fromhex(old.pop("eventIdKey"))
+    old["eventIdDigest"] = "blake2b-128"
     if version < 5:
         assert old.pop("tombstones") == []
     for thread in old["threads"]:
-        del thread["session"]["openRequests"]
+        ids = seen[thread["session"]["threadId"]]
+        assert [event_digest_hex(i, key) for i in ids] == thread["seenEventDigests"], "not the ids of this snapshot"
+        thread["seenEventDigests"] = [legacy_digest_hex(i) for i in ids]
+        if version < 6:
+            del thread["session"]["openRequests"]
     return old
+
+
+@pytest.mark.parametrize("version", [4, 5, 6])
+def test_a_snapshot_with_unkeyed_digests_still_deduplicates(version: int) -> None:
+    p = busy_projector()
+    old = _as_version(p.snapshot(), version, BUSY_IDS)
+    assert all(len(d) == 32 for t in old["threads"] for d in t["seenEventDigests"])
+    q = SessionProjector.restore(json.dumps(old), **CAPS)
+    assert q.seen_event_digests("b") == tuple(legacy_digest_hex(i) for i in BUSY_IDS["b"])
+    assert q.has_seen("b", "b2") and not q.has_seen("b", "b9")
+    assert q.apply(wire("b2", "turn.started", "b", "U9")).kind == "duplicate"
+    assert q.apply(wire("b9", "session.started", "b")).kind == "applied"
+    # The new id is kept keyed, after the older digests, and the mix writes back as version 7.
+    kept = q.seen_event_digests("b")
+    assert kept == (*(legacy_digest_hex(i) for i in BUSY_IDS["b"]), event_digest_hex("b9", q.event_id_key))
+    again = SessionProjector.restore(json.dumps(q.snapshot()), **CAPS)
+    assert again.seen_event_digests("b") == kept
+    assert again.apply(wire("b1", "session.started", "b")).kind == "duplicate"
+    assert again.apply(wire("b9", "session.started", "b")).kind == "duplicate"
+
+
+def test_a_version_6_snapshot_may_not_hold_keyed_digests() -> None:
+    old = _as_version(busy_projector().snapshot(), 6, BUSY_IDS)
+    old["threads"][0]["seenEventDigests"][0] = "0" * 16
+    with pytest.raises(SnapshotError) as info:
+        SessionProjector.restore(old, **CAPS)
+    assert info.value.path == "threads[0].seenEventDigests[0]" and "32 lowercase hex digits" in str(info.value)
 
 
 @pytest.mark.parametrize("version", [4, 5])
@@ -335,7 +391,7 @@ def test_a_version_4_or_5_snapshot_restores_awaiting_as_one_request_without_id(v
     p = SessionProjector()
     p.apply_all([wire("w1", "turn.started", "w", "W1", at=1), wire("w2", "user-input.requested", "w", "W1", at=2),
                  wire("v1", "session.started", "v", at=3)])
-    q = SessionProjector.restore(_as_version(p.snapshot(), version))
+    q = SessionProjector.restore(_as_version(p.snapshot(), version, {"w": ["w1", "w2"], "v": ["v1"]}))
     # The one slot of version 5 was one request whose id was not kept: awaiting stays its kind.
     assert (q["w"].awaiting, q["w"].open_requests) == ("user-input", ((None, "user-input"),))
     assert (q["v"].awaiting, q["v"].open_requests) == (None, ())
@@ -348,7 +404,7 @@ def test_a_version_4_or_5_snapshot_restores_awaiting_as_one_request_without_id(v
 def test_a_version_5_snapshot_whose_ids_were_kept_is_refused() -> None:
     # openRequests did not exist in version 5: a file that has them is not what it says it is.
     data = asking_projector().snapshot()
-    data = {**_as_version(data, 5), "threads": data["threads"]}
+    data = {**_as_version(data, 5, {"r": ["r1", "r2", "r3", "r4"], "q": ["q1"]}), "threads": data["threads"]}
     with pytest.raises(SnapshotError) as info:
         SessionProjector.restore(data)
     assert info.value.path == "threads[0].session.openRequests" and "unknown field" in str(info.value)

@@ -11,7 +11,7 @@ import pytest
 from helpers import Events, older_snapshot
 
 from statemachine import OutcomeKind, SessionProjector, builtin_spec
-from statemachine.core.record import event_digest_hex
+from statemachine.core.record import event_digest_hex, legacy_digest_hex
 from statemachine.runtime.snapshot import SnapshotError
 from statemachine.store import open_store
 from statemachine.store.schema import MIGRATIONS
@@ -91,7 +91,7 @@ def test_the_store_keeps_the_fields_and_forgets_a_thread(tmp_path: Path) -> None
         thread = store.thread("t")
         assert thread is not None
         assert (thread.session.status, thread.seen_event_digests[-1], thread.finished_turns) == (
-            "ready", event_digest_hex(again["eventId"]), ())
+            "ready", event_digest_hex(again["eventId"], store.event_id_key), ())
         assert len(thread.seen_event_digests) == 7 and store.tombstones() == []
 
 
@@ -115,8 +115,13 @@ def test_a_version_1_store_is_migrated(tmp_path: Path) -> None:
         assert session is not None and (session.status, session.pending_turn, session.awaiting) == (
             "ready", None, None)
         thread = store.thread("t")
-        assert thread is not None and thread.seen_event_digests == (event_digest_hex("e-1"), event_digest_hex("e-2"))
+        assert thread is not None and thread.seen_event_digests == (legacy_digest_hex("e-1"), legacy_digest_hex("e-2"))
         assert store.apply(Events("t")("session.started", event_id="e-2")).kind is OutcomeKind.DUPLICATE
+        # The 128-bit digests of before stay until forgotten; a new eventId is kept under the store's key.
+        assert store.apply(Events("t")("session.started", event_id="e-3")).kind is OutcomeKind.APPLIED
+        kept = store.thread("t")
+        assert kept is not None and kept.seen_event_digests == (
+            legacy_digest_hex("e-1"), legacy_digest_hex("e-2"), event_digest_hex("e-3", store.event_id_key))
         assert store.apply(Events("t")("thread.turn.start")).after.pending_turn == ""
     db = sqlite3.connect(path)
     assert db.execute("SELECT version FROM schema_version").fetchall() == [(len(MIGRATIONS["sqlite"]),)]

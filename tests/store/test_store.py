@@ -25,7 +25,7 @@ from store_support import (
     write_log,
 )
 
-from statemachine import EventError, Outcome, SessionProjector
+from statemachine import EventError, Outcome, OutcomeKind, SessionProjector
 from statemachine.store import ReplayProgress, SQLiteStore, StoreError, open_store
 
 
@@ -49,7 +49,7 @@ def test_example_logs_give_the_projectors_sessions(tmp_path: Path, log: Path) ->
     events = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
     with open_store(str(tmp_path / "s.db")) as store:
         outcomes = apply_in_batches(store, events, seed=1)
-    projector = SessionProjector()
+    projector = SessionProjector(event_id_key=store.event_id_key)  # digests compare under one key
     expected = projector.apply_all(events)
     assert [(o.kind, o.after, o.reason) for o in outcomes] == [(o.kind, o.after, o.reason) for o in expected]
     with open_store(str(tmp_path / "s.db")) as reopened:  # read back from the file, not from memory
@@ -61,7 +61,7 @@ def test_generated_stream_with_small_caps_equals_the_projector(tmp_path: Path) -
     events = generate_stream(6000, 12, seed=5)
     with open_store(str(tmp_path / "s.db"), max_event_ids=30, max_finished_turns=4) as store:
         outcomes = apply_in_batches(store, events, seed=2)
-        projector = SessionProjector(max_event_ids=30, max_finished_turns=4)
+        projector = SessionProjector(max_event_ids=30, max_finished_turns=4, event_id_key=store.event_id_key)
         expected = projector.apply_all(events)
         assert [(o.kind, o.after, o.reason) for o in outcomes] == [(o.kind, o.after, o.reason) for o in expected]
         assert_equals_projector(store, projector)
@@ -112,7 +112,7 @@ def test_a_failure_inside_the_transaction_rolls_everything_back(tmp_path: Path) 
         assert _dump(tmp_path / "s.db") == before
         assert told == []  # observers hear only of committed outcomes
         store.apply_all(events[100:])
-        projector = SessionProjector()
+        projector = SessionProjector(event_id_key=store.event_id_key)
         projector.apply_all(events)
         assert_equals_projector(store, projector)
         assert len(told) == 200
@@ -157,7 +157,7 @@ def test_a_locked_database_is_a_store_error_and_work_resumes(tmp_path: Path) -> 
         holder.close()
     assert store.get(events[0]["threadId"]) is None
     store.apply_all(events)
-    projector = SessionProjector()
+    projector = SessionProjector(event_id_key=store.event_id_key)
     projector.apply_all(events)
     assert_equals_projector(store, projector)
     store.close()
@@ -188,9 +188,9 @@ def test_writers_in_threads_are_serialised(tmp_path: Path) -> None:
     for w in workers:
         w.join()
     assert errors == []
-    projector = SessionProjector()
-    projector.apply_all(events)
     with open_store(str(tmp_path / "s.db")) as store:
+        projector = SessionProjector(event_id_key=store.event_id_key)
+        projector.apply_all(events)
         assert {t.session.thread_id: t for t in store.threads()} == {
             t.session.thread_id: t for t in open_store_threads_of(projector)}
 
@@ -206,11 +206,11 @@ def test_schema_is_versioned_and_a_newer_database_is_refused(tmp_path: Path) -> 
     open_store(str(path)).close()
     open_store(str(path)).close()  # a second open applies nothing again
     conn = sqlite3.connect(path)
-    assert conn.execute("SELECT version FROM schema_version").fetchall() == [(5,)]
-    conn.execute("UPDATE schema_version SET version = 6")
+    assert conn.execute("SELECT version FROM schema_version").fetchall() == [(6,)]
+    conn.execute("UPDATE schema_version SET version = 7")
     conn.commit()
     conn.close()
-    with pytest.raises(StoreError, match="schema version 6, newer than this package's 5"):
+    with pytest.raises(StoreError, match="schema version 7, newer than this package's 6"):
         open_store(str(path))
 
 
@@ -318,6 +318,14 @@ def test_a_replay_killed_at_50_points_ends_where_an_uninterrupted_one_does(tmp_p
     reference_db, crashed_db = tmp_path / "ref.db", tmp_path / "crashed.db"
     reference = run_cli(["replay", "--json", "--store", str(reference_db), "--batch", "4", str(log)])
     argv = ["replay", "--json", "--store", str(crashed_db), "--batch", "4", str(log)]
+    # Each store keys its eventId digests with a random key of its own: the crashed one gets the
+    # reference's, so that the two files can be compared byte for byte.
+    open_store(str(crashed_db)).close()
+    conn = sqlite3.connect(crashed_db)
+    conn.execute("UPDATE store_meta SET value = ? WHERE key = 'eventIdKey'",
+                 (dict(_dump(reference_db)["store_meta"])["eventIdKey"],))
+    conn.commit()
+    conn.close()
 
     def position() -> int:
         if not crashed_db.exists():
@@ -466,6 +474,37 @@ def test_an_emptied_store_meta_is_refused_not_filled_with_defaults(tmp_path: Pat
         open_store(str(path))
 
 
+def test_each_store_keys_its_digests_and_a_lost_or_bad_key_is_refused(tmp_path: Path) -> None:
+    path, other = tmp_path / "s.db", tmp_path / "other.db"
+    with open_store(str(path)) as store, open_store(str(other)) as second:
+        assert len(store.event_id_key) == 16 and store.event_id_key != second.event_id_key
+        store.apply(_wire(1, "session.started"))
+        key = store.event_id_key
+    with open_store(str(path)) as store:  # the key is the store's for good: reopened, the same
+        assert store.event_id_key == key and store.apply(_wire(1, "session.started")).kind is OutcomeKind.DUPLICATE
+    for statement, message in (
+        ("UPDATE store_meta SET value = 'ABCD' WHERE key = 'eventIdKey'", "eventIdKey is not 32 lowercase hex digits"),
+        ("UPDATE store_meta SET value = upper(value) WHERE key = 'eventIdKey'", "not 32 lowercase hex digits"),
+        ("DELETE FROM store_meta WHERE key = 'eventIdKey'", "store_meta has no eventIdKey"),
+    ):
+        _edit(path, f"UPDATE store_meta SET value = '{key.hex()}' WHERE key = 'eventIdKey'")
+        dumped = _edit(path, statement)
+        with pytest.raises(StoreError, match=message):  # new defaults would match none of its digests
+            open_store(str(path))
+        assert _dump(path) == dumped
+
+
+def test_an_imported_snapshot_brings_its_key(tmp_path: Path) -> None:
+    projector = SessionProjector(event_id_key=bytes(range(16)))
+    projector.apply_all([_wire(1, "session.started"), _wire(2, "turn.started", turn="T1")])
+    with open_store(str(tmp_path / "s.db")) as store:
+        assert store.import_snapshot(projector.snapshot()) == 1 and store.event_id_key == bytes(range(16))
+        assert store.export_snapshot() == projector.snapshot()
+        assert store.apply(_wire(2, "turn.started", turn="T1")).kind is OutcomeKind.DUPLICATE
+    with open_store(str(tmp_path / "s.db")) as store:
+        assert store.event_id_key == bytes(range(16))
+
+
 def test_memory_rows_left_by_a_deleted_session_row_are_refused_not_merged(tmp_path: Path) -> None:
     from statemachine.store import StoredRowError
 
@@ -551,9 +590,9 @@ _ASKED = ((7, "approval"), ("7", "user-input"), (None, "approval"))
 
 def test_open_requests_round_trip_through_a_sqlite_file(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
-    projector = SessionProjector()
-    projector.apply_all(_asking_events())
     with open_store(str(path)) as store:
+        projector = SessionProjector(event_id_key=store.event_id_key)
+        projector.apply_all(_asking_events())
         store.apply_all(_asking_events()[:2])
         store.apply_all(_asking_events()[2:])  # a second upsert of t1 rewrites its requests
     with open_store(str(path)) as store:
@@ -600,7 +639,7 @@ def test_a_version_4_store_gets_its_open_requests_from_awaiting(tmp_path: Path) 
         after = store.apply(_wire(2, "request.resolved", turn="T1")).after
         assert (after.awaiting, after.open_requests) == (None, ())
     conn = sqlite3.connect(path)
-    assert conn.execute("SELECT version FROM schema_version").fetchall() == [(5,)]
+    assert conn.execute("SELECT version FROM schema_version").fetchall() == [(6,)]
     assert conn.execute("SELECT open_requests FROM sessions ORDER BY ord").fetchall() == [("[]",), ("[]",)]
     conn.close()
 

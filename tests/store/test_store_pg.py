@@ -24,7 +24,7 @@ from store_support import (
 )
 
 from statemachine import OutcomeKind, SessionProjector
-from statemachine.core.record import event_digest_hex
+from statemachine.core.record import event_digest_hex, legacy_digest_hex
 from statemachine.spec.invariants import state_violations
 from statemachine.spec.load import builtin_spec
 from statemachine.store import ReplayProgress, StoreError, open_store
@@ -56,7 +56,7 @@ def test_generated_stream_equals_the_projector(cluster: PgCluster) -> None:
     events = generate_stream(3000, 10, seed=21)
     with open_store(url, max_event_ids=30, max_finished_turns=4) as store:
         outcomes = apply_in_batches(store, events, seed=4)
-        projector = SessionProjector(max_event_ids=30, max_finished_turns=4)
+        projector = SessionProjector(max_event_ids=30, max_finished_turns=4, event_id_key=store.event_id_key)
         expected = projector.apply_all(events)
         assert [(o.kind, o.after, o.reason) for o in outcomes] == [(o.kind, o.after, o.reason) for o in expected]
         assert_equals_projector(store, projector)
@@ -78,7 +78,7 @@ def test_a_version_2_database_has_its_event_ids_digested(cluster: PgCluster) -> 
         conn.execute("INSERT INTO seen_events (thread_id, seq, event_id) VALUES ('t', 1, 'e-1'), ('t', 2, 'e-2')")
     with open_store(url) as store:
         thread = store.thread("t")
-        assert thread is not None and thread.seen_event_digests == (event_digest_hex("e-1"), event_digest_hex("e-2"))
+        assert thread is not None and thread.seen_event_digests == (legacy_digest_hex("e-1"), legacy_digest_hex("e-2"))
         duplicate = {"eventId": "e-1", "type": "session.started", "provider": "codex", "threadId": "t",
                      "createdAt": "2026-11-20T10:00:00Z"}
         assert store.apply(duplicate).kind is OutcomeKind.DUPLICATE
@@ -137,7 +137,8 @@ def test_four_workers_racing_over_shared_threads_equal_one_worker(cluster: PgClu
     plus every noise eventId. Threads may be created in another order (rows are compared by thread).
     """
     url = fresh_database(cluster)
-    open_store(url).close()
+    with open_store(url) as first:
+        key = first.event_id_key  # the store's eventId digest key: the projector's digests must compare
     rng = random.Random(31)
     events = generate_stream(50_000, 120, seed=31)
     per_thread: dict[str, list[dict[str, Any]]] = {}
@@ -197,7 +198,7 @@ def test_four_workers_racing_over_shared_threads_equal_one_worker(cluster: PgClu
             w.join(timeout=60)
     assert all(w.exitcode == 0 for w in workers)
 
-    projector = SessionProjector()
+    projector = SessionProjector(event_id_key=key)
     expected = projector.apply_all(events)
     # Every original event's outcome is the single-worker one, and threads did hop workers.
     got_kinds: dict[str, list[str]] = {t: [] for t in per_thread}
@@ -227,7 +228,7 @@ def test_four_workers_racing_over_shared_threads_equal_one_worker(cluster: PgClu
     spec = builtin_spec()
     for t in stored:
         assert state_violations(spec, t.session, frozenset(t.finished_turns)) == []
-    noise_digests = {t: {event_digest_hex(e) for e in ids} for t, ids in noise.items()}
+    noise_digests = {t: {event_digest_hex(e, key) for e in ids} for t, ids in noise.items()}
 
     def split(t: Any) -> tuple[Any, ...]:
         own = noise_digests[t.session.thread_id]
@@ -264,7 +265,7 @@ def test_the_server_going_away_mid_apply_is_a_store_error_and_work_resumes(clust
         cluster.start()
         assert _dump(url) == before  # no partial row of the failed batch
         store.apply_all(events[400:])  # the same store object reconnects
-        projector = SessionProjector()
+        projector = SessionProjector(event_id_key=store.event_id_key)
         projector.apply_all(events)
         assert_equals_projector(store, projector)
     finally:
@@ -280,6 +281,12 @@ def test_a_replay_killed_at_random_points_ends_where_an_uninterrupted_one_does(c
     reference_url, crashed_url = fresh_database(cluster), fresh_database(cluster)
     reference = run_cli(["replay", "--json", "--store", reference_url, "--batch", "8", str(log)])
     argv = ["replay", "--json", "--store", crashed_url, "--batch", "8", str(log)]
+    # Each store keys its eventId digests with a random key of its own: the crashed one gets the
+    # reference's, so that the two databases can be compared row for row.
+    open_store(crashed_url).close()
+    with psycopg.connect(reference_url) as ref, psycopg.connect(crashed_url, autocommit=True) as crashed:
+        key = ref.execute("SELECT value FROM store_meta WHERE key = 'eventIdKey'").fetchone()
+        crashed.execute("UPDATE store_meta SET value = %s WHERE key = 'eventIdKey'", key)
 
     polling: list[Any] = []
 
@@ -329,9 +336,9 @@ _ASKING = [_ev(1, "turn.started", turn="T1"), _ev(2, "request.opened", turn="T1"
 
 def test_open_requests_round_trip_through_postgresql(cluster: PgCluster) -> None:
     url = fresh_database(cluster)
-    projector = SessionProjector()
-    projector.apply_all(_ASKING)
     with open_store(url) as store:
+        projector = SessionProjector(event_id_key=store.event_id_key)
+        projector.apply_all(_ASKING)
         store.apply_all(_ASKING[:2])
         store.apply_all(_ASKING[2:])
     with open_store(url) as store:
@@ -360,7 +367,7 @@ def test_a_version_4_database_gets_its_open_requests_from_awaiting(cluster: PgCl
         assert store.get("t1") is not None and store["t1"].open_requests == ((None, "approval"),)
         assert store["t2"].open_requests == ()
     with psycopg.connect(url) as conn:
-        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(5,)]
+        assert conn.execute("SELECT version FROM schema_version").fetchall() == [(6,)]
         rows = conn.execute("SELECT thread_id, open_requests FROM sessions ORDER BY ord").fetchall()
         assert [(t, json.loads(r)) for t, r in rows] == [("t1", [{"requestId": None, "kind": "approval"}]),
                                                           ("t2", [])]
