@@ -138,9 +138,10 @@ class EventParser:
         return build_event(Event, (event_id, type_, provider, thread_id, created_at, turn_id, payload, trigger,
                                   created_dt, self))
 
-    def _trigger(self, type_: str, payload: Mapping[str, Any]) -> str | None:
+    def _trigger(self, type_: str, payload: Mapping[str, Any], clean: bool = False) -> str | None:
         """The machine trigger of a valid envelope, its payload checked against the spec when the
-        type is a lifecycle one; None for any other type."""
+        type is a lifecycle one; None for any other type. `clean`: the payload was decoded from a
+        line that can hold no NUL and no lone surrogate (`line_reader`), so its texts are storable."""
         if not payload:
             # The common empty payload: the answer per type is computed once.
             trigger = self._empty.get(type_, _UNKNOWN)
@@ -155,10 +156,11 @@ class EventParser:
             # An empty payload refused for this type is not remembered: checked every time, as here.
             with contextlib.suppress(EventError):
                 self._empty[type_] = self._trigger_by_plan(type_, plan, payload)
-        return self._trigger_by_plan(type_, plan, payload)
+        return self._trigger_by_plan(type_, plan, payload, clean)
 
     @staticmethod
-    def _trigger_by_plan(type_: str, plan: tuple[tuple[Any, ...], ...], payload: Mapping[str, Any]) -> str:
+    def _trigger_by_plan(type_: str, plan: tuple[tuple[Any, ...], ...], payload: Mapping[str, Any],
+                         clean: bool = False) -> str:
         trigger = type_
         for name, where, required, default, wanted, type_name, enum, selects in plan:
             value = payload.get(name)
@@ -168,7 +170,7 @@ class EventParser:
                 value = default
                 if value is None:
                     continue
-            elif type(value) is str:
+            elif not clean and type(value) is str:
                 _storable(value, where)  # the wire's text may become session state
             if wanted is not None and not isinstance(value, wanted):
                 raise EventError(where, f"must be a {'string or an integer' if type_name == 'id' else type_name}, "
@@ -294,7 +296,10 @@ class EventParser:
                 return full(line)  # the full reading's answer: its EventError, or the event
             if payload is None:
                 payload = empty
-            return new(Event, (eid, type_, prov, tid, cat, turn, payload, trigger_of(type_, payload), dt, parser))
+            # The same line fact as for the envelope: without a `\u` escape (and, in text, only
+            # ASCII), no payload text can hold a NUL or a lone surrogate.
+            trigger = trigger_of(type_, payload, not escaped)
+            return new(Event, (eid, type_, prov, tid, cat, turn, payload, trigger, dt, parser))
 
         return read
 
