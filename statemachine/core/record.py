@@ -57,7 +57,8 @@ PROCESS_KEY = new_key()
 def check_key(key: object) -> bytes:
     """`key` if it is an eventId digest key (16 bytes); raises ValueError otherwise."""
     if type(key) is not bytes or len(key) != KEY_SIZE:
-        raise ValueError(f"an eventId digest key must be {KEY_SIZE} bytes")
+        got = f"{len(key)} bytes" if type(key) is bytes else type(key).__name__
+        raise ValueError(f"event_id_key (the eventId digest key) must be {KEY_SIZE} bytes, got {got}")
     return key
 
 

@@ -118,6 +118,8 @@ def test_the_digest_is_blake2b_64_salted_with_the_key() -> None:
     assert legacy_digest("evt-1") == hashlib.blake2b(b"evt-1", digest_size=16).digest()
     with pytest.raises(ValueError, match="16 bytes"):
         event_digest("evt-1", b"short")
+    with pytest.raises(ValueError, match=r"event_id_key .* must be 16 bytes, got str"):
+        SessionProjector(event_id_key="k" * 16)  # type: ignore[arg-type]
 
 
 def test_a_record_with_older_digests_tests_new_ids_against_both_and_keeps_its_order() -> None:
