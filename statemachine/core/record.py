@@ -20,7 +20,8 @@ from statemachine.core.event import parse_timestamp
 from statemachine.core.session import Session
 
 __all__ = ["DIGEST_SIZE", "KEY_SIZE", "LEGACY_DIGEST_SIZE", "PROCESS_KEY", "BoundedSet", "ThreadRecord",
-           "check_key", "event_digest", "event_digest_hex", "legacy_digest", "legacy_digest_hex", "new_key"]
+           "check_key", "event_digest", "event_digest_hex", "key_from_hex", "legacy_digest", "legacy_digest_hex",
+           "new_key"]
 
 K = TypeVar("K", bound=Hashable)
 
@@ -60,6 +61,14 @@ def check_key(key: object) -> bytes:
         got = f"{len(key)} bytes" if type(key) is bytes else type(key).__name__
         raise ValueError(f"event_id_key (the eventId digest key) must be {KEY_SIZE} bytes, got {got}")
     return key
+
+
+def key_from_hex(text: object) -> bytes | None:
+    """The key spelled by `text` as snapshots and stores keep it (32 lowercase hex digits), or None
+    when it spells none. The one reading of a saved key, for both."""
+    if type(text) is not str or len(text) != KEY_SIZE * 2 or text.strip("0123456789abcdef"):
+        return None
+    return bytes.fromhex(text)
 
 
 def _encoded(event_id: str) -> bytes:

@@ -53,6 +53,7 @@ from statemachine.core.record import (
     LEGACY_DIGEST_SIZE,
     PROCESS_KEY,
     event_digest_hex,
+    key_from_hex,
 )
 from statemachine.core.session import (
     FIELDS,
@@ -115,7 +116,6 @@ _REQUEST_FIELDS = ("requestId", "kind")
 _SESSION_FIELDS = {f.wire: f.attr for f in FIELDS if f.wire not in _ORCHESTRATOR_FIELDS}
 _HEX_DIGEST = re.compile(f"[0-9a-f]{{{DIGEST_SIZE * 2}}}|[0-9a-f]{{{LEGACY_DIGEST_SIZE * 2}}}")
 _HEX_LEGACY_DIGEST = re.compile(f"[0-9a-f]{{{LEGACY_DIGEST_SIZE * 2}}}")
-_HEX_KEY = re.compile(f"[0-9a-f]{{{KEY_SIZE * 2}}}")
 _REQUIRED_SESSION_FIELDS = tuple(f.wire for f in FIELDS if f.always and f.wire not in _ORCHESTRATOR_FIELDS)
 _TOP_FIELDS = ("format", "version", "spec", "specDigest", "maxEventIds", "maxFinishedTurns", "eventIdDigest",
                "eventIdKey", "threads", "tombstones")
@@ -525,11 +525,11 @@ def decode(data: object, spec: Spec, limits: Limits) -> Decoded:
                                                  f"got {str(scheme)[:64]!r}")
     if version >= 7:
         raw_key = _field(obj, "eventIdKey", "")
-        if not isinstance(raw_key, str) or _HEX_KEY.fullmatch(raw_key) is None:
+        key = key_from_hex(raw_key)
+        if key is None:
             shown = f"text of {len(raw_key)} characters" if isinstance(raw_key, str) else _type_name(raw_key)
             raise SnapshotError("eventIdKey", f"must be {KEY_SIZE * 2} lowercase hex digits (the eventId digest "
                                               f"key), got {shown}")
-        key = bytes.fromhex(raw_key)
         limits = replace(limits, event_id_key=key)
     raw_threads = _field(obj, "threads", "")
     if not isinstance(raw_threads, list):

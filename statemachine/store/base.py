@@ -22,7 +22,7 @@ from typing import Any, Literal, Protocol, TypeVar
 from statemachine.core.clock import DEFAULT_MAX_CLOCK_SKEW, Clock
 from statemachine.core.event import MAX_ID_LENGTH, Event, EventError
 from statemachine.core.outcome import Outcome, OutcomeKind
-from statemachine.core.record import KEY_SIZE, ThreadRecord
+from statemachine.core.record import KEY_SIZE, ThreadRecord, key_from_hex
 from statemachine.core.session import FIELDS, MAX_OPEN_REQUESTS, Session
 from statemachine.engine.boundary import EngineName
 from statemachine.runtime.observers import Observers
@@ -916,10 +916,11 @@ def _key(meta: Mapping[str, str]) -> bytes:
     text = meta.get("eventIdKey")
     if text is None:
         raise StoreError("opening the store", "store_meta has no eventIdKey: the database is damaged")
-    if len(text) != KEY_SIZE * 2 or text.strip("0123456789abcdef"):
+    key = key_from_hex(text)
+    if key is None:
         raise StoreError("opening the store", f"store_meta eventIdKey is not {KEY_SIZE * 2} lowercase hex digits: "
                          "the database is damaged")
-    return bytes.fromhex(text)
+    return key
 
 
 def _cap(meta: Mapping[str, str], key: str) -> int:
