@@ -20,8 +20,8 @@ from statemachine.core.event import parse_timestamp
 from statemachine.core.session import Session
 
 __all__ = ["DIGEST_SIZE", "KEY_SIZE", "LEGACY_DIGEST_SIZE", "PROCESS_KEY", "BoundedSet", "ThreadRecord",
-           "check_key", "event_digest", "event_digest_hex", "key_from_hex", "legacy_digest", "legacy_digest_hex",
-           "new_key"]
+           "check_key", "digest_from_hex", "event_digest", "event_digest_hex", "key_from_hex", "legacy_digest",
+           "legacy_digest_hex", "new_key"]
 
 K = TypeVar("K", bound=Hashable)
 
@@ -63,12 +63,24 @@ def check_key(key: object) -> bytes:
     return key
 
 
+def _lower_hex(text: object, lengths: tuple[int, ...]) -> bytes | None:
+    """The bytes spelled by `text` in lowercase hex, when it is that many bytes long; else None."""
+    if type(text) is not str or len(text) not in lengths or text.strip("0123456789abcdef"):
+        return None
+    return bytes.fromhex(text)
+
+
+def digest_from_hex(text: object, *, legacy_only: bool = False) -> bytes | None:
+    """The eventId digest spelled by `text` as snapshots, stores and `seed()` keep it: 16 lowercase
+    hex digits, or 32 for an older unkeyed one (only those with `legacy_only`); None when it spells
+    none. The one reading of a saved digest."""
+    return _lower_hex(text, (LEGACY_DIGEST_SIZE * 2,) if legacy_only else (DIGEST_SIZE * 2, LEGACY_DIGEST_SIZE * 2))
+
+
 def key_from_hex(text: object) -> bytes | None:
     """The key spelled by `text` as snapshots and stores keep it (32 lowercase hex digits), or None
     when it spells none. The one reading of a saved key, for both."""
-    if type(text) is not str or len(text) != KEY_SIZE * 2 or text.strip("0123456789abcdef"):
-        return None
-    return bytes.fromhex(text)
+    return _lower_hex(text, (KEY_SIZE * 2,))
 
 
 def _encoded(event_id: str) -> bytes:

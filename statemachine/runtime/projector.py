@@ -15,7 +15,7 @@ from typing import Any
 from statemachine.core.clock import CREATED_IN_FUTURE, DEFAULT_MAX_CLOCK_SKEW, Clock
 from statemachine.core.event import Event, EventError
 from statemachine.core.outcome import Outcome, OutcomeKind
-from statemachine.core.record import DIGEST_SIZE, LEGACY_DIGEST_SIZE, event_digest
+from statemachine.core.record import DIGEST_SIZE, LEGACY_DIGEST_SIZE, digest_from_hex, event_digest
 from statemachine.core.session import Session
 from statemachine.engine.boundary import EngineName
 from statemachine.runtime.observers import Observer, ObserverErrorHandler, Observers, ObserveWhat
@@ -284,7 +284,7 @@ class SessionProjector:
         if digests and hexes:
             raise ValueError("seed() takes seen_event_ids or seen_event_digests, not both")
         for i, text in enumerate(hexes):
-            digest = _digest_from_hex(text)
+            digest = digest_from_hex(text)
             if digest is None:
                 raise EventError(f"seenEventDigests[{i}]", f"not {DIGEST_SIZE * 2} or {LEGACY_DIGEST_SIZE * 2} "
                                  f"lowercase hex digits: {str(text)[:64]!r}")
@@ -408,18 +408,6 @@ class SessionProjector:
         for tomb in decoded.tombstones:
             bury(pipeline, tomb)
         return projector
-
-
-def _digest_from_hex(text: object) -> bytes | None:
-    """The digest spelled by `text` (16 lowercase hex digits, or 32 for an older unkeyed digest),
-    or None if it spells none."""
-    if not isinstance(text, str) or len(text) not in (DIGEST_SIZE * 2, LEGACY_DIGEST_SIZE * 2) or text != text.lower():
-        return None
-    try:
-        digest = bytes.fromhex(text)
-    except ValueError:
-        return None
-    return digest if len(digest) * 2 == len(text) else None  # fromhex skips spaces
 
 
 __all__ += ["EventError"]

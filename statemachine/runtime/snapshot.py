@@ -40,7 +40,6 @@ and version 1 without its spec content checked.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -52,6 +51,7 @@ from statemachine.core.record import (
     KEY_SIZE,
     LEGACY_DIGEST_SIZE,
     PROCESS_KEY,
+    digest_from_hex,
     event_digest_hex,
     key_from_hex,
 )
@@ -114,8 +114,6 @@ _ORCHESTRATOR_FIELDS = ("pendingTurn", "awaiting", "openRequests")
 _REQUEST_FIELDS = ("requestId", "kind")
 # The other fields, text or null (`statemachine.core.session.FIELDS`), by wire name.
 _SESSION_FIELDS = {f.wire: f.attr for f in FIELDS if f.wire not in _ORCHESTRATOR_FIELDS}
-_HEX_DIGEST = re.compile(f"[0-9a-f]{{{DIGEST_SIZE * 2}}}|[0-9a-f]{{{LEGACY_DIGEST_SIZE * 2}}}")
-_HEX_LEGACY_DIGEST = re.compile(f"[0-9a-f]{{{LEGACY_DIGEST_SIZE * 2}}}")
 _REQUIRED_SESSION_FIELDS = tuple(f.wire for f in FIELDS if f.always and f.wire not in _ORCHESTRATOR_FIELDS)
 _TOP_FIELDS = ("format", "version", "spec", "specDigest", "maxEventIds", "maxFinishedTurns", "eventIdDigest",
                "eventIdKey", "threads", "tombstones")
@@ -260,7 +258,6 @@ def _ids(value: object, path: str, cap: int, cap_name: str, max_length: int,
     digests (16 lowercase hex digits, or 32 for an older unkeyed one; only 32 before version 7);
     never repeated, never more than the cap. With `text`, ids that the parser would pass into
     session state (`_storable`)."""
-    pattern = _HEX_DIGEST if version >= 7 else _HEX_LEGACY_DIGEST
     if not isinstance(value, list):
         raise SnapshotError(path, f"must be a JSON array, got {_type_name(value)}")
     if len(value) > cap:
@@ -269,7 +266,7 @@ def _ids(value: object, path: str, cap: int, cap_name: str, max_length: int,
     seen: set[str] = set()
     for i, item in enumerate(value):
         if digests:
-            if not isinstance(item, str) or pattern.fullmatch(item) is None:
+            if digest_from_hex(item, legacy_only=version < 7) is None:
                 shown = repr(item[:64]) if isinstance(item, str) else _type_name(item)
                 lengths = (f"{DIGEST_SIZE * 2} or {LEGACY_DIGEST_SIZE * 2}" if version >= 7
                            else f"{LEGACY_DIGEST_SIZE * 2}")
